@@ -1,0 +1,161 @@
+"""Checkpoint formats.  Loading never unpickles objects.
+
+* **Release** (serving): one ``.safetensors`` file.  The tensors are the model's
+  weights (fp16 or fp32); the safetensors header carries JSON strings for the model
+  config, the vocabulary and the metadata (training data, steps, dev perplexity and
+  F1, default layer and decoder), plus a SHA-256 of the weights that is verified on
+  load.
+* **Resume** (training): one ``torch.save`` file of plain data only (tensors, dicts,
+  lists, numbers, strings): model and optimizer state, scheduler state, step, RNG
+  states, configs, vocabulary.  It is read with ``torch.load(weights_only=True)``,
+  which refuses any pickled object.
+
+Both are written atomically (temporary file, fsync, rename), so a crash mid-write
+leaves the previous file intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import pickle
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+
+from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from models.vocab import Vocab
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "onlstm-release-1"
+RESUME_FORMAT = "onlstm-resume-1"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Release:
+    """What a release checkpoint holds, ready to use."""
+
+    model: ONLSTMLanguageModel
+    vocab: Vocab
+    metadata: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def weights_digest(state: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over the tensors' names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        tensor = state[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return digest.hexdigest()
+
+
+def atomic_write(path: Path, write) -> None:
+    """Call ``write(temporary_path)``, fsync it, then rename it over ``path``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        write(temporary)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+    finally:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+
+
+def save_release(
+    path: Path,
+    model: ONLSTMLanguageModel,
+    vocab: Vocab,
+    metadata: dict[str, Any] | None = None,
+    dtype: torch.dtype = torch.float16,
+) -> None:
+    """Write a serving checkpoint (weights in ``dtype``)."""
+    if len(vocab) != model.config.vocab_size:
+        raise ValueError(f"vocabulary has {len(vocab)} tokens but the model expects {model.config.vocab_size}")
+    state = {name: tensor.detach().to("cpu", dtype).contiguous() for name, tensor in model.state_dict().items()}
+    header = {
+        "format": FORMAT,
+        "config": json.dumps(model.config.to_dict()),
+        "vocab": json.dumps(vocab.itos, ensure_ascii=False),
+        "metadata": json.dumps(metadata or {}),
+        "sha256": weights_digest(state),
+    }
+    atomic_write(Path(path), lambda temporary: save_file(state, temporary, metadata=header))
+
+
+def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
+    """Read a serving checkpoint; every problem is a ``CheckpointError`` naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file (train one with `onlstm train`, or check the path)")
+    try:
+        with safe_open(str(path), framework="pt") as opened:
+            header = opened.metadata() or {}
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({error})") from None
+    if header.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not an ON-LSTM release checkpoint (format {header.get('format')!r})")
+    try:
+        config = ONLSTMConfig.from_dict(json.loads(header["config"]))
+        vocab = Vocab(json.loads(header["vocab"]))
+        metadata = json.loads(header.get("metadata", "{}"))
+    except (KeyError, ValueError, TypeError) as error:
+        raise CheckpointError(f"{path}: damaged header ({error})") from None
+    if header.get("sha256") != weights_digest(state):
+        raise CheckpointError(f"{path}: the weights do not match their recorded SHA-256; the file is corrupted")
+    if len(vocab) != config.vocab_size:
+        raise CheckpointError(f"{path}: vocabulary of {len(vocab)} tokens, but the model expects {config.vocab_size}")
+    model = ONLSTMLanguageModel(config)
+    try:
+        model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
+    except RuntimeError as error:
+        raise CheckpointError(f"{path}: weights do not fit the recorded config ({error})") from None
+    model.to(device).eval()
+    return Release(model=model, vocab=vocab, metadata=metadata, path=path)
+
+
+def save_resume(path: Path, payload: dict[str, Any]) -> None:
+    """Write a training checkpoint (plain data only) atomically."""
+    payload = {"format": RESUME_FORMAT, **payload}
+    atomic_write(Path(path), lambda temporary: torch.save(payload, temporary))
+
+
+def load_resume(path: Path) -> dict[str, Any]:
+    """Read a training checkpoint with ``weights_only=True``: pickled objects are refused."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such training checkpoint")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise CheckpointError(
+            f"{path}: refused: the file holds pickled objects, which are never executed here ({error})"
+        ) from None
+    except (RuntimeError, EOFError, OSError, ValueError) as error:
+        raise CheckpointError(f"{path}: truncated or corrupted training checkpoint ({error})") from None
+    if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
+        raise CheckpointError(f"{path}: not an ON-LSTM training checkpoint")
+    return payload

@@ -1,0 +1,276 @@
+"""The ON-LSTM language model (Shen, Tan, Sordoni and Courville, "Ordered Neurons",
+ICLR 2019), with the AWD-LSTM regularisers it is trained with.
+
+Equations 9-14 of the paper, per layer and time step, with ``x`` the input and
+``h, c`` the previous state:
+
+    f~ = cumax(W_f~ x + U_f~ h + b_f~)          master forget gate, one value per chunk
+    i~ = 1 - cumax(W_i~ x + U_i~ h + b_i~)      master input gate
+    w  = f~ * i~                                overlap
+    f^ = f * w + (f~ - w)                       f, i, o: the usual sigmoid gates
+    i^ = i * w + (i~ - w)
+    c  = f^ * c_prev + i^ * tanh(W_c x + U_c h + b_c)
+    h  = o * tanh(c)
+
+with ``cumax(x) = cumsum(softmax(x))``.  A master-gate value is shared by the
+``chunk_size`` neurons of a chunk.  The syntactic distance of token t in a layer is
+``d_t = 1 - mean_k f~_t,k``: a large value means the token closes many high-level
+constituents, which ``models.tree`` turns into a binary tree.
+
+Shapes: ``B`` batch, ``T`` time, ``E`` embedding size, ``H`` hidden size, ``V`` vocabulary.
+Inputs are batch-first ``(B, T)``; everything returned is batch-first too.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, fields
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+@dataclass
+class ONLSTMConfig:
+    vocab_size: int = 10000  # rows of the (tied) embedding and output matrices
+    embedding_size: int = 400  # E; also the last layer's hidden size, for weight tying
+    hidden_size: int = 1150  # H of every layer but the last
+    n_layers: int = 3  # stacked ON-LSTM layers
+    chunk_size: int = 10  # neurons that share one master-gate value; must divide every layer's size
+    dropout_output: float = 0.4  # locked dropout on the last layer's output (paper: 0.45)
+    dropout_hidden: float = 0.3  # locked dropout between layers
+    dropout_input: float = 0.5  # locked dropout on the embeddings fed to the first layer
+    dropout_embedding: float = 0.1  # drops whole words from the embedding matrix
+    dropconnect: float = 0.45  # DropConnect on the hidden-to-hidden weights, one mask per forward
+
+    def __post_init__(self) -> None:
+        if self.n_layers < 1:
+            raise ValueError("n_layers must be at least 1")
+        for size in {self.embedding_size, self.hidden_size}:
+            if size % self.chunk_size:
+                raise ValueError(f"chunk_size {self.chunk_size} must divide the layer size {size}")
+
+    def layer_sizes(self) -> list[tuple[int, int]]:
+        """(input size, hidden size) of each layer; the last one outputs E for weight tying."""
+        sizes = []
+        for layer in range(self.n_layers):
+            input_size = self.embedding_size if layer == 0 else self.hidden_size
+            hidden_size = self.embedding_size if layer == self.n_layers - 1 else self.hidden_size
+            sizes.append((input_size, hidden_size))
+        return sizes
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> ONLSTMConfig:
+        known = {field.name for field in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown model config fields {sorted(unknown)}; is the checkpoint from a newer version?")
+        return cls(**values)
+
+
+State = list[tuple[Tensor, Tensor]]  # per layer (h, c), each (B, layer hidden size)
+
+
+class LMOutput(NamedTuple):
+    hidden: Tensor  # (B, T, E) last layer's output after output dropout: feed to ``logits``
+    raw_hidden: Tensor  # (B, T, E) the same before dropout (for temporal activation regularisation)
+    state: State  # per layer (h, c) after the last valid step of each sequence
+    distances: Tensor  # (L, B, T) 1 - mean(master forget gate): the syntactic distances
+    input_distances: Tensor  # (L, B, T) mean(master input gate), the input-gate counterpart
+
+
+def cumax(x: Tensor, dim: int = -1) -> Tensor:
+    """Cumulative softmax: a monotonically non-decreasing vector from 0 to 1."""
+    return torch.cumsum(F.softmax(x, dim=dim), dim=dim)
+
+
+class ONLSTMCell(nn.Module):
+    """One ON-LSTM layer.  The input projection of all time steps is computed in one
+    matrix product before the loop over time; only ``U h`` stays inside it."""
+
+    def __init__(self, input_size: int, hidden_size: int, chunk_size: int, dropconnect: float = 0.0):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.chunk_size = chunk_size
+        self.n_chunks = hidden_size // chunk_size
+        self.dropconnect = dropconnect
+        # Rows: [master input (n_chunks), master forget (n_chunks), o, c_hat, i, f (H each)].
+        gate_size = 4 * hidden_size + 2 * self.n_chunks
+        self.input_projection = nn.Linear(input_size, gate_size)
+        self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for parameter in (self.input_projection.weight, self.input_projection.bias, self.weight_hh):
+            nn.init.uniform_(parameter, -bound, bound)
+
+    def step(self, projected: Tensor, weight_hh: Tensor, h: Tensor, c: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """One time step.
+
+        Args:
+            projected: (B, G) ``W x + b`` for this step.
+            weight_hh: (G, H) hidden-to-hidden weights (with DropConnect applied).
+            h, c: (B, H) previous state.
+        Returns:
+            h, c: (B, H); forget_distance, input_distance: (B,).
+        """
+        gates = projected + h @ weight_hh.t()
+        n = self.n_chunks
+        master_input = 1.0 - cumax(gates[:, :n])
+        master_forget = cumax(gates[:, n : 2 * n])
+        out_gate, cell_hat, in_gate, forget_gate = gates[:, 2 * n :].view(-1, 4 * n, self.chunk_size).chunk(4, dim=1)
+        overlap = (master_forget * master_input).unsqueeze(-1)  # (B, n, 1) broadcasts over a chunk
+        forget_hat = torch.sigmoid(forget_gate) * overlap + (master_forget.unsqueeze(-1) - overlap)
+        input_hat = torch.sigmoid(in_gate) * overlap + (master_input.unsqueeze(-1) - overlap)
+        c = forget_hat * c.view(-1, n, self.chunk_size) + input_hat * torch.tanh(cell_hat)
+        h = torch.sigmoid(out_gate) * torch.tanh(c)
+        forget_distance = 1.0 - master_forget.mean(dim=-1)
+        input_distance = master_input.mean(dim=-1)
+        return h.reshape(-1, self.hidden_size), c.reshape(-1, self.hidden_size), forget_distance, input_distance
+
+    def forward(
+        self, inputs: Tensor, state: tuple[Tensor, Tensor], lengths: Tensor | None = None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor, Tensor]:
+        """Run the layer over a sequence.
+
+        Args:
+            inputs: (T, B, input_size), time-major.
+            state: (h, c), each (B, H).
+            lengths: (B,) valid steps per sequence, or None if all are T.  Padded steps
+                do not change the state, so the returned state is the one after each
+                sequence's last valid step.
+        Returns:
+            outputs (T, B, H); the new state; forget and input distances, each (T, B).
+        """
+        steps = inputs.size(0)
+        projected = self.input_projection(inputs)  # (T, B, G) in one matrix product
+        weight_hh = F.dropout(self.weight_hh, self.dropconnect, self.training) if self.dropconnect else self.weight_hh
+        h, c = state
+        outputs, forget_distances, input_distances = [], [], []
+        for t in range(steps):
+            new_h, new_c, forget_distance, input_distance = self.step(projected[t], weight_hh, h, c)
+            if lengths is not None:
+                valid = (t < lengths).unsqueeze(-1)
+                new_h = torch.where(valid, new_h, h)
+                new_c = torch.where(valid, new_c, c)
+            h, c = new_h, new_c
+            outputs.append(h)
+            forget_distances.append(forget_distance)
+            input_distances.append(input_distance)
+        return torch.stack(outputs), (h, c), torch.stack(forget_distances), torch.stack(input_distances)
+
+
+def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Variational dropout on (T, B, H): one mask per sequence, the same at every step."""
+    if not training or p == 0.0:
+        return x
+    mask = x.new_empty(1, x.size(1), x.size(2)).bernoulli_(1.0 - p) / (1.0 - p)
+    return x * mask
+
+
+def embedding_dropout(embedding: nn.Embedding, ids: Tensor, p: float, training: bool) -> Tensor:
+    """Drop whole words: rows of the embedding matrix, rescaled (Gal and Ghahramani 2016)."""
+    weight = embedding.weight
+    if training and p > 0.0:
+        mask = weight.new_empty(weight.size(0), 1).bernoulli_(1.0 - p) / (1.0 - p)
+        weight = weight * mask
+    return F.embedding(ids, weight)
+
+
+class ONLSTMLanguageModel(nn.Module):
+    """Embedding -> stacked ON-LSTM -> tied output projection."""
+
+    def __init__(self, config: ONLSTMConfig):
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.layers = nn.ModuleList(
+            ONLSTMCell(input_size, hidden_size, config.chunk_size, config.dropconnect)
+            for input_size, hidden_size in config.layer_sizes()
+        )
+        self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
+
+    def init_state(self, batch_size: int) -> State:
+        weight = self.embedding.weight
+        return [
+            (weight.new_zeros(batch_size, layer.hidden_size), weight.new_zeros(batch_size, layer.hidden_size))
+            for layer in self.layers
+        ]
+
+    def forward(self, ids: Tensor, lengths: Tensor | None = None, state: State | None = None) -> LMOutput:
+        """Read a batch of token ids.
+
+        Args:
+            ids: (B, T) token ids, right-padded when ``lengths`` is given.
+            lengths: (B,) number of valid tokens per row, or None.
+            state: per-layer (h, c) to continue from; None starts fresh (zeros).
+        Returns:
+            ``LMOutput``; values at padded positions are meaningless, mask them out.
+        """
+        config = self.config
+        batch_size = ids.size(0)
+        if state is None:
+            state = self.init_state(batch_size)
+        if lengths is not None:
+            lengths = lengths.to(ids.device)
+        x = embedding_dropout(self.embedding, ids.t(), config.dropout_embedding, self.training)  # (T, B, E)
+        x = locked_dropout(x, config.dropout_input, self.training)
+        new_state, forget_distances, input_distances = [], [], []
+        for index, layer in enumerate(self.layers):
+            x, layer_state, forget_distance, input_distance = layer(x, state[index], lengths)
+            new_state.append(layer_state)
+            forget_distances.append(forget_distance.t())
+            input_distances.append(input_distance.t())
+            if index < len(self.layers) - 1:
+                x = locked_dropout(x, config.dropout_hidden, self.training)
+        raw_hidden = x
+        hidden = locked_dropout(x, config.dropout_output, self.training)
+        return LMOutput(
+            hidden=hidden.transpose(0, 1),
+            raw_hidden=raw_hidden.transpose(0, 1),
+            state=new_state,
+            distances=torch.stack(forget_distances),
+            input_distances=torch.stack(input_distances),
+        )
+
+    def logits(self, hidden: Tensor) -> Tensor:
+        """(..., E) -> (..., V) with the output matrix tied to the embedding."""
+        return F.linear(hidden, self.embedding.weight, self.output_bias)
+
+    def token_nll(self, hidden: Tensor, targets: Tensor, chunk_tokens: int = 4096) -> Tensor:
+        """Negative log-likelihood of each target, (B, T) -> (B, T).
+
+        Computed in slices of ``chunk_tokens`` positions so the (tokens, V) score matrix
+        never exists whole: perplexity needs the softmax normaliser, not the probabilities.
+        """
+        flat_hidden = hidden.reshape(-1, hidden.size(-1))
+        flat_targets = targets.reshape(-1)
+        pieces = []
+        for start in range(0, flat_hidden.size(0), chunk_tokens):
+            logits = self.logits(flat_hidden[start : start + chunk_tokens]).float()
+            pieces.append(F.cross_entropy(logits, flat_targets[start : start + chunk_tokens], reduction="none"))
+        if not pieces:
+            return hidden.new_zeros(targets.shape)
+        return torch.cat(pieces).view(targets.shape)
+
+
+def activation_regularization(output: LMOutput, alpha: float, beta: float) -> Tensor:
+    """AR (alpha * mean h^2 on the dropped output) + TAR (beta * mean (h_t - h_{t-1})^2 on the raw output)."""
+    loss = output.hidden.new_zeros(())
+    if alpha:
+        loss = loss + alpha * output.hidden.pow(2).mean()
+    if beta and output.raw_hidden.size(1) > 1:
+        loss = loss + beta * (output.raw_hidden[:, 1:] - output.raw_hidden[:, :-1]).pow(2).mean()
+    return loss
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(parameter.numel() for parameter in model.parameters())

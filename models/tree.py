@@ -1,0 +1,225 @@
+"""Syntactic distances -> binary trees, in pure Python (no torch).
+
+The ON-LSTM paper (Shen et al. 2019, section 5.2) induces a tree top-down from
+the per-token distances ``d_t = 1 - mean(master forget gate at t)``: in a span,
+the token with the largest distance starts the right part, and the right part is
+``[that token, rest of the span]``.  ``greedy_spans`` implements exactly that rule
+(``numpy.argmax`` tie-breaking: the first maximum wins).
+
+``split_spans`` is an unbiased alternative (Dyer, Melis and Blunsom 2019 show the
+greedy rule favours right-branching trees): the largest distance marks a split
+*between* two tokens and both halves are built recursively.
+
+A tree is represented by its spans: ``(start, end)`` token offsets, end exclusive,
+of every constituent with two or more tokens, the whole sentence included, in
+pre-order.  ``spans_to_tree`` turns spans into an ``nltk.Tree``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Sequence
+
+from nltk import Tree
+
+Span = tuple[int, int]
+
+NODE_LABEL = "X"
+ROOT_LABEL = "S"
+
+# nltk prints "(" and ")" inside leaves verbatim, which makes the bracketed
+# string unreadable; PTB spells them -LRB- / -RRB- (and their brace/bracket kin).
+_PTB_ESCAPES = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
+_PTB_UNESCAPES = {value: key for key, value in _PTB_ESCAPES.items()}
+
+
+def _argmax(values: Sequence[float], start: int, end: int) -> int:
+    best = start
+    for index in range(start + 1, end):
+        if values[index] > values[best]:
+            best = index
+    return best
+
+
+def greedy_spans(distances: Sequence[float]) -> list[Span]:
+    """The paper's rule: in ``[lo, hi)``, ``k = argmax d`` gives ``[[lo, k), [k, [k+1, hi)]]``.
+
+    Args:
+        distances: one distance per token, length n >= 1.
+    Returns:
+        spans of length >= 2 in pre-order, ``(0, n)`` first when n >= 2.
+    """
+    spans: list[Span] = []
+
+    def build(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        spans.append((lo, hi))
+        k = _argmax(distances, lo, hi)
+        if k > lo:
+            build(lo, k)
+            # the right part [w_k, rest] is a constituent of its own
+            if hi - k >= 2:
+                spans.append((k, hi))
+        build(k + 1, hi)
+
+    build(0, len(distances))
+    return spans
+
+
+def split_spans(distances: Sequence[float]) -> list[Span]:
+    """Unbiased top-down rule: split ``[lo, hi)`` before ``k = argmax d[lo+1:hi]``.
+
+    ``distances[k]`` is read as the distance between tokens ``k-1`` and ``k``;
+    ``distances[0]`` is never used.
+    """
+    spans: list[Span] = []
+
+    def build(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        spans.append((lo, hi))
+        k = _argmax(distances, lo + 1, hi)
+        build(lo, k)
+        build(k, hi)
+
+    build(0, len(distances))
+    return spans
+
+
+DECODERS: dict[str, Callable[[Sequence[float]], list[Span]]] = {
+    "greedy": greedy_spans,
+    "split": split_spans,
+}
+
+
+def decode_spans(distances: Sequence[float], decoder: str = "greedy") -> list[Span]:
+    """Spans from distances with the named decoder (``greedy`` or ``split``)."""
+    try:
+        return DECODERS[decoder](distances)
+    except KeyError:
+        raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}") from None
+
+
+def spans_to_tree(tokens: Sequence[str], spans: Sequence[Span]) -> Tree:
+    """Build an ``nltk.Tree`` whose leaves are ``tokens`` and whose nodes are ``spans``.
+
+    ``spans`` must be a nested bracketing that includes the whole sentence (the
+    decoders here produce binary ones); their order does not matter.  The root is
+    labelled ``S``, other nodes ``X``; a one-token sentence is ``(S token)``.
+    """
+    n = len(tokens)
+    if n == 0:
+        raise ValueError("cannot build a tree over zero tokens")
+    span_set = set(spans)
+    if n >= 2 and (0, n) not in span_set:
+        raise ValueError(f"spans must include the whole sentence (0, {n})")
+
+    def child_end(start: int, parent: Span) -> int:
+        # the child starting here is the longest span strictly inside the parent
+        longest = parent[1] - 1 if start == parent[0] else parent[1]
+        for end in range(longest, start + 1, -1):
+            if (start, end) in span_set:
+                return end
+        return start + 1
+
+    def subtree(lo: int, hi: int, label: str) -> Tree:
+        children: list[Tree | str] = []
+        position = lo
+        while position < hi:
+            end = child_end(position, (lo, hi))
+            children.append(tokens[position] if end - position == 1 else subtree(position, end, NODE_LABEL))
+            position = end
+        return Tree(label, children)
+
+    return subtree(0, n, ROOT_LABEL)
+
+
+def tree_to_spans(tree: Tree) -> list[Span]:
+    """Spans of two or more leaves of any ``nltk.Tree`` (each once), sorted by (start, -end)."""
+    spans: set[Span] = set()
+
+    def walk(node: Tree | str, start: int) -> int:
+        if not isinstance(node, Tree):
+            return start + 1
+        end = start
+        for child in node:
+            end = walk(child, end)
+        if end - start >= 2:
+            spans.add((start, end))
+        return end
+
+    walk(tree, 0)
+    return sorted(spans, key=lambda span: (span[0], -span[1]))
+
+
+def tree_to_nested(tree: Tree | str) -> list | str:
+    """Nested lists of tokens: ``[["The", "cat"], ["sat"]]``-style JSON form of a tree."""
+    if not isinstance(tree, Tree):
+        return tree
+    if len(tree) == 1 and not isinstance(tree[0], Tree):
+        return tree[0]
+    return [tree_to_nested(child) for child in tree]
+
+
+def escape_token(token: str) -> str:
+    """PTB spelling of a bracket token (``(`` -> ``-LRB-``), brackets inside tokens too."""
+    if token in _PTB_ESCAPES:
+        return _PTB_ESCAPES[token]
+    return token.replace("(", "-LRB-").replace(")", "-RRB-")
+
+
+def unescape_token(token: str) -> str:
+    """Inverse of ``escape_token`` for whole PTB escape tokens (``-LRB-`` -> ``(``)."""
+    return _PTB_UNESCAPES.get(token, token)
+
+
+def to_ptb_string(tree: Tree) -> str:
+    """One-line PTB bracketed string with brackets in leaves escaped."""
+    escaped = tree.copy(deep=True)
+    for position in escaped.treepositions("leaves"):
+        escaped[position] = escape_token(escaped[position])
+    return escaped.pformat(margin=10**9)
+
+
+def left_branching_spans(n: int) -> list[Span]:
+    """``[[[w1 w2] w3] w4]``."""
+    return [(0, end) for end in range(n, 1, -1)]
+
+
+def right_branching_spans(n: int) -> list[Span]:
+    """``[w1 [w2 [w3 w4]]]``."""
+    return [(start, n) for start in range(0, n - 1)]
+
+
+def balanced_spans(n: int) -> list[Span]:
+    """Split in the middle, recursively (the left half gets the larger share, as in the
+    reference baseline: 5 words -> [[w1 w2 w3] [w4 w5]])."""
+    spans: list[Span] = []
+
+    def build(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        spans.append((lo, hi))
+        middle = (lo + hi + 1) // 2
+        build(lo, middle)
+        build(middle, hi)
+
+    build(0, n)
+    return spans
+
+
+def random_spans(n: int, rng: random.Random) -> list[Span]:
+    """A random binary tree: each split point drawn uniformly, top-down."""
+    spans: list[Span] = []
+
+    def build(lo: int, hi: int) -> None:
+        if hi - lo < 2:
+            return
+        spans.append((lo, hi))
+        split = rng.randint(lo + 1, hi - 1)
+        build(lo, split)
+        build(split, hi)
+
+    build(0, n)
+    return spans

@@ -1,0 +1,569 @@
+"""Parsing evaluation: gold preparation, bracket scoring, baselines and a CLI.
+
+The protocol is the one in ``shared/EVALUATION.md`` (the ON-LSTM paper's own):
+
+* **words mode** (the reference): the model reads only the words of each gold tree
+  (leaves tagged with one of the 36 ``WORD_TAGS``), and its binary tree over them is
+  compared with the gold tree restricted to those words;
+* **raw mode**: the model reads the full token sequence (punctuation included, traces
+  removed, PTB escapes undone); its tree is then restricted to the words
+  (``restrict_spans``) and scored exactly as in words mode.
+
+Brackets are unlabelled ``(start, end)`` spans, end exclusive, of two or more words,
+never the whole sentence.  Every figure is a percentage.
+
+The scoring functions are model-agnostic: ``evaluate_model`` takes any
+``distances_fn(token_lists) -> [sentence][layer][token]``.  Only the CLI (``main``)
+imports the model code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import random
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nltk import Tree
+
+from models.tree import (
+    balanced_spans,
+    decode_spans,
+    left_branching_spans,
+    random_spans,
+    right_branching_spans,
+    unescape_token,
+)
+from training.corpora import CorpusError, default_data_dir, ptb_split_files, read_treebank
+
+logger = logging.getLogger(__name__)
+
+Span = tuple[int, int]
+
+# Step 1 of the protocol: leaves with one of these POS tags are the words.
+# fmt: off
+WORD_TAGS = frozenset({
+    "CC", "CD", "DT", "EX", "FW", "IN", "JJ", "JJR", "JJS", "LS", "MD", "NN", "NNS", "NNP", "NNPS", "PDT", "POS", "PRP",
+    "PRP$", "RB", "RBR", "RBS", "RP", "SYM", "TO", "UH", "VB", "VBD", "VBG", "VBN", "VBP", "VBZ", "WDT", "WP", "WP$", "WRB",
+})
+# fmt: on
+TRACE_TAG = "-NONE-"
+RECALL_LABELS = ("NP", "VP", "PP", "SBAR", "ADJP")
+MODES = ("words", "raw")
+DECODER_NAMES = ("greedy", "split")
+RANDOM_SEEDS = (0, 1, 2)
+WSJ10_MAX_WORDS = 10
+MEAN_LAYER = "mean"
+
+DistancesFn = Callable[[list[list[str]]], Sequence[Sequence[Sequence[float]]]]
+
+
+# --- gold preparation -------------------------------------------------------------------
+
+
+def strip_function_tags(label: str) -> str:
+    """``NP-SBJ-1`` -> ``NP``, ``NP=2`` -> ``NP``, ``PP-LOC-CLR`` -> ``PP``.
+
+    Labels that start with ``-`` (``-NONE-``, ``-LRB-``, ``-RRB-``) are returned as they are.
+    """
+    if not label or label.startswith("-"):
+        return label
+    for index, char in enumerate(label):
+        if char in "-=":
+            return label[:index]
+    return label
+
+
+@dataclass(frozen=True)
+class GoldSentence:
+    """One gold tree prepared for scoring.
+
+    Attributes:
+        tokens: the full token sequence (traces removed, PTB escapes undone): raw-mode input.
+        word_mask: for each token, whether it is a word (its POS is in ``WORD_TAGS``).
+        words: the words, as written: words-mode input.
+        brackets: gold spans over word positions, of two or more words, not the whole sentence.
+        labelled: ``(start, end, label)`` for the same brackets, function tags stripped; a span
+            left by a collapsed unary chain carries every label of the chain.
+    """
+
+    tokens: tuple[str, ...]
+    word_mask: tuple[bool, ...]
+    words: tuple[str, ...]
+    brackets: frozenset[Span]
+    labelled: frozenset[tuple[int, int, str]] = field(default=frozenset())
+
+    @property
+    def n_words(self) -> int:
+        return len(self.words)
+
+
+def prepare_gold(tree: Tree) -> GoldSentence:
+    """Steps 1 and 3 of the protocol on one gold tree (see ``GoldSentence``).
+
+    Traces are removed; constituents with no word are dropped; a constituent whose words
+    are those of its only remaining child is the same bracket (unary chains collapse),
+    so brackets are the distinct word spans of two or more words.
+    """
+    tokens: list[str] = []
+    mask: list[bool] = []
+    labelled: set[tuple[int, int, str]] = set()
+
+    def walk(node: Tree | str, start: int) -> int:
+        """Visit ``node`` whose first word has index ``start``; return the index after its last word."""
+        if not isinstance(node, Tree):  # a bare leaf without a POS: never happens in .mrg files
+            return start
+        if len(node) == 1 and not isinstance(node[0], Tree):  # preterminal
+            tag = node.label()
+            if tag == TRACE_TAG:
+                return start
+            is_word = tag in WORD_TAGS
+            tokens.append(unescape_token(node[0]))
+            mask.append(is_word)
+            return start + 1 if is_word else start
+        end = start
+        for child in node:
+            end = walk(child, end)
+        if end - start >= 2:
+            labelled.add((start, end, strip_function_tags(node.label())))
+        return end
+
+    n_words = walk(tree, 0)
+    labelled = {item for item in labelled if (item[0], item[1]) != (0, n_words)}
+    words = tuple(token for token, is_word in zip(tokens, mask) if is_word)
+    return GoldSentence(
+        tokens=tuple(tokens),
+        word_mask=tuple(mask),
+        words=words,
+        brackets=frozenset((start, end) for start, end, _ in labelled),
+        labelled=frozenset(labelled),
+    )
+
+
+def prepare_gold_trees(trees: Iterable[Tree]) -> list[GoldSentence]:
+    """``prepare_gold`` on each tree, leaving out those without a word (logged)."""
+    prepared = []
+    skipped = 0
+    for tree in trees:
+        gold = prepare_gold(tree)
+        if gold.n_words == 0:
+            skipped += 1
+            continue
+        prepared.append(gold)
+    if skipped:
+        logger.warning("left out %d gold trees with no word", skipped)
+    return prepared
+
+
+# --- spans ------------------------------------------------------------------------------
+
+
+def restrict_spans(spans: Iterable[Span], keep_mask: Sequence[bool]) -> list[Span]:
+    """Restrict a tree over all positions to the kept positions, re-indexed over them.
+
+    Deleting the leaves that are not kept, dropping nodes left empty and collapsing
+    nodes left with one child leaves exactly the distinct kept-position yields of two
+    or more positions; this returns them in pre-order (start ascending, longer first).
+    The whole (kept) sequence is included when the input tree included it.
+    """
+    rank: list[int] = []  # rank[i] = number of kept positions before position i
+    kept = 0
+    for keep in keep_mask:
+        rank.append(kept)
+        kept += bool(keep)
+    rank.append(kept)
+    restricted = set()
+    for start, end in spans:
+        if not 0 <= start < end <= len(keep_mask):
+            raise ValueError(f"span {(start, end)} out of range for {len(keep_mask)} positions")
+        new_start, new_end = rank[start], rank[end]
+        if new_end - new_start >= 2:
+            restricted.add((new_start, new_end))
+    return sorted(restricted, key=lambda span: (span[0], -span[1]))
+
+
+def predicted_brackets(spans: Iterable[Span], n_words: int) -> frozenset[Span]:
+    """Scorable predicted brackets: spans of two or more words, not the whole sentence."""
+    return frozenset(span for span in spans if span[1] - span[0] >= 2 and span != (0, n_words))
+
+
+def sentence_brackets(gold: GoldSentence, spans: Iterable[Span], mode: str) -> frozenset[Span]:
+    """The predicted brackets of one sentence, from a tree over the mode's input tokens."""
+    _check_mode(mode)
+    if mode == "raw":
+        spans = restrict_spans(spans, gold.word_mask)
+    return predicted_brackets(spans, gold.n_words)
+
+
+def model_input(gold: GoldSentence, mode: str) -> list[str]:
+    """The tokens the model reads: the words (words mode) or every token (raw mode)."""
+    _check_mode(mode)
+    return list(gold.words if mode == "words" else gold.tokens)
+
+
+def _check_mode(mode: str) -> None:
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {list(MODES)}")
+
+
+# --- scoring ----------------------------------------------------------------------------
+
+
+def f1_score(matched: int, predicted: int, gold: int) -> float:
+    """F1 in [0, 1] with the protocol's convention: no gold bracket -> recall 1, and
+    precision 1 as well when nothing is predicted."""
+    recall = matched / gold if gold else 1.0
+    if predicted:
+        precision = matched / predicted
+    else:
+        precision = 1.0 if not gold else 0.0
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def _percent(numerator: float, denominator: float) -> float | None:
+    return 100.0 * numerator / denominator if denominator else None
+
+
+def score_brackets(golds: Sequence[GoldSentence], predictions: Sequence[frozenset[Span]]) -> dict:
+    """Score predicted brackets against the gold sentences (one prediction per sentence).
+
+    Returns a JSON-serialisable dict of percentages: ``sentence_f1`` (mean of per-sentence
+    F1), ``corpus_f1`` (from counts summed over sentences), ``wsj10_sentence_f1`` and
+    ``wsj10_corpus_f1`` (sentences of at most 10 words; ``None`` if there are none),
+    ``label_recall`` (``{label: percent or None}`` for ``RECALL_LABELS``), plus
+    ``n_sentences`` and ``n_wsj10``.
+    """
+    if len(golds) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold sentences")
+    totals = {"all": [0, 0, 0, 0.0, 0], "wsj10": [0, 0, 0, 0.0, 0]}  # matched, predicted, gold, sum F1, count
+    label_found = dict.fromkeys(RECALL_LABELS, 0)
+    label_total = dict.fromkeys(RECALL_LABELS, 0)
+    for gold, predicted in zip(golds, predictions):
+        predicted = frozenset(predicted)
+        matched = len(predicted & gold.brackets)
+        sentence_f1 = f1_score(matched, len(predicted), len(gold.brackets))
+        groups = ("all", "wsj10") if gold.n_words <= WSJ10_MAX_WORDS else ("all",)
+        for group in groups:
+            counts = totals[group]
+            counts[0] += matched
+            counts[1] += len(predicted)
+            counts[2] += len(gold.brackets)
+            counts[3] += sentence_f1
+            counts[4] += 1
+        for start, end, label in gold.labelled:
+            if label in label_total:
+                label_total[label] += 1
+                label_found[label] += (start, end) in predicted
+
+    def corpus(counts: list) -> float | None:
+        return 100.0 * f1_score(counts[0], counts[1], counts[2]) if counts[4] else None
+
+    return {
+        "sentence_f1": _percent(totals["all"][3], totals["all"][4]),
+        "corpus_f1": corpus(totals["all"]),
+        "wsj10_sentence_f1": _percent(totals["wsj10"][3], totals["wsj10"][4]),
+        "wsj10_corpus_f1": corpus(totals["wsj10"]),
+        "label_recall": {label: _percent(label_found[label], label_total[label]) for label in RECALL_LABELS},
+        "n_sentences": totals["all"][4],
+        "n_wsj10": totals["wsj10"][4],
+    }
+
+
+def score_spans(golds: Sequence[GoldSentence], trees: Sequence[Iterable[Span]], mode: str = "words") -> dict:
+    """``score_brackets`` for trees given as spans over each sentence's model input."""
+    return score_brackets(golds, [sentence_brackets(gold, spans, mode) for gold, spans in zip(golds, trees)])
+
+
+def _mean_metrics(reports: Sequence[dict]) -> dict:
+    """Field-by-field mean of several ``score_brackets`` results."""
+
+    def mean(values: list) -> float | None:
+        values = [value for value in values if value is not None]
+        return sum(values) / len(values) if values else None
+
+    first = reports[0]
+    merged: dict = {}
+    for key, value in first.items():
+        if isinstance(value, dict):
+            merged[key] = {name: mean([report[key][name] for report in reports]) for name in value}
+        elif key.startswith("n_"):
+            merged[key] = value
+        else:
+            merged[key] = mean([report[key] for report in reports])
+    return merged
+
+
+# --- baselines --------------------------------------------------------------------------
+
+
+BASELINES: dict[str, Callable[[int], list[Span]]] = {
+    "left-branching": left_branching_spans,
+    "right-branching": right_branching_spans,
+    "balanced": balanced_spans,
+}
+
+
+def evaluate_baselines(golds: Sequence[GoldSentence], mode: str = "words") -> list[dict]:
+    """Left-branching, right-branching, balanced and random (mean of seeds 0, 1, 2) trees.
+
+    The trees are built over the mode's input (in raw mode over every token, then
+    restricted to the words).  Returns rows ``{"name": ..., **score_brackets(...)}``.
+    """
+    _check_mode(mode)
+    lengths = [len(model_input(gold, mode)) for gold in golds]
+    rows = []
+    for name, build in BASELINES.items():
+        rows.append({"name": name, **score_spans(golds, [build(n) for n in lengths], mode)})
+    per_seed = []
+    for seed in RANDOM_SEEDS:
+        rng = random.Random(seed)
+        per_seed.append(score_spans(golds, [random_spans(n, rng) for n in lengths], mode))
+    rows.append({"name": f"random ({len(RANDOM_SEEDS)} seeds)", **_mean_metrics(per_seed)})
+    return rows
+
+
+# --- model ------------------------------------------------------------------------------
+
+
+def evaluate_model(
+    gold_trees: Sequence[Tree] | Sequence[GoldSentence],
+    distances_fn: DistancesFn,
+    mode: str = "words",
+    decoders: Sequence[str] = DECODER_NAMES,
+    baselines: bool = True,
+) -> dict:
+    """Score a model's per-layer distances on gold trees, every layer and decoder.
+
+    Args:
+        gold_trees: ``nltk.Tree`` gold trees (or sentences already through ``prepare_gold``).
+        distances_fn: called once with the list of input sentences (the gold words as
+            written in words mode; every token, original case, in raw mode); returns, per
+            sentence, per layer, one distance per token.
+        mode: ``"words"`` or ``"raw"``.
+        decoders: names understood by ``models.tree.decode_spans``.
+        baselines: also score the baselines on the same sentences.
+    Returns:
+        A JSON-serialisable dict: ``mode``, ``n_sentences``, ``n_wsj10``, ``n_layers``,
+        ``baselines`` (rows from ``evaluate_baselines``) and ``model``: one row per layer
+        (0-based, then ``"mean"``, the per-token mean over layers) and decoder, each
+        ``{"name", "layer", "decoder", **score_brackets(...)}``.
+    """
+    _check_mode(mode)
+    golds = _as_golds(gold_trees)
+    inputs = [model_input(gold, mode) for gold in golds]
+    distances = list(distances_fn(inputs)) if inputs else []
+    if len(distances) != len(inputs):
+        raise ValueError(f"distances_fn returned {len(distances)} sentences for {len(inputs)}")
+    n_layers = None
+    for index, (tokens, layers) in enumerate(zip(inputs, distances)):
+        if n_layers is None:
+            n_layers = len(layers)
+        if len(layers) != n_layers or n_layers == 0:
+            raise ValueError(f"sentence {index}: {len(layers)} layers of distances, expected {n_layers or '>= 1'}")
+        for layer, values in enumerate(layers):
+            if len(values) != len(tokens):
+                raise ValueError(f"sentence {index}, layer {layer}: {len(values)} distances for {len(tokens)} tokens")
+    n_layers = n_layers or 0
+
+    def mean_layer(layers: Sequence[Sequence[float]]) -> list[float]:
+        return [sum(float(layer[t]) for layer in layers) / len(layers) for t in range(len(layers[0]))]
+
+    layer_names: list[int | str] = list(range(n_layers)) + ([MEAN_LAYER] if n_layers else [])
+    rows = []
+    for layer in layer_names:
+        if layer == MEAN_LAYER:
+            per_sentence = [mean_layer(layers) for layers in distances]
+        else:
+            per_sentence = [[float(value) for value in layers[layer]] for layers in distances]
+        for decoder in decoders:
+            trees = [decode_spans(values, decoder) for values in per_sentence]
+            metrics = score_spans(golds, trees, mode)
+            name = f"layer {layer} {decoder}" if layer != MEAN_LAYER else f"mean {decoder}"
+            rows.append({"name": name, "layer": layer, "decoder": decoder, **metrics})
+            logger.info("%s: sentence F1 %.1f", name, metrics["sentence_f1"] or 0.0)
+    wsj10 = sum(gold.n_words <= WSJ10_MAX_WORDS for gold in golds)
+    return {
+        "mode": mode,
+        "n_sentences": len(golds),
+        "n_wsj10": wsj10,
+        "n_layers": n_layers,
+        "baselines": evaluate_baselines(golds, mode) if baselines else [],
+        "model": rows,
+    }
+
+
+def baseline_report(gold_trees: Sequence[Tree] | Sequence[GoldSentence], mode: str = "words") -> dict:
+    """A report shaped like ``evaluate_model``'s with the baselines only (no model rows)."""
+    golds = _as_golds(gold_trees)
+    return {
+        "mode": mode,
+        "n_sentences": len(golds),
+        "n_wsj10": sum(gold.n_words <= WSJ10_MAX_WORDS for gold in golds),
+        "n_layers": 0,
+        "baselines": evaluate_baselines(golds, mode),
+        "model": [],
+    }
+
+
+def _as_golds(gold_trees: Sequence[Tree] | Sequence[GoldSentence]) -> list[GoldSentence]:
+    if all(isinstance(item, GoldSentence) for item in gold_trees):
+        return list(gold_trees)
+    return prepare_gold_trees(gold_trees)
+
+
+# --- output -----------------------------------------------------------------------------
+
+
+def format_table(report: dict) -> str:
+    """A plain-text table of one report (baselines first, then the model's rows).
+
+    Columns: sentence F1, corpus F1, WSJ10 sentence F1, and label recall for NP, VP, PP,
+    SBAR, ADJP.  If ``report["default"]`` is ``{"layer": ..., "decoder": ...}``, that row is
+    marked with ``*``.
+    """
+    default = report.get("default") or {}
+    header = ["", "sent F1", "corpus F1", "WSJ10 F1", *RECALL_LABELS]
+    lines = []
+
+    def cells(row: dict) -> list[str]:
+        values = [row["sentence_f1"], row["corpus_f1"], row["wsj10_sentence_f1"]]
+        values += [row["label_recall"][label] for label in RECALL_LABELS]
+        return ["-" if value is None else f"{value:.1f}" for value in values]
+
+    body: list[list[str]] = []
+    for row in report.get("baselines", []):
+        body.append([row["name"], *cells(row)])
+    for row in report.get("model", []):
+        mark = " *" if row.get("layer") == default.get("layer") and row.get("decoder") == default.get("decoder") else ""
+        body.append([row["name"] + mark, *cells(row)])
+    widths = [max(len(line[column]) for line in [header, *body]) for column in range(len(header))]
+
+    def render(line: list[str]) -> str:
+        return "  ".join([line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])])
+
+    title = (
+        f"mode: {report.get('mode')}  sentences: {report.get('n_sentences')}  "
+        f"WSJ10: {report.get('n_wsj10')}  (F1 and label recall in %, layers 0-based)"
+    )
+    lines.append(title)
+    lines.append(render(header))
+    lines.append("-" * len(lines[-1]))
+    n_baselines = len(report.get("baselines", []))
+    for index, line in enumerate(body):
+        if index == n_baselines and n_baselines and len(body) > n_baselines:
+            lines.append("-" * len(lines[1]))
+        lines.append(render(line))
+    if default and report.get("model"):
+        lines.append(f"* default: layer {default.get('layer')}, decoder {default.get('decoder')}")
+    return "\n".join(lines)
+
+
+# --- command line -----------------------------------------------------------------------
+
+
+def _repo_data_dir() -> Path:
+    """``$ONLSTM_DATA`` (or ``../shared/data`` beside the repository), ``ptb-sample`` inside it."""
+    folder = default_data_dir()
+    return folder if folder.name == "ptb-sample" else folder / "ptb-sample"
+
+
+def _gold_files(args: argparse.Namespace) -> list[Path]:
+    if args.files:
+        folder = Path(args.files)
+        if folder.is_file():
+            return [folder]
+        files = sorted(folder.glob("*.mrg"))
+        if not files:
+            raise SystemExit(f"error: no .mrg file in {folder}")
+        return files
+    return ptb_split_files(Path(args.data) if args.data else _repo_data_dir(), args.split)
+
+
+def _build_argparser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onlstm eval",
+        description="Unsupervised parsing F1 of an ON-LSTM checkpoint, beside the baselines (shared/EVALUATION.md).",
+    )
+    parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled model)")
+    parser.add_argument(
+        "--data", default=None, help="the ptb-sample folder (default: $ONLSTM_DATA or ../shared/data/ptb-sample)"
+    )
+    parser.add_argument("--split", default="dev", choices=("train", "dev"), help="split of ptb-sample (default dev)")
+    parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
+    parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
+    parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    parser.add_argument("--verbose", "-v", action="store_true")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status."""
+    args = _build_argparser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    try:
+        files = _gold_files(args)
+        golds = prepare_gold_trees(read_treebank(files))
+    except CorpusError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    modes = list(MODES) if args.mode == "both" else [args.mode]
+    decoders = list(DECODER_NAMES) if args.decoder == "all" else [args.decoder]
+
+    output: dict = {
+        "data": str(Path(args.files) if args.files else files[0].parent),
+        "split": None if args.files else args.split,
+        "checkpoint": args.checkpoint,
+        "reports": {},
+    }
+    if args.baselines_only:
+        for mode in modes:
+            output["reports"][mode] = baseline_report(golds, mode)
+    else:
+        from models.checkpoint import CheckpointError
+        from models.parser import Parser  # lazy: the scoring above works without the model code
+
+        try:
+            parser = Parser.load(args.checkpoint)
+        except CheckpointError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        default = {"layer": parser.default_layer, "decoder": parser.default_decoder}
+        output["default"] = default
+
+        for mode in modes:
+            # words mode: every word of the 36 tags goes to the model, even ones that look like
+            # punctuation ("%", "&"), as the protocol says; raw mode: the model's own handling
+            punctuation = "model" if mode == "words" else None
+
+            def distances_fn(token_lists: list[list[str]], punctuation=punctuation):
+                return parser.layer_distances(token_lists, batch_size=args.batch_size, punctuation=punctuation)
+
+            report = evaluate_model(golds, distances_fn, mode=mode, decoders=decoders)
+            report["default"] = default
+            output["reports"][mode] = report
+
+    if args.json:
+        json.dump(output, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        source = output["data"] + (f" ({output['split']})" if output["split"] else "")
+        print(f"gold: {source}")
+        if not args.baselines_only:
+            print(f"checkpoint: {args.checkpoint or 'bundled default'}")
+        for mode in modes:
+            print()
+            print(format_table(output["reports"][mode]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
