@@ -1,0 +1,217 @@
+"""Cross-request micro-batching.
+
+Requests are queued; a collector task takes the oldest one and lets others join it
+for up to ``max_wait`` seconds or until the batch holds ``max_sentences`` sentences,
+then runs ``parse`` once on all their sentences in a thread pool (the model sorts them
+by length into padded batches) and hands each request its own slice of the results.
+Only requests with the same parse options (layer, decoder, punctuation) share a
+batch, because those options apply to a whole ``Parser.parse`` call.
+
+At most ``concurrent_batches`` model calls run at once; while they all run, new
+requests pile up in the queue, so batches grow exactly when the service is busy.
+A request still queued after ``max_queue_wait`` seconds is dropped and its caller
+gets ``QueueTimeout`` (the service answers 503 with Retry-After).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+# parse(sentences, key) -> one result per sentence, in order; runs in a worker thread
+ParseFunction = Callable[[list[Any], Hashable], Sequence[Any]]
+# on_batch(requests, sentences, seconds): for metrics
+BatchObserver = Callable[[int, int, float], None]
+
+
+class BatcherUnavailable(RuntimeError):
+    """The batcher cannot take the request (queue full, or shutting down)."""
+
+    def __init__(self, message: str, retry_after: int):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class QueueTimeout(BatcherUnavailable):
+    """The request waited in the queue longer than allowed and was dropped."""
+
+
+@dataclass(eq=False)
+class _Job:
+    items: list[Any]
+    key: Hashable
+    future: asyncio.Future
+    queued_at: float = field(default_factory=time.monotonic)
+    state: str = "queued"  # queued -> running, or queued -> abandoned
+
+
+class MicroBatcher:
+    def __init__(
+        self,
+        parse: ParseFunction,
+        executor: Executor,
+        max_sentences: int = 64,
+        max_wait: float = 0.005,
+        concurrent_batches: int = 1,
+        max_queue_wait: float = 30.0,
+        max_queued: int = 1000,
+        on_batch: BatchObserver | None = None,
+    ):
+        self._parse = parse
+        self._executor = executor
+        self.max_sentences = max_sentences
+        self.max_wait = max_wait
+        self.max_queue_wait = max_queue_wait
+        self.max_queued = max_queued
+        self._on_batch = on_batch
+        self._pending: deque[_Job] = deque()
+        self._arrived = asyncio.Event()
+        self._slots = asyncio.Semaphore(concurrent_batches)
+        self._running: set[asyncio.Task] = set()
+        self._collector: asyncio.Task | None = None
+        self._closed = False
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._collector = asyncio.get_running_loop().create_task(self._collect(), name="onlstm-batcher")
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking work, fail queued requests, and let running batches finish (up to ``grace`` s)."""
+        self._closed = True
+        if self._collector is not None:
+            self._collector.cancel()
+            try:
+                await self._collector
+            except asyncio.CancelledError:
+                pass
+        while self._pending:
+            job = self._pending.popleft()
+            if not job.future.done():
+                job.future.set_exception(BatcherUnavailable("the service is shutting down; retry shortly", 5))
+        if self._running:
+            await asyncio.wait(self._running, timeout=grace)
+
+    @property
+    def queued(self) -> int:
+        return sum(1 for job in self._pending if job.state == "queued")
+
+    # --- the caller's side -----------------------------------------------------------
+
+    async def submit(self, items: list[Any], key: Hashable) -> list[Any]:
+        """Results for ``items`` (parsed with options ``key``), in order."""
+        if self._closed:
+            raise BatcherUnavailable("the service is shutting down; retry shortly", 5)
+        if not items:
+            return []
+        if self.queued >= self.max_queued:
+            raise BatcherUnavailable(f"the service is busy ({self.max_queued} requests waiting); retry shortly", 1)
+        job = _Job(items=list(items), key=key, future=asyncio.get_running_loop().create_future())
+        # mark a failure as seen even when the caller has gone (no "exception never retrieved" noise)
+        job.future.add_done_callback(lambda future: future.cancelled() or future.exception())
+        self._pending.append(job)
+        self._arrived.set()
+        try:
+            # shield: a timeout must not cancel the shared future before we decide what to do
+            return await asyncio.wait_for(asyncio.shield(job.future), timeout=self.max_queue_wait)
+        except (TimeoutError, asyncio.TimeoutError):
+            if job.state == "running":  # it made it into a batch: the answer is on its way
+                return await job.future
+            job.state = "abandoned"
+            raise QueueTimeout(
+                f"the request waited {self.max_queue_wait:g} s in the queue without being parsed; "
+                "the service is overloaded, retry later",
+                max(1, round(self.max_queue_wait / 2)),
+            ) from None
+        except asyncio.CancelledError:
+            # the client went away: never spend model time on it
+            if job.state == "queued":
+                job.state = "abandoned"
+            raise
+
+    # --- the collector ---------------------------------------------------------------
+
+    def _take(self, key: Hashable | None, room: int) -> _Job | None:
+        """Remove and return the oldest queued job (with ``key``, fitting ``room``), dropping abandoned ones."""
+        for job in list(self._pending):
+            if job.state != "queued":
+                self._pending.remove(job)
+                continue
+            if key is None or (job.key == key and len(job.items) <= room):
+                self._pending.remove(job)
+                return job
+        return None
+
+    async def _collect(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._slots.acquire()
+            try:
+                batch = await self._gather(loop)
+            except BaseException:
+                self._slots.release()
+                raise
+            for job in batch:
+                job.state = "running"
+            task = loop.create_task(self._run(batch))
+            self._running.add(task)
+            task.add_done_callback(self._running.discard)
+
+    async def _gather(self, loop: asyncio.AbstractEventLoop) -> list[_Job]:
+        first = self._take(None, 0)
+        while first is None:
+            self._arrived.clear()
+            await self._arrived.wait()
+            first = self._take(None, 0)
+        batch, size = [first], len(first.items)
+        deadline = loop.time() + self.max_wait
+        while size < self.max_sentences:
+            job = self._take(first.key, self.max_sentences - size)
+            if job is not None:
+                batch.append(job)
+                size += len(job.items)
+                continue
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            self._arrived.clear()
+            try:
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+            except (TimeoutError, asyncio.TimeoutError):
+                break
+        return batch
+
+    async def _run(self, batch: list[_Job]) -> None:
+        loop = asyncio.get_running_loop()
+        items = [item for job in batch for item in job.items]
+        started = time.perf_counter()
+        try:
+            results = await loop.run_in_executor(self._executor, self._parse, items, batch[0].key)
+            if len(results) != len(items):
+                raise RuntimeError(f"parse returned {len(results)} results for {len(items)} sentences")
+        except Exception as error:  # every waiting request must hear about it, not hang
+            logger.exception("a batch of %d sentences failed", len(items))
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(error)
+            return
+        finally:
+            self._slots.release()
+        if self._on_batch is not None:
+            self._on_batch(len(batch), len(items), time.perf_counter() - started)
+        start = 0
+        for job in batch:
+            end = start + len(job.items)
+            if not job.future.done():
+                job.future.set_result(list(results[start:end]))
+            start = end
+        logger.debug("batch: %d requests, %d sentences, %.1f ms", len(batch), len(items),
+                     1000 * (time.perf_counter() - started))

@@ -1,0 +1,193 @@
+"""Request and response models of the HTTP API.
+
+Static shape rules (types, exactly one input form, option values) live here;
+the size limits depend on settings and are checked in ``service.app`` before any
+model work, so that their errors can name the limit and its value.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from typing_extensions import TypeAliasType
+
+Decoder = Literal["greedy", "split"]
+Punctuation = Literal["attach", "model"]
+
+# A tree as nested JSON lists whose leaves are the tokens: [["The", "cat"], ["sat", "."]]
+NestedTree = TypeAliasType("NestedTree", "str | list[NestedTree]")
+
+PARSE_EXAMPLES: dict[str, dict[str, Any]] = {
+    "text": {
+        "summary": "Raw text (split into sentences and tokenized)",
+        "value": {"text": "The cat sat on the mat. A dog chased it into the garden."},
+    },
+    "sentences": {
+        "summary": "One raw sentence per item (each tokenized)",
+        "value": {"sentences": ["The cat sat on the mat.", "Stocks fell 3 % in heavy trading."]},
+    },
+    "tokens": {
+        "summary": "Pre-tokenized sentences (used as given)",
+        "value": {"tokens": [["The", "cat", "sat", "on", "the", "mat", "."]]},
+    },
+    "options": {
+        "summary": "Choosing the layer and decoder, with every layer's distances",
+        "value": {"text": "The cat sat on the mat.", "layer": 1, "decoder": "split", "all_layers": True},
+    },
+}
+
+
+class ParseRequest(BaseModel):
+    """Exactly one of ``text``, ``sentences`` or ``tokens``, plus options."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str | None = Field(None, description="One or more sentences of raw text; split and tokenized here.")
+    sentences: list[str] | None = Field(
+        None, min_length=1, description="Raw sentences, one per item; each is tokenized."
+    )
+    tokens: list[list[str]] | None = Field(
+        None, min_length=1, description="Pre-tokenized sentences; tokens are used exactly as given."
+    )
+    layer: int | None = Field(
+        None, ge=0, description="0-based layer whose distances build the tree (default: the model's best on dev)."
+    )
+    decoder: Decoder | None = Field(
+        None,
+        description="greedy: the paper's top-down rule; split: the unbiased split-point rule (default: the model's).",
+    )
+    punctuation: Punctuation | None = Field(
+        None,
+        description="attach: punctuation is kept out of the model and attached afterwards; "
+        "model: every token goes to the model (default: the model's training setting).",
+    )
+    all_layers: bool = Field(False, description="Also return every layer's distances (layer_distances).")
+
+    @model_validator(mode="after")
+    def _exactly_one_input(self) -> ParseRequest:
+        given = [name for name in ("text", "sentences", "tokens") if getattr(self, name) is not None]
+        if len(given) != 1:
+            found = " and ".join(given) if given else "none of them"
+            raise ValueError(f"give exactly one of 'text', 'sentences' or 'tokens' (found {found})")
+        return self
+
+    @field_validator("text")
+    @classmethod
+    def _text_has_words(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise ValueError("text is empty or only whitespace; send at least one word")
+        return value
+
+    @field_validator("sentences")
+    @classmethod
+    def _sentences_have_words(cls, value: list[str] | None) -> list[str] | None:
+        for index, sentence in enumerate(value or []):
+            if not sentence.strip():
+                raise ValueError(f"sentence {index} is empty or only whitespace; remove it or add words")
+        return value
+
+    @field_validator("tokens")
+    @classmethod
+    def _tokens_are_words(cls, value: list[list[str]] | None) -> list[list[str]] | None:
+        for index, sentence in enumerate(value or []):
+            if not sentence:
+                raise ValueError(f"sentence {index} has no tokens; remove it or add tokens")
+            for position, token in enumerate(sentence):
+                # a token with whitespace could not be read back from the bracketed tree
+                if not token or any(char.isspace() for char in token):
+                    raise ValueError(
+                        f"token {position} of sentence {index} ({token!r}) is empty or contains whitespace; "
+                        "split it into separate tokens"
+                    )
+        return value
+
+
+class SentenceResult(BaseModel):
+    tokens: list[str] = Field(description="The tokens, as given or as tokenized (original spelling and case).")
+    tree: str = Field(description="Binary tree, Penn-Treebank bracketed; brackets in tokens as -LRB-/-RRB-.")
+    nested: NestedTree = Field(description="The same tree as nested JSON lists whose leaves are the tokens.")
+    spans: list[tuple[int, int]] = Field(
+        description="[start, end) token offsets of every constituent of two or more tokens, the sentence included."
+    )
+    distances: list[float] = Field(description="Syntactic distance of each token, from the layer that built the tree.")
+    perplexity: float | None = Field(description="Perplexity of the sentence under the language model.")
+    layer: int = Field(description="0-based layer whose distances built the tree.")
+    offsets: list[tuple[int, int]] | None = Field(
+        None, description="[start, end) character offsets of each token in the input text or sentence."
+    )
+    layer_distances: list[list[float]] | None = Field(
+        None, description="Distances of every layer, [layer][token] (only with all_layers)."
+    )
+
+
+class ModelName(BaseModel):
+    name: str
+    version: str = Field(description="Content version of the checkpoint (its weights' SHA-256 prefix).")
+
+
+class ParseResponse(BaseModel):
+    model: ModelName
+    results: list[SentenceResult]
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "model": {"name": "onlstm-ptb", "version": "3f2a9c1b7d04"},
+                    "results": [
+                        {
+                            "tokens": ["The", "cat", "sat", "."],
+                            "tree": "(S (X The cat) (X sat .))",
+                            "nested": [["The", "cat"], ["sat", "."]],
+                            "spans": [[0, 4], [0, 2], [2, 4]],
+                            "distances": [0.21, 0.35, 0.62, 0.62],
+                            "perplexity": 87.3,
+                            "layer": 1,
+                            "offsets": [[0, 3], [4, 7], [8, 11], [11, 12]],
+                        }
+                    ],
+                }
+            ]
+        }
+    )
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: str
+    path: str | None = Field(description="File the model was loaded from.")
+    n_layers: int
+    default_layer: int
+    default_decoder: str
+    punctuation: str
+    vocabulary_size: int
+    parameters: int
+    config: dict[str, Any] = Field(description="The ON-LSTM architecture (ONLSTMConfig).")
+    training_data: Any = None
+    dev_perplexity: float | None = None
+    dev_f1: float | None = None
+    dev_f1_per_layer: Any = None
+    metadata: dict[str, Any] = Field(description="Everything the checkpoint's card records.")
+
+
+class Health(BaseModel):
+    status: str
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "loading", "failed"]
+    model: ModelName | None = None
+    error: str | None = None
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(description="Stable, machine-readable reason, e.g. too_many_sentences.")
+    message: str = Field(description="What went wrong and what to do about it.")
+    limit: str | None = Field(None, description="Name of the limit that was exceeded (its ONLSTM_* setting).")
+    value: int | None = Field(None, description="The limit's value.")
+    details: list[dict[str, Any]] | None = Field(None, description="Per-field problems of an invalid request.")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail

@@ -1,0 +1,110 @@
+"""Service settings, read from ``ONLSTM_*`` environment variables (and an optional ``.env``).
+
+Every setting is validated when the app is created, so a typo in a deployment fails
+at start-up with a message naming the variable, instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+
+
+class SettingsError(ValueError):
+    """Invalid settings; the message lists each bad ``ONLSTM_*`` variable and what to change."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ONLSTM_", env_file=".env", extra="ignore", validate_default=True)
+
+    # --- the model -----------------------------------------------------------------------
+    checkpoint: Path | None = Field(
+        None, description="Release checkpoint (.safetensors) to serve; unset = the model bundled with the package."
+    )
+    device: str = Field("cpu", description="Torch device for inference: cpu, cuda or cuda:N.")
+    threads: int | None = Field(
+        None, ge=1, le=256, description="Intra-op threads for torch (torch.set_num_threads); unset = torch's default."
+    )
+
+    # --- the HTTP server (used by `onlstm serve` / `python -m service`) -----------------
+    host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0 for all).")
+    port: int = Field(8000, ge=1, le=65535)
+    log_level: LogLevel = "info"
+
+    # --- request limits, all checked before any model work ------------------------------
+    max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000, description="Largest request body accepted.")
+    max_sentences: int = Field(256, ge=1, le=100_000, description="Most sentences in one request.")
+    max_tokens_per_sentence: int = Field(250, ge=1, le=100_000, description="Most tokens in one sentence.")
+    max_token_chars: int = Field(100, ge=1, le=100_000, description="Most characters in one token.")
+
+    # --- micro-batching ------------------------------------------------------------------
+    batch_max_sentences: int = Field(64, ge=1, le=10_000, description="Sentences gathered into one model call.")
+    batch_max_wait_ms: float = Field(
+        5.0, ge=0, le=10_000, description="How long the first request of a batch waits for others to join it."
+    )
+    concurrent_batches: int = Field(1, ge=1, le=64, description="Model calls that may run at the same time.")
+    max_queue_wait_s: float = Field(
+        30.0, gt=0, le=3600, description="A request still queued after this long is answered 503 with Retry-After."
+    )
+    max_queued_requests: int = Field(1000, ge=1, le=1_000_000, description="Requests waiting beyond this get 503.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _lowercase_level(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @field_validator("checkpoint", mode="before")
+    @classmethod
+    def _empty_checkpoint_is_bundled(cls, value: object) -> object:
+        # ONLSTM_CHECKPOINT= (empty) in a compose file means "the default", not the current directory
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("checkpoint")
+    @classmethod
+    def _checkpoint_exists(cls, value: Path | None) -> Path | None:
+        if value is None:
+            return None
+        value = value.expanduser()
+        if not value.is_file():
+            raise ValueError(f"{value} is not a file; point it at a release checkpoint (.safetensors) or unset it")
+        return value.resolve()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        kind, _, index = value.partition(":")
+        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
+            raise ValueError(f"{value!r} is not a device; use cpu, cuda or cuda:N")
+        return value
+
+    @model_validator(mode="after")
+    def _device_available(self) -> Settings:
+        if self.device.startswith("cuda"):
+            import torch  # only needed for this check; torch is imported by the model anyway
+
+            if not torch.cuda.is_available():
+                raise ValueError(f"device {self.device!r} was asked for but torch sees no CUDA GPU; use cpu")
+        return self
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (overrides win); ``SettingsError`` with a readable message if bad."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as error:
+        lines = []
+        for problem in error.errors():
+            field = ".".join(str(part) for part in problem["loc"]) or "settings"
+            variable = f"ONLSTM_{field.upper()}"
+            shown = os.environ.get(variable)
+            value = f"={shown!r}" if shown is not None and field not in overrides else ""
+            message = problem["msg"].removeprefix("Value error, ")
+            lines.append(f"  {variable}{value}: {message}")
+        raise SettingsError("invalid service settings:\n" + "\n".join(lines)) from None
