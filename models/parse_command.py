@@ -20,18 +20,17 @@ import argparse
 import io
 import json
 import logging
-import math
 import os
 import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO
 
 from nltk.tree import Tree, TreePrettyPrinter
 
 from models.checkpoint import CheckpointError
 from models.parser import PUNCTUATION_MODES, Parser, ParseResult
-from models.tree import DECODERS, to_ptb_string, tree_to_nested
+from models.tree import DECODERS, to_ptb_string
 from models.vocab import split_and_tokenize, tokenize_with_offsets
 
 logger = logging.getLogger(__name__)
@@ -40,25 +39,6 @@ logger = logging.getLogger(__name__)
 CHUNK_SENTENCES = 1024
 # A paragraph of running text longer than this is cut at a line end (sentences split there).
 MAX_PARAGRAPH_CHARS = 1_000_000
-
-
-def result_record(result: ParseResult, offsets: Sequence[Sequence[int]] | None = None, all_layers: bool = False) -> dict[str, Any]:
-    """The JSON form of one parse, shared by the HTTP API and ``onlstm parse --format jsonl``."""
-    record: dict[str, Any] = {
-        "tokens": list(result.tokens),
-        "tree": to_ptb_string(result.tree),
-        "nested": tree_to_nested(result.tree),
-        "spans": [[start, end] for start, end in result.spans],
-        "distances": [float(distance) for distance in result.distances],
-        # JSON has no NaN/Infinity: a perplexity that is not a finite number is reported as null
-        "perplexity": result.perplexity if math.isfinite(result.perplexity) else None,
-        "layer": result.layer,
-    }
-    if offsets is not None:
-        record["offsets"] = [[int(start), int(end)] for start, end in offsets]
-    if all_layers:
-        record["layer_distances"] = [[float(distance) for distance in layer] for layer in result.layer_distances]
-    return record
 
 
 def ascii_tree(tree: Tree) -> str:
@@ -136,7 +116,7 @@ def _write(output: IO[str], output_format: str, index: int, sentence: _Sentence,
         record = {"index": index}
         if sentence.line is not None:
             record["line"] = sentence.line
-        record.update(result_record(result, sentence.offsets, all_layers))
+        record.update(result.to_dict(sentence.offsets, all_layers))
         output.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif output_format == "ptb":
         output.write(to_ptb_string(result.tree) + "\n")

@@ -28,7 +28,7 @@ import torch
 from nltk import Tree
 
 from models.checkpoint import Release, load_release
-from models.tree import DECODERS, decode_spans, spans_to_tree
+from models.tree import DECODERS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 from models.vocab import is_punctuation, tokenize
 
 logger = logging.getLogger(__name__)
@@ -47,6 +47,24 @@ class ParseResult:
     tree: Tree  # binary tree, leaves are ``tokens``
     layer: int  # 0-based layer whose distances built the tree
     layer_distances: list[list[float]]  # [layer][token]
+
+    def to_dict(self, offsets: Sequence[Sequence[int]] | None = None, all_layers: bool = False) -> dict:
+        """The JSON form of one parse, shared by the HTTP API and ``onlstm parse --format jsonl``."""
+        record = {
+            "tokens": list(self.tokens),
+            "tree": to_ptb_string(self.tree),
+            "nested": tree_to_nested(self.tree),
+            "spans": [[start, end] for start, end in self.spans],
+            "distances": [float(distance) for distance in self.distances],
+            # JSON has no NaN/Infinity: a perplexity that was not computed is null
+            "perplexity": self.perplexity if math.isfinite(self.perplexity) else None,
+            "layer": self.layer,
+        }
+        if offsets is not None:
+            record["offsets"] = [[int(start), int(end)] for start, end in offsets]
+        if all_layers:
+            record["layer_distances"] = [[float(distance) for distance in layer] for layer in self.layer_distances]
+        return record
 
 
 class Parser:

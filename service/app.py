@@ -32,7 +32,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from models.checkpoint import CheckpointError
-from models.parse_command import result_record
 from models.parser import Parser, ParseResult
 from models.vocab import split_and_tokenize, tokenize_with_offsets
 from service.batcher import BatcherUnavailable, MicroBatcher
@@ -376,7 +375,7 @@ def prepare_input(request: ParseRequest, settings: Settings) -> PreparedInput:
 
 def render_results(results: list[ParseResult], offsets: list | None, all_layers: bool) -> list[dict[str, Any]]:
     return [
-        result_record(result, offsets[index] if offsets is not None else None, all_layers)
+        result.to_dict(offsets[index] if offsets is not None else None, all_layers)
         for index, result in enumerate(results)
     ]
 
