@@ -29,6 +29,7 @@ from typing import Any
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
+from torch.overrides import TorchFunctionMode
 
 from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from models.vocab import Vocab
@@ -119,15 +120,26 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
     if header.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not an ON-LSTM release checkpoint (format {header.get('format')!r})")
     try:
-        config = ONLSTMConfig.from_dict(json.loads(header["config"]))
-        vocab = Vocab(json.loads(header["vocab"]))
+        config_values, vocab_tokens = json.loads(header["config"]), json.loads(header["vocab"])
         metadata = json.loads(header.get("metadata", "{}"))
+        if not isinstance(config_values, dict) or not isinstance(metadata, dict):
+            raise TypeError("the config and the metadata must be JSON objects")
+        if not isinstance(vocab_tokens, list) or not all(isinstance(token, str) for token in vocab_tokens):
+            raise TypeError("the vocabulary must be a JSON list of strings")
+        config = ONLSTMConfig.from_dict(config_values)
+        vocab = Vocab(vocab_tokens)
     except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: damaged header ({error})") from None
-    if header.get("sha256") != weights_digest(state):
-        raise CheckpointError(f"{path}: the weights do not match their recorded SHA-256; the file is corrupted")
+        raise CheckpointError(f"{path}: damaged header ({type(error).__name__}: {error}); re-export the checkpoint") from None
+    if not header.get("sha256"):
+        raise CheckpointError(f"{path}: no SHA-256 of the weights is recorded, so they cannot be verified; "
+                              "re-export the checkpoint with save_release")
+    if header["sha256"] != weights_digest(state):
+        raise CheckpointError(f"{path}: the weights do not match their recorded SHA-256; the file is corrupted "
+                              "(copy it again, or re-export it)")
     if len(vocab) != config.vocab_size:
-        raise CheckpointError(f"{path}: vocabulary of {len(vocab)} tokens, but the model expects {config.vocab_size}")
+        raise CheckpointError(f"{path}: the vocabulary has {len(vocab)} tokens but the weights expect "
+                              f"{config.vocab_size}; the vocabulary does not belong to these weights")
+    _check_shapes(path, config, state)
     model = ONLSTMLanguageModel(config)
     try:
         model.load_state_dict({name: tensor.float() for name, tensor in state.items()})
@@ -135,6 +147,45 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
         raise CheckpointError(f"{path}: weights do not fit the recorded config ({error})") from None
     model.to(device).eval()
     return Release(model=model, vocab=vocab, metadata=metadata, path=path)
+
+
+class _SkipInitialisationOnMeta(TorchFunctionMode):
+    """Initialising a tensor on the ``meta`` device (no data) is a no-op here.
+
+    Without this, ``nn.init.normal_`` on meta goes through torch's decompositions, whose first
+    use imports sympy and dynamo: seconds added to every checkpoint load for nothing.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init" or func is torch.Tensor.normal_:
+            tensor = args[0] if args else kwargs.get("tensor")
+            if isinstance(tensor, torch.Tensor) and tensor.is_meta:
+                return tensor
+        return func(*args, **kwargs)
+
+
+def _check_shapes(path: Path, config: ONLSTMConfig, state: dict[str, torch.Tensor]) -> None:
+    """The stored tensors must be exactly those the config describes.
+
+    Checked on a model built on the ``meta`` device (shapes only, no memory), so a config
+    that claims absurd sizes is refused before anything is allocated for it.
+    """
+    try:
+        with torch.device("meta"), _SkipInitialisationOnMeta():
+            expected = {name: tuple(tensor.shape) for name, tensor in ONLSTMLanguageModel(config).state_dict().items()}
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise CheckpointError(f"{path}: the recorded config cannot build a model ({error})") from None
+    problems = [f"missing tensor {name}" for name in sorted(set(expected) - set(state))]
+    problems += [f"unexpected tensor {name}" for name in sorted(set(state) - set(expected))]
+    problems += [
+        f"{name} has shape {tuple(state[name].shape)}, the config expects {expected[name]}"
+        for name in sorted(set(expected) & set(state))
+        if tuple(state[name].shape) != expected[name]
+    ]
+    if problems:
+        shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
+        raise CheckpointError(f"{path}: the weights do not fit the recorded config: {shown}")
 
 
 def save_resume(path: Path, payload: dict[str, Any]) -> None:

@@ -10,8 +10,11 @@ Blank lines are skipped.  Output (``--format``):
     ``index`` (0-based sentence number) and, for line input, ``line`` (1-based);
   * ``ptb``: one bracketed tree per line;
   * ``pretty``: ASCII drawings.
-The input is read and parsed in bounded chunks, so files of any size stream through
-in constant memory.
+The input is read and parsed in bounded chunks of ``CHUNK_SENTENCES`` sentences, each
+sorted by length and parsed in padded batches of ``--batch-size``, so files of any size
+stream through in constant memory.  ``--workers N`` parses chunks in N processes (each
+loads the model once and uses ``cores / N`` threads unless ``--threads`` says otherwise);
+at most ``2 * N`` chunks are in flight, and the output keeps the input order.
 """
 
 from __future__ import annotations
@@ -20,11 +23,16 @@ import argparse
 import io
 import json
 import logging
+import multiprocessing
 import os
 import sys
-from collections.abc import Iterable, Iterator, Sequence
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any
 
 from nltk.tree import Tree, TreePrettyPrinter
 
@@ -127,19 +135,79 @@ def _write(output: IO[str], output_format: str, index: int, sentence: _Sentence,
 
 
 class _CountingReader:
-    """Lines of a text stream, reporting the bytes read to a progress bar."""
+    """Lines of a text stream, counting lines and bytes (the progress bar moves as chunks are written)."""
 
-    def __init__(self, stream: IO[str], progress):
+    def __init__(self, stream: IO[str]):
         self.stream = stream
-        self.progress = progress
         self.line = 0
+        self.bytes = 0
 
     def __iter__(self) -> Iterator[str]:
         for line in self.stream:
             self.line += 1
-            if self.progress is not None:
-                self.progress.update(len(line.encode("utf-8")))
+            self.bytes += len(line.encode("utf-8"))
             yield line
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to parse and write each chunk (sent to the worker processes)."""
+
+    output_format: str
+    layer: int | None
+    decoder: str | None
+    punctuation: str | None
+    batch_size: int
+    all_layers: bool
+
+
+def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], first_index: int) -> str:
+    """Parse one chunk (sorted by length and batched inside ``Parser.parse``) and format it, in input order."""
+    results = parser.parse(
+        [sentence.tokens for sentence in chunk],
+        layer=options.layer,
+        decoder=options.decoder,
+        punctuation=options.punctuation,
+        batch_size=options.batch_size,
+    )
+    text = io.StringIO()
+    for offset, (sentence, result) in enumerate(zip(chunk, results)):
+        _write(text, options.output_format, first_index + offset, sentence, result, options.all_layers)
+    return text.getvalue()
+
+
+# --- worker processes (--workers N): each loads the model once --------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(checkpoint: str | None, device: str, threads: int, options: _Options) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker["parser"] = Parser.load(checkpoint, device=device)
+    _worker["options"] = options
+
+
+def _format_chunk_in_worker(chunk: list[_Sentence], first_index: int) -> str:
+    return _format_chunk(_worker["parser"], _worker["options"], chunk, first_index)
+
+
+def ordered_map(
+    function: Callable[..., Any], items: Iterable[tuple], executor: Executor, in_flight: int
+) -> Iterator[Any]:
+    """``function(*item)`` for each item, computed by ``executor``, yielded in the items' order.
+
+    At most ``in_flight`` items are submitted and not yet yielded, so a long input is never
+    read far ahead of the output (bounded memory).
+    """
+    pending: deque = deque()
+    for item in items:
+        pending.append(executor.submit(function, *item))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def build_argument_parser() -> argparse.ArgumentParser:
@@ -169,7 +237,12 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per model batch (default 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
-    parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (per worker; default: torch's choice, or cores / workers)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parser processes; output stays in input order (default 1: this process)"
+    )
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     return parser
 
@@ -184,6 +257,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_argument_parser().parse_args(argv)
     if arguments.batch_size < 1:
         print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if arguments.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
         return 2
     if arguments.threads is not None:
         if arguments.threads < 1:
@@ -207,6 +283,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: --layer must be between 0 and {parser.n_layers - 1} for this model", file=sys.stderr)
         return 2
 
+    options = _Options(
+        arguments.format, arguments.layer, arguments.decoder, arguments.punctuation, arguments.batch_size,
+        arguments.all_layers,
+    )
+
     progress = None
     if arguments.progress or sys.stderr.isatty():
         from tqdm import tqdm
@@ -214,29 +295,56 @@ def main(argv: Sequence[str] | None = None) -> int:
         # on a terminal, small inputs finish before the bar's delay and never draw it; --progress always draws
         progress = tqdm(total=size, unit="B", unit_scale=True, desc="parsing", file=sys.stderr,
                         delay=0 if arguments.progress else 1.0, leave=True)
-    reader = _CountingReader(stream, progress)
+    reader = _CountingReader(stream)
     if arguments.input_format == "text":
         sentences = _sentences_from_text(reader)
     else:
         sentences = _sentences_from_lines(reader, arguments.input_format)
 
+    # chunks in input order, numbered; the bytes read by the end of each chunk move the bar when it is written
+    chunk_ends: deque[tuple[int, int]] = deque()
+
+    def numbered_chunks() -> Iterator[tuple[list[_Sentence], int]]:
+        first = 0
+        for chunk in _chunks(sentences, max(CHUNK_SENTENCES, arguments.batch_size)):
+            chunk_ends.append((len(chunk), reader.bytes))
+            yield chunk, first
+            first += len(chunk)
+
+    pool = None
+    if arguments.workers > 1:
+        threads = arguments.threads or max(1, (os.cpu_count() or 1) // arguments.workers)
+        pool = ProcessPoolExecutor(
+            arguments.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that holds torch threads
+            initializer=_start_worker,
+            initargs=(arguments.checkpoint, arguments.device, threads, options),
+        )
+        del parser  # the workers load their own copies
+        texts = ordered_map(_format_chunk_in_worker, numbered_chunks(), pool, in_flight=2 * arguments.workers)
+    else:
+        texts = (_format_chunk(parser, options, chunk, first) for chunk, first in numbered_chunks())
+
     output = sys.stdout if arguments.output == "-" else None
     count = 0
+    started = time.perf_counter()
     try:
         if output is None:
             output = open(arguments.output, "w", encoding="utf-8")
-        for chunk in _chunks(sentences, max(CHUNK_SENTENCES, arguments.batch_size)):
-            results = parser.parse(
-                [sentence.tokens for sentence in chunk],
-                layer=arguments.layer,
-                decoder=arguments.decoder,
-                punctuation=arguments.punctuation,
-                batch_size=arguments.batch_size,
-            )
-            for sentence, result in zip(chunk, results):
-                _write(output, arguments.format, count, sentence, result, arguments.all_layers)
-                count += 1
+        written_bytes = 0
+        for text in texts:
+            output.write(text)
             output.flush()
+            n_sentences, read_bytes = chunk_ends.popleft()
+            count += n_sentences
+            if progress is not None:
+                progress.update(read_bytes - written_bytes)
+                written_bytes = read_bytes
+                rate = count / max(time.perf_counter() - started, 1e-9)
+                progress.set_postfix_str(f"{count} sentences, {rate:.0f} sentences/s", refresh=False)
+    except BrokenProcessPool:
+        print("error: a parser worker process died (out of memory?); try fewer --workers", file=sys.stderr)
+        return 1
     except UnicodeDecodeError as error:
         print(f"error: {arguments.input} is not UTF-8 text (near line {reader.line}): {error.reason}", file=sys.stderr)
         return 1
@@ -248,13 +356,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot write {arguments.output}: {error.strerror}", file=sys.stderr)
         return 1
     finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
         if progress is not None:
             progress.close()
         if output is not None and output is not sys.stdout:
             output.close()
         if arguments.input != "-":
             stream.close()
-    logger.info("parsed %d sentences", count)
+    elapsed = time.perf_counter() - started
+    logger.info("parsed %d sentences in %.1f s (%.0f sentences/s)", count, elapsed, count / max(elapsed, 1e-9))
     if count == 0:
         print("warning: the input has no sentences", file=sys.stderr)
     return 0

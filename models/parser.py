@@ -101,7 +101,9 @@ class Parser:
     def _run(self, token_lists: list[list[str]], batch_size: int, with_perplexity: bool) -> list[tuple[list, float]]:
         """Per sentence: distances [layer][word] over the given tokens, and perplexity."""
         results: list[tuple[list, float]] = [([], math.nan)] * len(token_lists)
-        order = sorted(range(len(token_lists)), key=lambda index: len(token_lists[index]))
+        # longest first: batches hold sentences of similar length (little padding), and rows
+        # already sorted longest first let the recurrence skip finished rows without reordering
+        order = sorted(range(len(token_lists)), key=lambda index: len(token_lists[index]), reverse=True)
         eos = self.vocab.eos_id
         for start in range(0, len(order), batch_size):
             batch = order[start : start + batch_size]
@@ -117,7 +119,17 @@ class Parser:
             distances = output.distances.float().cpu()
             nll = None
             if with_perplexity:
-                nll = self.model.token_nll(output.hidden, targets.to(self.device)).float().cpu()
+                # only real positions go through the vocabulary projection: in a length-sorted
+                # batch of 256 dev sentences, padding is over half of the (B, T) grid
+                valid = torch.arange(longest) < lengths.unsqueeze(1)
+                nll = torch.full((len(batch), longest), math.nan)
+                valid_hidden, valid_targets = output.hidden[valid.to(self.device)], targets[valid].to(self.device)
+                # slices of 512 positions: the (512, V) scores and their log-softmax stay near 20 MB
+                # each for V = 10000, which keeps the service's peak memory low, at no cost in speed
+                nll[valid] = torch.cat([
+                    self.model.token_nll(valid_hidden[start : start + 512], valid_targets[start : start + 512])
+                    for start in range(0, valid_targets.size(0), 512)
+                ]).float().cpu()
             for row, index in enumerate(batch):
                 n = len(encoded[row])
                 per_layer = distances[:, row, 1 : n + 1].tolist()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
+
+GRACEFUL_SHUTDOWN_SECONDS = 10  # requests in flight at SIGTERM get this long to finish
 
 
 def build_argument_parser() -> argparse.ArgumentParser:
@@ -36,8 +39,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     app = create_app(settings)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                timeout_graceful_shutdown=10)
+    # the app logs every request itself (with its id and timing), so uvicorn's access log is off
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            access_log=False, timeout_keep_alive=settings.keep_alive_s,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT itself while it serves (stop accepting, let requests in flight
+    # finish, run the shutdown), then re-raises the signal with the handlers it found installed, so
+    # that the default handler would kill the process and the exit status would be -15.  A graceful
+    # shutdown is a success: the handlers below only ask the server to stop (which makes the re-raise
+    # harmless and also covers a signal that arrives before uvicorn installs its own), and the
+    # command exits 0.
+    def stop_gracefully(signal_number: int, frame: object) -> None:
+        server.should_exit = True
+
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, stop_gracefully)
+    server.run()
+    if not server.started:
+        return 1  # uvicorn has logged why (e.g. the port is in use)
     return 0
 
 

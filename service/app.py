@@ -10,9 +10,11 @@ which runs the model in a thread pool so the event loop never waits on torch.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import logging
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -24,6 +26,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -48,6 +51,7 @@ from service.schemas import (
 from service.settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
+access_logger = logging.getLogger("service.access")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ParserLoader = Callable[[Settings], Parser]
@@ -71,7 +75,7 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
     return JSONResponse({"error": body}, status_code=status, headers=headers)
 
 
-_HTTP_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
 def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -121,7 +125,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        logger.exception("unexpected error on %s %s", request.method, request.url.path)
+        logger.exception("unexpected error on %s %s (request %s)", request.method, request.url.path,
+                         getattr(request.state, "request_id", "-"))
         return error_response(500, "internal_error", "unexpected server error; the server log has the details")
 
 
@@ -258,6 +263,63 @@ class BodyLimitMiddleware:
         await self.app(scope, replay, send)
 
 
+class RequestLogMiddleware:
+    """One log line per request: its id, method, path, status, duration and body size.
+
+    The id is the client's ``X-Request-ID`` when it is a plain token (so it can be traced across
+    services), else a new random one; it is sent back in the ``X-Request-ID`` response header.
+    The body (the text parsed) is logged only when ``log_text`` (ONLSTM_LOG_REQUEST_TEXT) is on,
+    and then at most ``TEXT_LOGGED`` bytes of it.
+    """
+
+    TEXT_LOGGED = 2000
+
+    def __init__(self, app: ASGIApp, log_text: bool = False):
+        self.app, self.log_text = app, log_text
+
+    @staticmethod
+    def request_id(scope: Scope) -> str:
+        given = dict(scope.get("headers", ())).get(b"x-request-id", b"").decode("latin-1")
+        if 0 < len(given) <= 64 and all(char.isascii() and (char.isalnum() or char in "-_.:") for char in given):
+            return given
+        return uuid.uuid4().hex
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = self.request_id(scope)
+        scope.setdefault("state", {})["request_id"] = request_id
+        status, received = 500, 0
+        head = bytearray()
+
+        async def receive_and_count() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                body = message.get("body", b"")
+                received += len(body)
+                if self.log_text and len(head) < self.TEXT_LOGGED:
+                    head.extend(body[: self.TEXT_LOGGED - len(head)])
+            return message
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message = {**message, "headers": [*message.get("headers", []), (b"x-request-id", request_id.encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive_and_count, send_with_id)
+        finally:
+            milliseconds = 1000 * (time.perf_counter() - started)
+            text = f" body={bytes(head).decode('utf-8', 'replace')!r}" if self.log_text and head else ""
+            access_logger.info("request %s %s %s -> %d in %.1f ms (%d bytes in)%s", request_id,
+                               scope.get("method", ""), scope.get("path", ""), status, milliseconds, received, text)
+
+
 # --- the service's state -----------------------------------------------------------------
 
 
@@ -308,6 +370,23 @@ def get_service(request: Request) -> ServiceState:
 
 
 Service = Annotated[ServiceState, Depends(get_service)]
+
+
+def require_api_key(request: Request) -> None:
+    """With ONLSTM_API_KEY set, the request must carry it (X-API-Key, or Authorization: Bearer)."""
+    expected = request.app.state.service.settings.api_key
+    if expected is None:
+        return
+    given = request.headers.get("x-api-key")
+    if given is None:
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        given = credentials.strip() if scheme.lower() == "bearer" else None
+    if given is None:
+        raise APIError(401, "unauthorized", "this service needs an API key: send it in an X-API-Key header "
+                       "(or Authorization: Bearer <key>)", headers={"WWW-Authenticate": "Bearer"})
+    if not hmac.compare_digest(given.encode(), expected.get_secret_value().encode()):
+        raise APIError(401, "unauthorized", "the API key is not valid; check the X-API-Key header",
+                       headers={"WWW-Authenticate": "Bearer"})
 
 
 # --- request preparation (runs in a worker thread: tokenizing a large text takes time) ----
@@ -385,13 +464,15 @@ def render_results(results: list[ParseResult], offsets: list | None, all_layers:
 router = APIRouter()
 ERRORS = {
     400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
+    401: {"model": ErrorResponse, "description": "An API key is configured and the request lacks it (X-API-Key)"},
     413: {"model": ErrorResponse, "description": "A size limit was exceeded (body bytes, sentences per request)"},
     422: {"model": ErrorResponse, "description": "Invalid request, or a per-sentence limit was exceeded"},
     503: {"model": ErrorResponse, "description": "The model is not loaded yet, or the service is overloaded"},
 }
 
 
-@router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees")
+@router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees",
+             dependencies=[Depends(require_api_key)])
 async def parse(
     payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service
 ) -> dict[str, Any]:
@@ -568,4 +649,9 @@ def create_app(settings: Settings | None = None, load_parser: ParserLoader | Non
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics,
                        routes=lambda: {getattr(route, "path", "") for route in app.routes})
+    if settings.cors_origins:  # off unless configured: browsers then refuse cross-origin calls
+        app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                           allow_headers=["Content-Type", "X-API-Key", "Authorization", "X-Request-ID"],
+                           expose_headers=["X-Request-ID", "Retry-After"], max_age=600)
+    app.add_middleware(RequestLogMiddleware, log_text=settings.log_request_text)
     return app

@@ -38,6 +38,17 @@ PARSE_EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 
+def _require_valid_unicode(value: str, where: str) -> None:
+    """Refuse text that cannot be written back as UTF-8 (a lone surrogate such as ``"\\ud800"`` in the JSON)."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise ValueError(
+            f"{where} holds an unpaired UTF-16 surrogate (\\u{ord(value[error.start]):04x} at character {error.start}), "
+            "which is not a Unicode character; send valid Unicode text"
+        ) from None
+
+
 class ParseRequest(BaseModel):
     """Exactly one of ``text``, ``sentences`` or ``tokens``, plus options."""
 
@@ -77,6 +88,8 @@ class ParseRequest(BaseModel):
     def _text_has_words(cls, value: str | None) -> str | None:
         if value is not None and not value.strip():
             raise ValueError("text is empty or only whitespace; send at least one word")
+        if value is not None:
+            _require_valid_unicode(value, "text")
         return value
 
     @field_validator("sentences")
@@ -85,6 +98,7 @@ class ParseRequest(BaseModel):
         for index, sentence in enumerate(value or []):
             if not sentence.strip():
                 raise ValueError(f"sentence {index} is empty or only whitespace; remove it or add words")
+            _require_valid_unicode(sentence, f"sentence {index}")
         return value
 
     @field_validator("tokens")
@@ -96,10 +110,12 @@ class ParseRequest(BaseModel):
             for position, token in enumerate(sentence):
                 # a token with whitespace could not be read back from the bracketed tree
                 if not token or any(char.isspace() for char in token):
+                    shown = token if len(token) <= 40 else token[:40] + "..."  # never echo a huge token back
                     raise ValueError(
-                        f"token {position} of sentence {index} ({token!r}) is empty or contains whitespace; "
+                        f"token {position} of sentence {index} ({shown!r}) is empty or contains whitespace; "
                         "split it into separate tokens"
                     )
+                _require_valid_unicode(token, f"token {position} of sentence {index}")
         return value
 
 

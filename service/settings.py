@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+SECRET_FIELDS = ("api_key",)
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
 
 
@@ -36,6 +37,12 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0 for all).")
     port: int = Field(8000, ge=1, le=65535)
     log_level: LogLevel = "info"
+    keep_alive_s: float = Field(
+        75.0, gt=0, le=3600,
+        description="How long an idle keep-alive connection stays open. Longer than clients' own idle expiry "
+        "(httpx 5 s, most load balancers 60 s), so that the client closes first and never sends a request on a "
+        "connection the server is closing.",
+    )
 
     # --- request limits, all checked before any model work ------------------------------
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000, description="Largest request body accepted.")
@@ -54,10 +61,49 @@ class Settings(BaseSettings):
     )
     max_queued_requests: int = Field(1000, ge=1, le=1_000_000, description="Requests waiting beyond this get 503.")
 
+    # --- deployment ----------------------------------------------------------------------
+    api_key: SecretStr | None = Field(
+        None, description="When set, POST /parse needs it in an X-API-Key header (or Authorization: Bearer ...)."
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Origins allowed to call the API from a browser, comma-separated (or *); unset = CORS off.",
+    )
+    log_request_text: bool = Field(
+        False, description="Also log the body of each request (the text parsed); off by default, for privacy."
+    )
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _lowercase_level(cls, value: object) -> object:
         return value.lower() if isinstance(value, str) else value
+
+    @field_validator("api_key", mode="before")
+    @classmethod
+    def _empty_key_is_none(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @field_validator("api_key")
+    @classmethod
+    def _key_is_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 16:
+            raise ValueError("the API key must have at least 16 characters; generate one with `openssl rand -hex 32`")
+        return value
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [origin.strip() for origin in value.split(",") if origin.strip()]
+        return value
+
+    @field_validator("cors_origins")
+    @classmethod
+    def _origins_are_urls(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if origin != "*" and not (origin.startswith(("http://", "https://")) and origin.count("/") == 2):
+                raise ValueError(f"{origin!r} is not an origin; give scheme://host[:port] (no path), or *")
+        return [origin.rstrip("/") for origin in value]
 
     @field_validator("checkpoint", mode="before")
     @classmethod
@@ -104,7 +150,8 @@ def load_settings(**overrides: object) -> Settings:
             field = ".".join(str(part) for part in problem["loc"]) or "settings"
             variable = f"ONLSTM_{field.upper()}"
             shown = os.environ.get(variable)
-            value = f"={shown!r}" if shown is not None and field not in overrides else ""
+            secret = field in SECRET_FIELDS  # never echo a key back, not even a wrong one
+            value = f"={shown!r}" if shown is not None and field not in overrides and not secret else ""
             message = problem["msg"].removeprefix("Value error, ")
             lines.append(f"  {variable}{value}: {message}")
         raise SettingsError("invalid service settings:\n" + "\n".join(lines)) from None

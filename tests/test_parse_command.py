@@ -1,11 +1,15 @@
-"""`onlstm parse`: input formats, output formats, stdin/stdout, chunked streaming, errors."""
+"""`onlstm parse`: input formats, output formats, stdin/stdout, chunked streaming, worker processes, errors."""
 
 from __future__ import annotations
 
 import io
 import json
 import math
+import random
 import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import torch
@@ -117,6 +121,7 @@ def test_large_input_streams_in_chunks_with_a_progress_bar(tmp_path, tiny_checkp
         (["/no/such/file.txt"], 2, "cannot read"),
         (["--layer", "9"], 2, "--layer must be between 0 and 2"),
         (["--batch-size", "0"], 2, "--batch-size"),
+        (["--workers", "0"], 2, "--workers"),
     ],
 )
 def test_bad_arguments_fail_with_a_message(arguments, code, message, tiny_checkpoint, capsys, monkeypatch):
@@ -139,3 +144,46 @@ def test_unreadable_input_and_broken_checkpoint(tmp_path, tiny_checkpoint, capsy
 def test_empty_input_warns(tiny_checkpoint, capsys, monkeypatch):
     code, out, err = run([], tiny_checkpoint, capsys, b"\n  \n", monkeypatch)
     assert code == 0 and out == "" and "no sentences" in err
+
+
+def test_ordered_map_keeps_the_order_and_reads_a_bounded_window_ahead():
+    pulled, yielded = [], []
+    lock = threading.Lock()
+
+    def items():
+        for index in range(40):
+            with lock:
+                # never more than `in_flight` items taken and not yet handed back
+                assert len(pulled) - len(yielded) <= 4
+                pulled.append(index)
+            yield (index,)
+
+    def slow_square(value):
+        time.sleep(random.random() / 200)  # finish out of order
+        return value * value
+
+    with ThreadPoolExecutor(3) as executor:
+        for result in parse_command.ordered_map(slow_square, items(), executor, in_flight=4):
+            yielded.append(result)
+    assert yielded == [index * index for index in range(40)]
+
+
+@pytest.mark.slow
+def test_workers_write_the_same_output_in_input_order(tmp_path, tiny_checkpoint, capsys, monkeypatch,
+                                                      restore_torch_threads):
+    monkeypatch.setattr(parse_command, "CHUNK_SENTENCES", 7)  # 8 chunks over 2 processes
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "(", "quickly", ")", "."]
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 14))) for _ in range(55)]
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(lines[:20]) + "\n\n" + "\n".join(lines[20:]) + "\n")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    code, _, _ = run([str(source), "-o", str(one), "--batch-size", "4", "--threads", "1"], tiny_checkpoint, capsys)
+    assert code == 0
+    code, _, err = run([str(source), "-o", str(two), "--batch-size", "4", "--workers", "2", "--threads", "1",
+                        "--progress"], tiny_checkpoint, capsys)
+    assert code == 0 and "100%" in err and "55 sentences" in err
+    assert two.read_text() == one.read_text()
+    records = [json.loads(line) for line in two.read_text().splitlines()]
+    assert [record["index"] for record in records] == list(range(55))
+    assert records[20]["line"] == 22  # after the blank line

@@ -55,3 +55,17 @@ def windows(
         length = min(window_length(bptt, rng, randomise), data.size(1) - 1 - position)
         yield position, data[:, position : position + length], data[:, position + 1 : position + 1 + length]
         position += length
+
+
+def shard_rows(data: Tensor, rank: int, world_size: int) -> Tensor:
+    """Rank ``rank``'s rows of ``data`` (n_streams, L): the ``rank``-th of ``world_size`` equal blocks.
+
+    ``batchify(stream, world_size * n)`` then ``shard_rows`` gives each rank ``n`` streams that
+    together are one contiguous ``1/world_size`` of the token stream, and the ranks'
+    micro-batches are exactly the micro-batches of a single process with
+    ``world_size`` times the accumulation.
+    """
+    if data.size(0) % world_size:
+        raise ValueError(f"{data.size(0)} streams cannot be shared equally by {world_size} ranks")
+    per_rank = data.size(0) // world_size
+    return data[rank * per_rank : (rank + 1) * per_rank].clone()

@@ -42,6 +42,9 @@ def _read_text(path: Path) -> str:
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     raw = path.read_bytes()
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise CorpusError(f"{path}: UTF-16 encoded; convert it to UTF-8 first, e.g. `iconv -f utf-16 -t utf-8`")
+    raw = raw.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte-order mark is not part of the first word
     if b"\x00" in raw[:65536]:
         raise CorpusError(f"{path}: looks like a binary file (NUL bytes); give a UTF-8 text file")
     try:

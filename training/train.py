@@ -2,6 +2,20 @@
 
     onlstm train --preset cpu --out runs/cpu          # or: python -m training --preset cpu ...
     onlstm train --preset cpu --out runs/cpu --resume # continue exactly where it stopped
+    torchrun --standalone --nproc-per-node=4 -m training --preset gpu-paper --out runs/ddp   # DDP
+
+Under ``torchrun`` (RANK and WORLD_SIZE in the environment) the run is distributed data
+parallel, as in nanoGPT: ``nccl`` on GPUs, ``gloo`` on CPUs.  Rank r trains on rows
+``[r*B*A, (r+1)*B*A)`` of the corpus cut into ``world_size * batch_size * accumulate``
+parallel streams (a contiguous 1/world_size of the token stream), so N processes with
+``accumulate=A`` take the same optimizer steps as one process with ``accumulate=N*A``
+(up to dropout).  Gradients are all-reduced once per optimizer step (``no_sync`` on the
+other micro-batches).  Dropout and DropConnect are seeded with ``seed + rank`` on purpose;
+the window lengths come from ``seed`` on every rank so all ranks walk the stream in step.
+Only rank 0 evaluates on dev and writes checkpoints, logs and the progress bar; its
+decisions (learning-rate plateau, early stop, time limit) are broadcast so every rank
+stops at the same step.  ``last.pt`` holds every rank's RNG and hidden states, so a
+resume with the same number of processes continues exactly.
 
 The script reads top to bottom: config -> data -> vocabulary -> model -> the loop
 (micro-batches, FGM, clipping, optimizer step) -> dev evaluation -> checkpoints.
@@ -19,6 +33,8 @@ Files written to ``--out``:
 from __future__ import annotations
 
 import argparse
+import contextlib
+import hashlib
 import json
 import logging
 import math
@@ -30,14 +46,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
+from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.checkpoint import Release, load_resume, save_release, save_resume
+from models.checkpoint import Release, atomic_write, load_resume, save_release, save_resume
 from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
 from models.parser import Parser
 from models.vocab import Vocab, is_punctuation
 from training.adversarial import FGM
-from training.batching import batchify, encode_stream, windows
+from training.batching import batchify, encode_stream, shard_rows, windows
 from training.config import TrainConfig, load_preset
 from training.corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
 
@@ -65,9 +83,93 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int) -> random.Random:
-    torch.manual_seed(seed)
+def seed_everything(seed: int, rank: int = 0) -> random.Random:
+    """Torch (dropout, DropConnect, initialisation) from ``seed + rank``: each rank draws its own
+    masks.  The returned Python RNG (window lengths) comes from ``seed`` alone, the same on
+    every rank, so all ranks take windows of the same lengths and stay in step."""
+    torch.manual_seed(seed + rank)
     return random.Random(seed)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a ``torchrun`` job; rank 0 of 1 when run alone."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+    local_world_size: int = 1
+    enabled: bool = False  # started by torchrun: the model is wrapped in DDP
+    owns_group: bool = False  # this call initialised the process group (and destroys it)
+
+    @property
+    def master(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed(device_name: str) -> tuple[Distributed, torch.device]:
+    """Join the ``torchrun`` process group when RANK and WORLD_SIZE are set (nanoGPT's recipe):
+    ``nccl`` with one GPU per local rank, ``gloo`` on CPUs.  Rendezvous comes from torchrun's
+    MASTER_ADDR / MASTER_PORT."""
+    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+        return Distributed(), pick_device(device_name)
+    rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    device = pick_device(device_name)
+    if device.type == "cuda":
+        device = torch.device("cuda", local_rank)  # one GPU per process on each node
+        torch.cuda.set_device(device)
+    owns_group = not dist.is_initialized()
+    if owns_group:
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+    if dist.get_world_size() != world_size or dist.get_rank() != rank:
+        raise ValueError(
+            f"the process group ({dist.get_rank()} of {dist.get_world_size()}) disagrees with RANK / WORLD_SIZE"
+        )
+    return Distributed(rank, local_rank, world_size, local_world_size, True, owns_group), device
+
+
+def broadcast_from_master(value, distributed: Distributed):
+    """Rank 0's ``value`` on every rank (any picklable object); the others wait for it."""
+    if not distributed.enabled:
+        return value
+    holder = [value if distributed.master else None]
+    dist.broadcast_object_list(holder, src=0)
+    return holder[0]
+
+
+def mean_over_ranks(value: float, distributed: Distributed, device: torch.device) -> float:
+    """The mean of a float over all ranks (NaN anywhere gives NaN everywhere)."""
+    if not distributed.enabled:
+        return value
+    total = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(total)  # SUM: gloo has no AVG
+    return total.item() / distributed.world_size
+
+
+def master_decides(flag: bool, distributed: Distributed, device: torch.device) -> bool:
+    """Rank 0's yes/no on every rank (clocks differ between processes)."""
+    if not distributed.enabled:
+        return bool(flag)
+    decision = torch.tensor([1 if flag else 0], device=device)
+    dist.broadcast(decision, src=0)
+    return bool(decision.item())
+
+
+def check_same_data_on_every_rank(vocab: Vocab, n_tokens: int, distributed: Distributed) -> None:
+    """Every rank builds the vocabulary and the stream from its own copy of the corpora; they must agree."""
+    if not distributed.enabled:
+        return
+    digest = hashlib.sha256("\n".join(vocab.itos).encode()).hexdigest() + f"/{n_tokens}"
+    digests = [None] * distributed.world_size
+    dist.all_gather_object(digests, digest)
+    if len(set(digests)) != 1:
+        differing = [rank for rank, other in enumerate(digests) if other != digests[0]]
+        raise ValueError(
+            f"ranks {differing} read different training data from rank 0 (vocabulary or token count differ): "
+            "every node needs the same corpora and --data folder"
+        )
 
 
 def load_training_text(config: TrainConfig) -> list[list[str]]:
@@ -131,27 +233,45 @@ def accumulate_gradients(
     Returns:
         the mean clean negative log-likelihood, and the new states.
     """
+    # Under DDP the forward goes through the wrapper (its hooks all-reduce the gradients);
+    # token_nll and init_state live on the wrapped module.  The tied embedding and the output
+    # bias get their gradient in the same backward, after forward, which is all DDP's reducer
+    # needs.  Gradients are all-reduced in the last backward of the step only: no_sync before.
+    ddp = isinstance(model, DistributedDataParallel)
+    core = model.module if ddp else model
     mean_nll = 0.0
     new_states = []
     for micro in range(config.accumulate):
+        last = micro == config.accumulate - 1
         rows = slice(micro * config.batch_size, (micro + 1) * config.batch_size)
         state = [(h.detach(), c.detach()) for h, c in states[micro]]
         if fgm:
             fgm.mark()
-        with autocast:
+        with _sync_gradients(model, last and not fgm), autocast:
             output = model(inputs[rows], state=state)
-            nll = model.token_nll(output.hidden, targets[rows]).mean()
+            nll = core.token_nll(output.hidden, targets[rows]).mean()
             loss = nll + activation_regularization(output, config.alpha, config.beta)
         (loss / config.accumulate).backward()
         new_states.append(output.state)
         mean_nll += nll.item() / config.accumulate
-        if fgm and fgm.attack():
-            with autocast:
-                adversarial_output = model(inputs[rows], state=state)
-                adversarial_loss = model.token_nll(adversarial_output.hidden, targets[rows]).mean()
-            (adversarial_loss / config.accumulate).backward()
-            fgm.restore()
+        if fgm:
+            attacked = fgm.attack()
+            # with FGM the adversarial backward is the step's last; under DDP it runs on every
+            # rank (weighted 0 where this rank's gradient gave no attack) so all ranks all-reduce
+            if attacked or (ddp and last):
+                with _sync_gradients(model, last), autocast:
+                    adversarial_output = model(inputs[rows], state=state)
+                    adversarial_loss = core.token_nll(adversarial_output.hidden, targets[rows]).mean()
+                (adversarial_loss * (1.0 if attacked else 0.0) / config.accumulate).backward()
+                fgm.restore()
     return mean_nll, new_states
+
+
+def _sync_gradients(model: torch.nn.Module, now: bool):
+    """A context: DDP all-reduces the gradients of the backward after this forward only when ``now``."""
+    if isinstance(model, DistributedDataParallel) and not now:
+        return model.no_sync()
+    return contextlib.nullcontext()
 
 
 # --- evaluation -------------------------------------------------------------------------
@@ -242,15 +362,22 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
     """Train; returns the last dev evaluation (and the best one) as a dict."""
     config.validate()
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    device = pick_device(config.device)
-    if device.type == "cpu":
-        torch.set_num_threads(config.threads or os.cpu_count() or 1)
-    rng = seed_everything(config.seed)
+    distributed, device = setup_distributed(config.device)  # rank 0 of 1 unless started by torchrun
+    master = distributed.master  # only rank 0 writes files, logs and the progress bar
+    if master:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if device.type == "cpu":  # the node's cores are shared by its ranks
+        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // distributed.local_world_size))
+    rng = seed_everything(config.seed, distributed.rank)
     resume_path = out_dir / "last.pt"
     payload = load_resume(resume_path) if resume and resume_path.exists() else None
     if resume and payload is None:
         logger.warning("%s does not exist: starting from scratch", resume_path)
+    if payload is not None and payload.get("world_size", 1) != distributed.world_size:
+        raise ValueError(
+            f"{resume_path} was written by {payload.get('world_size', 1)} process(es) and this run has "
+            f"{distributed.world_size}: resume with the same number (torchrun --nproc-per-node / --nnodes)"
+        )
     if payload is not None:
         # the model and data come from the checkpoint; how long to go on comes from this call
         saved = TrainConfig.from_dict(payload["train_config"])
@@ -258,15 +385,29 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             setattr(saved, name, getattr(config, name))
         config = saved
         logger.info("resuming from %s at step %d", resume_path, payload["progress"]["step"])
-    (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+    if master:
+        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
-    # data and vocabulary
+    # data and vocabulary: every rank reads the corpora and keeps its own shard of the streams
     sentences = load_training_text(config)
     vocab = Vocab(payload["vocab"]) if payload else Vocab.build(sentences, config.vocab_size, config.min_count)
-    n_streams = config.batch_size * config.accumulate
-    data = batchify(encode_stream(sentences, vocab), n_streams).to(device)
-    n_tokens = data.numel()
-    dev_trees = load_dev_trees(config)
+    n_streams = config.batch_size * config.accumulate  # per rank
+    stream = encode_stream(sentences, vocab)
+    one_batch = n_streams * distributed.world_size * (config.bptt + 1)
+    if stream.numel() < one_batch:
+        raise CorpusError(
+            f"the training corpora ({', '.join(config.corpora)}) hold {stream.numel()} tokens, fewer than one batch "
+            f"({n_streams * distributed.world_size} streams x {config.bptt + 1} tokens = {one_batch}): "
+            "give more text, or lower batch_size, accumulate or bptt (--set batch_size=...)"
+        )
+    streams = batchify(stream, n_streams * distributed.world_size)
+    n_tokens = streams.numel()  # over all ranks
+    data = shard_rows(streams, distributed.rank, distributed.world_size).to(device)
+    del stream, streams, sentences
+    check_same_data_on_every_rank(vocab, n_tokens, distributed)
+    dev_trees = load_dev_trees(config) if master else []  # only rank 0 evaluates
+    if master and not dev_trees:
+        raise CorpusError(f"the dev corpus {config.dev_corpus!r} has no trees; give a bracketed .mrg file or folder")
     logger.info("training on %d tokens (vocabulary %d), dev %d sentences", n_tokens, len(vocab), len(dev_trees))
 
     # model and optimisation
@@ -284,17 +425,55 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
         optimizer.load_state_dict(payload["optimizer"])
         scheduler.load_state_dict(payload["scheduler"])
         progress = Progress(**payload["progress"])
-        states = [[(h.to(device), c.to(device)) for h, c in micro] for micro in payload["states"]]
-        torch.set_rng_state(payload["rng"]["torch"])
-        if torch.cuda.is_available() and payload["rng"].get("cuda") is not None:
-            torch.cuda.set_rng_state_all(payload["rng"]["cuda"])
-        rng.setstate(_to_tuple(payload["rng"]["python"]))
-    logger.info("model: %s parameters on %s", f"{count_parameters(model):,}", device)
+        if master:  # rows a killed run wrote after its last checkpoint are written again from here
+            for log_name in ("steps.jsonl", "metrics.jsonl"):
+                drop_rows_after(out_dir / log_name, progress.step)
+        # this rank's hidden states and dropout RNG (rank 0's at the top level, the others' in other_ranks)
+        mine = payload if distributed.rank == 0 else payload["other_ranks"][distributed.rank - 1]
+        states = [[(h.to(device), c.to(device)) for h, c in micro] for micro in mine["states"]]
+        torch.set_rng_state(mine["rng"]["torch"])
+        cuda_rng = mine["rng"].get("cuda")
+        if device.type == "cuda" and cuda_rng is not None:
+            if isinstance(cuda_rng, (list, tuple)):  # older checkpoints: every device's state
+                torch.cuda.set_rng_state_all(cuda_rng)
+            else:
+                torch.cuda.set_rng_state(cuda_rng, device)
+        rng.setstate(_to_tuple(payload["rng"]["python"]))  # window lengths: the same on every rank
+    # DDP broadcasts rank 0's parameters to the others here, and all-reduces gradients in backward
+    ddp_model = (
+        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        if distributed.enabled
+        else model
+    )
+    logger.info(
+        "model: %s parameters on %s%s",
+        f"{count_parameters(model):,}",
+        device,
+        f", {distributed.world_size} processes (DDP)" if distributed.enabled else "",
+    )
     autocast = (
         torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
     )
 
+    def rank_state() -> dict:
+        """What differs between ranks: the hidden states and the dropout RNG."""
+        return {
+            "states": [[(h.cpu(), c.cpu()) for h, c in micro] for micro in states],
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+            },
+        }
+
     def save_resume_checkpoint() -> None:
+        """Called on every rank: rank 0 gathers the others' states and writes ``last.pt``."""
+        mine = rank_state()
+        everyone = [mine]
+        if distributed.enabled:
+            everyone = [None] * distributed.world_size if master else None
+            dist.gather_object(mine, everyone, dst=0)
+        if not master:
+            return
         save_resume(
             resume_path,
             {
@@ -305,12 +484,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "progress": progress.__dict__.copy(),
-                "states": [[(h.cpu(), c.cpu()) for h, c in micro] for micro in states],
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                    "python": rng.getstate(),
-                },
+                "states": mine["states"],
+                "rng": {**mine["rng"], "python": rng.getstate()},
+                "world_size": distributed.world_size,
+                "other_ranks": everyone[1:],
             },
         )
 
@@ -331,7 +508,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
         }
 
     def evaluate_and_save(train_loss: float) -> dict:
-        evaluation = evaluate_dev(model, vocab, config, dev_trees)
+        """Called on every rank: rank 0 evaluates (the others wait for its result), every rank
+        keeps the same bookkeeping (best score, patience, plateau schedule), rank 0 writes."""
+        evaluation = evaluate_dev(model, vocab, config, dev_trees) if master else None
+        evaluation = broadcast_from_master(evaluation, distributed)
         evaluation.update(
             step=progress.step, epoch=progress.epoch, train_loss=train_loss, lr=optimizer.param_groups[0]["lr"]
         )
@@ -345,6 +525,8 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
         scheduler.step(evaluation["dev_loss"])
         for group in optimizer.param_groups:  # the plateau schedule may have lowered it
             group["base_lr"] = group["lr"]
+        if not master:
+            return evaluation
         dtype = getattr(torch, config.release_dtype)
         save_release(out_dir / "last.safetensors", model, vocab, release_metadata(evaluation), dtype)
         if improved:
@@ -366,13 +548,14 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
     running_loss, running_tokens = 0.0, 0
     started = time.perf_counter() - progress.elapsed_seconds
     stop = False
+    diverged = False  # max_bad_steps non-finite steps in a row: stop without writing any checkpoint
     model.train()
     while progress.epoch < config.epochs and not stop:
         bar = tqdm(
             total=data.size(1),
             initial=progress.position,
             unit="tok/stream",
-            disable=not sys.stderr.isatty(),
+            disable=not master or not sys.stderr.isatty(),
             desc=f"epoch {progress.epoch + 1}/{config.epochs}",
         )
         for position, inputs, targets in windows(data, progress.position, config.bptt, rng, config.random_bptt):
@@ -381,26 +564,27 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             for group in optimizer.param_groups:  # AWD-LSTM: shorter windows take smaller steps
                 group["lr"] = group.setdefault("base_lr", group["lr"]) * length / config.bptt
             optimizer.zero_grad(set_to_none=True)
-            step_loss, states = accumulate_gradients(model, inputs, targets, states, config, fgm, autocast)
+            step_loss, states = accumulate_gradients(ddp_model, inputs, targets, states, config, fgm, autocast)
+            step_loss = mean_over_ranks(step_loss, distributed, device)  # every rank skips a bad step together
             progress.position = position + length
-            if not math.isfinite(step_loss):
+            # the norm is measured (and clipped when config.clip) on every step: a finite loss can
+            # still give an infinite or NaN gradient, and one such step would poison every weight
+            gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip or math.inf).item()
+            if not (math.isfinite(step_loss) and math.isfinite(gradient_norm)):
                 progress.bad_steps_in_a_row += 1
                 logger.warning(
-                    "non-finite loss at step %d: step skipped (%d in a row)", progress.step, progress.bad_steps_in_a_row
+                    "non-finite loss or gradient at step %d (loss %s, gradient norm %s): step skipped, "
+                    "%d in a row (the run stops at %d)",
+                    progress.step + 1, step_loss, gradient_norm, progress.bad_steps_in_a_row, config.max_bad_steps,
                 )
                 optimizer.zero_grad(set_to_none=True)
                 states = [model.init_state(config.batch_size) for _ in range(config.accumulate)]
                 if progress.bad_steps_in_a_row >= config.max_bad_steps:
-                    logger.error(
-                        "%d non-finite losses in a row: stopping; the last good checkpoint is kept",
-                        progress.bad_steps_in_a_row,
-                    )
+                    diverged = True
                     stop = True
                     break
                 continue
             progress.bad_steps_in_a_row = 0
-            if config.clip:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip)
             optimizer.step()
             for group in optimizer.param_groups:
                 group["lr"] = group["base_lr"]
@@ -408,19 +592,20 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             progress.elapsed_seconds = time.perf_counter() - started
             running_loss += step_loss * length
             running_tokens += length
-            tokens_per_second = inputs.numel() / max(time.perf_counter() - window_start, 1e-9)
-            with open(out_dir / "steps.jsonl", "a") as step_log:
-                step_log.write(
-                    json.dumps(
-                        {"step": progress.step, "loss": step_loss, "tokens_per_second": round(tokens_per_second)}
+            tokens_per_second = inputs.numel() * distributed.world_size / max(time.perf_counter() - window_start, 1e-9)
+            if master:
+                with open(out_dir / "steps.jsonl", "a") as step_log:
+                    step_log.write(
+                        json.dumps(
+                            {"step": progress.step, "loss": step_loss, "tokens_per_second": round(tokens_per_second)}
+                        )
+                        + "\n"
                     )
-                    + "\n"
-                )
             bar.update(length)
             bar.set_postfix(
                 loss=f"{step_loss:.3f}", ppl=f"{math.exp(min(step_loss, 50)):.1f}", tok_s=f"{tokens_per_second:.0f}"
             )
-            if bar.disable and progress.step % 50 == 0:
+            if master and bar.disable and progress.step % 50 == 0:
                 logger.info(
                     "step %d epoch %d: loss %.3f, %.0f tokens/s",
                     progress.step,
@@ -433,7 +618,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
                 running_loss, running_tokens = 0.0, 0
             if progress.step % config.checkpoint_every == 0:
                 save_resume_checkpoint()
-            out_of_time = config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60
+            # rank 0's clock decides for everyone; the other conditions are the same on every rank
+            out_of_time = master_decides(
+                config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60, distributed, device
+            )
             out_of_steps = config.max_steps and progress.step >= config.max_steps
             patience_spent = config.patience and progress.evaluations_without_improvement >= config.patience
             if out_of_time or out_of_steps or patience_spent:
@@ -452,6 +640,20 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             if not config.eval_every:
                 last_evaluation = evaluate_and_save(running_loss / max(running_tokens, 1))
                 running_loss, running_tokens = 0.0, 0
+    if diverged:
+        if distributed.owns_group:
+            dist.destroy_process_group()
+        kept = (
+            f"the last good checkpoint, {resume_path} (step {load_resume(resume_path)['progress']['step']}), is kept "
+            "as it was"
+            if resume_path.exists()
+            else "no checkpoint had been written yet"
+        )
+        raise TrainingDiverged(
+            f"{progress.bad_steps_in_a_row} non-finite losses or gradients in a row (max_bad_steps): the run stopped "
+            f"after step {progress.step}; {kept}. Lower the learning rate (--set lr=...) or check the data, "
+            "then continue with --resume"
+        )
     if running_tokens or not last_evaluation:
         last_evaluation = evaluate_and_save(running_loss / max(running_tokens, 1))
     save_resume_checkpoint()
@@ -461,7 +663,33 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
         progress.elapsed_seconds / 60,
         progress.best_score,
     )
+    if distributed.owns_group:
+        dist.destroy_process_group()
     return {**last_evaluation, "best_score": progress.best_score, "steps": progress.step}
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient was not finite ``max_bad_steps`` times in a row; the run stopped."""
+
+
+def drop_rows_after(path: Path, step: int) -> None:
+    """Remove the rows of a JSON-lines log with a ``step`` after ``step`` (and a last line cut short by a crash)."""
+    if not path.exists():
+        return
+    kept, dropped = [], 0
+    for line in path.read_text().splitlines():
+        try:
+            row_step = json.loads(line).get("step", 0)
+        except (json.JSONDecodeError, AttributeError):
+            dropped += 1
+            continue
+        if row_step <= step:
+            kept.append(line + "\n")
+        else:
+            dropped += 1
+    if dropped:
+        atomic_write(path, lambda temporary: Path(temporary).write_text("".join(kept)))
+        logger.info("%s: removed %d rows written after the checkpoint's step %d", path.name, dropped, step)
 
 
 def _to_tuple(value):
@@ -495,7 +723,12 @@ def build_argparser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_argparser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    rank = int(os.environ.get("RANK", 0))
+    level = args.log_level.upper()
+    if rank and level in ("DEBUG", "INFO"):  # under torchrun only rank 0 logs below WARNING
+        level = "WARNING"
+    rank_tag = f" [rank {rank}]" if rank else ""
+    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s %(name)s{rank_tag}: %(message)s")
     try:
         config = load_preset(args.preset)
         overrides = list(args.set)
@@ -516,6 +749,9 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, CorpusError) as error:
         logging.getLogger("training").error("%s", error)
         return 2
+    except TrainingDiverged as error:
+        logging.getLogger("training").error("%s", error)
+        return 1
     return 0
 
 

@@ -1,0 +1,72 @@
+"""Peak resident memory: the running service with the default model, and a training run.
+
+* Service: ``python -m service`` on loopback; after start-up, one request of the 64
+  longest dev sentences (the largest model call the default micro-batch allows) and a
+  burst of 32 concurrent single-sentence requests; then the process's peak RSS (VmHWM).
+* Training: ``python -m training --preset cpu`` (the default model's recipe) for a few
+  optimizer steps and its dev evaluation; the child's peak RSS from ``wait4``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+
+import httpx
+
+from benchmarks.common import default_checkpoint, dev_sentences
+from benchmarks.server import REPO, Server
+from benchmarks.service_load import load
+
+
+def service_memory() -> dict:
+    checkpoint, description = default_checkpoint()
+    sentences = dev_sentences()
+    longest = sorted(sentences, key=len, reverse=True)[:64]
+    with Server(checkpoint) as server:
+        after_start = server.memory()
+        response = httpx.post(f"{server.url}/parse", json={"tokens": longest}, timeout=120.0)
+        response.raise_for_status()
+        asyncio.run(load(server.url, sentences, 32, 200, 30.0))
+        after_load = server.memory()
+    return {"model": description, "after_start": after_start, "after_load": after_load}
+
+
+def training_memory(steps: int) -> dict:
+    with tempfile.TemporaryDirectory(prefix="onlstm-memory-") as out:
+        command = [
+            sys.executable, "-m", "training", "--preset", "cpu", "--out", out, "--max-steps", str(steps),
+            "--set", f"eval_every={steps}", "--set", "checkpoint_every=1000000", "--log-level", "WARNING",
+        ]
+        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(process.pid, 0)
+        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
+        process.returncode = os.waitstatus_to_exitcode(status)
+    if process.returncode != 0:
+        raise RuntimeError(f"the training run failed ({process.returncode}): {stderr[-2000:]}")
+    return {"preset": "cpu", "steps": steps, "peak_rss_mb": usage.ru_maxrss / 1024}  # ru_maxrss is in KiB
+
+
+def run(quick: bool = False) -> dict:
+    service = service_memory()
+    training = training_memory(2 if quick else 5)
+    return {
+        "benchmark": "memory",
+        "service": service,
+        "training": training,
+        "service_rss_mb": round(service["after_load"]["peak_rss_mb"], 1),
+        "training_rss_mb": round(training["peak_rss_mb"], 1),
+    }
+
+
+def table(result: dict) -> list[str]:
+    service, training = result["service"], result["training"]
+    return [
+        f"Peak resident memory ({service['model']})",
+        f"    service: {service['after_start']['rss_mb']:.0f} MB after start-up, peak {result['service_rss_mb']:.0f} MB "
+        "after a 64-sentence request and 200 requests at concurrency 32",
+        f"    training, cpu preset, {training['steps']} steps + dev evaluation: peak {result['training_rss_mb']:.0f} MB",
+    ]
