@@ -92,7 +92,8 @@ class Parser:
 
     # --- the model's view ---------------------------------------------------------------
 
-    def _model_positions(self, tokens: Sequence[str], punctuation: str) -> list[int]:
+    def model_positions(self, tokens: Sequence[str], punctuation: str) -> list[int]:
+        """Indices of the tokens the model reads under a punctuation mode."""
         if punctuation == "model":
             return list(range(len(tokens)))
         return [index for index, token in enumerate(tokens) if not is_punctuation(token)]
@@ -149,7 +150,7 @@ class Parser:
         punctuation = punctuation or self.default_punctuation
         if punctuation not in PUNCTUATION_MODES:
             raise ValueError(f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}")
-        positions = [self._model_positions(tokens, punctuation) for tokens in token_lists]
+        positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
         words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
         runs = self._run(words, batch_size, with_perplexity)
         analyses = []

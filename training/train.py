@@ -58,6 +58,7 @@ from training.adversarial import FGM
 from training.batching import batchify, encode_stream, shard_rows, windows
 from training.config import TrainConfig, load_preset
 from training.corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
+from training.evaluate import evaluate_model
 
 logger = logging.getLogger("training")
 
@@ -279,8 +280,6 @@ def _sync_gradients(model: torch.nn.Module, now: bool):
 
 def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, gold_trees: list) -> dict:
     """Dev perplexity (words from a fresh state per sentence) and words-only parsing F1 per layer."""
-    from training.evaluate import evaluate_model  # the scoring module is heavy only at import of nltk trees
-
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
     parser = Parser(
@@ -291,7 +290,7 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
         results = parser.parse(sentences, layer=0, punctuation=punctuation, batch_size=64)
         total_nll = total_tokens = 0.0
         for sentence, result in zip(sentences, results):
-            n_model_tokens = sum(1 for token in sentence if punctuation == "model" or not is_punctuation(token)) + 1
+            n_model_tokens = len(parser.model_positions(sentence, punctuation)) + 1  # the words read, and <eos>
             total_nll += math.log(result.perplexity) * n_model_tokens
             total_tokens += n_model_tokens
         report = evaluate_model(
