@@ -156,3 +156,42 @@ def test_command_line_reports_bad_input(tmp_path, capsys):
     empty.write_text("")
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--corpora", str(empty)]) == 2
     assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--set", "batch_size=0"]) == 2
+
+
+def test_precision_picks_autocast_per_device():
+    from training.train import make_autocast
+
+    cpu = torch.device("cpu")
+    assert not make_autocast("auto", cpu)._enabled and not make_autocast("fp32", cpu)._enabled
+    bf16 = make_autocast("bf16", cpu)
+    assert bf16._enabled and bf16.fast_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16").validate()
+
+
+def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, tmp_path):
+    from models.checkpoint import load_release
+
+    base = tmp_path / "base"
+    train(tiny_config.override(["max_steps=4", "eval_every=4"]), base)
+    start = load_release(base / "best.safetensors")
+    # another corpus and other layer sizes asked for: the release's vocabulary and shape win
+    text = tmp_path / "domain.txt"
+    text.write_text("the protein binds the receptor .\nthe receptor folds .\n" * 400)
+    config = tiny_config.override(
+        [f"init_from={base / 'best.safetensors'}", f"corpora={text}", "hidden_size=128", "max_steps=1", "eval_every=1"]
+    )
+    frozen = tmp_path / "frozen"
+    train(config.override(["lr=0"]), frozen)  # a step of size 0: the weights are the release's
+    saved = json.loads((frozen / "config.json").read_text())
+    assert saved["hidden_size"] == 64 and saved["vocab_size"] == len(start.vocab)
+    after = load_release(frozen / "last.safetensors")
+    assert after.vocab.itos == start.vocab.itos
+    for name, tensor in start.model.state_dict().items():
+        torch.testing.assert_close(after.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    tuned = tmp_path / "tuned"
+    train(config, tuned)  # a real step moves them
+    moved = load_release(tuned / "last.safetensors").model.state_dict()
+    assert not torch.equal(moved["embedding.weight"], start.model.state_dict()["embedding.weight"])
+    missing = str(tmp_path / "nothing.safetensors")
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--init-from", missing]) == 2

@@ -25,6 +25,9 @@ class TrainConfig:
     punctuation: str = "drop"  # "drop": train on words only (the reference protocol); "keep": punctuation too
     vocab_size: int = 10000  # most frequent normalised tokens, <eos> and <unk> included
     min_count: int = 1  # rarer tokens become <unk>
+    # a release (.safetensors) to start from: its vocabulary and layer sizes replace the fields
+    # below, its weights the random initialisation; the optimizer starts fresh (fine-tuning)
+    init_from: str = ""
     # --- model (see models.onlstm.ONLSTMConfig)
     embedding_size: int = 400
     hidden_size: int = 1150
@@ -62,6 +65,9 @@ class TrainConfig:
     seed: int = 1111
     threads: int = 0  # torch intra-op threads on CPU (0 = all cores)
     device: str = "auto"  # "auto" = cuda if available, else cpu
+    # "auto" = bf16 autocast on a GPU, fp32 on the CPU; "fp32" on a GPU keeps the fused recurrence
+    # (one autograd node per layer), which is faster there than bf16 through the per-step path
+    precision: str = "auto"
     release_dtype: str = "float16"  # storage dtype of the release checkpoints
     name: str = "onlstm"  # model name written in the release metadata
 
@@ -85,6 +91,8 @@ class TrainConfig:
             problems.append("punctuation must be 'drop' or 'keep'")
         if self.optimizer not in ("adam", "adamw", "sgd"):
             problems.append("optimizer must be 'adam', 'adamw' or 'sgd'")
+        if self.precision not in ("auto", "bf16", "fp32"):
+            problems.append("precision must be 'auto', 'bf16' or 'fp32'")
         if self.select_on not in ("f1", "perplexity"):
             problems.append("select_on must be 'f1' or 'perplexity'")
         for name in ("batch_size", "accumulate", "bptt", "vocab_size"):

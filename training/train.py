@@ -50,7 +50,15 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.checkpoint import Release, atomic_write, load_resume, save_release, save_resume
+from models.checkpoint import (
+    CheckpointError,
+    Release,
+    atomic_write,
+    load_release,
+    load_resume,
+    save_release,
+    save_resume,
+)
 from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
 from models.parser import Parser
 from models.vocab import Vocab, is_punctuation
@@ -72,6 +80,7 @@ RUN_LENGTH_FIELDS = (
     "patience",
     "device",
     "threads",
+    "precision",
 )
 
 
@@ -82,6 +91,14 @@ def pick_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def make_autocast(precision: str, device: torch.device) -> torch.autocast:
+    """bf16 autocast for ``bf16`` (and ``auto`` on a GPU); a disabled context for fp32."""
+    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    if device.type == "cuda" and not use_bf16:
+        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 storage, TF32 tensor-core products
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
 
 
 def seed_everything(seed: int, rank: int = 0) -> random.Random:
@@ -201,6 +218,24 @@ def load_dev_trees(config: TrainConfig) -> list:
     if config.dev_max_sentences:
         trees = trees[: config.dev_max_sentences]
     return trees
+
+
+def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
+    """Load ``config.init_from`` and return it with the config's vocabulary size and layer sizes
+    set to the release's (dropout and everything else stay as configured)."""
+    release = load_release(Path(config.init_from))
+    shape = release.model.config
+    config = config.override(
+        [
+            f"{name}={getattr(shape, name)}"
+            for name in ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
+        ]
+    )
+    logger.info(
+        "starting from %s (%d layers, hidden %d, vocabulary %d)",
+        config.init_from, shape.n_layers, shape.hidden_size, shape.vocab_size,
+    )
+    return release, config
 
 
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
@@ -384,12 +419,20 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             setattr(saved, name, getattr(config, name))
         config = saved
         logger.info("resuming from %s at step %d", resume_path, payload["progress"]["step"])
+    initial = None
+    if payload is None and config.init_from:
+        initial, config = start_from_release(config)
     if master:
         (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
 
     # data and vocabulary: every rank reads the corpora and keeps its own shard of the streams
     sentences = load_training_text(config)
-    vocab = Vocab(payload["vocab"]) if payload else Vocab.build(sentences, config.vocab_size, config.min_count)
+    if payload:
+        vocab = Vocab(payload["vocab"])
+    elif initial is not None:
+        vocab = initial.vocab  # the release's ids: new words of the new text become <unk>
+    else:
+        vocab = Vocab.build(sentences, config.vocab_size, config.min_count)
     n_streams = config.batch_size * config.accumulate  # per rank
     stream = encode_stream(sentences, vocab)
     one_batch = n_streams * distributed.world_size * (config.bptt + 1)
@@ -411,7 +454,10 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
 
     # model and optimisation
     model_config = ONLSTMConfig.from_dict(payload["model_config"]) if payload else config.model_config(len(vocab))
-    model = ONLSTMLanguageModel(model_config).to(device)
+    model = ONLSTMLanguageModel(model_config)
+    if initial is not None:
+        model.load_state_dict(initial.model.state_dict())
+    model = model.to(device)
     optimizer = make_optimizer(config, model)
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
         optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
@@ -450,9 +496,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
         device,
         f", {distributed.world_size} processes (DDP)" if distributed.enabled else "",
     )
-    autocast = (
-        torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else torch.autocast("cpu", enabled=False)
-    )
+    autocast = make_autocast(config.precision, device)
 
     def rank_state() -> dict:
         """What differs between ranks: the hidden states and the dropout RNG."""
@@ -704,6 +748,9 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", default="cpu", help="tiny, cpu, gpu-paper, or a JSON file (default: cpu)")
     parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and logs")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
+    parser.add_argument(
+        "--init-from", metavar="RELEASE", help="start from a release's weights and vocabulary (fine-tune it on new text)"
+    )
     parser.add_argument("--accumulate", type=int, help="micro-batches per optimizer step")
     parser.add_argument("--adversarial-epsilon", type=float, help="FGM epsilon on the embeddings (0 = off)")
     parser.add_argument("--epochs", type=int)
@@ -741,11 +788,12 @@ def main(argv: list[str] | None = None) -> int:
             "corpora": args.corpora,
             "data_dir": args.data,
             "device": args.device,
+            "init_from": args.init_from,
         }
         overrides += [f"{key}={value}" for key, value in named.items() if value is not None]
         config = config.override(overrides)
         train(config, args.out, resume=args.resume)
-    except (ValueError, CorpusError) as error:
+    except (ValueError, CorpusError, CheckpointError) as error:
         logging.getLogger("training").error("%s", error)
         return 2
     except TrainingDiverged as error:

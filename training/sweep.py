@@ -1,0 +1,167 @@
+"""Run a plan of training runs side by side and tabulate them: the ablation table.
+
+    python -m training.sweep training/sweeps/ablation.json --out runs/ablation --parallel 9 --max-minutes 7
+    python -m training.sweep --summarize runs/ablation
+
+A plan is a JSON file::
+
+    {"preset": "cpu", "set": ["precision=fp32"],          # shared by every run
+     "runs": [{"name": "base", "set": []},
+              {"name": "fgm-0.5", "set": ["adversarial_epsilon=0.5"]}]}
+
+Each run is one ``onlstm train`` process writing ``OUT/NAME/``, so runs share nothing but the
+hardware: on a GPU that the ON-LSTM recurrence leaves mostly idle (its small per-step kernels
+are launch-bound), several runs at once cost little more wall time than one.  Every run gets
+the same wall-clock budget, which is what the table compares.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+logger = logging.getLogger("training.sweep")
+
+
+def load_plan(path: Path) -> dict:
+    plan = json.loads(Path(path).read_text())
+    names = [run["name"] for run in plan.get("runs", [])]
+    if not names:
+        raise ValueError(f"{path}: the plan has no runs; expected {{'runs': [{{'name': ..., 'set': [...]}}]}}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"{path}: run names must be unique")
+    for name in names:
+        if not name or "/" in name or name.startswith("."):
+            raise ValueError(f"{path}: {name!r} cannot be a folder name")
+    return plan
+
+
+def run_command(plan: dict, run: dict, out_dir: Path, extra: list[str]) -> list[str]:
+    """The ``onlstm train`` command line of one run: shared settings, then the run's, then ``extra``."""
+    command = [sys.executable, "-m", "training", "--preset", run.get("preset", plan.get("preset", "cpu"))]
+    command += ["--out", str(out_dir / run["name"])]
+    for assignment in [*plan.get("set", []), *run.get("set", []), *extra]:
+        command += ["--set", assignment]
+    return command
+
+
+def launch(plan: dict, out_dir: Path, parallel: int, extra: list[str], only: set[str] | None = None) -> dict[str, int]:
+    """Run the plan ``parallel`` processes at a time; returns each run's exit status."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    pending = [run for run in plan["runs"] if not only or run["name"] in only]
+    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    statuses: dict[str, int] = {}
+    while pending or running:
+        while pending and len(running) < parallel:
+            run = pending.pop(0)
+            (out_dir / run["name"]).mkdir(parents=True, exist_ok=True)
+            log = open(out_dir / run["name"] / "train.log", "w")  # noqa: SIM115 (closed when the run ends)
+            command = run_command(plan, run, out_dir, extra)
+            logger.info("start %s: %s", run["name"], " ".join(command[1:]))
+            running[run["name"]] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
+        time.sleep(1.0)
+        for name, (process, log) in list(running.items()):
+            if process.poll() is not None:
+                log.close()
+                statuses[name] = process.returncode
+                del running[name]
+                logger.info("%s finished with status %d", name, process.returncode)
+    return statuses
+
+
+def summarize_run(run_dir: Path) -> dict | None:
+    """Best and last dev figures of one run folder, from its ``metrics.jsonl`` and ``steps.jsonl``."""
+    metrics_path = run_dir / "metrics.jsonl"
+    if not metrics_path.exists():
+        return None
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return None
+    best = max(rows, key=lambda row: row["dev_f1"])
+    speeds = []
+    steps_path = run_dir / "steps.jsonl"
+    if steps_path.exists():
+        speeds = [json.loads(line)["tokens_per_second"] for line in steps_path.read_text().splitlines() if line.strip()]
+    return {
+        "run": run_dir.name,
+        "evaluations": len(rows),
+        "steps": rows[-1]["step"],
+        "best_dev_f1": best["dev_f1"],
+        "best_layer": best["best_layer"],
+        "best_step": best["step"],
+        "dev_f1_per_layer_at_best": best["dev_f1_per_layer"],
+        "dev_perplexity_at_best": best["dev_perplexity"],
+        "best_dev_perplexity": min(row["dev_perplexity"] for row in rows),
+        "last_dev_f1": rows[-1]["dev_f1"],
+        # the spread of the last evaluations: how much a single selection point can be trusted
+        "mean_dev_f1_last5": statistics.fmean(row["dev_f1"] for row in rows[-5:]),
+        "median_tokens_per_second": statistics.median(speeds) if speeds else None,
+    }
+
+
+def summarize(out_dir: Path) -> list[dict]:
+    runs = [summarize_run(path) for path in sorted(Path(out_dir).iterdir()) if path.is_dir()]
+    return [run for run in runs if run is not None]
+
+
+def markdown_table(rows: list[dict]) -> str:
+    lines = [
+        "| run | steps | best dev F1 (layer, step) | F1 per layer at best | dev ppl at best | best dev ppl "
+        "| mean F1 last 5 evals | tokens/s |",
+        "| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        speed = row["median_tokens_per_second"]
+        lines.append(
+            f"| {row['run']} | {row['steps']} | {row['best_dev_f1']:.1f} (layer {row['best_layer']}, "
+            f"step {row['best_step']}) | {' / '.join(f'{value:.1f}' for value in row['dev_f1_per_layer_at_best'])} "
+            f"| {row['dev_perplexity_at_best']:.1f} | {row['best_dev_perplexity']:.1f} "
+            f"| {row['mean_dev_f1_last5']:.1f} | {'-' if speed is None else f'{speed:.0f}'} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0])
+    parser.add_argument("plan", nargs="?", type=Path, help="the plan (JSON); omit with --summarize")
+    parser.add_argument("--out", type=Path, help="one folder per run is made inside")
+    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
+    parser.add_argument("--max-minutes", type=float, help="wall-clock budget of each run")
+    parser.add_argument("--only", help="comma-separated run names to run (default: all)")
+    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="added to every run")
+    parser.add_argument("--summarize", type=Path, metavar="OUT", help="print the table of an earlier sweep and exit")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.summarize:
+        rows = summarize(args.summarize)
+        print(markdown_table(rows))
+        return 0 if rows else 1
+    if args.plan is None or args.out is None:
+        parser.error("give a plan and --out (or --summarize OUT)")
+    try:
+        plan = load_plan(args.plan)
+    except (OSError, ValueError) as error:
+        logger.error("%s", error)
+        return 2
+    extra = list(args.set)
+    if args.max_minutes is not None:
+        extra.append(f"max_minutes={args.max_minutes}")
+    only = set(args.only.split(",")) if args.only else None
+    statuses = launch(plan, args.out, max(1, args.parallel), extra, only)
+    rows = summarize(args.out)
+    (args.out / "summary.json").write_text(json.dumps({"statuses": statuses, "runs": rows}, indent=2) + "\n")
+    print(markdown_table(rows))
+    failed = sorted(name for name, status in statuses.items() if status != 0)
+    if failed:
+        logger.error("runs that failed (see their train.log): %s", ", ".join(failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
