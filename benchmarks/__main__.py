@@ -23,6 +23,7 @@ BENCHMARKS = {
     "inference": "benchmarks.inference_speed",
     "service": "benchmarks.service_load",
     "memory": "benchmarks.memory",
+    "precision": "benchmarks.precision",
 }
 
 

@@ -64,6 +64,10 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
+_UMASK = os.umask(0)  # read once at import (os.umask can only be read by setting it)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write) -> None:
     """Call ``write(temporary_path)``, fsync it, then rename it over ``path``."""
     path = Path(path)
@@ -72,6 +76,9 @@ def atomic_write(path: Path, write) -> None:
     os.close(handle)
     try:
         write(temporary)
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would,
+        # so that a server running as another user (the container's) can read what training wrote
+        os.chmod(temporary, 0o666 & ~_UMASK)
         with open(temporary, "rb") as written:
             os.fsync(written.fileno())
         os.replace(temporary, path)

@@ -121,3 +121,13 @@ def test_atomic_write_keeps_the_old_file_on_failure(tmp_path):
         save_release(path, model, vocab.__class__(vocab.itos[:-1]), {"version": 2})
     assert path.read_bytes() == before
     assert [item.name for item in tmp_path.iterdir()] == ["model.safetensors"]
+
+
+def test_written_checkpoints_are_readable_by_other_users_as_the_umask_allows(tmp_path):
+    # a release written by training is served by another user (the container's): not private
+    model, vocab = make_tiny_model()
+    path = tmp_path / "model.safetensors"
+    save_release(path, model, vocab, {}, dtype=torch.float32)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -97,7 +97,7 @@ def test_windows_cover_the_stream_once():
 
 
 def test_presets_load_and_validate():
-    for name in ("tiny", "cpu", "gpu-paper"):
+    for name in ("tiny", "cpu", "default", "gpu-paper"):
         load_preset(name).validate()
     paper = load_preset("gpu-paper")
     assert (paper.n_layers, paper.hidden_size, paper.embedding_size, paper.chunk_size) == (3, 1150, 400, 10)
