@@ -179,12 +179,20 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     text = tmp_path / "domain.txt"
     text.write_text("the protein binds the receptor .\nthe receptor folds .\n" * 400)
     config = tiny_config.override(
-        [f"init_from={base / 'best.safetensors'}", f"corpora={text}", "hidden_size=128", "max_steps=1", "eval_every=1"]
+        [
+            f"init_from={base / 'best.safetensors'}",
+            f"corpora={text}",
+            "hidden_size=128",
+            "punctuation=keep",
+            "max_steps=1",
+            "eval_every=1",
+        ]
     )
     frozen = tmp_path / "frozen"
     train(config.override(["lr=0"]), frozen)  # a step of size 0: the weights are the release's
     saved = json.loads((frozen / "config.json").read_text())
     assert saved["hidden_size"] == 64 and saved["vocab_size"] == len(start.vocab)
+    assert saved["punctuation"] == "drop"  # the release read words only: its vocabulary has no punctuation
     after = load_release(frozen / "last.safetensors")
     assert after.vocab.itos == start.vocab.itos
     for name, tensor in start.model.state_dict().items():

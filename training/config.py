@@ -25,8 +25,8 @@ class TrainConfig:
     punctuation: str = "drop"  # "drop": train on words only (the reference protocol); "keep": punctuation too
     vocab_size: int = 10000  # most frequent normalised tokens, <eos> and <unk> included
     min_count: int = 1  # rarer tokens become <unk>
-    # a release (.safetensors) to start from: its vocabulary and layer sizes replace the fields
-    # below, its weights the random initialisation; the optimizer starts fresh (fine-tuning)
+    # a release (.safetensors) to start from: its vocabulary, layer sizes and punctuation treatment
+    # replace the fields here, its weights the random initialisation; the optimizer starts fresh
     init_from: str = ""
     # --- model (see models.onlstm.ONLSTMConfig)
     embedding_size: int = 400

@@ -221,15 +221,20 @@ def load_dev_trees(config: TrainConfig) -> list:
 
 
 def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
-    """Load ``config.init_from`` and return it with the config's vocabulary size and layer sizes
-    set to the release's (dropout and everything else stay as configured)."""
+    """Load ``config.init_from`` and return it with the config's vocabulary size, layer sizes
+    and punctuation treatment set to the release's (dropout and everything else stay as
+    configured): a words-only vocabulary has no punctuation to keep, and the reverse."""
     release = load_release(Path(config.init_from))
     shape = release.model.config
+    punctuation = "keep" if release.metadata.get("punctuation") == "model" else "drop"
+    if punctuation != config.punctuation:
+        logger.info("punctuation=%s, as the release was trained (it was %s)", punctuation, config.punctuation)
     config = config.override(
         [
             f"{name}={getattr(shape, name)}"
             for name in ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
         ]
+        + [f"punctuation={punctuation}"]
     )
     logger.info(
         "starting from %s (%d layers, hidden %d, vocabulary %d)",
