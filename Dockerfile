@@ -30,6 +30,7 @@ COPY pyproject.toml README.md ./
 COPY models ./models
 COPY training ./training
 COPY service ./service
+COPY onlstm ./onlstm
 # A regular (non-editable) install: the static page and the bundled model travel as package data.
 RUN pip install --no-cache-dir --no-deps . \
     && rm -rf /src/build /src/*.egg-info
@@ -42,4 +43,4 @@ WORKDIR /home/onlstm
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/ready', timeout=4)"]
-CMD ["uvicorn", "service.app:create_app", "--factory", "--host", "0.0.0.0", "--port", "8000", "--timeout-graceful-shutdown", "10", "--timeout-keep-alive", "75"]
+CMD ["onlstm", "serve", "--host", "0.0.0.0", "--port", "8000"]

@@ -24,7 +24,7 @@ serve: install  ## start the HTTP service on the bundled model: http://$(HOST):$
 test: install lint pytest  ## lint, then the whole test suite
 
 lint: install
-	$(BIN)/ruff check models training service tests benchmarks
+	$(BIN)/ruff check onlstm models training service tests benchmarks
 	$(BIN)/hadolint Dockerfile
 
 pytest: install

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from models.parser import DEFAULT_CHECKPOINT
+from onlstm.models.parser import DEFAULT_CHECKPOINT
 
 logger = logging.getLogger(__name__)
 
@@ -27,10 +27,10 @@ def default_checkpoint() -> tuple[Path, str]:
     if DEFAULT_CHECKPOINT.is_file():
         return DEFAULT_CHECKPOINT, f"default model ({DEFAULT_CHECKPOINT.name})"
     if not STAND_IN.is_file():
-        from models.checkpoint import save_release
-        from models.onlstm import ONLSTMLanguageModel
-        from models.vocab import Vocab
-        from training.config import load_preset
+        from onlstm.models.checkpoint import save_release
+        from onlstm.models.onlstm import ONLSTMLanguageModel
+        from onlstm.models.vocab import Vocab
+        from onlstm.training.config import load_preset
 
         config = load_preset("cpu")
         sentences = [tree_tokens for tree_tokens in dev_sentences()]
@@ -45,7 +45,7 @@ def default_checkpoint() -> tuple[Path, str]:
 
 
 def dev_sentences() -> list[list[str]]:
-    from training.corpora import ptb_split_files, read_treebank, tree_tokens
+    from onlstm.training.corpora import ptb_split_files, read_treebank, tree_tokens
 
     return [tree_tokens(tree) for tree in read_treebank(ptb_split_files(None, "dev"))]
 

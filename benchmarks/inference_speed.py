@@ -20,7 +20,7 @@ import time
 import torch
 
 from benchmarks.common import default_checkpoint, dev_sentences, matmul_peak
-from models.parser import Parser
+from onlstm.models.parser import Parser
 
 BATCH_SIZES = (1, 16, 64, 256)
 

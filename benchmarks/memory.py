@@ -1,9 +1,9 @@
 """Peak resident memory: the running service with the default model, and a training run.
 
-* Service: ``python -m service`` on loopback; after start-up, one request of the 64
+* Service: ``onlstm serve`` on loopback; after start-up, one request of the 64
   longest dev sentences (the largest model call the default micro-batch allows) and a
   burst of 32 concurrent single-sentence requests; then the process's peak RSS (VmHWM).
-* Training: ``python -m training --preset cpu`` (the default model's recipe) for a few
+* Training: ``python -m onlstm train --preset cpu`` (the default model's recipe) for a few
   optimizer steps and its dev evaluation; the child's peak RSS from ``wait4``.
 """
 
@@ -38,7 +38,7 @@ def service_memory() -> dict:
 def training_memory(steps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="onlstm-memory-") as out:
         command = [
-            sys.executable, "-m", "training", "--preset", "cpu", "--out", out, "--max-steps", str(steps),
+            sys.executable, "-m", "onlstm", "train", "--preset", "cpu", "--out", out, "--max-steps", str(steps),
             "--set", f"eval_every={steps}", "--set", "checkpoint_every=1000000", "--log-level", "WARNING",
         ]
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

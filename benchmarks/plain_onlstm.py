@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.onlstm import LMOutput, ONLSTMConfig, embedding_dropout, locked_dropout
+from onlstm.models.onlstm import LMOutput, ONLSTMConfig, embedding_dropout, locked_dropout
 
 
 class PlainONLSTMCell(nn.Module):

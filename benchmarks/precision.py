@@ -13,8 +13,8 @@ import time
 
 import torch
 
-from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from training.train import make_autocast
+from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.training.train import make_autocast
 
 SIZES = {"cpu-size": (200, 600), "paper-size": (400, 1150)}
 

@@ -1,4 +1,4 @@
-"""A real uvicorn serving the app on loopback, as a subprocess: ``python -m service``."""
+"""A real uvicorn serving the app on loopback, as a subprocess: ``onlstm serve``."""
 
 from __future__ import annotations
 
@@ -43,7 +43,7 @@ class Server:
 
     def __enter__(self) -> Server:
         environment = {**os.environ, "ONLSTM_LOG_LEVEL": "warning", **self.environment}
-        command = [sys.executable, "-m", "service", "--host", "127.0.0.1", "--port", str(self.port),
+        command = [sys.executable, "-m", "onlstm", "serve", "--host", "127.0.0.1", "--port", str(self.port),
                    "--checkpoint", str(self.checkpoint)]
         self.process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.start_timeout

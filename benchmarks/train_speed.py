@@ -21,9 +21,9 @@ import time
 import torch
 
 from benchmarks.plain_onlstm import PlainONLSTMLanguageModel
-from models.onlstm import ONLSTMLanguageModel
-from training.config import TrainConfig, load_preset
-from training.train import accumulate_gradients, make_optimizer
+from onlstm.models.onlstm import ONLSTMLanguageModel
+from onlstm.training.config import TrainConfig, load_preset
+from onlstm.training.train import accumulate_gradients, make_optimizer
 
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
 
@@ -38,7 +38,7 @@ class Runner:
         self.states = [model.init_state(config.batch_size) for _ in range(config.accumulate)]
         self.fgm = None
         if config.adversarial_epsilon > 0:
-            from training.adversarial import FGM
+            from onlstm.training.adversarial import FGM
 
             self.fgm = FGM(model.embedding, config.adversarial_epsilon)
 

@@ -27,9 +27,9 @@ from pathlib import Path
 import torch
 from nltk import Tree
 
-from models.checkpoint import Release, load_release
-from models.tree import DECODERS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
-from models.vocab import is_punctuation, tokenize
+from .checkpoint import Release, load_release
+from .tree import DECODERS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
+from .vocab import is_punctuation, tokenize
 
 logger = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The FastAPI app: routes, error format, limits, metrics, and the model's lifecycle.
 
-``create_app()`` is the factory uvicorn runs (``uvicorn service.app:create_app --factory``).
+``create_app()`` is the factory uvicorn runs (``uvicorn onlstm.service.app:create_app --factory``).
 The model is loaded once, in a background thread started by ``lifespan``: ``/health``
 answers at once, ``/ready`` says 503 until the model is loaded (and stays 503, with
 the reason, if it cannot be), and ``/parse`` hands sentences to the micro-batcher,
@@ -34,11 +34,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from models.checkpoint import CheckpointError
-from models.parser import Parser, ParseResult
-from models.vocab import split_and_tokenize, tokenize_with_offsets
-from service.batcher import BatcherUnavailable, MicroBatcher
-from service.schemas import (
+from ..models.checkpoint import CheckpointError
+from ..models.parser import Parser, ParseResult
+from ..models.vocab import split_and_tokenize, tokenize_with_offsets
+from .batcher import BatcherUnavailable, MicroBatcher
+from .schemas import (
     PARSE_EXAMPLES,
     ErrorResponse,
     Health,
@@ -48,10 +48,10 @@ from service.schemas import (
     ParseResponse,
     Readiness,
 )
-from service.settings import Settings, load_settings
+from .settings import Settings, load_settings
 
 logger = logging.getLogger(__name__)
-access_logger = logging.getLogger("service.access")
+access_logger = logging.getLogger("onlstm.service.access")
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ParserLoader = Callable[[Settings], Parser]

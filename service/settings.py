@@ -33,7 +33,7 @@ class Settings(BaseSettings):
         None, ge=1, le=256, description="Intra-op threads for torch (torch.set_num_threads); unset = torch's default."
     )
 
-    # --- the HTTP server (used by `onlstm serve` / `python -m service`) -----------------
+    # --- the HTTP server (used by `onlstm serve` / `onlstm serve`) -----------------
     host: str = Field("127.0.0.1", min_length=1, description="Interface to listen on (0.0.0.0 for all).")
     port: int = Field(8000, ge=1, le=65535)
     log_level: LogLevel = "info"

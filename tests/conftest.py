@@ -2,27 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from models.checkpoint import save_release
-from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from models.vocab import Vocab
+from onlstm.models.checkpoint import save_release
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_TEXT = [
-    "the cat sat on the mat".split(),
-    "a dog chased the cat into the garden".split(),
-    "stocks fell N % in heavy trading on wall street".split(),
-    "the company said it expects earnings to rise".split(),
-]
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("ONLSTM_DATA", REPO.parent / "shared" / "data"))
+from .helpers import data_dir, make_tiny_model
 
 
 @pytest.fixture(scope="session")
@@ -31,24 +18,6 @@ def shared_data() -> Path:
     if not (folder / "ptb-sample").is_dir():
         pytest.skip(f"the shared data folder {folder} is missing (set ONLSTM_DATA)")
     return folder
-
-
-def make_tiny_model(seed: int = 0) -> tuple[ONLSTMLanguageModel, Vocab]:
-    torch.manual_seed(seed)
-    vocab = Vocab.build(TINY_TEXT)
-    config = ONLSTMConfig(
-        vocab_size=len(vocab),
-        embedding_size=16,
-        hidden_size=24,
-        n_layers=3,
-        chunk_size=4,
-        dropout_output=0.0,
-        dropout_hidden=0.0,
-        dropout_input=0.0,
-        dropout_embedding=0.0,
-        dropconnect=0.0,
-    )
-    return ONLSTMLanguageModel(config).eval(), vocab
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
-from models.onlstm import ONLSTMConfig
+from ..models.onlstm import ONLSTMConfig
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
 

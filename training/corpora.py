@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nltk import Tree
 
-from models.tree import unescape_token
+from ..models.tree import unescape_token
 
 logger = logging.getLogger(__name__)
 

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from nltk import Tree
 
-from models.tree import (
+from ..models.tree import (
     balanced_spans,
     decode_spans,
     left_branching_spans,
@@ -38,7 +38,7 @@ from models.tree import (
     right_branching_spans,
     unescape_token,
 )
-from training.corpora import CorpusError, default_data_dir, ptb_split_files, read_treebank
+from .corpora import CorpusError, default_data_dir, ptb_split_files, read_treebank
 
 logger = logging.getLogger(__name__)
 
@@ -528,8 +528,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for mode in modes:
             output["reports"][mode] = baseline_report(golds, mode)
     else:
-        from models.checkpoint import CheckpointError
-        from models.parser import Parser  # lazy: the scoring above works without the model code
+        from ..models.checkpoint import CheckpointError
+        from ..models.parser import Parser  # lazy: the scoring above works without the model code
 
         try:
             parser = Parser.load(args.checkpoint)

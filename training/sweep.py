@@ -1,7 +1,7 @@
 """Run a plan of training runs side by side and tabulate them: the ablation table.
 
-    python -m training.sweep training/sweeps/ablation.json --out runs/ablation --parallel 9 --max-minutes 7
-    python -m training.sweep --summarize runs/ablation
+    python -m onlstm sweep training/sweeps/ablation.json --out runs/ablation --parallel 9 --max-minutes 7
+    python -m onlstm sweep --summarize runs/ablation
 
 A plan is a JSON file::
 
@@ -26,7 +26,7 @@ import sys
 import time
 from pathlib import Path
 
-logger = logging.getLogger("training.sweep")
+logger = logging.getLogger("onlstm.training.sweep")
 
 
 def load_plan(path: Path) -> dict:
@@ -44,7 +44,7 @@ def load_plan(path: Path) -> dict:
 
 def run_command(plan: dict, run: dict, out_dir: Path, extra: list[str]) -> list[str]:
     """The ``onlstm train`` command line of one run: shared settings, then the run's, then ``extra``."""
-    command = [sys.executable, "-m", "training", "--preset", run.get("preset", plan.get("preset", "cpu"))]
+    command = [sys.executable, "-m", "onlstm", "train", "--preset", run.get("preset", plan.get("preset", "cpu"))]
     command += ["--out", str(out_dir / run["name"])]
     for assignment in [*plan.get("set", []), *run.get("set", []), *extra]:
         command += ["--set", assignment]
@@ -128,7 +128,7 @@ def markdown_table(rows: list[dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m onlstm sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("plan", nargs="?", type=Path, help="the plan (JSON); omit with --summarize")
     parser.add_argument("--out", type=Path, help="one folder per run is made inside")
     parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")

@@ -1,8 +1,8 @@
 """Train an ON-LSTM language model and select it on dev parsing F1.
 
-    onlstm train --preset cpu --out runs/cpu          # or: python -m training --preset cpu ...
+    onlstm train --preset cpu --out runs/cpu          # or: python -m onlstm train --preset cpu ...
     onlstm train --preset cpu --out runs/cpu --resume # continue exactly where it stopped
-    torchrun --standalone --nproc-per-node=4 -m training --preset gpu-paper --out runs/ddp   # DDP
+    torchrun --standalone --nproc-per-node=4 -m onlstm train --preset gpu-paper --out runs/ddp   # DDP
 
 Under ``torchrun`` (RANK and WORLD_SIZE in the environment) the run is distributed data
 parallel, as in nanoGPT: ``nccl`` on GPUs, ``gloo`` on CPUs.  Rank r trains on rows
@@ -50,7 +50,7 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
-from models.checkpoint import (
+from ..models.checkpoint import (
     CheckpointError,
     Release,
     atomic_write,
@@ -59,16 +59,16 @@ from models.checkpoint import (
     save_release,
     save_resume,
 )
-from models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
-from models.parser import Parser
-from models.vocab import Vocab, is_punctuation
-from training.adversarial import FGM
-from training.batching import batchify, encode_stream, shard_rows, windows
-from training.config import TrainConfig, load_preset
-from training.corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
-from training.evaluate import evaluate_model
+from ..models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
+from ..models.parser import Parser
+from ..models.vocab import Vocab, is_punctuation
+from .adversarial import FGM
+from .batching import batchify, encode_stream, shard_rows, windows
+from .config import TrainConfig, load_preset
+from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
+from .evaluate import evaluate_model
 
-logger = logging.getLogger("training")
+logger = logging.getLogger("onlstm.training")
 
 # Fields a resumed run takes from its new command line rather than from the checkpoint.
 RUN_LENGTH_FIELDS = (
@@ -799,10 +799,10 @@ def main(argv: list[str] | None = None) -> int:
         config = config.override(overrides)
         train(config, args.out, resume=args.resume)
     except (ValueError, CorpusError, CheckpointError) as error:
-        logging.getLogger("training").error("%s", error)
+        logging.getLogger("onlstm.training").error("%s", error)
         return 2
     except TrainingDiverged as error:
-        logging.getLogger("training").error("%s", error)
+        logging.getLogger("onlstm.training").error("%s", error)
         return 1
     return 0
 

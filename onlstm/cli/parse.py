@@ -1,0 +1,375 @@
+"""``onlstm parse``: parse a file (or stdin) offline and write trees.
+
+Input (``--input-format``):
+  * ``lines`` (default): one raw sentence per line, tokenized here;
+  * ``text``: running text, split into sentences (paragraphs are read one at a time);
+  * ``tokens``: one pre-tokenized sentence per line, tokens separated by whitespace.
+Blank lines are skipped.  Output (``--format``):
+  * ``jsonl`` (default): one JSON object per sentence with the same fields as the HTTP
+    API (tokens, tree, nested, spans, distances, perplexity, layer, offsets), plus
+    ``index`` (0-based sentence number) and, for line input, ``line`` (1-based);
+  * ``ptb``: one bracketed tree per line;
+  * ``pretty``: ASCII drawings.
+The input is read and parsed in bounded chunks of ``CHUNK_SENTENCES`` sentences, each
+sorted by length and parsed in padded batches of ``--batch-size``, so files of any size
+stream through in constant memory.  ``--workers N`` parses chunks in N processes (each
+loads the model once and uses ``cores / N`` threads unless ``--threads`` says otherwise);
+at most ``2 * N`` chunks are in flight, and the output keeps the input order.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import multiprocessing
+import os
+import sys
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Executor, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from typing import IO, Any
+
+from nltk.tree import Tree, TreePrettyPrinter
+
+from ..models.checkpoint import CheckpointError
+from ..models.parser import PUNCTUATION_MODES, Parser, ParseResult
+from ..models.tree import DECODERS, to_ptb_string
+from ..models.vocab import split_and_tokenize, tokenize_with_offsets
+
+logger = logging.getLogger(__name__)
+
+# Sentences handed to the parser at a time; bounds memory independently of --batch-size.
+CHUNK_SENTENCES = 1024
+# A paragraph of running text longer than this is cut at a line end (sentences split there).
+MAX_PARAGRAPH_CHARS = 1_000_000
+
+
+def ascii_tree(tree: Tree) -> str:
+    """An ASCII drawing of ``tree`` with its words in order.
+
+    NLTK's printer reorders words when it is given word leaves (it draws discontinuous
+    trees); given leaf *indices* plus the sentence, it keeps them in place.
+    """
+    indexed = tree.copy(deep=True)
+    for index, position in enumerate(indexed.treepositions("leaves")):
+        indexed[position] = index
+    return TreePrettyPrinter(indexed, sentence=tree.leaves()).text(unicodelines=False)
+
+
+@dataclass
+class _Sentence:
+    tokens: list[str]
+    offsets: list[tuple[int, int]] | None
+    line: int | None
+
+
+def _sentences_from_lines(lines: Iterable[str], input_format: str) -> Iterator[_Sentence]:
+    for number, line in enumerate(lines, start=1):
+        line = line.rstrip("\r\n")
+        if not line.strip():
+            continue
+        if input_format == "tokens":
+            yield _Sentence(line.split(), None, number)
+        else:
+            pieces = tokenize_with_offsets(line)
+            if pieces:
+                yield _Sentence([token for token, _, _ in pieces], [(begin, end) for _, begin, end in pieces], number)
+
+
+def _paragraphs(lines: Iterable[str]) -> Iterator[str]:
+    """Running text in paragraphs (blank-line separated), each at most about MAX_PARAGRAPH_CHARS."""
+    buffer: list[str] = []
+    size = 0
+    for line in lines:
+        if not line.strip():
+            if buffer:
+                yield "".join(buffer)
+            buffer, size = [], 0
+            continue
+        buffer.append(line)
+        size += len(line)
+        if size >= MAX_PARAGRAPH_CHARS:
+            yield "".join(buffer)
+            buffer, size = [], 0
+    if buffer:
+        yield "".join(buffer)
+
+
+def _sentences_from_text(lines: Iterable[str]) -> Iterator[_Sentence]:
+    # offsets are relative to the paragraph; a reader that needs file offsets can use --input-format lines
+    for paragraph in _paragraphs(lines):
+        for sentence in split_and_tokenize(paragraph):
+            start = sentence.offsets[0][0]
+            yield _Sentence(sentence.tokens, [(begin - start, end - start) for begin, end in sentence.offsets], None)
+
+
+def _chunks(sentences: Iterable[_Sentence], size: int) -> Iterator[list[_Sentence]]:
+    chunk: list[_Sentence] = []
+    for sentence in sentences:
+        chunk.append(sentence)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _write(output: IO[str], output_format: str, index: int, sentence: _Sentence, result: ParseResult, all_layers: bool) -> None:
+    if output_format == "jsonl":
+        record = {"index": index}
+        if sentence.line is not None:
+            record["line"] = sentence.line
+        record.update(result.to_dict(sentence.offsets, all_layers))
+        output.write(json.dumps(record, ensure_ascii=False) + "\n")
+    elif output_format == "ptb":
+        output.write(to_ptb_string(result.tree) + "\n")
+    else:
+        where = f" (line {sentence.line})" if sentence.line is not None else ""
+        output.write(f"# sentence {index + 1}{where}: perplexity {result.perplexity:.1f}, layer {result.layer}\n")
+        output.write(ascii_tree(result.tree) + "\n")
+
+
+class _CountingReader:
+    """Lines of a text stream, counting lines and bytes (the progress bar moves as chunks are written)."""
+
+    def __init__(self, stream: IO[str]):
+        self.stream = stream
+        self.line = 0
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.stream:
+            self.line += 1
+            self.bytes += len(line.encode("utf-8"))
+            yield line
+
+
+@dataclass(frozen=True)
+class _Options:
+    """How to parse and write each chunk (sent to the worker processes)."""
+
+    output_format: str
+    layer: int | None
+    decoder: str | None
+    punctuation: str | None
+    batch_size: int
+    all_layers: bool
+
+
+def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], first_index: int) -> str:
+    """Parse one chunk (sorted by length and batched inside ``Parser.parse``) and format it, in input order."""
+    results = parser.parse(
+        [sentence.tokens for sentence in chunk],
+        layer=options.layer,
+        decoder=options.decoder,
+        punctuation=options.punctuation,
+        batch_size=options.batch_size,
+    )
+    text = io.StringIO()
+    for offset, (sentence, result) in enumerate(zip(chunk, results)):
+        _write(text, options.output_format, first_index + offset, sentence, result, options.all_layers)
+    return text.getvalue()
+
+
+# --- worker processes (--workers N): each loads the model once --------------------------------
+
+_worker: dict[str, Any] = {}
+
+
+def _start_worker(checkpoint: str | None, device: str, threads: int, options: _Options) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _worker["parser"] = Parser.load(checkpoint, device=device)
+    _worker["options"] = options
+
+
+def _format_chunk_in_worker(chunk: list[_Sentence], first_index: int) -> str:
+    return _format_chunk(_worker["parser"], _worker["options"], chunk, first_index)
+
+
+def ordered_map(
+    function: Callable[..., Any], items: Iterable[tuple], executor: Executor, in_flight: int
+) -> Iterator[Any]:
+    """``function(*item)`` for each item, computed by ``executor``, yielded in the items' order.
+
+    At most ``in_flight`` items are submitted and not yet yielded, so a long input is never
+    read far ahead of the output (bounded memory).
+    """
+    pending: deque = deque()
+    for item in items:
+        pending.append(executor.submit(function, *item))
+        if len(pending) >= in_flight:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+def build_argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onlstm parse",
+        description="Parse sentences with an ON-LSTM model and write unlabelled binary trees.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="examples:\n"
+        "  onlstm parse sentences.txt -o trees.jsonl\n"
+        "  echo 'The cat sat on the mat.' | onlstm parse --format pretty\n"
+        "  onlstm parse article.txt --input-format text --format ptb",
+    )
+    parser.add_argument("input", nargs="?", default="-", help="input file, '-' for stdin (default)")
+    parser.add_argument("-o", "--output", default="-", help="output file, '-' for stdout (default)")
+    parser.add_argument("--format", choices=("jsonl", "ptb", "pretty"), default="jsonl", help="output format (default jsonl)")
+    parser.add_argument(
+        "--input-format",
+        choices=("lines", "text", "tokens"),
+        default="lines",
+        help="lines: one sentence per line (default); text: running text split into sentences; "
+        "tokens: one pre-tokenized sentence per line, tokens separated by spaces",
+    )
+    parser.add_argument("--checkpoint", default=None, help="release checkpoint (default: the bundled model)")
+    parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
+    parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
+    parser.add_argument("--punctuation", choices=PUNCTUATION_MODES, default=None, help="punctuation handling (default: the model's)")
+    parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances")
+    parser.add_argument("--batch-size", type=int, default=64, help="sentences per model batch (default 64)")
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch intra-op threads (per worker; default: torch's choice, or cores / workers)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="parser processes; output stays in input order (default 1: this process)"
+    )
+    parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
+    return parser
+
+
+def _open_input(path: str) -> tuple[IO[str], int | None]:
+    if path == "-":
+        return io.TextIOWrapper(sys.stdin.buffer, encoding="utf-8", errors="strict", newline=None), None
+    return open(path, encoding="utf-8", errors="strict"), os.path.getsize(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_argument_parser().parse_args(argv)
+    if arguments.batch_size < 1:
+        print("error: --batch-size must be at least 1", file=sys.stderr)
+        return 2
+    if arguments.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if arguments.threads is not None:
+        if arguments.threads < 1:
+            print("error: --threads must be at least 1", file=sys.stderr)
+            return 2
+        import torch
+
+        torch.set_num_threads(arguments.threads)
+    try:
+        stream, size = _open_input(arguments.input)
+    except OSError as error:
+        print(f"error: cannot read {arguments.input}: {error.strerror}", file=sys.stderr)
+        return 2
+    try:
+        parser = Parser.load(arguments.checkpoint, device=arguments.device)
+    except CheckpointError as error:
+        hint = "" if arguments.checkpoint else "; pass --checkpoint PATH to use another model"
+        print(f"error: cannot load the model: {error}{hint}", file=sys.stderr)
+        return 1
+    if arguments.layer is not None and not 0 <= arguments.layer < parser.n_layers:
+        print(f"error: --layer must be between 0 and {parser.n_layers - 1} for this model", file=sys.stderr)
+        return 2
+
+    options = _Options(
+        arguments.format, arguments.layer, arguments.decoder, arguments.punctuation, arguments.batch_size,
+        arguments.all_layers,
+    )
+
+    progress = None
+    if arguments.progress or sys.stderr.isatty():
+        from tqdm import tqdm
+
+        # on a terminal, small inputs finish before the bar's delay and never draw it; --progress always draws
+        progress = tqdm(total=size, unit="B", unit_scale=True, desc="parsing", file=sys.stderr,
+                        delay=0 if arguments.progress else 1.0, leave=True)
+    reader = _CountingReader(stream)
+    if arguments.input_format == "text":
+        sentences = _sentences_from_text(reader)
+    else:
+        sentences = _sentences_from_lines(reader, arguments.input_format)
+
+    # chunks in input order, numbered; the bytes read by the end of each chunk move the bar when it is written
+    chunk_ends: deque[tuple[int, int]] = deque()
+
+    def numbered_chunks() -> Iterator[tuple[list[_Sentence], int]]:
+        first = 0
+        for chunk in _chunks(sentences, max(CHUNK_SENTENCES, arguments.batch_size)):
+            chunk_ends.append((len(chunk), reader.bytes))
+            yield chunk, first
+            first += len(chunk)
+
+    pool = None
+    if arguments.workers > 1:
+        threads = arguments.threads or max(1, (os.cpu_count() or 1) // arguments.workers)
+        pool = ProcessPoolExecutor(
+            arguments.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # no fork of a process that holds torch threads
+            initializer=_start_worker,
+            initargs=(arguments.checkpoint, arguments.device, threads, options),
+        )
+        del parser  # the workers load their own copies
+        texts = ordered_map(_format_chunk_in_worker, numbered_chunks(), pool, in_flight=2 * arguments.workers)
+    else:
+        texts = (_format_chunk(parser, options, chunk, first) for chunk, first in numbered_chunks())
+
+    output = sys.stdout if arguments.output == "-" else None
+    count = 0
+    started = time.perf_counter()
+    try:
+        if output is None:
+            output = open(arguments.output, "w", encoding="utf-8")
+        written_bytes = 0
+        for text in texts:
+            output.write(text)
+            output.flush()
+            n_sentences, read_bytes = chunk_ends.popleft()
+            count += n_sentences
+            if progress is not None:
+                progress.update(read_bytes - written_bytes)
+                written_bytes = read_bytes
+                rate = count / max(time.perf_counter() - started, 1e-9)
+                progress.set_postfix_str(f"{count} sentences, {rate:.0f} sentences/s", refresh=False)
+    except BrokenProcessPool:
+        print("error: a parser worker process died (out of memory?); try fewer --workers", file=sys.stderr)
+        return 1
+    except UnicodeDecodeError as error:
+        print(f"error: {arguments.input} is not UTF-8 text (near line {reader.line}): {error.reason}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):
+            # the reader (e.g. `| head`) has had enough; not an error, but stdout can no longer be flushed
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print(f"error: cannot write {arguments.output}: {error.strerror}", file=sys.stderr)
+        return 1
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+        if progress is not None:
+            progress.close()
+        if output is not None and output is not sys.stdout:
+            output.close()
+        if arguments.input != "-":
+            stream.close()
+    elapsed = time.perf_counter() - started
+    logger.info("parsed %d sentences in %.1f s (%.0f sentences/s)", count, elapsed, count / max(elapsed, 1e-9))
+    if count == 0:
+        print("warning: the input has no sentences", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""``onlstm serve`` / ``onlstm serve``: run the HTTP service with uvicorn."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from collections.abc import Sequence
+
+GRACEFUL_SHUTDOWN_SECONDS = 10  # requests in flight at SIGTERM get this long to finish
+
+
+def build_argument_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="onlstm serve",
+        description="Serve the ON-LSTM parser over HTTP (API at /parse, page at /, docs at /docs). "
+        "Every option can also be set with an ONLSTM_* environment variable; options win.",
+    )
+    parser.add_argument("--host", help="interface to listen on (ONLSTM_HOST, default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, help="port (ONLSTM_PORT, default 8000)")
+    parser.add_argument("--checkpoint", help="release checkpoint to serve (ONLSTM_CHECKPOINT, default: the bundled model)")
+    parser.add_argument("--threads", type=int, help="torch intra-op threads (ONLSTM_THREADS)")
+    parser.add_argument("--log-level", help="critical, error, warning, info or debug (ONLSTM_LOG_LEVEL, default info)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_argument_parser().parse_args(argv)
+    # imported here so that --help answers without loading torch
+    import uvicorn
+
+    from ..service.app import create_app
+    from ..service.settings import SettingsError, load_settings
+
+    overrides = {name: value for name, value in vars(arguments).items() if value is not None}
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    # the app logs every request itself (with its id and timing), so uvicorn's access log is off
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            access_log=False, timeout_keep_alive=settings.keep_alive_s,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    server = uvicorn.Server(config)
+    # uvicorn handles SIGTERM/SIGINT itself while it serves (stop accepting, let requests in flight
+    # finish, run the shutdown), then re-raises the signal with the handlers it found installed, so
+    # that the default handler would kill the process and the exit status would be -15.  A graceful
+    # shutdown is a success: the handlers below only ask the server to stop (which makes the re-raise
+    # harmless and also covers a signal that arrives before uvicorn installs its own), and the
+    # command exits 0.
+    def stop_gracefully(signal_number: int, frame: object) -> None:
+        server.should_exit = True
+
+    for handled in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(handled, stop_gracefully)
+    server.run()
+    if not server.started:
+        return 1  # uvicorn has logged why (e.g. the port is in use)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

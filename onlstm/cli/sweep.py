@@ -1,0 +1,5 @@
+"""``onlstm sweep``: see ``onlstm sweep --help``."""
+
+from ..training.sweep import main
+
+__all__ = ["main"]

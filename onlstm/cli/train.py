@@ -1,0 +1,5 @@
+"""``onlstm train``: see ``onlstm train --help``."""
+
+from ..training.train import main
+
+__all__ = ["main"]

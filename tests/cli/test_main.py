@@ -1,0 +1,46 @@
+"""The onlstm command: dispatch, and eval on a real (tiny) checkpoint."""
+
+import json
+import subprocess
+import sys
+
+from onlstm.cli import main
+
+
+def test_help_lists_every_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    for command in ("serve", "parse", "train", "eval"):
+        assert command in out
+
+
+def test_unknown_command(capsys):
+    assert main(["fly"]) == 2
+    assert "unknown command" in capsys.readouterr().err
+
+
+def test_eval_on_a_checkpoint_prints_the_model_beside_the_baselines(tiny_checkpoint, shared_data, capsys):
+    status = main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(shared_data / "ptb-sample"),
+                   "--mode", "both", "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)
+    for mode in ("words", "raw"):
+        rows = report["reports"][mode]
+        assert [row["name"] for row in rows["baselines"]][:2] == ["left-branching", "right-branching"]
+        right = next(row for row in rows["baselines"] if row["name"] == "right-branching")
+        assert round(right["sentence_f1"], 1) == 39.3
+        layers = {row["layer"] for row in rows["model"]}
+        assert layers == {0, 1, 2, "mean"}
+        assert all(0 <= row["sentence_f1"] <= 100 for row in rows["model"])
+        assert rows["n_sentences"] == 328
+
+
+def test_eval_with_a_missing_checkpoint_says_so(tmp_path, shared_data, capsys):
+    missing = tmp_path / "nope.safetensors"
+    assert main(["eval", "--checkpoint", str(missing), "--data", str(shared_data / "ptb-sample")]) == 2
+    assert "nope.safetensors" in capsys.readouterr().err
+
+
+def test_python_dash_m_training_help():
+    result = subprocess.run([sys.executable, "-m", "onlstm", "train", "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--accumulate" in result.stdout and "--adversarial-epsilon" in result.stdout

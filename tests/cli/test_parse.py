@@ -1,0 +1,189 @@
+"""`onlstm parse`: input formats, output formats, stdin/stdout, chunked streaming, worker processes, errors."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import random
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import torch
+from nltk import Tree
+
+from onlstm.cli import parse as parse_command
+from onlstm.models.parser import Parser
+from onlstm.models.tree import escape_token, tree_to_spans
+
+SENTENCES = ["The cat sat on the mat.", "A dog chased the cat into the garden (quickly).", "Stocks fell 3 %."]
+
+
+@pytest.fixture(scope="module")
+def parser(tiny_checkpoint) -> Parser:
+    return Parser.load(tiny_checkpoint)
+
+
+def run(arguments, tiny_checkpoint, capsys, stdin: bytes | None = None, monkeypatch=None) -> tuple[int, str, str]:
+    if stdin is not None:
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
+    code = parse_command.main([*arguments, "--checkpoint", str(tiny_checkpoint)])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_lines_to_jsonl_has_the_api_fields(tmp_path, tiny_checkpoint, capsys, parser):
+    source = tmp_path / "in.txt"
+    source.write_text(SENTENCES[0] + "\n\n" + SENTENCES[1] + "\n" + SENTENCES[2] + "\n", encoding="utf-8")
+    output = tmp_path / "out.jsonl"
+    code, _, _ = run([str(source), "-o", str(output)], tiny_checkpoint, capsys)
+    assert code == 0
+    records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
+    assert [record["index"] for record in records] == [0, 1, 2]
+    assert [record["line"] for record in records] == [1, 3, 4]  # the blank line is skipped
+    expected = parser.parse(SENTENCES)
+    for sentence, record, alone in zip(SENTENCES, records, expected):
+        assert [sentence[start:end] for start, end in record["offsets"]] == record["tokens"] == alone.tokens
+        tree = Tree.fromstring(record["tree"])
+        assert tree.leaves() == [escape_token(token) for token in record["tokens"]]
+        assert sorted(map(tuple, record["spans"])) == sorted(tree_to_spans(tree))
+        assert record["spans"] == [list(span) for span in alone.spans]
+        assert math.isfinite(record["perplexity"]) and record["perplexity"] > 0
+        assert len(record["distances"]) == len(record["tokens"]) and record["layer"] == 1
+        assert "nested" in record and "layer_distances" not in record
+
+
+def test_stdin_to_stdout_ptb(tiny_checkpoint, capsys, monkeypatch):
+    code, out, err = run(["--format", "ptb"], tiny_checkpoint, capsys, ("\n".join(SENTENCES) + "\n").encode(), monkeypatch)
+    assert code == 0
+    lines = out.splitlines()
+    assert len(lines) == 3
+    trees = [Tree.fromstring(line) for line in lines]
+    assert trees[1].leaves()[-3:] == ["quickly", "-RRB-", "."]
+    assert "parsing" not in err  # no progress bar when stderr is not a terminal
+
+
+def test_pretty_output_draws_the_words(tiny_checkpoint, capsys, monkeypatch):
+    code, out, _ = run(["-", "--format", "pretty"], tiny_checkpoint, capsys, b"The cat sat on the mat.\n", monkeypatch)
+    assert code == 0
+    assert out.startswith("# sentence 1 (line 1): perplexity")
+    last_row = [line for line in out.splitlines() if line.strip()][-1]
+    assert last_row.split() == ["The", "cat", "sat", "on", "the", "mat", "."]
+
+
+def test_tokens_input_is_used_as_given(tiny_checkpoint, capsys, monkeypatch):
+    code, out, _ = run(["--input-format", "tokens", "--layer", "2", "--decoder", "split", "--all-layers"],
+                       tiny_checkpoint, capsys, b"the  CAT f(x) sat\n", monkeypatch)
+    assert code == 0
+    record = json.loads(out)
+    assert record["tokens"] == ["the", "CAT", "f(x)", "sat"] and record["layer"] == 2
+    assert "offsets" not in record and len(record["layer_distances"]) == 3
+
+
+def test_text_input_is_split_into_sentences(tiny_checkpoint, capsys, monkeypatch):
+    text = "The cat sat\non the mat. A dog ran.\n\nStocks fell.\n"
+    code, out, _ = run(["--input-format", "text"], tiny_checkpoint, capsys, text.encode(), monkeypatch)
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert [record["tokens"] for record in records] == [
+        ["The", "cat", "sat", "on", "the", "mat", "."], ["A", "dog", "ran", "."], ["Stocks", "fell", "."]]
+    assert records[0]["offsets"][0] == [0, 3]
+
+
+@pytest.fixture
+def restore_torch_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_large_input_streams_in_chunks_with_a_progress_bar(tmp_path, tiny_checkpoint, capsys, monkeypatch, parser,
+                                                           restore_torch_threads):
+    monkeypatch.setattr(parse_command, "CHUNK_SENTENCES", 7)
+    lines = [f"the cat sat on mat number {index}" for index in range(50)]
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(lines) + "\n")
+    code, out, err = run([str(source), "--format", "ptb", "--batch-size", "4", "--progress", "--threads", "1"],
+                         tiny_checkpoint, capsys)
+    assert code == 0
+    assert torch.get_num_threads() == 1
+    expected = [tree.pformat(margin=10**9) for tree in (result.tree for result in parser.parse(lines))]
+    assert out.splitlines() == expected
+    assert "parsing" in err and "100%" in err
+
+
+@pytest.mark.parametrize(
+    "arguments, code, message",
+    [
+        (["/no/such/file.txt"], 2, "cannot read"),
+        (["--layer", "9"], 2, "--layer must be between 0 and 2"),
+        (["--batch-size", "0"], 2, "--batch-size"),
+        (["--workers", "0"], 2, "--workers"),
+    ],
+)
+def test_bad_arguments_fail_with_a_message(arguments, code, message, tiny_checkpoint, capsys, monkeypatch):
+    got, _, err = run(arguments, tiny_checkpoint, capsys, b"a cat\n", monkeypatch)
+    assert got == code and message in err
+
+
+def test_unreadable_input_and_broken_checkpoint(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    source = tmp_path / "latin1.txt"
+    source.write_bytes("caf\xe9 au lait\n".encode("latin-1"))
+    code, _, err = run([str(source)], tiny_checkpoint, capsys)
+    assert code == 1 and "not UTF-8" in err
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"nope")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"a cat\n")))
+    assert parse_command.main(["--checkpoint", str(broken)]) == 1
+    assert "cannot load the model" in capsys.readouterr().err
+
+
+def test_empty_input_warns(tiny_checkpoint, capsys, monkeypatch):
+    code, out, err = run([], tiny_checkpoint, capsys, b"\n  \n", monkeypatch)
+    assert code == 0 and out == "" and "no sentences" in err
+
+
+def test_ordered_map_keeps_the_order_and_reads_a_bounded_window_ahead():
+    pulled, yielded = [], []
+    lock = threading.Lock()
+
+    def items():
+        for index in range(40):
+            with lock:
+                # never more than `in_flight` items taken and not yet handed back
+                assert len(pulled) - len(yielded) <= 4
+                pulled.append(index)
+            yield (index,)
+
+    def slow_square(value):
+        time.sleep(random.random() / 200)  # finish out of order
+        return value * value
+
+    with ThreadPoolExecutor(3) as executor:
+        for result in parse_command.ordered_map(slow_square, items(), executor, in_flight=4):
+            yielded.append(result)
+    assert yielded == [index * index for index in range(40)]
+
+
+@pytest.mark.slow
+def test_workers_write_the_same_output_in_input_order(tmp_path, tiny_checkpoint, capsys, monkeypatch,
+                                                      restore_torch_threads):
+    monkeypatch.setattr(parse_command, "CHUNK_SENTENCES", 7)  # 8 chunks over 2 processes
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "(", "quickly", ")", "."]
+    rng = random.Random(0)
+    lines = [" ".join(rng.choice(words) for _ in range(rng.randint(1, 14))) for _ in range(55)]
+    source = tmp_path / "many.txt"
+    source.write_text("\n".join(lines[:20]) + "\n\n" + "\n".join(lines[20:]) + "\n")
+    one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
+    code, _, _ = run([str(source), "-o", str(one), "--batch-size", "4", "--threads", "1"], tiny_checkpoint, capsys)
+    assert code == 0
+    code, _, err = run([str(source), "-o", str(two), "--batch-size", "4", "--workers", "2", "--threads", "1",
+                        "--progress"], tiny_checkpoint, capsys)
+    assert code == 0 and "100%" in err and "55 sentences" in err
+    assert two.read_text() == one.read_text()
+    records = [json.loads(line) for line in two.read_text().splitlines()]
+    assert [record["index"] for record in records] == list(range(55))
+    assert records[20]["line"] == 22  # after the blank line

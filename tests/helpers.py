@@ -1,0 +1,186 @@
+"""What several test modules share: the repository's path, a tiny random model, the shared
+data folder, and real servers on free loopback ports (``running_server`` for any command,
+``serving`` for ``onlstm serve`` with its log, memory, metrics and a stop that must be graceful)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import httpx
+import torch
+
+from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.models.vocab import Vocab
+
+REPO = Path(__file__).resolve().parents[1]
+TINY_TEXT = [
+    "the cat sat on the mat".split(),
+    "a dog chased the cat into the garden".split(),
+    "stocks fell N % in heavy trading on wall street".split(),
+    "the company said it expects earnings to rise".split(),
+]
+
+
+def data_dir() -> Path:
+    return Path(os.environ.get("ONLSTM_DATA", REPO.parent / "shared" / "data"))
+
+
+def make_tiny_model(seed: int = 0) -> tuple[ONLSTMLanguageModel, Vocab]:
+    torch.manual_seed(seed)
+    vocab = Vocab.build(TINY_TEXT)
+    config = ONLSTMConfig(
+        vocab_size=len(vocab),
+        embedding_size=16,
+        hidden_size=24,
+        n_layers=3,
+        chunk_size=4,
+        dropout_output=0.0,
+        dropout_hidden=0.0,
+        dropout_input=0.0,
+        dropout_embedding=0.0,
+        dropconnect=0.0,
+    )
+    return ONLSTMLanguageModel(config).eval(), vocab
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for_ready(base: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"the server was not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, str] | None = None,
+                   cwd: Path | None = None, ready_timeout: float = 120.0) -> Iterator[str]:
+    """Start ``command`` (a server on ``port``), wait for /ready, yield its base URL, stop it with SIGTERM."""
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+    with open(log, "wb") as output:
+        process = subprocess.Popen(list(command), stdout=output, stderr=subprocess.STDOUT, env=environment,
+                                   cwd=cwd or REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_ready(base, process, log, ready_timeout)
+        yield base
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise AssertionError(f"the server ignored SIGTERM:\n{log.read_text()[-3000:]}") from None
+    # uvicorn shuts down gracefully, then re-raises the signal so the exit status tells what stopped it
+    text = log.read_text()
+    assert process.returncode in (0, -signal.SIGTERM), f"the server stopped with {process.returncode}:\n{text[-3000:]}"
+    assert "Application shutdown complete" in text, text[-3000:]
+
+
+
+
+class ServerProcess:
+    """One ``onlstm serve`` process; ``base`` is its URL."""
+
+    def __init__(self, checkpoint: Path | str, log: Path, env: dict[str, str] | None = None):
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = log
+        command = [sys.executable, "-m", "onlstm", "serve", "--host", "127.0.0.1", "--port", str(self.port),
+                   "--checkpoint", str(checkpoint)]
+        environment = {**os.environ, "PYTHONUNBUFFERED": "1", "ONLSTM_THREADS": "1", **(env or {})}
+        with open(log, "wb") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT, env=environment,
+                                            cwd=REPO)
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.base}/ready", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the server was not ready after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def wait_answering(self, timeout: float = 120.0) -> None:
+        """Until /health answers (the model may still be loading, or have failed to)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
+                    return
+            time.sleep(0.05)
+        raise AssertionError(f"the server did not answer after {timeout} s:\n{self.log_text()[-3000:]}")
+
+    def resident_bytes(self) -> int:
+        """Resident set size of the server process (Linux /proc)."""
+        for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+        raise AssertionError("VmRSS not found in /proc status")
+
+    def metric(self, name: str) -> float:
+        for line in httpx.get(f"{self.base}/metrics", timeout=10).text.splitlines():
+            if line.startswith(name + " ") or line.startswith(name + "{"):
+                return float(line.rsplit(" ", 1)[1])
+        raise AssertionError(f"metric {name} not found")
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then the exit status (SIGKILL and fail if it does not stop in ``timeout`` s)."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"the server ignored SIGTERM for {timeout} s:\n{self.log_text()[-3000:]}") from None
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@contextlib.contextmanager
+def serving(checkpoint: Path | str, log: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A ready server; on leaving, SIGTERM must stop it gracefully with exit status 0."""
+    server = ServerProcess(checkpoint, log, env)
+    try:
+        server.wait_ready()
+        yield server
+    except BaseException:
+        server.kill()
+        raise
+    status = server.terminate()
+    text = server.log_text()
+    assert status == 0, f"the server stopped with {status}:\n{text[-3000:]}"
+    assert "Application shutdown complete" in text, text[-3000:]
+    assert "Traceback" not in text, text[-5000:]

@@ -1,0 +1,187 @@
+"""The fused recurrence computes what the plain per-equation implementation computes.
+
+``benchmarks.plain_onlstm`` is the baseline the speed-ups are measured against: the
+paper's equations step by step, with autograd recording every operation.  Here the
+fast model (``models.onlstm``, fused recurrence with a hand-written backward) must give
+the same outputs, distances, states, losses and gradients, with and without dropout
+masks (drawn from the same seeds), with padding, and in its inference path.
+"""
+
+import copy
+
+import pytest
+import torch
+
+from benchmarks.plain_onlstm import PlainONLSTMLanguageModel
+from onlstm.models import onlstm
+from onlstm.models.onlstm import (
+    ONLSTMConfig,
+    ONLSTMLanguageModel,
+    _can_fuse,
+    _FusedRecurrence,
+    activation_regularization,
+)
+
+SMALL = dict(vocab_size=40, embedding_size=12, hidden_size=20, n_layers=3, chunk_size=4)
+NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
+TIGHT = dict(rtol=1e-10, atol=1e-12)  # float64: the two implementations differ only in rounding
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """These tensors are tiny: with a second intra-op thread on a busy 2-core machine, OpenMP's
+    hand-offs made this file 15x slower (2 s -> 30 s) for no gain."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def twin_models(dtype=torch.float64, **overrides):
+    """The fast model, the plain one with the same weights, and the fast one on its per-step path."""
+    torch.manual_seed(0)
+    fast = ONLSTMLanguageModel(ONLSTMConfig(**{**SMALL, **overrides})).to(dtype)
+    plain = PlainONLSTMLanguageModel(fast.config).to(dtype)
+    plain.load_state_dict(fast.state_dict())
+    stepwise = copy.deepcopy(fast)
+    for layer in stepwise.layers:
+        layer.fused = False
+    return fast, plain, stepwise
+
+
+def run(model, ids, lengths=None, seed=1, train=False, state_seed=None):
+    """Forward and backward of a loss that uses every output; returns (output, loss, gradients)."""
+    model.train(train)
+    model.zero_grad(set_to_none=True)
+    state = None
+    if state_seed is not None:  # a carried-over state that itself needs a gradient
+        generator = torch.Generator().manual_seed(state_seed)
+        state = [
+            tuple(
+                torch.randn(ids.size(0), layer.hidden_size, generator=generator, dtype=torch.float64).requires_grad_()
+                for _ in range(2)
+            )
+            for layer in model.layers
+        ]
+    torch.manual_seed(seed)  # the same dropout and DropConnect masks in both models
+    output = model(ids, lengths, state)
+    mask = torch.ones(ids.shape, dtype=torch.float64)
+    if lengths is not None:
+        mask = (torch.arange(ids.size(1)) < lengths.unsqueeze(1)).double()
+    nll = (model.token_nll(output.hidden, ids) * mask).sum() / mask.sum()
+    loss = nll + activation_regularization(output, 2.0, 1.0) if lengths is None else nll
+    loss = loss + 0.3 * (output.distances * mask).pow(2).sum() + 0.2 * (output.input_distances * mask).sum()
+    loss = loss + sum(h.pow(2).sum() + c.sin().sum() for h, c in output.state)
+    loss.backward()
+    gradients = {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+    if state is not None:
+        for index, (h, c) in enumerate(state):
+            gradients[f"h0.{index}"], gradients[f"c0.{index}"] = h.grad, c.grad
+    return output, loss.detach(), gradients
+
+
+def assert_same(first, second, lengths=None, **tolerance):
+    (out_a, loss_a, grads_a), (out_b, loss_b, grads_b) = first, second
+    torch.testing.assert_close(loss_a, loss_b, **tolerance)
+    rows = range(out_a.hidden.size(0))
+    for row in rows:
+        valid = out_a.hidden.size(1) if lengths is None else int(lengths[row])
+        torch.testing.assert_close(out_a.hidden[row, :valid], out_b.hidden[row, :valid], **tolerance)
+        torch.testing.assert_close(out_a.raw_hidden[row, :valid], out_b.raw_hidden[row, :valid], **tolerance)
+        torch.testing.assert_close(out_a.distances[:, row, :valid], out_b.distances[:, row, :valid], **tolerance)
+        torch.testing.assert_close(
+            out_a.input_distances[:, row, :valid], out_b.input_distances[:, row, :valid], **tolerance
+        )
+    for (h_a, c_a), (h_b, c_b) in zip(out_a.state, out_b.state):
+        torch.testing.assert_close(h_a, h_b, **tolerance)
+        torch.testing.assert_close(c_a, c_b, **tolerance)
+    assert grads_a.keys() == grads_b.keys()
+    for name in grads_a:
+        torch.testing.assert_close(grads_a[name], grads_b[name], msg=name, **tolerance)
+
+
+def test_without_dropout_the_fast_model_equals_the_plain_one():
+    fast, plain, stepwise = twin_models(**NO_DROPOUT)
+    ids = torch.randint(0, 40, (4, 11))
+    reference = run(plain, ids, state_seed=5)
+    assert_same(run(fast, ids, state_seed=5), reference, **TIGHT)
+    assert_same(run(stepwise, ids, state_seed=5), reference, **TIGHT)
+
+
+def test_with_dropout_masks_from_the_same_seed_the_models_agree():
+    fast, plain, _ = twin_models()  # every regulariser on, at the config's rates
+    ids = torch.randint(0, 40, (3, 9))
+    for seed in (1, 2):
+        assert_same(run(fast, ids, seed=seed, train=True), run(plain, ids, seed=seed, train=True), **TIGHT)
+
+
+def test_padding_in_any_row_order_gives_the_plain_results():
+    fast, plain, _ = twin_models(**NO_DROPOUT)
+    ids = torch.randint(0, 40, (5, 9))
+    for lengths in (torch.tensor([3, 9, 1, 7, 9]), torch.tensor([9, 7, 7, 2, 1]), torch.tensor([9, 9, 9, 9, 9])):
+        assert_same(run(fast, ids, lengths, state_seed=2), run(plain, ids, lengths, state_seed=2), lengths, **TIGHT)
+
+
+@pytest.mark.parametrize("block_rows", [2048, 3])  # one block of steps, or many (and rows split across them)
+def test_inference_path_equals_the_training_path(monkeypatch, block_rows):
+    monkeypatch.setattr(onlstm, "INFERENCE_BLOCK_ROWS", block_rows)
+    fast, plain, _ = twin_models(**NO_DROPOUT)
+    fast.eval()
+    plain.eval()
+    ids = torch.randint(0, 40, (4, 8))
+    for lengths in (torch.tensor([2, 8, 5, 8]), None):
+        check_inference(fast, plain, ids, lengths)
+
+
+def check_inference(fast, plain, ids, lengths):
+    with torch.no_grad():
+        expected = plain(ids, lengths)
+    if lengths is None:
+        lengths = torch.full((ids.size(0),), ids.size(1))
+    for context in (torch.no_grad, torch.inference_mode):
+        with context():
+            got = fast(ids, lengths)
+        for row, length in enumerate(lengths.tolist()):
+            torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length], **TIGHT)
+            torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length], **TIGHT)
+        for (h, c), (h_plain, c_plain) in zip(got.state, expected.state):
+            torch.testing.assert_close(h, h_plain, **TIGHT)
+            torch.testing.assert_close(c, c_plain, **TIGHT)
+
+
+def test_float32_agrees_within_float32_rounding():
+    fast, plain, _ = twin_models(dtype=torch.float32)
+    ids = torch.randint(0, 40, (4, 12))
+    assert_same(run(fast, ids, train=True), run(plain, ids, train=True), rtol=1e-4, atol=1e-6)
+
+
+def test_hand_written_backward_passes_gradcheck():
+    torch.manual_seed(3)
+    steps, batch, hidden, chunk = 5, 3, 8, 4
+    gate_size = 4 * hidden + 2 * (hidden // chunk)
+    inputs = [
+        torch.randn(steps, batch, gate_size, dtype=torch.float64, requires_grad=True),
+        (0.5 * torch.randn(gate_size, hidden, dtype=torch.float64)).requires_grad_(),
+        torch.randn(batch, hidden, dtype=torch.float64, requires_grad=True),
+        torch.randn(batch, hidden, dtype=torch.float64, requires_grad=True),
+    ]
+    for active in ([3, 3, 3, 3, 3], [3, 2, 2, 1, 0]):  # no padding; rows ending at 5, 4, 1
+        # fast mode checks random directions of the Jacobian: the full one is too slow for a unit test
+        assert torch.autograd.gradcheck(
+            lambda *tensors, active=active: _FusedRecurrence.apply(*tensors, active, chunk), inputs, fast_mode=True
+        )
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16])
+def test_autocast_falls_back_to_the_per_step_path(dtype):
+    fast, _, _ = twin_models(dtype=torch.float32, **NO_DROPOUT)
+    ids = torch.randint(0, 40, (2, 6))
+    layer = fast.layers[0]
+    inputs = torch.zeros(6, 2, layer.input_size)
+    state = fast.init_state(2)[0]
+    assert _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+    with torch.autocast("cpu", dtype=dtype):
+        assert not _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+        output = fast(ids)
+        fast.token_nll(output.hidden, ids).mean().backward()
+    assert all(parameter.grad is not None for parameter in fast.parameters())

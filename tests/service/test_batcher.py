@@ -1,0 +1,227 @@
+"""The micro-batcher on its own, with a fake parse function: batching, isolation, options,
+queue timeouts, failures and shutdown; and the API's 503 when the queue is too slow."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from fastapi.testclient import TestClient
+
+from onlstm.models.parser import Parser
+from onlstm.service.app import create_app
+from onlstm.service.batcher import BatcherUnavailable, MicroBatcher, QueueTimeout
+from onlstm.service.settings import load_settings
+
+
+class FakeParse:
+    """Answers each item with (key, item); records the batches it saw."""
+
+    def __init__(self, delay: float = 0.0, gate: threading.Event | None = None):
+        self.batches: list[tuple[object, list]] = []
+        self.delay = delay
+        self.gate = gate
+        self.entered = threading.Event()  # set once a batch is being parsed
+
+    def __call__(self, items, key):
+        self.entered.set()
+        if self.gate is not None:
+            assert self.gate.wait(10)
+        time.sleep(self.delay)
+        self.batches.append((key, list(items)))
+        return [(key, item) for item in items]
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_concurrent_requests_are_batched_and_get_their_own_results():
+    async def scenario():
+        fake = FakeParse(delay=0.01)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=1000, max_wait=0.2)
+            batcher.start()
+            requests = [[f"r{index}s{position}" for position in range(index % 4 + 1)] for index in range(30)]
+            answers = await asyncio.gather(*(batcher.submit(items, "k") for items in requests))
+            await batcher.stop()
+        return fake, requests, answers
+
+    fake, requests, answers = run(scenario())
+    for items, answer in zip(requests, answers):
+        assert answer == [("k", item) for item in items]
+    assert len(fake.batches) < len(requests)  # requests shared model calls
+    assert sum(len(items) for _, items in fake.batches) == sum(len(items) for items in requests)
+
+
+def test_batches_respect_the_size_bound_and_never_split_a_request():
+    async def scenario():
+        fake = FakeParse()
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=5, max_wait=0.05)
+            batcher.start()
+            requests = [["a", "b", "c"], ["d", "e"], ["f", "g"], ["h"], list("ijklmnop")]
+            answers = await asyncio.gather(*(batcher.submit(items, 0) for items in requests))
+            await batcher.stop()
+        return fake, requests, answers
+
+    fake, requests, answers = run(scenario())
+    assert [[item for _, item in answer] for answer in answers] == requests
+    for _, items in fake.batches:
+        # a request larger than the bound goes alone; otherwise batches stay within it
+        assert len(items) <= 5 or items == list("ijklmnop")
+
+
+def test_requests_with_different_options_are_never_mixed():
+    async def scenario():
+        fake = FakeParse()
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=100, max_wait=0.05)
+            batcher.start()
+            keys = [(index % 3, "greedy") for index in range(12)]
+            answers = await asyncio.gather(*(batcher.submit([f"x{index}"], key) for index, key in enumerate(keys)))
+            await batcher.stop()
+        return fake, keys, answers
+
+    fake, keys, answers = run(scenario())
+    for index, (key, answer) in enumerate(zip(keys, answers)):
+        assert answer == [(key, f"x{index}")]
+    for key, items in fake.batches:
+        assert all(keys[int(item[1:])] == key for item in items)
+
+
+def test_a_request_waiting_too_long_times_out_and_is_never_parsed():
+    async def scenario():
+        gate = threading.Event()
+        fake = FakeParse(gate=gate)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=1, max_wait=0, max_queue_wait=0.2)
+            batcher.start()
+            first = asyncio.ensure_future(batcher.submit(["first"], 0))
+            await asyncio.to_thread(fake.entered.wait, 10)  # the first is now running, blocked on the gate
+            with pytest.raises(QueueTimeout) as raised:
+                await batcher.submit(["second"], 0)
+            assert raised.value.retry_after >= 1
+            gate.set()
+            assert await first == [(0, "first")]  # running requests are waited for, not dropped
+            await asyncio.sleep(0.05)
+            await batcher.stop()
+        return fake
+
+    fake = run(scenario())
+    assert [items for _, items in fake.batches] == [["first"]]
+
+
+def test_a_full_queue_refuses_at_once():
+    async def scenario():
+        gate = threading.Event()
+        fake = FakeParse(gate=gate)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=1, max_wait=0, max_queued=2)
+            batcher.start()
+            running = asyncio.ensure_future(batcher.submit(["running"], 0))
+            await asyncio.to_thread(fake.entered.wait, 10)
+            queued = [asyncio.ensure_future(batcher.submit([f"q{index}"], 0)) for index in range(2)]
+            await asyncio.sleep(0.01)
+            with pytest.raises(BatcherUnavailable, match="busy"):
+                await batcher.submit(["one too many"], 0)
+            gate.set()
+            assert len(await asyncio.gather(running, *queued)) == 3
+            await batcher.stop()
+
+    run(scenario())
+
+
+def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
+    calls = []
+
+    def parse(items, key):
+        calls.append(list(items))
+        if "bad" in items:
+            raise ValueError("boom")
+        return items
+
+    async def scenario():
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(parse, executor, max_sentences=1, max_wait=0)
+            batcher.start()
+            with pytest.raises(ValueError, match="boom"):
+                await batcher.submit(["bad"], 0)
+            assert await batcher.submit(["good"], 0) == ["good"]
+            await batcher.stop()
+
+    run(scenario())
+    assert calls == [["bad"], ["good"]]
+
+
+def test_stop_fails_queued_requests_with_a_retry_hint():
+    async def scenario():
+        gate = threading.Event()
+        fake = FakeParse(gate=gate)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=1, max_wait=0)
+            batcher.start()
+            running = asyncio.ensure_future(batcher.submit(["running"], 0))
+            await asyncio.to_thread(fake.entered.wait, 10)
+            waiting = asyncio.ensure_future(batcher.submit(["waiting"], 0))
+            await asyncio.sleep(0.01)
+            stopping = asyncio.ensure_future(batcher.stop())
+            await asyncio.sleep(0.01)
+            gate.set()
+            await stopping
+            assert await running == [(0, "running")]
+            with pytest.raises(BatcherUnavailable, match="shutting down"):
+                await waiting
+            with pytest.raises(BatcherUnavailable):
+                await batcher.submit(["late"], 0)
+
+    run(scenario())
+
+
+class GatedParser(Parser):
+    """The real tiny parser, but each parse waits for a gate (to hold the model busy)."""
+
+    gate: threading.Event
+    entered: threading.Event
+
+    def parse(self, *arguments, **options):
+        self.entered.set()
+        assert self.gate.wait(10)
+        return super().parse(*arguments, **options)
+
+
+def test_api_answers_503_with_retry_after_when_the_queue_is_too_slow(tiny_checkpoint):
+    gate, entered = threading.Event(), threading.Event()
+
+    def load(settings):
+        parser = GatedParser.load(settings.checkpoint)
+        parser.gate, parser.entered = gate, entered
+        return parser
+
+    gate.set()  # let the warm-up through
+    settings = load_settings(checkpoint=str(tiny_checkpoint), max_queue_wait_s=0.3, batch_max_sentences=1,
+                             batch_max_wait_ms=0)
+    with TestClient(create_app(settings, load_parser=load)) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        gate.clear()
+        entered.clear()
+        answers = {}
+
+        def post(name, text):
+            answers[name] = client.post("/parse", json={"text": text})
+
+        first = threading.Thread(target=post, args=("first", "the cat sat"))
+        first.start()
+        assert entered.wait(10)  # the first request now holds the only batch slot
+        post("second", "a dog ran")
+        gate.set()
+        first.join(10)
+    assert answers["first"].status_code == 200
+    second = answers["second"]
+    assert second.status_code == 503 and second.json()["error"]["code"] == "overloaded"
+    assert int(second.headers["Retry-After"]) >= 1

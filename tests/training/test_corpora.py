@@ -1,0 +1,53 @@
+"""Corpus readers on the shared data and on bad input."""
+
+import pytest
+
+from onlstm.training.corpora import CorpusError, ptb_split_files, read_corpus, read_plain, read_treebank, tree_tokens
+
+
+def test_ptb_splits(shared_data):
+    train = ptb_split_files(shared_data, "train")
+    dev = ptb_split_files(shared_data, "dev")
+    assert train[0].name == "wsj_0001.mrg" and train[-1].name == "wsj_0139.mrg"
+    assert dev[0].name == "wsj_0140.mrg" and dev[-1].name == "wsj_0159.mrg"
+    assert len(read_treebank(dev)) == 328
+    assert len(read_treebank(train)) == 3068
+
+
+def test_tree_tokens_drop_traces_and_unescape(shared_data):
+    trees = read_treebank(shared_data / "ptb-sample" / "wsj_0001.mrg")
+    assert tree_tokens(trees[0])[:7] == ["Pierre", "Vinken", ",", "61", "years", "old", ","]
+    for tree in read_treebank(ptb_split_files(shared_data, "dev")):
+        tokens = tree_tokens(tree)
+        assert "*-1" not in tokens and "-LRB-" not in tokens
+
+
+@pytest.mark.parametrize("name,minimum", [("conll2000", 10000), ("ptb-lm", 7000), ("brown", 50000)])
+def test_other_corpora(shared_data, name, minimum):
+    sentences = read_corpus(name, shared_data)
+    assert len(sentences) >= minimum
+    assert all(sentence and all(token.strip() for token in sentence) for sentence in sentences[:100])
+
+
+def test_brown_strips_tags(shared_data):
+    first = read_corpus("brown", shared_data)[0]
+    assert first[:3] == ["The", "Fulton", "County"]
+
+
+def test_bad_files_get_clear_errors(tmp_path):
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"\x00\x01\x02abc")
+    with pytest.raises(CorpusError, match="binary"):
+        read_plain(binary)
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9 au lait".encode("latin-1"))
+    with pytest.raises(CorpusError, match="UTF-8"):
+        read_plain(latin)
+    with pytest.raises(CorpusError, match="no such file"):
+        read_plain(tmp_path / "missing.txt")
+    with pytest.raises(CorpusError, match="unknown corpus"):
+        read_corpus("wikipedia")
+    broken = tmp_path / "broken.mrg"
+    broken.write_text("( (S (NP the cat)")
+    with pytest.raises(CorpusError, match="bracketed"):
+        read_treebank(broken)

@@ -1,0 +1,39 @@
+"""The sweep runner: runs side by side, one folder each, and the table built from their logs."""
+
+import json
+
+import pytest
+
+from onlstm.training.sweep import load_plan, main, markdown_table, summarize
+
+
+def write_plan(tmp_path, runs, shared=()):
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"preset": "tiny", "set": list(shared), "runs": runs}))
+    return plan
+
+
+def test_plan_is_checked(tmp_path):
+    with pytest.raises(ValueError, match="no runs"):
+        load_plan(write_plan(tmp_path, []))
+    with pytest.raises(ValueError, match="unique"):
+        load_plan(write_plan(tmp_path, [{"name": "a"}, {"name": "a"}]))
+    with pytest.raises(ValueError, match="folder name"):
+        load_plan(write_plan(tmp_path, [{"name": "../a"}]))
+
+
+def test_two_runs_in_parallel_and_their_table(tmp_path, shared_data, capsys):
+    shared = [f"data_dir={shared_data}", "max_steps=4", "eval_every=2", "threads=1", "dev_max_sentences=20"]
+    plan = write_plan(tmp_path, [{"name": "seed1", "set": ["seed=1"]}, {"name": "broken", "set": ["corpora=nowhere"]}], shared)
+    out = tmp_path / "sweep"
+    assert main([str(plan), "--out", str(out), "--parallel", "2"]) == 1  # one run fails: the sweep says so
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["statuses"] == {"seed1": 0, "broken": 2}
+    assert "nowhere" in (out / "broken" / "train.log").read_text()
+    [row] = summary["runs"]
+    metrics = [json.loads(line) for line in (out / "seed1" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in metrics] == [2, 4] and row["steps"] == 4
+    assert row["best_dev_f1"] == max(m["dev_f1"] for m in metrics)
+    assert row["best_dev_perplexity"] == min(m["dev_perplexity"] for m in metrics)
+    table = capsys.readouterr().out
+    assert table.splitlines()[2].startswith("| seed1 | 4 | ") and table == markdown_table(summarize(out)) + "\n"

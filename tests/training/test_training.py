@@ -1,0 +1,205 @@
+"""Training: gradient accumulation, FGM, batching, and an end-to-end tiny run with resume."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.training.adversarial import FGM
+from onlstm.training.batching import batchify, windows
+from onlstm.training.config import TrainConfig, load_preset
+from onlstm.training.train import accumulate_gradients, main, train
+
+NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
+NO_AUTOCAST = torch.autocast("cpu", enabled=False)
+
+
+def tiny_lm(seed=0, **overrides):
+    torch.manual_seed(seed)
+    config = ONLSTMConfig(
+        vocab_size=30, embedding_size=8, hidden_size=12, n_layers=2, chunk_size=4, **{**NO_DROPOUT, **overrides}
+    )
+    return ONLSTMLanguageModel(config)
+
+
+def gradients(model, inputs, targets, batch_size, accumulate, epsilon=0.0):
+    model.zero_grad(set_to_none=True)
+    config = TrainConfig(batch_size=batch_size, accumulate=accumulate, alpha=2.0, beta=1.0, adversarial_epsilon=epsilon)
+    states = [model.init_state(batch_size) for _ in range(accumulate)]
+    fgm = FGM(model.embedding, epsilon) if epsilon else None
+    loss, _ = accumulate_gradients(model, inputs, targets, states, config, fgm, NO_AUTOCAST)
+    return loss, {name: parameter.grad.clone() for name, parameter in model.named_parameters()}
+
+
+def test_accumulation_equals_the_large_batch_gradient():
+    model = tiny_lm()
+    data = torch.randint(0, 30, (8, 11))
+    inputs, targets = data[:, :-1], data[:, 1:]
+    loss_big, big = gradients(model, inputs, targets, batch_size=8, accumulate=1)
+    loss_small, small = gradients(model, inputs, targets, batch_size=2, accumulate=4)
+    assert loss_small == pytest.approx(loss_big, rel=1e-5)
+    for name in big:
+        torch.testing.assert_close(small[name], big[name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_fgm_composes_with_accumulation():
+    model = tiny_lm()
+    data = torch.randint(0, 30, (4, 9))
+    inputs, targets = data[:, :-1], data[:, 1:]
+    # with FGM, each micro-batch attacks along its own gradient: accumulation of 2 x 2
+    # equals two separate single-micro-batch passes summed with weight 1/2
+    _, accumulated = gradients(model, inputs, targets, batch_size=2, accumulate=2, epsilon=0.5)
+    _, first = gradients(model, inputs[:2], targets[:2], batch_size=2, accumulate=1, epsilon=0.5)
+    _, second = gradients(model, inputs[2:], targets[2:], batch_size=2, accumulate=1, epsilon=0.5)
+    for name in accumulated:
+        torch.testing.assert_close(accumulated[name], (first[name] + second[name]) / 2, rtol=1e-4, atol=1e-6)
+    _, clean = gradients(model, inputs, targets, batch_size=2, accumulate=2)
+    assert not torch.allclose(accumulated["embedding.weight"], clean["embedding.weight"])
+
+
+def test_fgm_restores_embeddings_bit_identically_and_attack_raises_the_loss():
+    torch.manual_seed(0)
+    model = tiny_lm()
+    data = torch.randint(0, 30, (4, 13))
+    inputs, targets = data[:, :-1], data[:, 1:]
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.02)
+    for _ in range(60):  # a briefly trained model, so the gradient is informative
+        optimizer.zero_grad()
+        model.token_nll(model(inputs).hidden, targets).mean().backward()
+        optimizer.step()
+    fgm = FGM(model.embedding, epsilon=1.0)
+    before = model.embedding.weight.detach().clone()
+    optimizer.zero_grad()
+    fgm.mark()
+    clean = model.token_nll(model(inputs).hidden, targets).mean()
+    clean.backward()
+    assert fgm.attack()
+    with torch.no_grad():
+        adversarial = model.token_nll(model(inputs).hidden, targets).mean()
+    fgm.restore()
+    assert adversarial.item() > clean.item()
+    assert torch.equal(model.embedding.weight, before)
+
+
+def test_windows_cover_the_stream_once():
+    data = batchify(torch.arange(1000), 4)
+    assert data.shape == (4, 250)
+    rng = random.Random(0)
+    covered = []
+    for position, inputs, targets in windows(data, 0, 20, rng, True):
+        assert torch.equal(targets[:, :-1], inputs[:, 1:])
+        covered.extend(range(position, position + inputs.size(1)))
+    assert covered == list(range(249))
+    with pytest.raises(ValueError, match="too small"):
+        batchify(torch.arange(5), 4)
+
+
+def test_presets_load_and_validate():
+    for name in ("tiny", "cpu", "default", "gpu-paper"):
+        load_preset(name).validate()
+    paper = load_preset("gpu-paper")
+    assert (paper.n_layers, paper.hidden_size, paper.embedding_size, paper.chunk_size) == (3, 1150, 400, 10)
+    with pytest.raises(ValueError, match="no preset"):
+        load_preset("huge")
+    config = load_preset("tiny").override(["lr=0.1", "corpora=ptb-train,ptb-lm", "random_bptt=false"])
+    assert config.lr == 0.1 and config.corpora == ["ptb-train", "ptb-lm"] and config.random_bptt is False
+    with pytest.raises(ValueError, match="field=value"):
+        config.override(["learning_rate=1"])
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture
+def tiny_config(shared_data):
+    return load_preset("tiny").override(
+        [
+            f"data_dir={shared_data}",
+            "max_steps=16",
+            "eval_every=8",
+            "checkpoint_every=4",
+            "threads=1",
+            "dev_max_sentences=30",
+        ]
+    )
+
+
+def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, tmp_path):
+    from onlstm.models.parser import Parser
+
+    whole = tmp_path / "whole"
+    train(tiny_config, whole)
+    losses = [row["loss"] for row in read_jsonl(whole / "steps.jsonl")]
+    assert len(losses) == 16
+    assert losses[-1] < losses[0]
+    metrics = read_jsonl(whole / "metrics.jsonl")
+    assert [row["step"] for row in metrics] == [8, 16]
+    assert all(len(row["dev_f1_per_layer"]) == 3 for row in metrics)
+    parser = Parser.load(whole / "best.safetensors")
+    assert parser.metadata["default_layer"] in range(3)
+    assert parser.parse(["the market fell sharply"])[0].tree.leaves() == ["the", "market", "fell", "sharply"]
+    assert (whole / "curves.png").stat().st_size > 1000
+
+    # the same run, stopped after 8 steps, then resumed: identical following losses
+    interrupted = tmp_path / "interrupted"
+    train(tiny_config.override(["max_steps=8"]), interrupted)
+    train(tiny_config, interrupted, resume=True)
+    resumed = [row["loss"] for row in read_jsonl(interrupted / "steps.jsonl")]
+    assert resumed == pytest.approx(losses, rel=1e-6, abs=1e-7)
+
+
+def test_command_line_reports_bad_input(tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--corpora", str(empty)]) == 2
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "run"), "--set", "batch_size=0"]) == 2
+
+
+def test_precision_picks_autocast_per_device():
+    from onlstm.training.train import make_autocast
+
+    cpu = torch.device("cpu")
+    assert not make_autocast("auto", cpu)._enabled and not make_autocast("fp32", cpu)._enabled
+    bf16 = make_autocast("bf16", cpu)
+    assert bf16._enabled and bf16.fast_dtype == torch.bfloat16
+    with pytest.raises(ValueError, match="precision"):
+        TrainConfig(precision="fp16").validate()
+
+
+def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, tmp_path):
+    from onlstm.models.checkpoint import load_release
+
+    base = tmp_path / "base"
+    train(tiny_config.override(["max_steps=4", "eval_every=4"]), base)
+    start = load_release(base / "best.safetensors")
+    # another corpus and other layer sizes asked for: the release's vocabulary and shape win
+    text = tmp_path / "domain.txt"
+    text.write_text("the protein binds the receptor .\nthe receptor folds .\n" * 400)
+    config = tiny_config.override(
+        [
+            f"init_from={base / 'best.safetensors'}",
+            f"corpora={text}",
+            "hidden_size=128",
+            "punctuation=keep",
+            "max_steps=1",
+            "eval_every=1",
+        ]
+    )
+    frozen = tmp_path / "frozen"
+    train(config.override(["lr=0"]), frozen)  # a step of size 0: the weights are the release's
+    saved = json.loads((frozen / "config.json").read_text())
+    assert saved["hidden_size"] == 64 and saved["vocab_size"] == len(start.vocab)
+    assert saved["punctuation"] == "drop"  # the release read words only: its vocabulary has no punctuation
+    after = load_release(frozen / "last.safetensors")
+    assert after.vocab.itos == start.vocab.itos
+    for name, tensor in start.model.state_dict().items():
+        torch.testing.assert_close(after.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
+    tuned = tmp_path / "tuned"
+    train(config, tuned)  # a real step moves them
+    moved = load_release(tuned / "last.safetensors").model.state_dict()
+    assert not torch.equal(moved["embedding.weight"], start.model.state_dict()["embedding.weight"])
+    missing = str(tmp_path / "nothing.safetensors")
+    assert main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--init-from", missing]) == 2
