@@ -471,8 +471,10 @@ function naturalWidth(words) {
   return columnLayout(words, false).width;
 }
 
-function drawTree(words, root, distances, compact) {
+function drawTree(words, root, distances, compact, available) {
   const { centers, width, labelDepth } = columnLayout(words, compact);
+  // room above the root for its dot, drawn at a constant size on screen (see treeView)
+  const top = Math.max(14, 7 / Math.min(1, available / width));
 
   // levels: leaves at the bottom, a node one level above its highest child
   function height(node) {
@@ -481,7 +483,6 @@ function drawTree(words, root, distances, compact) {
   }
   const levels = height(root);
   const levelGap = levels ? Math.max(16, Math.min(40, 440 / levels)) : 0;
-  const top = 14;
   const leafPointY = top + levels * levelGap; // where the edges end
   const labelY = leafPointY + 16;
   const hasBars = Array.isArray(distances) && distances.length === words.length;
@@ -545,7 +546,7 @@ function drawTree(words, root, distances, compact) {
   }
   draw(root);
   if (hasBars) drawBars(svg, words, distances, centers, width, barTop, barHeight, compact);
-  return { svg, rootX: root.x, rootY: root.y };
+  return { svg, rootX: root.x, rootY: root.y, top };
 }
 
 function drawBars(svg, words, distances, centers, width, barTop, barHeight, compact) {
@@ -608,6 +609,10 @@ function treeView(tokens, ptb, distances, label) {
   const readout = document.createElement("span");
   readout.className = "zoom-level";
   readout.setAttribute("aria-live", "polite");
+  const hint = document.createElement("span");
+  hint.className = "zoom-hint";
+  hint.textContent = "words too small to read: zoom in (+) and scroll sideways";
+  hint.hidden = true;
   let drawing = null;
   let zoom = "fit";
 
@@ -622,6 +627,12 @@ function treeView(tokens, ptb, distances, label) {
     drawing.svg.setAttribute("width", String(natural * scale));
     drawing.svg.setAttribute("height", String(Number(drawing.svg.dataset.naturalHeight) * scale));
     readout.textContent = zoom === "fit" ? `fit (${Math.round(scale * 100)}%)` : `${Math.round(scale * 100)}%`;
+    // dots keep a size one can see and point at, however far the picture is shrunk
+    for (const dot of drawing.svg.querySelectorAll("circle.node")) {
+      const onScreen = dot.classList.contains("root") ? 6 : 4.5;
+      dot.setAttribute("r", String(Math.min(onScreen / scale, dot.classList.contains("root") ? drawing.top - 1 : 9)));
+    }
+    hint.hidden = FONT_SIZE * scale >= 7;
     view.dataset.scale = scale.toFixed(4);
     // the root stays in sight: centre it whenever the tree is wider than the box
     scroller.scrollLeft = Math.max(0, drawing.rootX * scale - scroller.clientWidth / 2);
@@ -635,13 +646,14 @@ function treeView(tokens, ptb, distances, label) {
     const available = scroller.clientWidth;
     if (!available) return false; // not laid out yet (hidden); the observer calls again
     const compact = naturalWidth(words) * COMPACT_BELOW > available;
-    drawing = drawTree(words, root, distances, compact);
+    drawing = drawTree(words, root, distances, compact, available);
     scroller.replaceChildren(drawing.svg);
     apply();
     return true;
   }
 
   toolbar.append(
+    hint,
     zoomButton("Zoom out", "−", () => setZoom((scale) => scale / ZOOM_STEP)),
     zoomButton("Fit the tree to the width", "Fit", () => setZoom("fit")),
     zoomButton("Zoom in", "+", () => setZoom((scale) => scale * ZOOM_STEP)),

@@ -212,10 +212,12 @@ def test_a_79_token_sentence_fits_the_box_with_its_root_in_sight_and_zooms(brows
     box = rect(browser, figure)
     assert box["left"] <= spot["left"] and spot["right"] <= box["right"], (spot, box)
     assert 0 <= spot["top"] and spot["bottom"] <= browser.execute_script("return window.innerHeight")
+    assert spot["width"] >= 10, spot  # the root's dot keeps its size on screen when the tree is shrunk
     # the words stay legible: slanted in narrow columns, drawn at least at 8 px
     assert "compact" in svg.get_attribute("class")
     scale = float(card.find_element(by().CSS_SELECTOR, ".main-tree").get_attribute("data-scale"))
     assert 15 * scale >= 8, scale
+    assert not card.find_element(by().CSS_SELECTOR, ".main-tree .zoom-hint").is_displayed()
     snapshot(browser, card, shots / "long-sentence-fit.png")
 
     # zooming in makes the tree wider than the box (scrolling sideways), the root still in sight
