@@ -49,8 +49,7 @@ function announce(message) {
 function oneBasedPositions(message) {
   // The API counts sentences and tokens from 0 ("sentence 0 has 300 tokens"); the cards count
   // from 1, so the person reads the number of the card (or the sentence) they would look for.
-  return message.replace(/\b(sentence|token)( |\s#)(\d+)\b/gi,
-    (whole, noun, gap, number) => `${noun}${gap}${Number(number) + 1}`);
+  return message.replace(/\b(sentence|token) (\d+)\b/gi, (whole, noun, number) => `${noun} ${Number(number) + 1}`);
 }
 
 async function apiError(response) {
@@ -155,7 +154,7 @@ async function showModel() {
   const card = await (await fetch("/model")).json();
   const facts = [`<strong>${escapeHtml(card.name)}</strong> (version ${escapeHtml(card.version)})`];
   if (Number.isInteger(card.n_layers)) facts.push(plural(card.n_layers, "layer"));
-  if (Number.isInteger(card.vocabulary_size)) facts.push(plural(card.vocabulary_size, "word"));
+  if (Number.isInteger(card.vocabulary_size)) facts.push(`${plural(card.vocabulary_size, "word")} in the vocabulary`);
   if (typeof card.dev_perplexity === "number") facts.push(`dev perplexity ${card.dev_perplexity.toFixed(1)}`);
   if (typeof card.dev_f1 === "number") facts.push(`dev F1 ${card.dev_f1.toFixed(1)}`);
   elements.modelInfo.innerHTML = facts.join(" · ");
@@ -177,7 +176,8 @@ async function addLayerTrees(request, results) {
   // (the same text splits the same way, so result i is the same sentence in every answer).
   if (results.every((result) => Array.isArray(result.layer_trees))) return;
   const layers = state.layers.length ? state.layers.map((layer) => layer.index)
-    : results[0].layer_distances.map((_, index) => index);
+    : (results[0].layer_distances || []).map((_, index) => index);
+  if (!layers.length) return; // nothing says how many layers there are: the cards show the one tree
   const answers = await Promise.all(layers.map((layer) => postParse({ ...request, layer, all_layers: false })));
   results.forEach((result, index) => {
     result.layer_trees = answers.map((answer) => answer.results[index].tree);
