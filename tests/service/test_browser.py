@@ -10,6 +10,7 @@ where they should be.  Screenshots go to the test's tmp_path, or to $ONLSTM_SCRE
 from __future__ import annotations
 
 import base64
+import math
 import os
 import shutil
 import sys
@@ -350,7 +351,7 @@ def test_cards_show_unknown_word_share_and_warnings(browser, page_server, shots)
     cards = parse_in_page(browser, page_server, text, 2)
     for card, result in zip(cards, results):
         share = card.find_element(by().CSS_SELECTOR, ".unk-share b").text
-        assert share == f"{round(result['unk_share'] * 100)}%"
+        assert share == f"{math.floor(result['unk_share'] * 100 + 0.5)}%"  # as JavaScript's Math.round
         shown = [item.text for item in card.find_elements(by().CSS_SELECTOR, ".warnings li")]
         assert shown == result["warnings"]
     assert results[0]["unk_share"] > results[1]["unk_share"]
