@@ -145,9 +145,25 @@ def _chunks(text: str) -> list[_Chunk]:
                 end += 1
             chunks.append(_Chunk(start + cut, start + end, piece[cut:end]))
             cut = index = end
+        for end in _glued_sentence_ends(piece, cut):
+            chunks.append(_Chunk(start + cut, start + end, piece[cut:end]))
+            cut = end
         if cut < len(piece):
             chunks.append(_Chunk(start + cut, start + len(piece), piece[cut:]))
     return chunks
+
+
+def _glued_sentence_ends(piece: str, start: int) -> list[int]:
+    """Ends of sentences written without a space after them (``one.Two``): a lowercase word of two
+    letters or more, a final mark, then a capitalised word. URLs and e-mail addresses are left alone."""
+    if "@" in piece or "://" in piece or piece.lower().startswith("www."):
+        return []
+    ends = []
+    for index in range(max(start, 2), len(piece) - 2):
+        if (piece[index] in ".!?" and piece[index - 1].islower() and piece[index - 2].islower()
+                and piece[index + 1].isupper() and piece[index + 2].islower()):
+            ends.append(index + 1)
+    return ends
 
 
 def _strip_closers(piece: str) -> str:
@@ -193,8 +209,13 @@ def _list_value(piece: str) -> tuple[str, int] | None:
 
 
 def _list_markers(chunks: Sequence[_Chunk]) -> set[int]:
-    """Indices of chunks that are items of a list: markers whose values run on (1, 2 / a, b / 9, 10)."""
-    values = {index: _list_value(chunk.text) for index, chunk in enumerate(chunks)}
+    """Indices of chunks that are items of a list: markers whose values run on (1, 2 / a, b / 9, 10),
+    each followed by more text and not the number of an abbreviation (``vol. 2.``, ``p. 3.``)."""
+    values = {
+        index: _list_value(chunk.text)
+        for index, chunk in enumerate(chunks)
+        if index + 1 < len(chunks) and (index == 0 or _word_of(chunks[index - 1].text).rstrip(".") not in _BEFORE_NUMBERS)
+    }
     found = {index: value for index, value in values.items() if value is not None}
     markers: set[int] = set()
     by_kind: dict[str, list[tuple[int, int]]] = {}
