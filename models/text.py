@@ -272,37 +272,38 @@ def _enclosed(chunks: Sequence[_Chunk]) -> list[bool]:
     region is judged as usual (``"This is great." She ...`` ends after the quote).
     """
     inside = [False] * len(chunks)
-    open_regions: list[tuple[str, int]] = []
+    # one stack of opening chunk indices per kind of mark: every step is O(1), so a text of
+    # thousands of unmatched brackets stays linear
+    open_at: dict[str, list[int]] = {"“": [], "(": [], '"': []}
     for index, chunk in enumerate(chunks):
         text = chunk.text
         for opener, closer in (("“", "”"), ("(", ")")):
             balance = text.count(opener) - text.count(closer)
-            for _ in range(max(0, balance)):
-                open_regions.append((opener, index))
+            open_at[opener].extend([index] * max(0, balance))
             for _ in range(max(0, -balance)):
-                _close(open_regions, opener, index, inside)
+                _close(open_at[opener], index, inside)
         # a straight quote opens at the start of a word and closes at its end
         starts_quote = text.lstrip("([{'‘")[:1] == '"'
-        if starts_quote and index and _strip_closers(chunks[index - 1].text)[-1:] in _TERMINATORS:
+        previous_end = _strip_closers(chunks[index - 1].text)[-1:] if index else ""
+        if starts_quote and previous_end and previous_end in _TERMINATORS:
             # a quotation that goes on over several paragraphs reopens without closing: drop the open one
-            open_regions = [region for region in open_regions if region[0] != '"']
-        opens = starts_quote and not any(kind == '"' for kind, _ in open_regions)
+            open_at['"'].clear()
+        opens = starts_quote and not open_at['"']
         closes = text.rstrip(_TERMINATORS + ",;:)]'’").endswith('"') and (not opens or text.count('"') > 1)
         if opens and len(text) > 1:
-            open_regions.append(('"', index))
+            open_at['"'].append(index)
         if closes:
-            _close(open_regions, '"', index, inside)
+            _close(open_at['"'], index, inside)
     return inside
 
 
-def _close(open_regions: list[tuple[str, int]], kind: str, index: int, inside: list[bool]) -> None:
-    for position in range(len(open_regions) - 1, -1, -1):
-        if open_regions[position][0] == kind:
-            start = open_regions.pop(position)[1]
-            if index - start <= _LONGEST_ENCLOSED:
-                for inner in range(start, index):
-                    inside[inner] = True
-            return
+def _close(stack: list[int], index: int, inside: list[bool]) -> None:
+    """Close the innermost open region of one kind at chunk ``index``; mark what it encloses."""
+    if stack:
+        start = stack.pop()
+        if index - start <= _LONGEST_ENCLOSED:
+            for inner in range(start, index):
+                inside[inner] = True
 
 
 def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
