@@ -17,9 +17,11 @@ decisions (learning-rate plateau, early stop, time limit) are broadcast so every
 stops at the same step.  ``last.pt`` holds every rank's RNG and hidden states, so a
 resume with the same number of processes continues exactly.
 
-The script reads top to bottom: config -> data -> vocabulary -> model -> the loop
-(micro-batches, FGM, clipping, optimizer step) -> dev evaluation -> checkpoints.
-Files written to ``--out``:
+``Trainer`` reads top to bottom: its constructor sets up config -> data -> vocabulary ->
+model -> optimizer (-> ``resume``); ``fit`` is the loop, one ``train_step`` per window
+(micro-batches, FGM, clipping, optimizer step), ``evaluate`` on dev and ``save`` of
+``last.pt`` on their schedules.  ``train(config, out, resume)`` is the one call for
+callers; the command line is ``onlstm.cli.train``.  Files written to ``--out``:
 
     last.pt              resume checkpoint (plain data; optimizer, RNG, position, hidden state)
     best.safetensors     release checkpoint of the best dev evaluation (what you serve)
@@ -32,7 +34,6 @@ Files written to ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -51,7 +52,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..models.checkpoint import (
-    CheckpointError,
     Release,
     atomic_write,
     load_release,
@@ -64,25 +64,11 @@ from ..models.parser import Parser
 from ..models.vocab import Vocab, is_punctuation
 from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
-from .config import TrainConfig, load_preset
+from .config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
 from .evaluate import evaluate_model
 
 logger = logging.getLogger("onlstm.training")
-
-# Fields a resumed run takes from its new command line rather than from the checkpoint.
-RUN_LENGTH_FIELDS = (
-    "epochs",
-    "max_steps",
-    "max_minutes",
-    "eval_every",
-    "checkpoint_every",
-    "patience",
-    "device",
-    "threads",
-    "precision",
-)
-
 
 # --- setup ------------------------------------------------------------------------------
 
@@ -220,6 +206,10 @@ def load_dev_trees(config: TrainConfig) -> list:
     return trees
 
 
+# The fields of the model a release fixes (its dropout rates are training settings: they stay as configured).
+SHAPE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
+
+
 def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     """Load ``config.init_from`` and return it with the config's vocabulary size, layer sizes
     and punctuation treatment set to the release's (dropout and everything else stay as
@@ -229,13 +219,7 @@ def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     punctuation = "keep" if release.metadata.get("punctuation") == "model" else "drop"
     if punctuation != config.punctuation:
         logger.info("punctuation=%s, as the release was trained (it was %s)", punctuation, config.punctuation)
-    config = config.override(
-        [
-            f"{name}={getattr(shape, name)}"
-            for name in ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
-        ]
-        + [f"punctuation={punctuation}"]
-    )
+    config = config.updated({"model": {name: getattr(shape, name) for name in SHAPE_FIELDS}, "punctuation": punctuation})
     logger.info(
         "starting from %s (%d layers, hidden %d, vocabulary %d)",
         config.init_from, shape.n_layers, shape.hidden_size, shape.vocab_size,
@@ -411,7 +395,7 @@ class Trainer:
     """
 
     def __init__(self, config: TrainConfig, out_dir: Path, resume: bool = False):
-        config.validate()
+        config = config.validate()
         self.out_dir = Path(out_dir)
         self.resume_path = self.out_dir / "last.pt"
         self.distributed, self.device = setup_distributed(config.device)  # rank 0 of 1 unless under torchrun
@@ -460,12 +444,18 @@ class Trainer:
         """The config of the run: the checkpoint's (with this call's run length) when resuming,
         else ``config``, with the release's shape when it starts from one."""
         if checkpoint is not None:
-            # the model and data come from the checkpoint; how long to go on comes from this call
             saved = TrainConfig.from_dict(checkpoint["train_config"])
-            for name in RUN_LENGTH_FIELDS:
-                setattr(saved, name, getattr(config, name))
+            refused = {name: pair for name, pair in saved.differences(config).items() if name not in RESUMABLE_FIELDS}
+            if refused:
+                changes = ", ".join(f"{name} (saved {old!r}, asked {new!r})" for name, (old, new) in refused.items())
+                raise ConfigError(
+                    f"cannot change {changes} on --resume: the run continues with the configuration saved in "
+                    f"{self.resume_path}; only {', '.join(RESUMABLE_FIELDS)} can change. Drop those settings, "
+                    "or start a new run in another --out folder"
+                )
             logger.info("resuming from %s at step %d", self.resume_path, checkpoint["progress"]["step"])
-            return saved, None
+            # the model, data and optimisation come from the checkpoint; how long to go on from this call
+            return saved.updated({name: getattr(config, name) for name in RESUMABLE_FIELDS}), None
         if config.init_from:
             release, config = start_from_release(config)
             return config, release
@@ -480,7 +470,7 @@ class Trainer:
         elif initial is not None:
             self.vocab = initial.vocab  # the release's ids: new words of the new text become <unk>
         else:
-            self.vocab = Vocab.build(sentences, config.vocab_size, config.min_count)
+            self.vocab = Vocab.build(sentences, config.model.vocab_size, config.min_count)
         n_streams = config.batch_size * config.accumulate * distributed.world_size
         stream = encode_stream(sentences, self.vocab)
         one_batch = n_streams * (config.bptt + 1)
@@ -507,7 +497,7 @@ class Trainer:
         if checkpoint is not None:
             self.model_config = ONLSTMConfig.from_dict(checkpoint["model_config"])
         else:
-            self.model_config = config.model_config(len(self.vocab))
+            self.model_config = config.model_for_vocabulary(len(self.vocab))
         model = ONLSTMLanguageModel(self.model_config)
         if initial is not None:
             model.load_state_dict(initial.model.state_dict())
@@ -809,6 +799,12 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
     return Trainer(config, out_dir, resume=resume).fit()
 
 
+def saved_config(out_dir: Path) -> TrainConfig | None:
+    """The config saved in ``out_dir/last.pt`` (what ``--resume`` continues), or None when there is none."""
+    path = Path(out_dir) / "last.pt"
+    return TrainConfig.from_dict(load_resume(path)["train_config"]) if path.exists() else None
+
+
 def drop_rows_after(path: Path, step: int) -> None:
     """Remove the rows of a JSON-lines log with a ``step`` after ``step`` (and a last line cut short by a crash)."""
     if not path.exists():
@@ -832,69 +828,3 @@ def drop_rows_after(path: Path, step: int) -> None:
 def _to_tuple(value):
     """``random.setstate`` wants nested tuples; checkpoints may hold lists."""
     return tuple(_to_tuple(item) for item in value) if isinstance(value, (list, tuple)) else value
-
-
-# --- command line -----------------------------------------------------------------------
-
-
-def build_argparser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onlstm train", description="Train an ON-LSTM language model.")
-    parser.add_argument("--preset", default="cpu", help="tiny, cpu, gpu-paper, or a JSON file (default: cpu)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and logs")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument(
-        "--init-from", metavar="RELEASE", help="start from a release's weights and vocabulary (fine-tune it on new text)"
-    )
-    parser.add_argument("--accumulate", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--adversarial-epsilon", type=float, help="FGM epsilon on the embeddings (0 = off)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--max-minutes", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--corpora", help="comma-separated corpus names or text files")
-    parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any TrainConfig field"
-    )
-    parser.add_argument("--log-level", default="INFO")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_argparser().parse_args(argv)
-    rank = int(os.environ.get("RANK", 0))
-    level = args.log_level.upper()
-    if rank and level in ("DEBUG", "INFO"):  # under torchrun only rank 0 logs below WARNING
-        level = "WARNING"
-    rank_tag = f" [rank {rank}]" if rank else ""
-    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s %(name)s{rank_tag}: %(message)s")
-    try:
-        config = load_preset(args.preset)
-        overrides = list(args.set)
-        named = {
-            "accumulate": args.accumulate,
-            "adversarial_epsilon": args.adversarial_epsilon,
-            "epochs": args.epochs,
-            "max_steps": args.max_steps,
-            "max_minutes": args.max_minutes,
-            "seed": args.seed,
-            "corpora": args.corpora,
-            "data_dir": args.data,
-            "device": args.device,
-            "init_from": args.init_from,
-        }
-        overrides += [f"{key}={value}" for key, value in named.items() if value is not None]
-        config = config.override(overrides)
-        train(config, args.out, resume=args.resume)
-    except (ValueError, CorpusError, CheckpointError) as error:
-        logging.getLogger("onlstm.training").error("%s", error)
-        return 2
-    except TrainingDiverged as error:
-        logging.getLogger("onlstm.training").error("%s", error)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
