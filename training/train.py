@@ -303,7 +303,8 @@ def _sync_gradients(model: torch.nn.Module, now: bool):
 
 
 def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, gold_trees: list) -> dict:
-    """Dev perplexity (words from a fresh state per sentence) and words-only parsing F1 per layer."""
+    """Dev perplexity (words from a fresh state per sentence), words-only parsing F1 per layer and
+    the share of the dev tokens read that are outside the vocabulary."""
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
     parser = Parser(
@@ -312,11 +313,12 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     try:
         sentences = [tree_tokens(tree) for tree in gold_trees]
         results = parser.parse(sentences, layer=0, punctuation=punctuation, batch_size=64)
-        total_nll = total_tokens = 0.0
+        total_nll = total_tokens = total_unknown = 0.0
         for sentence, result in zip(sentences, results):
-            n_model_tokens = len(parser.model_positions(sentence, punctuation)) + 1  # the words read, and <eos>
-            total_nll += math.log(result.perplexity) * n_model_tokens
-            total_tokens += n_model_tokens
+            n_words = len(parser.model_positions(sentence, punctuation))
+            total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
+            total_tokens += n_words + 1
+            total_unknown += result.unk_share * n_words
         report = evaluate_model(
             gold_trees, lambda inputs: parser.layer_distances(inputs, 64, "model"), "words", ("greedy",), False
         )
@@ -326,6 +328,7 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     best = max(layers, key=lambda row: row["sentence_f1"])
     return {
         "dev_loss": total_nll / total_tokens,
+        "dev_unk_share": total_unknown / max(total_tokens - len(sentences), 1),
         "dev_perplexity": math.exp(total_nll / total_tokens),
         "dev_f1_per_layer": [row["sentence_f1"] for row in layers],
         "dev_corpus_f1_per_layer": [row["corpus_f1"] for row in layers],
@@ -473,6 +476,8 @@ class Trainer:
             self.vocab = Vocab.build(sentences, config.model.vocab_size, config.min_count)
         n_streams = config.batch_size * config.accumulate * distributed.world_size
         stream = encode_stream(sentences, self.vocab)
+        # with --init-from, or a small vocabulary, much of a new text can fall outside the vocabulary
+        self.unk_share = (stream == self.vocab.unk_id).sum().item() / max(stream.numel() - len(sentences), 1)
         one_batch = n_streams * (config.bptt + 1)
         if stream.numel() < one_batch:
             raise CorpusError(
@@ -488,7 +493,8 @@ class Trainer:
         if self.master and not self.dev_trees:
             raise CorpusError(f"the dev corpus {config.dev_corpus!r} has no trees; give a bracketed .mrg file or folder")
         logger.info(
-            "training on %d tokens (vocabulary %d), dev %d sentences", self.n_tokens, len(self.vocab), len(self.dev_trees)
+            "training on %d tokens (vocabulary %d, %.1f%% of the tokens outside it, read as <unk>), dev %d sentences",
+            self.n_tokens, len(self.vocab), 100 * self.unk_share, len(self.dev_trees),
         )
 
     def _build_model(self, checkpoint: dict | None, initial: Release | None) -> None:
@@ -766,6 +772,7 @@ class Trainer:
             "steps": progress.step,
             "epochs": round(progress.epoch + progress.position / self.data.size(1), 3),
             "training_tokens": self.n_tokens,
+            "training_unk_share": round(self.unk_share, 4),
             "training_minutes": round(progress.elapsed_seconds / 60, 1),
             "device": str(self.device),
             "default_layer": evaluation["best_layer"],

@@ -178,6 +178,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     metrics = read_jsonl(whole / "metrics.jsonl")
     assert [row["step"] for row in metrics] == [8, 16]
     assert all(len(row["dev_f1_per_layer"]) == 3 for row in metrics)
+    assert all(0 <= row["dev_unk_share"] < 0.5 for row in metrics)
     parser = Parser.load(whole / "best.safetensors")
     assert parser.metadata["default_layer"] in range(3)
     assert parser.parse("the market fell sharply").tree.leaves() == ["the", "market", "fell", "sharply"]
@@ -242,6 +243,7 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     assert saved["punctuation"] == "drop"  # the release read words only: its vocabulary has no punctuation
     after = load_release(frozen / "last.safetensors")
     assert after.vocab.itos == start.vocab.itos
+    assert after.metadata["training_unk_share"] > 0.25  # "protein", "binds", "receptor" are not WSJ's words
     for name, tensor in start.model.state_dict().items():
         torch.testing.assert_close(after.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     tuned = tmp_path / "tuned"
