@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -16,9 +15,8 @@ from onlstm.cli import evaluate as evaluate_command
 from onlstm.models.tree import tree_to_spans
 from onlstm.training.evaluate import EVALB_PARAMETERS, evalb_tree, prepare_gold, write_evalb_files
 
-from ..helpers import REPO, data_dir
+from ..helpers import build_evalb, data_dir
 
-EVALB_SOURCE = REPO.parent / "shared" / "peers" / "evalb"
 JOHN = (
     "(S (NP-SBJ-1 (NP (NNP John)) (, ,) (SBAR (WHNP-1 (WP who)) (S (NP-SBJ (-NONE- *T*-1)) (VP (VBD left)))) (, ,))"
     " (VP (VBD said) (SBAR (-NONE- 0) (S (NP-SBJ=2 (PRP he)) (VP (VBD won))))) (. .))"
@@ -45,20 +43,6 @@ def test_the_files_and_the_parameters(tmp_path):
     assert paths["gold"].read_text().count("\n") == 1
     assert "LABELED 0" in EVALB_PARAMETERS and "DELETE_LABEL TOP" in EVALB_PARAMETERS
     assert paths["parameters"].read_text() == EVALB_PARAMETERS
-
-
-def build_evalb(folder) -> str:
-    if not (EVALB_SOURCE / "evalb.c").is_file():
-        pytest.skip(f"EVALB's source is not at {EVALB_SOURCE} (the shared folder beside the repository)")
-    compiler = shutil.which("gcc") or shutil.which("cc")
-    if compiler is None:
-        pytest.skip("no C compiler (gcc or cc) to build EVALB")
-    program = folder / "evalb"
-    built = subprocess.run(
-        [compiler, "-O2", "-o", str(program), str(EVALB_SOURCE / "evalb.c")], capture_output=True, text=True
-    )
-    assert built.returncode == 0, built.stderr[-2000:]
-    return str(program)
 
 
 def evalb_f_measures(output: str) -> tuple[float, float]:
