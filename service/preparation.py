@@ -1,0 +1,239 @@
+"""Request preparation: sentence splitting, tokenization and the size limits, before any model work.
+
+Splitting and tokenizing request text is CPU work on text the client chose; a pathological
+input must not stall the server.  Python's ``re`` holds the GIL for a whole match, so a thread
+is not enough: text is prepared in worker processes (``PreparationPool``), each request under a
+time budget (``ONLSTM_PREPARE_TIMEOUT_S``).  A worker over budget is killed and replaced, and
+the request is answered 422 ``input_too_complex``.  The event loop only waits on a pipe, so
+``/health`` and other requests are served meanwhile.  Pre-tokenized input (``tokens``) needs
+no splitting; its limits are checked in a thread of the server process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import multiprocessing
+import threading
+import time
+import traceback
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from ..models.vocab import split_and_tokenize, tokenize_with_offsets
+from .errors import APIError
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_sentences: int
+    max_tokens_per_sentence: int
+    max_token_chars: int
+
+
+@dataclass
+class PreparedInput:
+    tokens: list[list[str]]
+    offsets: list[list[tuple[int, int]]] | None
+
+
+def _too_many(count: int, limits: Limits) -> APIError:
+    return APIError(
+        413, "too_many_sentences",
+        f"the request has {count} sentences; at most {limits.max_sentences} are accepted per request "
+        "(limit ONLSTM_MAX_SENTENCES): split the input over several requests",
+        limit="max_sentences", value=limits.max_sentences,
+    )
+
+
+def check_limits(tokens: list[list[str]], limits: Limits) -> None:
+    """The per-request and per-sentence limits, as ``APIError``s naming the limit and its value."""
+    if len(tokens) > limits.max_sentences:
+        raise _too_many(len(tokens), limits)
+    if not tokens:
+        raise APIError(422, "no_sentences", "the text has no words to parse")
+    for index, sentence in enumerate(tokens):
+        if not sentence:
+            raise APIError(422, "empty_sentence", f"sentence {index} has no tokens; remove it or add words")
+        if len(sentence) > limits.max_tokens_per_sentence:
+            raise APIError(
+                422, "sentence_too_long",
+                f"sentence {index} has {len(sentence)} tokens; at most {limits.max_tokens_per_sentence} are "
+                "accepted (limit ONLSTM_MAX_TOKENS_PER_SENTENCE): split it into shorter sentences",
+                limit="max_tokens_per_sentence", value=limits.max_tokens_per_sentence,
+            )
+        for position, token in enumerate(sentence):
+            if len(token) > limits.max_token_chars:
+                raise APIError(
+                    422, "token_too_long",
+                    f"token {position} of sentence {index} has {len(token)} characters; at most "
+                    f"{limits.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
+                    limit="max_token_chars", value=limits.max_token_chars,
+                )
+
+
+def prepare_text(text: str | None, sentences: list[str] | None, limits: Limits) -> PreparedInput:
+    """Split ``text`` (or tokenize each of ``sentences``) and check the limits; runs in a worker."""
+    if text is not None:
+        split = split_and_tokenize(text)
+        if len(split) > limits.max_sentences:
+            raise _too_many(len(split), limits)  # before the per-sentence checks: the cheaper message
+        tokens = [sentence.tokens for sentence in split]
+        offsets = [list(sentence.offsets) for sentence in split]
+    else:
+        assert sentences is not None
+        if len(sentences) > limits.max_sentences:
+            raise _too_many(len(sentences), limits)
+        tokens, offsets = [], []
+        for sentence in sentences:
+            pieces = tokenize_with_offsets(sentence)
+            tokens.append([token for token, _, _ in pieces])
+            offsets.append([(begin, end) for _, begin, end in pieces])
+    check_limits(tokens, limits)
+    return PreparedInput(tokens, offsets)
+
+
+def prepare_tokens(tokens: list[list[str]], limits: Limits) -> PreparedInput:
+    tokens = [list(sentence) for sentence in tokens]
+    check_limits(tokens, limits)
+    return PreparedInput(tokens, None)
+
+
+# --- the worker processes ----------------------------------------------------------------
+
+
+def _worker_main(connection: Connection) -> None:
+    """A worker's loop: (text, sentences, limits) in; ("ok", PreparedInput) or ("error", APIError) out."""
+    while True:
+        try:
+            job = connection.recv()
+        except (EOFError, OSError):
+            return
+        if job is None:
+            return
+        try:
+            answer = ("ok", prepare_text(*job))
+        except APIError as error:
+            answer = ("error", error)
+        except Exception:
+            answer = ("failed", traceback.format_exc())
+        connection.send(answer)
+
+
+class PreparationTimeout(Exception):
+    pass
+
+
+class _Worker:
+    def __init__(self, context: multiprocessing.context.BaseContext):
+        ours, theirs = context.Pipe()
+        self.process = context.Process(target=_worker_main, args=(theirs,), daemon=True, name="onlstm-prepare")
+        self.process.start()
+        theirs.close()
+        self.connection = ours
+
+    def call(self, job: tuple, budget: float) -> tuple:
+        """Blocking (run it in a thread): the worker's answer, or ``PreparationTimeout``."""
+        self.connection.send(job)
+        if not self.connection.poll(budget):
+            raise PreparationTimeout
+        return self.connection.recv()
+
+    def close(self, wait: float = 1.0) -> None:
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(wait)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join()
+        self.connection.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.process.join()
+        self.connection.close()
+
+
+class PreparationPool:
+    """``workers`` processes that prepare request text, each request within ``budget`` seconds.
+
+    Workers are forked from a fork server that has imported this module once, so starting or
+    replacing one takes milliseconds, and they share no threads or locks with the server.
+    """
+
+    def __init__(self, workers: int, budget: float, max_wait: float):
+        self.budget, self.max_wait, self.size = budget, max_wait, workers
+        self._context = multiprocessing.get_context("forkserver")
+        self._context.set_forkserver_preload([__name__])
+        self._idle: asyncio.Queue[_Worker] | None = None
+        self._all: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._replacing: set[asyncio.Task] = set()
+
+    def _new_worker(self) -> _Worker:
+        worker = _Worker(self._context)
+        with self._lock:
+            self._all.add(worker)
+        return worker
+
+    async def start(self) -> None:
+        self._idle = asyncio.Queue()
+        for _ in range(self.size):
+            self._idle.put_nowait(await asyncio.to_thread(self._new_worker))
+
+    async def prepare(self, text: str | None, sentences: list[str] | None, limits: Limits) -> PreparedInput:
+        assert self._idle is not None, "start() the pool first"
+        try:
+            worker = await asyncio.wait_for(self._idle.get(), self.max_wait)
+        except asyncio.TimeoutError:
+            raise APIError(503, "overloaded", f"every text-preparation worker was busy for {self.max_wait:g} s; "
+                           "retry later", headers={"Retry-After": "5"}) from None
+        started = time.perf_counter()
+        try:
+            answer = await asyncio.to_thread(worker.call, (text, sentences, limits), self.budget)
+        except (PreparationTimeout, EOFError, OSError) as error:
+            await self._replace(worker)
+            if isinstance(error, PreparationTimeout):
+                raise APIError(
+                    422, "input_too_complex",
+                    f"splitting and tokenizing this input took more than {self.budget:g} s (limit "
+                    "ONLSTM_PREPARE_TIMEOUT_S); send shorter text, or pre-tokenized input in 'tokens'",
+                    limit="prepare_timeout_s", value=int(self.budget),
+                ) from None
+            raise RuntimeError("a text-preparation worker died; it has been replaced") from error
+        except BaseException:
+            # cancelled while the worker runs (the client left): its answer would be read by the
+            # next request, so the worker is replaced rather than reused
+            task = asyncio.get_running_loop().create_task(self._replace(worker))
+            self._replacing.add(task)
+            task.add_done_callback(self._replacing.discard)
+            raise
+        self._idle.put_nowait(worker)
+        logger.debug("prepared in %.1f ms", 1000 * (time.perf_counter() - started))
+        status, value = answer
+        if status == "ok":
+            return value
+        if status == "error":
+            raise value
+        raise RuntimeError(f"preparing the input failed in the worker:\n{value}")
+
+    def _swap(self, worker: _Worker) -> _Worker:
+        worker.kill()
+        with self._lock:
+            self._all.discard(worker)
+        return self._new_worker()
+
+    async def _replace(self, worker: _Worker) -> None:
+        replacement = await asyncio.to_thread(self._swap, worker)
+        assert self._idle is not None
+        self._idle.put_nowait(replacement)
+
+    def stop(self) -> None:
+        with self._lock:
+            workers, self._all = list(self._all), set()
+        for worker in workers:
+            worker.close()
