@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import multiprocessing
+import os
 import threading
 import time
 import traceback
@@ -24,6 +25,8 @@ from ..models.vocab import split_and_tokenize, tokenize_with_offsets
 from .errors import APIError
 
 logger = logging.getLogger(__name__)
+
+WORKER_NICENESS = 10
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,9 @@ def prepare_tokens(tokens: list[list[str]], limits: Limits) -> PreparedInput:
 
 def _worker_main(connection: Connection) -> None:
     """A worker's loop: (text, sentences, limits) in; ("ok", PreparedInput) or ("error", APIError) out."""
+    # below the server process in CPU priority: on a busy machine, preparing text never delays
+    # the event loop that answers /health and the other requests
+    os.nice(WORKER_NICENESS)
     while True:
         try:
             job = connection.recv()

@@ -185,3 +185,33 @@ def serving(checkpoint: Path | str, log: Path, env: dict[str, str] | None = None
     assert status == 0, f"the server stopped with {status}:\n{text[-3000:]}"
     assert "Application shutdown complete" in text, text[-3000:]
     assert "Traceback" not in text, text[-5000:]
+
+
+BAD_CHECKPOINT_KINDS = ("missing", "directory", "truncated", "random bytes", "wrong shapes")
+
+
+def make_bad_checkpoint(good: Path, folder: Path, kind: str) -> Path:
+    """A checkpoint path that cannot be served, of one of ``BAD_CHECKPOINT_KINDS``, made from ``good``."""
+    path = folder / f"{kind.replace(' ', '-')}.safetensors"
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "truncated":
+        path.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    elif kind == "random bytes":
+        path.write_bytes(os.urandom(4096))
+    elif kind == "wrong shapes":
+        # a well-formed release file, digest recomputed, whose first matrix has one column too few
+        from safetensors import safe_open
+        from safetensors.torch import load_file, save_file
+
+        from onlstm.models.checkpoint import weights_digest
+
+        with safe_open(str(good), framework="pt") as opened:
+            metadata = opened.metadata()
+        state = load_file(str(good))
+        name = next(key for key in state if state[key].dim() == 2)
+        state[name] = state[name][:, :-1].contiguous()
+        save_file(state, str(path), metadata={**metadata, "sha256": weights_digest(state)})
+    elif kind != "missing":
+        raise ValueError(f"unknown kind {kind!r}; one of {BAD_CHECKPOINT_KINDS}")
+    return path
