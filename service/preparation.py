@@ -6,7 +6,8 @@ is not enough: text is prepared in worker processes (``PreparationPool``), each 
 time budget (``ONLSTM_PREPARE_TIMEOUT_S``).  A worker over budget is killed and replaced, and
 the request is answered 422 ``input_too_complex``.  The event loop only waits on a pipe, so
 ``/health`` and other requests are served meanwhile.  Pre-tokenized input (``tokens``) needs
-no splitting; its limits are checked in a thread of the server process.
+no splitting; its limits are checked in a thread of the server process.  The ``Sentence``s built
+here (tokens with their character offsets) are carried through the parser to the results.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from ..models.vocab import split_and_tokenize, tokenize_with_offsets
+from ..models.text import Sentence, split_text
 from .errors import APIError
 
 logger = logging.getLogger(__name__)
@@ -38,8 +39,11 @@ class Limits:
 
 @dataclass
 class PreparedInput:
-    tokens: list[list[str]]
-    offsets: list[list[tuple[int, int]]] | None
+    sentences: list[Sentence]  # built once here, carried through the parser to the results
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(sentence.tokens) for sentence in self.sentences)
 
 
 def _too_many(count: int, limits: Limits) -> APIError:
@@ -51,57 +55,52 @@ def _too_many(count: int, limits: Limits) -> APIError:
     )
 
 
-def check_limits(tokens: list[list[str]], limits: Limits) -> None:
-    """The per-request and per-sentence limits, as ``APIError``s naming the limit and its value."""
-    if len(tokens) > limits.max_sentences:
-        raise _too_many(len(tokens), limits)
-    if not tokens:
-        raise APIError(422, "no_sentences", "the text has no words to parse")
-    for index, sentence in enumerate(tokens):
-        if not sentence:
-            raise APIError(422, "empty_sentence", f"sentence {index} has no tokens; remove it or add words")
-        if len(sentence) > limits.max_tokens_per_sentence:
+def check_sentence(number: int, sentence: Sentence, limits: Limits) -> None:
+    """The per-sentence limits; sentences are counted from 1, as the results are shown."""
+    if not sentence.tokens:
+        raise APIError(422, "empty_sentence", f"sentence {number} has no tokens; remove it or add words")
+    if len(sentence.tokens) > limits.max_tokens_per_sentence:
+        raise APIError(
+            422, "sentence_too_long",
+            f"sentence {number} has {len(sentence.tokens)} tokens; at most {limits.max_tokens_per_sentence} are "
+            "accepted (limit ONLSTM_MAX_TOKENS_PER_SENTENCE): split it into shorter sentences",
+            limit="max_tokens_per_sentence", value=limits.max_tokens_per_sentence,
+        )
+    for position, token in enumerate(sentence.tokens, start=1):
+        if len(token) > limits.max_token_chars:
             raise APIError(
-                422, "sentence_too_long",
-                f"sentence {index} has {len(sentence)} tokens; at most {limits.max_tokens_per_sentence} are "
-                "accepted (limit ONLSTM_MAX_TOKENS_PER_SENTENCE): split it into shorter sentences",
-                limit="max_tokens_per_sentence", value=limits.max_tokens_per_sentence,
+                422, "token_too_long",
+                f"token {position} of sentence {number} has {len(token)} characters; at most "
+                f"{limits.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
+                limit="max_token_chars", value=limits.max_token_chars,
             )
-        for position, token in enumerate(sentence):
-            if len(token) > limits.max_token_chars:
-                raise APIError(
-                    422, "token_too_long",
-                    f"token {position} of sentence {index} has {len(token)} characters; at most "
-                    f"{limits.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
-                    limit="max_token_chars", value=limits.max_token_chars,
-                )
+
+
+def check_limits(sentences: list[Sentence], limits: Limits) -> PreparedInput:
+    """The per-request and per-sentence limits, as ``APIError``s naming the limit and its value."""
+    if len(sentences) > limits.max_sentences:
+        raise _too_many(len(sentences), limits)
+    if not sentences:
+        raise APIError(422, "no_sentences", "the text has no words to parse")
+    for number, sentence in enumerate(sentences, start=1):
+        check_sentence(number, sentence, limits)
+    return PreparedInput(sentences)
 
 
 def prepare_text(text: str | None, sentences: list[str] | None, limits: Limits) -> PreparedInput:
     """Split ``text`` (or tokenize each of ``sentences``) and check the limits; runs in a worker."""
     if text is not None:
-        split = split_and_tokenize(text)
-        if len(split) > limits.max_sentences:
-            raise _too_many(len(split), limits)  # before the per-sentence checks: the cheaper message
-        tokens = [sentence.tokens for sentence in split]
-        offsets = [list(sentence.offsets) for sentence in split]
-    else:
-        assert sentences is not None
-        if len(sentences) > limits.max_sentences:
-            raise _too_many(len(sentences), limits)
-        tokens, offsets = [], []
-        for sentence in sentences:
-            pieces = tokenize_with_offsets(sentence)
-            tokens.append([token for token, _, _ in pieces])
-            offsets.append([(begin, end) for _, begin, end in pieces])
-    check_limits(tokens, limits)
-    return PreparedInput(tokens, offsets)
+        return check_limits(split_text(text), limits)
+    assert sentences is not None
+    if len(sentences) > limits.max_sentences:  # before tokenizing them all
+        raise _too_many(len(sentences), limits)
+    return check_limits([Sentence.from_text(sentence) for sentence in sentences], limits)
 
 
 def prepare_tokens(tokens: list[list[str]], limits: Limits) -> PreparedInput:
-    tokens = [list(sentence) for sentence in tokens]
-    check_limits(tokens, limits)
-    return PreparedInput(tokens, None)
+    if len(tokens) > limits.max_sentences:
+        raise _too_many(len(tokens), limits)
+    return check_limits([Sentence.from_tokens(sentence) for sentence in tokens], limits)
 
 
 # --- the worker processes ----------------------------------------------------------------

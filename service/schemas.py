@@ -140,8 +140,18 @@ class SentenceResult(BaseModel):
     offsets: list[tuple[int, int]] | None = Field(
         None, description="[start, end) character offsets of each token in the input text or sentence."
     )
+    unk_share: float = Field(
+        0.0, description="Share of the tokens the model read that are outside its vocabulary (read as <unk>)."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know before trusting this parse: mostly unknown words, text not in the Latin alphabet.",
+    )
     layer_distances: list[list[float]] | None = Field(
         None, description="Distances of every layer, [layer][token] (only with all_layers)."
+    )
+    layer_trees: list[str] | None = Field(
+        None, description="The tree each layer's distances give, PTB-bracketed, [layer] (only with all_layers)."
     )
 
 

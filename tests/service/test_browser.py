@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from onlstm.models.vocab import tokenize
+from onlstm.models.text import tokenize
 
 from ..helpers import free_port, running_server
 

@@ -37,11 +37,8 @@ async def prepare(payload: ParseRequest, service: ServiceState) -> PreparedInput
         return await service.preparation.prepare(payload.text, payload.sentences, service.limits)
 
 
-def render_results(results: list[ParseResult], offsets: list | None, all_layers: bool) -> list[dict[str, Any]]:
-    return [
-        result.to_dict(offsets[index] if offsets is not None else None, all_layers)
-        for index, result in enumerate(results)
-    ]
+def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
+    return [result.to_dict(all_layers) for result in results]
 
 
 @router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees",
@@ -51,24 +48,20 @@ async def parse(
 ) -> dict[str, Any]:
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = loaded
-    if payload.layer is not None and payload.layer >= parser.n_layers:
-        raise APIError(422, "invalid_layer",
-                       f"layer {payload.layer} does not exist; this model has layers 0 to {parser.n_layers - 1}")
+    try:  # options the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
+        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation)
+    except ValueError as error:
+        code = "invalid_layer" if str(error).startswith("layer") else "unsupported_option"
+        raise APIError(422, code, str(error)) from None
     prepared = await prepare(payload, service)
-    layer = parser.default_layer if payload.layer is None else payload.layer
-    key = (layer, payload.decoder or parser.default_decoder, payload.punctuation or parser.default_punctuation)
     service.metrics.in_flight.inc()
     try:
-        results = await batcher.submit(prepared.tokens, key)
+        results = await batcher.submit(prepared.sentences, key)
     except BatcherUnavailable as error:
         raise APIError(503, "overloaded", str(error), headers={"Retry-After": str(error.retry_after)}) from None
-    except ValueError as error:
-        # the Parser refuses options that cannot apply to this model (e.g. punctuation "model" for a
-        # vocabulary without punctuation); only requests with the same options share a batch
-        raise APIError(422, "unsupported_option", f"{error}; choose another option or leave it out") from None
     finally:
         service.metrics.in_flight.dec()
-    records = await run_in_threadpool(render_results, results, prepared.offsets, payload.all_layers)
+    records = await run_in_threadpool(render_results, results, payload.all_layers)
     service.metrics.sentences.inc(len(records))
-    service.metrics.tokens.inc(sum(len(sentence) for sentence in prepared.tokens))
+    service.metrics.tokens.inc(prepared.n_tokens)
     return {"model": service.model, "results": records}
