@@ -5,6 +5,7 @@ with the reason if it cannot be), and stop it all on shutdown."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
@@ -58,6 +59,11 @@ async def load_model(state: ServiceState, load: ParserLoader) -> None:
     version = checkpoint_version(parser)
     state.model = ModelName(name=parser.name, version=version)
     state.parser = parser
+    # the hundreds of thousands of objects loaded so far (torch, the model, the libraries) live as
+    # long as the process: out of the garbage collector's sight, a full collection takes
+    # milliseconds instead of tens of them, so it cannot stall the event loop
+    gc.collect()
+    gc.freeze()
     state.metrics.ready.set(1)
     logger.info("model %s (version %s, %d layers) loaded from %s in %.1f s", parser.name, version, parser.n_layers,
                 parser.path, time.perf_counter() - started)

@@ -3,9 +3,11 @@
 Splitting and tokenizing request text is CPU work on text the client chose; a pathological
 input must not stall the server.  Python's ``re`` holds the GIL for a whole match, so a thread
 is not enough: text is prepared in worker processes (``PreparationPool``), each request under a
-time budget (``ONLSTM_PREPARE_TIMEOUT_S``).  A worker over budget is killed and replaced, and
-the request is answered 422 ``input_too_complex``.  The event loop only waits on a pipe, so
-``/health`` and other requests are served meanwhile.  Pre-tokenized input (``tokens``) needs
+CPU-time budget (``ONLSTM_PREPARE_TIMEOUT_S``, read from /proc; wall-clock time where there is
+none).  A worker over budget is killed and replaced, and the request is answered 422
+``input_too_complex``; one that gets too little CPU to finish within ``ONLSTM_MAX_QUEUE_WAIT_S``
+(an overloaded machine) is replaced too, and the request answered 503 with Retry-After.  The
+event loop only waits on a pipe, so ``/health`` and other requests are served meanwhile.  Pre-tokenized input (``tokens``) needs
 no splitting; its limits are checked in a thread of the server process.  The ``Sentence``s built
 here (tokens with their character offsets) are carried through the parser to the results.
 """
@@ -27,7 +29,7 @@ from .errors import APIError
 
 logger = logging.getLogger(__name__)
 
-WORKER_NICENESS = 10
+WORKER_NICENESS = 5
 
 
 @dataclass(frozen=True)
@@ -128,10 +130,29 @@ def _worker_main(connection: Connection) -> None:
 
 
 class PreparationTimeout(Exception):
-    pass
+    """The worker used more than the request's CPU budget."""
+
+
+class PreparationStalled(Exception):
+    """The worker got too little CPU to finish within the wall-clock bound (an overloaded machine)."""
+
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time (user + system) a process has used, from Linux's /proc; None elsewhere."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            fields = stat.read().rsplit(b")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class _Worker:
+    POLL_SECONDS = 0.02
+
     def __init__(self, context: multiprocessing.context.BaseContext):
         ours, theirs = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(theirs,), daemon=True, name="onlstm-prepare")
@@ -139,11 +160,22 @@ class _Worker:
         theirs.close()
         self.connection = ours
 
-    def call(self, job: tuple, budget: float) -> tuple:
-        """Blocking (run it in a thread): the worker's answer, or ``PreparationTimeout``."""
+    def call(self, job: tuple, budget: float, wall_limit: float) -> tuple:
+        """Blocking (run it in a thread): the worker's answer; ``PreparationTimeout`` once the worker
+        has used ``budget`` seconds of CPU on this job (wall-clock time where /proc is missing),
+        ``PreparationStalled`` after ``wall_limit`` seconds whatever it used."""
+        pid = self.process.pid
+        assert pid is not None
+        cpu_at_start = cpu_seconds(pid)
+        started = time.monotonic()
         self.connection.send(job)
-        if not self.connection.poll(budget):
-            raise PreparationTimeout
+        while not self.connection.poll(self.POLL_SECONDS):
+            now = cpu_seconds(pid) if cpu_at_start is not None else None
+            used = now - cpu_at_start if now is not None and cpu_at_start is not None else time.monotonic() - started
+            if used > budget:
+                raise PreparationTimeout
+            if time.monotonic() - started > wall_limit:
+                raise PreparationStalled
         return self.connection.recv()
 
     def close(self, wait: float = 1.0) -> None:
@@ -199,16 +231,19 @@ class PreparationPool:
                            "retry later", headers={"Retry-After": "5"}) from None
         started = time.perf_counter()
         try:
-            answer = await asyncio.to_thread(worker.call, (text, sentences, limits), self.budget)
-        except (PreparationTimeout, EOFError, OSError) as error:
+            answer = await asyncio.to_thread(worker.call, (text, sentences, limits), self.budget, self.max_wait)
+        except (PreparationTimeout, PreparationStalled, EOFError, OSError) as error:
             await self._replace(worker)
             if isinstance(error, PreparationTimeout):
                 raise APIError(
                     422, "input_too_complex",
-                    f"splitting and tokenizing this input took more than {self.budget:g} s (limit "
+                    f"splitting and tokenizing this input took more than {self.budget:g} s of CPU (limit "
                     "ONLSTM_PREPARE_TIMEOUT_S); send shorter text, or pre-tokenized input in 'tokens'",
                     limit="prepare_timeout_s", value=int(self.budget),
                 ) from None
+            if isinstance(error, PreparationStalled):
+                raise APIError(503, "overloaded", f"preparing the input took more than {self.max_wait:g} s on an "
+                               "overloaded machine; retry later", headers={"Retry-After": "5"}) from None
             raise RuntimeError("a text-preparation worker died; it has been replaced") from error
         except BaseException:
             # cancelled while the worker runs (the client left): its answer would be read by the

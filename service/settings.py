@@ -62,7 +62,7 @@ class Settings(BaseSettings):
 
     prepare_timeout_s: float = Field(
         5.0, gt=0, le=600,
-        description="Time budget for splitting and tokenizing one request (in a worker process); over it, 422.",
+        description="CPU seconds a worker process may spend splitting and tokenizing one request; over it, 422.",
     )
     prepare_workers: int = Field(2, ge=1, le=64, description="Worker processes that split and tokenize text.")
 

@@ -8,14 +8,16 @@ the in-process views of these classes: test_hostile.py.)"""
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
 import socket
+import subprocess
 import sys
-import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import pytest
@@ -73,43 +75,56 @@ def adversarial_bodies() -> dict[str, bytes]:
     return bodies
 
 
+PROBE = """
+import sys, time, httpx
+base, out = sys.argv[1], sys.argv[2]
+with httpx.Client(base_url=base, timeout=5) as client, open(out, "w") as log:
+    while True:
+        started = time.perf_counter()
+        try:
+            ok = client.get("/health").status_code == 200
+        except httpx.TransportError:
+            ok = False
+        log.write(f"{1000 * (time.perf_counter() - started):.2f} {int(ok)}\\n")
+        log.flush()
+        time.sleep(0.01)
+"""
+
+
 class HealthProbe:
-    """Times GET /health every 10 ms from its own thread and connection."""
+    """Times GET /health every 10 ms from a process of its own (so that the test's own threads,
+    sending the large bodies, cannot delay the probe), over one keep-alive connection."""
 
-    def __init__(self, base: str):
-        self.base, self.latencies, self.failures = base, [], 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        with httpx.Client(base_url=self.base, timeout=5) as client:
-            while not self._stop.is_set():
-                started = time.perf_counter()
-                try:
-                    ok = client.get("/health").status_code == 200
-                except httpx.TransportError:
-                    ok = False
-                self.latencies.append(1000 * (time.perf_counter() - started))
-                self.failures += not ok
-                time.sleep(0.01)
+    def __init__(self, base: str, folder: Path):
+        self.base, self.output = base, folder / "health-probe.txt"
+        self.latencies: list[float] = []
+        self.failures = 0
 
     def __enter__(self) -> HealthProbe:
-        self._thread.start()
+        self.process = subprocess.Popen([sys.executable, "-c", PROBE, self.base, str(self.output)])
+        deadline = time.monotonic() + 30
+        while not (self.output.exists() and self.output.read_text().count("\n") >= 5):
+            assert time.monotonic() < deadline, "the probe did not start"
+            time.sleep(0.05)
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._thread.join()
+        self.process.terminate()
+        self.process.wait()
+        for line in self.output.read_text().splitlines():
+            milliseconds, ok = line.split()
+            self.latencies.append(float(milliseconds))
+            self.failures += ok != "1"
 
 
 @pytest.fixture(scope="module")
 def server(tiny_checkpoint, tmp_path_factory):
-    env = {"ONLSTM_API_KEY": KEY, "ONLSTM_PREPARE_TIMEOUT_S": "2"}
+    env = {"ONLSTM_API_KEY": KEY, "ONLSTM_PREPARE_TIMEOUT_S": "1"}
     with serving(tiny_checkpoint, tmp_path_factory.mktemp("hostile") / "server.log", env) as process:
         yield process
 
 
-def test_adversarial_text_at_the_size_limit_never_stalls_health(server):
+def test_adversarial_text_at_the_size_limit_never_stalls_health(server, tmp_path):
     bodies = adversarial_bodies()
     answers: dict[str, tuple[int, str, float]] = {}
 
@@ -120,20 +135,20 @@ def test_adversarial_text_at_the_size_limit_never_stalls_health(server):
         code = response.json()["error"]["code"] if response.status_code != 200 else "-"
         answers[name] = (response.status_code, code, time.perf_counter() - started)
 
-    with HealthProbe(server.base) as probe, ThreadPoolExecutor(max_workers=2) as pool:
-        time.sleep(0.3)
+    with HealthProbe(server.base, tmp_path) as probe, ThreadPoolExecutor(max_workers=1) as pool:
         list(pool.map(send, bodies))
         time.sleep(0.3)
     for name, (status, code, seconds) in answers.items():
         print(f"{name:40s} {status} {code:22s} {seconds:5.2f} s")
     latencies = sorted(probe.latencies)
     print(f"/health during {len(bodies)} adversarial requests: {len(latencies)} probes, median "
-          f"{latencies[len(latencies) // 2]:.1f} ms, max {latencies[-1]:.1f} ms, failures {probe.failures}")
+          f"{latencies[len(latencies) // 2]:.1f} ms, p99 {latencies[int(0.99 * len(latencies))]:.1f} ms, "
+          f"max {latencies[-1]:.1f} ms, failures {probe.failures}; load average {os.getloadavg()[0]:.1f}")
     assert probe.failures == 0
     assert latencies[-1] < HEALTH_BOUND_MS, latencies[-10:]
     for name, (status, code, seconds) in answers.items():
         assert status in (200, 413, 422), (name, status, code)
-        assert seconds < 2 + 5, (name, seconds)  # the preparation budget, plus the transfer and the model
+        assert seconds < 30, (name, seconds)  # answered within the wall-clock bound (ONLSTM_MAX_QUEUE_WAIT_S)
     # the server is fine afterwards
     response = httpx.post(f"{server.base}/parse", json={"text": "The cat sat. The dog ran."}, headers={"X-API-Key": KEY})
     assert response.status_code == 200

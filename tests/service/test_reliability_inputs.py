@@ -81,7 +81,7 @@ REFUSED = {
     "layer of the wrong type": (dumps({"text": "a b", "layer": "two"}), "application/json", 422, "invalid_request",
                                 ["layer", "integer"]),
     "a layer the model lacks": (dumps({"text": "a b", "layer": 10**30}), "application/json", 422, "invalid_layer",
-                                ["layer", "does not exist"]),
+                                ["layer", "between 0 and 2"]),
     "an unknown decoder": (dumps({"text": "a b", "decoder": "cky"}), "application/json", 422, "invalid_request",
                            ["decoder"]),
     "an unknown field": (dumps({"text": "a b", "txet": "c"}), "application/json", 422, "invalid_request", ["txet"]),
