@@ -18,6 +18,7 @@ import asyncio
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 import time
 import traceback
@@ -113,6 +114,9 @@ def _worker_main(connection: Connection) -> None:
     # below the server process in CPU priority: on a busy machine, preparing text never delays
     # the event loop that answers /health and the other requests
     os.nice(WORKER_NICENESS)
+    # Ctrl+C in a terminal reaches the whole process group: the server stops its workers itself
+    # (SIGTERM keeps its default, which multiprocessing relies on at exit)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     while True:
         try:
             job = connection.recv()
@@ -204,8 +208,11 @@ class PreparationPool:
 
     def __init__(self, workers: int, budget: float, max_wait: float):
         self.budget, self.max_wait, self.size = budget, max_wait, workers
-        self._context = multiprocessing.get_context("forkserver")
-        self._context.set_forkserver_preload([__name__])
+        if "forkserver" in multiprocessing.get_all_start_methods():
+            self._context = multiprocessing.get_context("forkserver")
+            self._context.set_forkserver_preload([__name__])
+        else:  # Windows: each worker starts a fresh interpreter (slower to replace, same behaviour)
+            self._context = multiprocessing.get_context("spawn")
         self._idle: asyncio.Queue[_Worker] | None = None
         self._all: set[_Worker] = set()
         self._lock = threading.Lock()
