@@ -23,7 +23,8 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
         pydantic==2.14.4 \
         pydantic-settings==2.16.3 \
         uvicorn==0.54.0 \
-        prometheus-client==0.26.0
+        prometheus-client==0.26.0 \
+        fastapi-offline==1.7.7
 
 WORKDIR /src
 COPY pyproject.toml README.md ./

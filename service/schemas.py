@@ -49,10 +49,18 @@ def _require_valid_unicode(value: str, where: str) -> None:
         ) from None
 
 
+STRICT_NOTE = (
+    "Strict types: every field accepts only the JSON type declared here (no coercion: `\"layer\": true` "
+    "or `\"layer\": \"1\"` is not layer 1, `\"all_layers\": \"yes\"` is not true), and unknown fields are refused."
+)
+
+
 class ParseRequest(BaseModel):
     """Exactly one of ``text``, ``sentences`` or ``tokens``, plus options."""
 
-    model_config = ConfigDict(extra="forbid")
+    # strict: JSON types are taken as declared, never coerced; the schema says so (x-strict)
+    model_config = ConfigDict(extra="forbid", strict=True,
+                              json_schema_extra={"description": STRICT_NOTE, "x-strict": True})
 
     text: str | None = Field(None, description="One or more sentences of raw text; split and tokenized here.")
     sentences: list[str] | None = Field(
@@ -179,6 +187,12 @@ class ParseResponse(BaseModel):
     )
 
 
+class LayerCard(BaseModel):
+    index: int = Field(description="0-based layer.")
+    dev_f1: float | None = Field(description="Sentence-level F1 of this layer's trees on dev (null if not recorded).")
+    default: bool = Field(description="Whether trees come from this layer unless a request names another.")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
@@ -194,6 +208,7 @@ class ModelCard(BaseModel):
     dev_perplexity: float | None = None
     dev_f1: float | None = None
     dev_f1_per_layer: Any = None
+    layers: list[LayerCard] = Field(description="Every layer with its dev F1 (from dev_f1_per_layer) and the default.")
     metadata: dict[str, Any] = Field(description="Everything the checkpoint's card records.")
 
 

@@ -44,11 +44,27 @@ class Settings(BaseSettings):
         "connection the server is closing.",
     )
 
+    header_timeout_s: float = Field(
+        10.0, gt=0, le=600,
+        description="A client must send a request's complete headers within this long of its first byte (or of "
+        "connecting), or the connection is closed: slow clients cannot hold connections.",
+    )
+    max_header_bytes: int = Field(
+        16_384, ge=1024, le=1_048_576,
+        description="Largest request head (request line and headers) accepted; larger ones get 431.",
+    )
+
     # --- request limits, all checked before any model work ------------------------------
     max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000, description="Largest request body accepted.")
     max_sentences: int = Field(256, ge=1, le=100_000, description="Most sentences in one request.")
     max_tokens_per_sentence: int = Field(250, ge=1, le=100_000, description="Most tokens in one sentence.")
     max_token_chars: int = Field(100, ge=1, le=100_000, description="Most characters in one token.")
+
+    prepare_timeout_s: float = Field(
+        5.0, gt=0, le=600,
+        description="CPU seconds a worker process may spend splitting and tokenizing one request; over it, 422.",
+    )
+    prepare_workers: int = Field(2, ge=1, le=64, description="Worker processes that split and tokenize text.")
 
     # --- micro-batching ------------------------------------------------------------------
     batch_max_sentences: int = Field(64, ge=1, le=10_000, description="Sentences gathered into one model call.")
@@ -113,13 +129,10 @@ class Settings(BaseSettings):
 
     @field_validator("checkpoint")
     @classmethod
-    def _checkpoint_exists(cls, value: Path | None) -> Path | None:
-        if value is None:
-            return None
-        value = value.expanduser()
-        if not value.is_file():
-            raise ValueError(f"{value} is not a file; point it at a release checkpoint (.safetensors) or unset it")
-        return value.resolve()
+    def _checkpoint_path(cls, value: Path | None) -> Path | None:
+        # Not checked here: a missing file, a directory, a truncated or a foreign file are all
+        # reported the same way, when the model is loaded (/health 200, /ready 503 with the reason)
+        return None if value is None else value.expanduser().resolve()
 
     @field_validator("device")
     @classmethod

@@ -6,6 +6,12 @@ import argparse
 import signal
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # imported at run time only when serving, so that --help stays fast
+    import uvicorn
+
+    from ..service.settings import Settings
 
 GRACEFUL_SHUTDOWN_SECONDS = 10  # requests in flight at SIGTERM get this long to finish
 
@@ -24,12 +30,31 @@ def build_argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    arguments = build_argument_parser().parse_args(argv)
-    # imported here so that --help answers without loading torch
+def build_server(settings: Settings) -> uvicorn.Server:
+    """The uvicorn server ``onlstm serve`` runs (the container's CMD runs exactly this).
+
+    Idle keep-alive connections are kept ``settings.keep_alive_s`` (75 s by default, longer than
+    clients' and load balancers' own expiry), requests in flight at SIGTERM get
+    ``GRACEFUL_SHUTDOWN_SECONDS`` to finish, and the h11 protocol bounds each request's head in
+    time and size (service/protocol.py)."""
     import uvicorn
 
     from ..service.app import create_app
+    from ..service.protocol import bounded_h11_protocol
+
+    app = create_app(settings)
+    protocol = bounded_h11_protocol(settings.header_timeout_s, settings.max_header_bytes)
+    # the app logs every request itself (with its id and timing), so uvicorn's access log is off
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
+                            access_log=False, http=protocol, h11_max_incomplete_event_size=settings.max_header_bytes,
+                            timeout_keep_alive=settings.keep_alive_s,
+                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
+    return uvicorn.Server(config)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    arguments = build_argument_parser().parse_args(argv)
+    # imported here so that --help answers without loading torch
     from ..service.settings import SettingsError, load_settings
 
     overrides = {name: value for name, value in vars(arguments).items() if value is not None}
@@ -38,12 +63,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    app = create_app(settings)
-    # the app logs every request itself (with its id and timing), so uvicorn's access log is off
-    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
-                            access_log=False, timeout_keep_alive=settings.keep_alive_s,
-                            timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
-    server = uvicorn.Server(config)
+    server = build_server(settings)
+
     # uvicorn handles SIGTERM/SIGINT itself while it serves (stop accepting, let requests in flight
     # finish, run the shutdown), then re-raises the signal with the handlers it found installed, so
     # that the default handler would kill the process and the exit status would be -15.  A graceful

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import shutil
 import site
 import subprocess
 import sys
 import sysconfig
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
 
 import httpx
 import pytest
@@ -59,6 +67,11 @@ def test_dockerfile_has_what_the_image_needs():
     assert "/ready" in healthcheck
     command = json.loads(dict(instructions)["CMD"])  # exec form: the server is PID 1 and gets SIGTERM
     assert command[:2] == ["onlstm", "serve"]
+    # every runtime dependency is installed, pinned, in the image (the package itself is --no-deps)
+    dependencies = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    for requirement in dependencies:
+        name = re.split(r"[<>=!~ ;\[]", requirement, maxsplit=1)[0].lower()
+        assert re.search(rf"\b{re.escape(name)}==\S+", runs.lower()), f"{name} is not pinned in the Dockerfile"
 
 
 def test_hadolint_is_clean():
@@ -127,7 +140,8 @@ def test_installed_package_serves_from_outside_the_repository(tmp_path, tiny_che
     # the image listens on 8000 on every interface; here, a free port on loopback only
     command[command.index("--port") + 1] = str(port)
     command[command.index("--host") + 1] = "127.0.0.1"
-    env = {**dockerfile_env, "PATH": f"{environment / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": ""}
+    env = {**dockerfile_env, "PATH": f"{environment / 'bin'}:{os.environ['PATH']}", "PYTHONPATH": "",
+           "ONLSTM_BATCH_MAX_WAIT_MS": "1500"}  # holds parse requests in flight long enough to stop the server
     if not BUNDLED_MODEL.is_file():
         env["ONLSTM_CHECKPOINT"] = str(tiny_checkpoint)  # the bundled model is not trained yet
     with running_server(command, port, tmp_path / "server.log", env=env, cwd=outside) as base:
@@ -143,3 +157,22 @@ def test_installed_package_serves_from_outside_the_repository(tmp_path, tiny_che
         page = httpx.get(f"{base}/")
         assert page.status_code == 200 and "<textarea" in page.text
         assert httpx.get(f"{base}/static/app.js").status_code == 200
+        # `docker stop` while requests are in flight: leaving this block sends SIGTERM, and
+        # running_server demands exit status 0; the requests must still get their answers
+        pool = ThreadPoolExecutor(max_workers=6)
+        in_flight = [pool.submit(httpx.post, f"{base}/parse", json={"text": f"The cat sat on mat {index}."},
+                                 timeout=60) for index in range(6)]
+        deadline = time.monotonic() + 30
+        while in_flight_gauge(base) < 3:
+            assert time.monotonic() < deadline, "the requests were never in flight"
+            time.sleep(0.02)
+    answers = [future.result() for future in in_flight]
+    pool.shutdown()
+    assert [answer.status_code for answer in answers] == [200] * 6, [answer.text[:200] for answer in answers]
+
+
+def in_flight_gauge(base: str) -> float:
+    for line in httpx.get(f"{base}/metrics").text.splitlines():
+        if line.startswith("onlstm_parse_requests_in_flight "):
+            return float(line.split()[1])
+    return 0.0

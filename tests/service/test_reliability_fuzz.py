@@ -7,13 +7,17 @@ rule, because it does not count a 413 from the body-size limit as a refusal)."""
 from __future__ import annotations
 
 import logging
+import re
+import time
 from collections import Counter
+from urllib.parse import quote
 
 import httpx
 import pytest
 import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import (
@@ -97,3 +101,59 @@ def test_every_operation_under_generated_requests(server):
     assert statuses[200] >= 25, f"too few valid parses among the generated requests: {dict(statuses)}"
     # the server is still healthy and parses normally
     assert httpx.post(f"{server.base}/parse", json={"text": "The cat sat."}, timeout=30).status_code == 200
+
+
+# --- issue 13's transport classes, generated ------------------------------------------------------
+
+TOKEN_CHARACTERS = "!#$%&'*+-.^_`|~" + "0123456789" + "ABCDEFGHIJKLMNOPQRSTUVWXYZ" + "abcdefghijklmnopqrstuvwxyz"
+HOSTILE_CASES = 1500
+
+
+def request_series(base: str) -> set[tuple[str, str, str]]:
+    found = set()
+    for line in httpx.get(f"{base}/metrics", timeout=30).text.splitlines():
+        if line.startswith("onlstm_http_requests_total{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', line))
+            found.add((labels["route"], labels["method"], labels["status"]))
+    return found
+
+
+def test_generated_methods_paths_and_headers_add_no_series_and_no_log_lines(server):
+    """Random methods, paths (any Unicode, control characters included, percent-encoded) and
+    headers: never a 5xx, the metric series stay within closed sets and stop growing, and every
+    access line stays one line of printable ASCII."""
+    statuses: Counter = Counter()
+    client = httpx.Client(base_url=server.base, timeout=30)
+    methods = st.one_of(st.sampled_from(["GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE"]),
+                        st.text(TOKEN_CHARACTERS, min_size=1, max_size=12))
+    paths = st.one_of(st.sampled_from(["/parse", "/health", "/model", "/static/app.js", "/ready"]),
+                      st.text(min_size=0, max_size=40).map(lambda text: "/" + quote(text, safe="/")))
+    headers = st.dictionaries(st.text(TOKEN_CHARACTERS, min_size=1, max_size=10).map(lambda name: "X-" + name),
+                              st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=30),
+                              max_size=4)
+
+    @settings(max_examples=HOSTILE_CASES, deadline=None, database=None, derandomize=True,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(method=methods, path=paths, extra=headers)
+    def call(method: str, path: str, extra: dict[str, str]) -> None:
+        response = client.request(method, path, headers=extra, content=b'{"tokens": [["a"]]}')
+        statuses[response.status_code] += 1
+        assert response.status_code < 500, (method, path, response.text[:300])
+
+    call()
+    first = request_series(server.base)
+    call()  # the same cases again, plus /metrics itself: nothing new may appear
+    second = request_series(server.base)
+    client.close()
+    methods_seen = {method for _, method, _ in second}
+    print(f"{2 * HOSTILE_CASES} generated requests, statuses {dict(statuses)}; request series {len(first)} then "
+          f"{len(second)}; methods {sorted(methods_seen)}")
+    assert second - first <= {("/metrics", "GET", "200")}, second - first
+    assert methods_seen <= {"GET", "POST", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH", "other"}
+    assert len(second) <= 60, len(second)
+    time.sleep(0.3)
+    access = [line for line in server.log_text().splitlines() if "onlstm.service.access" in line]
+    assert len(access) >= 2 * HOSTILE_CASES
+    assert all(line.isascii() and line.isprintable() for line in access)
+    assert all(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO ", line) for line in server.log_text().splitlines()
+               if line and not line.startswith(("INFO:", "WARNING:", "ERROR:")))

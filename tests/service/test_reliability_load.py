@@ -4,6 +4,9 @@
   after the run within 10% of what it was after the warm-up.
 * Requests that wait too long in the batching queue get 503 with Retry-After (not an
   unbounded queue), and the server is healthy again once the burst is over.
+* Issue 13's hostile requests (adversarial bodies at the size limit, hang-ups mid-body, made-up
+  methods and paths) sent during a load of normal requests: those all succeed, the hang-ups
+  are 499s, no 5xx, the metric series stay few, and the log stays printable.
 """
 
 from __future__ import annotations
@@ -12,9 +15,11 @@ import asyncio
 import json
 import logging
 import random
+import socket
 import statistics
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -196,3 +201,57 @@ def test_requests_that_wait_too_long_in_the_queue_get_503_with_retry_after(tiny_
         # the burst is over: the service answers normally again
         response = httpx.post(f"{server.base}/parse", json={"text": "The cat sat on the mat."}, timeout=60)
         assert response.status_code == 200
+
+
+# --- issue 13's classes under load ----------------------------------------------------------------
+
+HOSTILE_BODIES = [
+    json.dumps({"text": "." * 990_000}).encode(),
+    json.dumps({"text": "(" * 495_000 + ")" * 495_000}).encode(),
+    json.dumps({"text": "a" * 990_000}).encode(),
+    json.dumps({"text": "?! " * 330_000}).encode(),
+]
+
+
+def hostile_traffic(base: str, rounds: int) -> Counter:
+    """Adversarial bodies at the size limit, clients that hang up mid-body, and made-up methods
+    and paths, sent from one thread while the load runs."""
+    host, port = base.removeprefix("http://").split(":")
+    outcomes: Counter = Counter()
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for round_number in range(rounds):
+            body = HOSTILE_BODIES[round_number % len(HOSTILE_BODIES)]
+            answer = client.post("/parse", content=body, headers={"Content-Type": "application/json"})
+            outcomes[f"adversarial {answer.status_code}"] += 1
+            with socket.create_connection((host, int(port))) as connection:
+                connection.sendall(b"POST /parse HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                   b"Content-Length: 1000\r\n\r\n" + b'{"text": "The ca')
+            outcomes["hang-up"] += 1
+            for _ in range(20):
+                method = "X" + "".join(random.choices("ABCDEF0123456789", k=8))
+                path = "/" + "".join(random.choices("abcdef%0a", k=10))
+                outcomes[f"random {client.request(method, path).status_code // 100}xx"] += 1
+    return outcomes
+
+
+def test_hostile_requests_during_load_change_nothing_for_the_others(tiny_checkpoint, tmp_path):
+    with serving(tiny_checkpoint, tmp_path / "server.log", {"ONLSTM_PREPARE_TIMEOUT_S": "1"}) as server:
+        asyncio.run(hammer(server.base, 200, 8, seed=3))  # warm-up: every route and status of normal traffic
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            hostile = pool.submit(hostile_traffic, server.base, 12)
+            report = asyncio.run(hammer(server.base, 2000, 16, seed=4))
+            outcomes = hostile.result()
+        time.sleep(0.5)
+        series = [line for line in httpx.get(f"{server.base}/metrics").text.splitlines()
+                  if line.startswith("onlstm_http_requests_total{")]
+        log = server.log_text()
+    logger.info("hostile traffic during load: %s; normal requests: %s, median %.1f ms, p99 %.1f ms; %d series",
+                dict(outcomes), report["statuses"], report["median_ms"], report["p99_ms"], len(series))
+    print(f"hostile: {dict(outcomes)}; normal: {report['statuses']} failures {report['failures']}, "
+          f"median {report['median_ms']:.1f} ms, p99 {report['p99_ms']:.1f} ms; {len(series)} request series")
+    assert report["failures"] == {} and report["statuses"] == {200: 2000}, repr(report)
+    assert outcomes["adversarial 422"] + outcomes["adversarial 413"] == 12, outcomes
+    assert not any('status="5' in line for line in series), series
+    assert any('route="/parse",status="499"} 12.0' in line for line in series), series
+    assert len(series) <= 20, series
+    assert all(line.isascii() and line.isprintable() for line in log.splitlines())

@@ -1,0 +1,30 @@
+"""GET /health (liveness: the process answers) and GET /ready (readiness: the model is loaded)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from ...schemas import Health, Readiness
+from ..deps import Service
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=Health, summary="Liveness: the process answers")
+async def health() -> Health:
+    return Health(status="ok")
+
+
+@router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
+            summary="Readiness: the model is loaded")
+async def ready(service: Service) -> Any:
+    """200 once the model is loaded; 503 while loading (with Retry-After), and 503 with the reason
+    and no Retry-After when it cannot be loaded (a bad checkpoint does not fix itself)."""
+    if service.parser is not None:
+        return Readiness(status="ready", model=service.model)
+    if service.load_error is not None:
+        return JSONResponse(Readiness(status="failed", error=service.load_error).model_dump(), status_code=503)
+    return JSONResponse(Readiness(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})

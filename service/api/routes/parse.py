@@ -1,0 +1,67 @@
+"""POST /parse: prepare the input (limits first), batch it with other requests, render the results."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends
+from starlette.concurrency import run_in_threadpool
+
+from ....models.parser import ParseResult
+from ...batcher import BatcherUnavailable
+from ...errors import APIError
+from ...preparation import PreparedInput, prepare_tokens
+from ...schemas import PARSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
+from ...state import ServiceState
+from ..deps import LoadedParser, Service, require_api_key
+
+router = APIRouter()
+ERRORS = {
+    400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
+    401: {"model": ErrorResponse, "description": "An API key is configured and the request lacks it (X-API-Key)"},
+    413: {"model": ErrorResponse, "description": "A size limit was exceeded (body bytes, sentences per request)"},
+    422: {"model": ErrorResponse, "description": "Invalid request (the schema is strict: no type coercion), a "
+          "per-sentence limit was exceeded, the input took too long to prepare (input_too_complex), or an "
+          "option does not apply to the loaded model (unsupported_option)"},
+    503: {"model": ErrorResponse, "description": "The model is not loaded yet (with Retry-After), could not be "
+          "loaded (no Retry-After: restart with a good checkpoint), or the service is overloaded"},
+}
+
+
+async def prepare(payload: ParseRequest, service: ServiceState) -> PreparedInput:
+    """Tokens and offsets of the request, within the limits; text is prepared in a worker process."""
+    if payload.tokens is not None:
+        return await run_in_threadpool(prepare_tokens, payload.tokens, service.limits)
+    assert service.preparation is not None  # started with the app
+    with service.metrics.prepare_seconds.time():
+        return await service.preparation.prepare(payload.text, payload.sentences, service.limits)
+
+
+def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
+    return [result.to_dict(all_layers) for result in results]
+
+
+@router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees",
+             dependencies=[Depends(require_api_key)])
+async def parse(
+    payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service, loaded: LoadedParser
+) -> dict[str, Any]:
+    """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
+    parser, batcher = loaded
+    try:  # options the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
+        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation)
+    except ValueError as error:
+        code = "invalid_layer" if str(error).startswith("layer") else "unsupported_option"
+        raise APIError(422, code, str(error)) from None
+    prepared = await prepare(payload, service)
+    service.metrics.in_flight.inc()
+    try:
+        results = await batcher.submit(prepared.sentences, key)
+    except BatcherUnavailable as error:
+        raise APIError(503, "overloaded", str(error), headers={"Retry-After": str(error.retry_after)}) from None
+    finally:
+        service.metrics.in_flight.dec()
+    records = await run_in_threadpool(render_results, results, payload.all_layers)
+    service.metrics.sentences.inc(len(records))
+    service.metrics.tokens.inc(prepared.n_tokens)
+    return {"model": service.model, "results": records}

@@ -1,0 +1,97 @@
+"""The error format of the API: ``{"error": {"code", "message", "limit"?, "value"?, "details"?}}``.
+
+``APIError`` is raised anywhere in the service; the handlers installed by
+``install_error_handlers`` turn it, FastAPI's validation errors, Starlette's HTTP errors and
+anything unexpected into that one JSON shape.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from .logs import loggable
+
+logger = logging.getLogger(__name__)
+
+
+class APIError(Exception):
+    """An error answered as ``{"error": {"code", "message", "limit"?, "value"?}}``."""
+
+    def __init__(self, status: int, code: str, message: str, limit: str | None = None, value: int | None = None,
+                 headers: dict[str, str] | None = None):
+        super().__init__(message)
+        self.status, self.code, self.message, self.limit, self.value = status, code, message, limit, value
+        self.headers = headers
+
+    def __reduce__(self):  # picklable, so that worker processes can raise it
+        return (APIError, (self.status, self.code, self.message, self.limit, self.value, self.headers))
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+    body = {"code": code, "message": message, **{key: value for key, value in extra.items() if value is not None}}
+    return JSONResponse({"error": body}, status_code=status, headers=headers)
+
+
+_HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
+
+
+def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    for problem in errors:
+        location = [str(part) for part in problem.get("loc", ()) if part != "body"]
+        details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", ""), "type": problem.get("type")})
+    first = details[0] if details else {"field": "body", "problem": "invalid request", "type": None}
+    if first["field"] == "body" and first["type"] in ("model_attributes_type", "dict_type", "missing"):
+        return "the body must be a JSON object; send it with Content-Type: application/json", details
+    problem = first["problem"].removeprefix("Value error, ")
+    message = f"{first['field']}: {problem}" if first["field"] != "body" else problem
+    if len(details) > 1:
+        message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''}, see details)"
+    return message, details
+
+
+async def _api_error(request: Request, error: APIError) -> JSONResponse:
+    return error_response(error.status, error.code, error.message, error.headers, limit=error.limit, value=error.value)
+
+
+async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
+    errors = list(error.errors())
+    invalid_json = next((problem for problem in errors if problem.get("type") == "json_invalid"), None)
+    if invalid_json is not None:
+        reason = (invalid_json.get("ctx") or {}).get("error", "malformed JSON")
+        position = invalid_json.get("loc", ("body", "?"))[-1]
+        return error_response(400, "invalid_json", f"the body is not valid JSON ({reason} at character {position})")
+    message, details = _validation_summary(errors)
+    return error_response(422, "invalid_request", message, details=details)
+
+
+async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:
+    message = str(error.detail)
+    code = _HTTP_CODES.get(error.status_code, "http_error")
+    if error.status_code == 404:
+        message = f"no such endpoint {request.url.path}; the API is described at /docs"
+    elif error.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}; the API is described at /docs"
+    elif error.status_code == 400 and "parsing the body" in message:
+        # fastapi's wording for a body that cannot be decoded (e.g. invalid UTF-8)
+        code, message = "invalid_json", "the body could not be read as JSON; send UTF-8 encoded JSON"
+    return error_response(error.status_code, code, message, getattr(error, "headers", None))
+
+
+async def _unexpected(request: Request, error: Exception) -> JSONResponse:
+    logger.exception("unexpected error on %s %s (request %s)", loggable(request.method), loggable(request.url.path),
+                     loggable(getattr(request.state, "request_id", "-")))
+    return error_response(500, "internal_error", "unexpected server error; the server log has the details")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(APIError, _api_error)
+    app.add_exception_handler(RequestValidationError, _invalid_request)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)
