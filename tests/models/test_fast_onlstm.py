@@ -1,8 +1,8 @@
-"""The fused recurrence computes what the plain per-equation implementation computes.
+"""The fused recurrence computes what the step-by-step oracle computes.
 
-``benchmarks.plain_onlstm`` is the baseline the speed-ups are measured against: the
-paper's equations step by step, with autograd recording every operation.  Here the
-fast model (``models.onlstm``, fused recurrence with a hand-written backward) must give
+``models.reference`` is the oracle: the paper's equations step by step (``ONLSTMCell.step``),
+with autograd recording every operation.  Here the fast model (``models.recurrence``,
+fused recurrence with a hand-written backward) must give
 the same outputs, distances, states, losses and gradients, with and without dropout
 masks (drawn from the same seeds), with padding, and in its inference path.
 """
@@ -12,15 +12,10 @@ import copy
 import pytest
 import torch
 
-from benchmarks.plain_onlstm import PlainONLSTMLanguageModel
-from onlstm.models import onlstm
-from onlstm.models.onlstm import (
-    ONLSTMConfig,
-    ONLSTMLanguageModel,
-    _can_fuse,
-    _FusedRecurrence,
-    activation_regularization,
-)
+from onlstm.models import recurrence
+from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
+from onlstm.models.recurrence import _FusedRecurrence, can_fuse
+from onlstm.models.reference import ReferenceONLSTMLanguageModel
 
 SMALL = dict(vocab_size=40, embedding_size=12, hidden_size=20, n_layers=3, chunk_size=4)
 NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
@@ -41,7 +36,7 @@ def twin_models(dtype=torch.float64, **overrides):
     """The fast model, the plain one with the same weights, and the fast one on its per-step path."""
     torch.manual_seed(0)
     fast = ONLSTMLanguageModel(ONLSTMConfig(**{**SMALL, **overrides})).to(dtype)
-    plain = PlainONLSTMLanguageModel(fast.config).to(dtype)
+    plain = ReferenceONLSTMLanguageModel(fast.config).to(dtype)
     plain.load_state_dict(fast.state_dict())
     stepwise = copy.deepcopy(fast)
     for layer in stepwise.layers:
@@ -124,7 +119,7 @@ def test_padding_in_any_row_order_gives_the_plain_results():
 
 @pytest.mark.parametrize("block_rows", [2048, 3])  # one block of steps, or many (and rows split across them)
 def test_inference_path_equals_the_training_path(monkeypatch, block_rows):
-    monkeypatch.setattr(onlstm, "INFERENCE_BLOCK_ROWS", block_rows)
+    monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
     fast, plain, _ = twin_models(**NO_DROPOUT)
     fast.eval()
     plain.eval()
@@ -179,9 +174,9 @@ def test_autocast_falls_back_to_the_per_step_path(dtype):
     layer = fast.layers[0]
     inputs = torch.zeros(6, 2, layer.input_size)
     state = fast.init_state(2)[0]
-    assert _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+    assert can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
     with torch.autocast("cpu", dtype=dtype):
-        assert not _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+        assert not can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
         output = fast(ids)
         fast.token_nll(output.hidden, ids).mean().backward()
     assert all(parameter.grad is not None for parameter in fast.parameters())
