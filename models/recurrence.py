@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from .native import Kernels, kernels
+
 
 def _autocast_enabled(device_type: str) -> bool:
     try:
@@ -183,6 +185,10 @@ def _inference_recurrence(
     masters = new(offsets[-1], 2, n_chunks)
     cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
     final_h, final_c = h0.clone(), c0.clone()
+    step = _gate_arithmetic
+    fused_kernels = kernels()
+    if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
+        step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
     block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
     for block_start in range(0, steps, block_steps):
@@ -198,8 +204,7 @@ def _inference_recurrence(
             c_prev = c0[:rows] if t == 0 else cs[(t - 1) % 2, :rows]
             # accumulate U h into this block's projection: no copy of the gates
             gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
-            _gate_arithmetic(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows],
-                             masters[start : start + rows])
+            step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
             remaining = active[t + 1] if t + 1 < steps else 0
             if remaining < rows:  # rows whose sequence ends here hand over their final state
                 final_h[remaining:rows] = hs[start + remaining : start + rows]
@@ -235,20 +240,31 @@ class _FusedRecurrence(torch.autograd.Function):
         # One contiguous (H, G) copy per window: MKL's small-batch products h @ U^T and
         # dgates @ U both run faster on it than on the (G, H) parameter (measured ~10-20%).
         weight_t = weight_hh.t().contiguous()
-        hs, masters, final_h, final_c, saved = _recurrence_forward(projected, weight_t, h0, c0, active, chunk_size)
         ctx.set_materialize_grads(False)
         ctx.active = active
         ctx.chunk_size = chunk_size
-        ctx.save_for_backward(
-            weight_t, hs, masters, saved["acts"], saved["probs"], saved["cs"], saved["forget_hats"],
-            saved["input_hats"], saved["tanh_cs"],
-        )
+        ctx.kernels = kernels()
+        if ctx.kernels is not None and not ctx.kernels.supports(projected, weight_t, h0, c0):
+            ctx.kernels = None
+        if ctx.kernels is not None:
+            hs, masters, final_h, final_c, acts, cs = _native_forward(
+                ctx.kernels, projected, weight_t, h0, c0, active, chunk_size
+            )
+            ctx.save_for_backward(weight_t, hs, masters, acts, cs)
+        else:
+            hs, masters, final_h, final_c, saved = _recurrence_forward(projected, weight_t, h0, c0, active, chunk_size)
+            ctx.save_for_backward(
+                weight_t, hs, masters, saved["acts"], saved["probs"], saved["cs"], saved["forget_hats"],
+                saved["input_hats"], saved["tanh_cs"],
+            )
         forget_distances, input_distances = _distances(masters)
         return hs[1:], final_h, final_c, forget_distances, input_distances
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances):
+        if ctx.kernels is not None:
+            return _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances)
         weight_t, hs, masters, acts, probs, cs, forget_hats, input_hats, tanh_cs = ctx.saved_tensors
         active, chunk_size = ctx.active, ctx.chunk_size
         steps, batch_size, gate_size = acts.shape
@@ -339,6 +355,81 @@ class _FusedRecurrence(torch.autograd.Function):
         # the weight gradient of all steps in one product: sum_t dgates_t^T h_{t-1}
         d_weight = d_gates.view(-1, gate_size).t() @ hs[:-1].reshape(-1, hidden_size)
         return d_gates, d_weight, d_h, d_c, None, None
+
+
+def _native_forward(
+    fused_kernels: Kernels, projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int],
+    chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """``_recurrence_forward`` with one fused kernel per step for the gate arithmetic.
+
+    Returns hs (T + 1, B, H), masters (T, B, 2, n), each row's final h and c (B, H), the gate
+    activations (T, B, G; the master columns hold their softmax) and cs (T + 1, B, H): all the
+    backward needs, since it recomputes f^, i^ and tanh(c) from them inside its own kernel.
+    """
+    steps, batch_size, gate_size = projected.shape
+    hidden_size = h0.size(1)
+    padded = any(rows < batch_size for rows in active)
+    new = projected.new_zeros if padded else projected.new_empty  # padded entries must be finite
+    hs = new(steps + 1, batch_size, hidden_size)
+    hs[0] = h0
+    cs = projected.new_empty(steps + 1, batch_size, hidden_size)
+    cs[0] = c0
+    masters = projected.new_zeros(steps, batch_size, 2, hidden_size // chunk_size)
+    acts = projected.new_empty(steps, batch_size, gate_size)
+    final_h, final_c = (h0.clone(), c0.clone()) if padded else (None, None)
+    for t in range(steps):
+        rows = active[t]
+        if rows == 0:
+            continue
+        gates = torch.addmm(projected[t, :rows], hs[t, :rows], weight_t, out=acts[t, :rows])
+        fused_kernels.step_forward(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows])
+        if padded:  # rows whose sequence ends here hand over their final state
+            remaining = active[t + 1] if t + 1 < steps else 0
+            if remaining < rows:
+                final_h[remaining:rows] = hs[t + 1, remaining:rows]
+                final_c[remaining:rows] = cs[t + 1, remaining:rows]
+    if not padded:
+        final_h, final_c = hs[steps].clone(), cs[steps].clone()
+    return hs, masters, final_h, final_c, acts, cs
+
+
+def _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances):
+    """``_FusedRecurrence.backward`` with one fused kernel per step for the gate derivatives."""
+    weight_t, hs, masters, acts, cs = ctx.saved_tensors
+    fused_kernels, active, chunk_size = ctx.kernels, ctx.active, ctx.chunk_size
+    steps, batch_size, gate_size = acts.shape
+    hidden_size = weight_t.size(0)
+    weight = weight_t.t()
+    # rows past their sequence's end get no gate gradient; without padding every entry is written
+    padded = any(rows < batch_size for rows in active)
+    d_gates = acts.new_zeros(steps, batch_size, gate_size) if padded else acts.new_empty(steps, batch_size, gate_size)
+    # d_h, d_c: gradient of each row's h and c after step t (see the pure PyTorch backward)
+    d_h = grad_h.contiguous().clone() if grad_h is not None else acts.new_zeros(batch_size, hidden_size)
+    d_c = grad_c.contiguous().clone() if grad_c is not None else acts.new_zeros(batch_size, hidden_size)
+    d_input = grad_input_distances.contiguous() if grad_input_distances is not None else None
+    d_forget = grad_forget_distances.contiguous() if grad_forget_distances is not None else None
+    if grad_outputs is not None:
+        d_h[: active[-1]] += grad_outputs[-1, : active[-1]]
+    for t in range(steps - 1, -1, -1):
+        rows = active[t]
+        more_outputs = t > 0 and grad_outputs is not None
+        if rows:
+            step_grad = d_gates[t, :rows]
+            fused_kernels.step_backward(
+                acts[t, :rows], masters[t, :rows], cs[t, :rows], cs[t + 1, :rows], chunk_size, d_h[:rows], d_c[:rows],
+                d_input[t, :rows] if d_input is not None else None,
+                d_forget[t, :rows] if d_forget is not None else None, step_grad,
+            )
+            if more_outputs:
+                torch.addmm(grad_outputs[t - 1, :rows], step_grad, weight, out=d_h[:rows])
+            else:
+                torch.mm(step_grad, weight, out=d_h[:rows])
+        if more_outputs and active[t - 1] > rows:  # rows whose last step is t - 1
+            d_h[rows : active[t - 1]] += grad_outputs[t - 1, rows : active[t - 1]]
+    # the weight gradient of all steps in one product: sum_t dgates_t^T h_{t-1}
+    d_weight = d_gates.view(-1, gate_size).t() @ hs[:-1].reshape(-1, hidden_size)
+    return d_gates, d_weight, d_h, d_c, None, None
 
 
 def fused_layer_forward(

@@ -8,11 +8,12 @@ masks (drawn from the same seeds), with padding, and in its inference path.
 """
 
 import copy
+import logging
 
 import pytest
 import torch
 
-from onlstm.models import recurrence
+from onlstm.models import native, recurrence
 from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
 from onlstm.models.recurrence import _FusedRecurrence, can_fuse
 from onlstm.models.reference import ReferenceONLSTMLanguageModel
@@ -30,6 +31,17 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(params=["native", "pytorch"])
+def backend(request, monkeypatch):
+    """Each fast-path test runs twice: with the fused C kernels, and with the pure PyTorch fallback."""
+    if request.param == "pytorch":
+        monkeypatch.setenv("ONLSTM_NATIVE", "0")
+        assert native.kernels() is None
+    elif native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    return request.param
 
 
 def twin_models(dtype=torch.float64, **overrides):
@@ -95,7 +107,7 @@ def assert_same(first, second, lengths=None, **tolerance):
         torch.testing.assert_close(grads_a[name], grads_b[name], msg=name, **tolerance)
 
 
-def test_without_dropout_the_fast_model_equals_the_plain_one():
+def test_without_dropout_the_fast_model_equals_the_plain_one(backend):
     fast, plain, stepwise = twin_models(**NO_DROPOUT)
     ids = torch.randint(0, 40, (4, 11))
     reference = run(plain, ids, state_seed=5)
@@ -103,14 +115,14 @@ def test_without_dropout_the_fast_model_equals_the_plain_one():
     assert_same(run(stepwise, ids, state_seed=5), reference, **TIGHT)
 
 
-def test_with_dropout_masks_from_the_same_seed_the_models_agree():
+def test_with_dropout_masks_from_the_same_seed_the_models_agree(backend):
     fast, plain, _ = twin_models()  # every regulariser on, at the config's rates
     ids = torch.randint(0, 40, (3, 9))
     for seed in (1, 2):
         assert_same(run(fast, ids, seed=seed, train=True), run(plain, ids, seed=seed, train=True), **TIGHT)
 
 
-def test_padding_in_any_row_order_gives_the_plain_results():
+def test_padding_in_any_row_order_gives_the_plain_results(backend):
     fast, plain, _ = twin_models(**NO_DROPOUT)
     ids = torch.randint(0, 40, (5, 9))
     for lengths in (torch.tensor([3, 9, 1, 7, 9]), torch.tensor([9, 7, 7, 2, 1]), torch.tensor([9, 9, 9, 9, 9])):
@@ -118,7 +130,7 @@ def test_padding_in_any_row_order_gives_the_plain_results():
 
 
 @pytest.mark.parametrize("block_rows", [2048, 3])  # one block of steps, or many (and rows split across them)
-def test_inference_path_equals_the_training_path(monkeypatch, block_rows):
+def test_inference_path_equals_the_training_path(monkeypatch, block_rows, backend):
     monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
     fast, plain, _ = twin_models(**NO_DROPOUT)
     fast.eval()
@@ -144,13 +156,13 @@ def check_inference(fast, plain, ids, lengths):
             torch.testing.assert_close(c, c_plain, **TIGHT)
 
 
-def test_float32_agrees_within_float32_rounding():
+def test_float32_agrees_within_float32_rounding(backend):
     fast, plain, _ = twin_models(dtype=torch.float32)
     ids = torch.randint(0, 40, (4, 12))
     assert_same(run(fast, ids, train=True), run(plain, ids, train=True), rtol=1e-4, atol=1e-6)
 
 
-def test_hand_written_backward_passes_gradcheck():
+def test_hand_written_backward_passes_gradcheck(backend):
     torch.manual_seed(3)
     steps, batch, hidden, chunk = 5, 3, 8, 4
     gate_size = 4 * hidden + 2 * (hidden // chunk)
@@ -180,3 +192,30 @@ def test_autocast_falls_back_to_the_per_step_path(dtype):
         output = fast(ids)
         fast.token_nll(output.hidden, ids).mean().backward()
     assert all(parameter.grad is not None for parameter in fast.parameters())
+
+
+def test_when_the_kernels_cannot_be_built_the_pytorch_path_runs(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(native, "_loaded", {})  # forget the kernels loaded by earlier tests
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert native.kernels() is None
+    assert "pure PyTorch path" in caplog.text
+    fast, plain, _ = twin_models(**NO_DROPOUT)
+    ids = torch.randint(0, 40, (3, 7))
+    lengths = torch.tensor([7, 2, 5])
+    assert_same(run(fast, ids, lengths, state_seed=4), run(plain, ids, lengths, state_seed=4), lengths, **TIGHT)
+
+
+def test_kernels_are_built_once_and_reused(monkeypatch, tmp_path):
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path))
+    assert native.kernels() is not None
+    built = list(tmp_path.glob("recurrence_kernels-*.so"))
+    assert len(built) == 1
+    monkeypatch.setattr(native, "_loaded", {})
+    modified = built[0].stat().st_mtime_ns
+    assert native.kernels() is not None
+    assert built[0].stat().st_mtime_ns == modified  # loaded from the cache, not rebuilt
