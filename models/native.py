@@ -13,6 +13,7 @@ computes the same (``tests/models/test_fast_onlstm.py`` holds both to the oracle
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
@@ -36,6 +37,7 @@ LIBRARIES = ["-lmvec", "-lm"]
 _CTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 _loaded: dict[str, Kernels | None] = {}
+_disabled = 0  # > 0 inside ``disabled()``
 
 
 class Kernels:
@@ -100,8 +102,21 @@ def _pointer(tensor: Tensor | None) -> int | None:
     return tensor.data_ptr()
 
 
+@contextlib.contextmanager
+def disabled():
+    """Within this context the recurrence takes its pure PyTorch path (benchmarks compare the two)."""
+    global _disabled
+    _disabled += 1
+    try:
+        yield
+    finally:
+        _disabled -= 1
+
+
 def kernels() -> Kernels | None:
     """The compiled kernels, building them on first use; None when they are off or cannot be built."""
+    if _disabled:
+        return None
     if os.environ.get("ONLSTM_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
         return None
     key = "default"
