@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import torch
@@ -47,6 +48,8 @@ class Kernels:
         self.library = library
         self.forward_functions = {}
         self.backward_functions = {}
+        self.logsumexp_functions = {}
+        self.loss_backward_functions = {}
         pointer, integer = ctypes.c_void_p, ctypes.c_long
         for dtype, (suffix, _) in _CTYPES.items():
             forward = getattr(library, f"onlstm_step_forward_{suffix}")
@@ -57,6 +60,14 @@ class Kernels:
             backward.restype = None
             self.forward_functions[dtype] = forward
             self.backward_functions[dtype] = backward
+            logsumexp = getattr(library, f"onlstm_logsumexp_{suffix}")
+            logsumexp.argtypes = [integer, integer, pointer, integer, pointer]
+            logsumexp.restype = None
+            loss_backward = getattr(library, f"onlstm_softmax_nll_backward_{suffix}")
+            loss_backward.argtypes = [integer, integer, pointer, integer, pointer, pointer, pointer]
+            loss_backward.restype = None
+            self.logsumexp_functions[dtype] = logsumexp
+            self.loss_backward_functions[dtype] = loss_backward
 
     def step_forward(self, gates: Tensor, c_prev: Tensor, chunk_size: int, c_out: Tensor, h_out: Tensor,
                      masters_out: Tensor) -> None:
@@ -79,6 +90,27 @@ class Kernels:
             *_row(d_h), *_row(d_c), _pointer(d_input_distance), _pointer(d_forget_distance), *_row(d_gates),
         )
 
+    def logsumexp(self, logits: Tensor, out: Tensor) -> None:
+        """out (rows,) = log(sum(exp(logits), -1)) of (rows, V) logits, without an exp(logits) tensor."""
+        rows, width = logits.shape
+        address, stride = _row(logits)
+        size = logits.element_size()
+        function = self.logsumexp_functions[logits.dtype]
+        _split_rows(rows, lambda start, count: function(
+            count, width, address + start * stride * size, stride, out.data_ptr() + start * size))
+
+    def softmax_nll_backward(self, logits: Tensor, lse: Tensor, targets: Tensor, grad: Tensor) -> None:
+        """In place: logits (rows, V) become (softmax(logits) - one_hot(targets)) * grad[:, None]."""
+        rows, width = logits.shape
+        address, stride = _row(logits)
+        size = logits.element_size()
+        function = self.loss_backward_functions[logits.dtype]
+        targets = targets.to(torch.long).contiguous()
+        lse, grad = lse.contiguous(), grad.contiguous()
+        _split_rows(rows, lambda start, count: function(
+            count, width, address + start * stride * size, stride, lse.data_ptr() + start * size,
+            targets.data_ptr() + start * 8, grad.data_ptr() + start * size))
+
     @staticmethod
     def supports(*tensors: Tensor) -> bool:
         """True when every tensor is a CPU float32/float64 tensor of one dtype."""
@@ -92,6 +124,29 @@ def _row(tensor: Tensor) -> tuple[int, int]:
         raise ValueError(f"the kernels need rows stored contiguously, got shape {tuple(tensor.shape)} "
                          f"strides {tensor.stride()}")
     return tensor.data_ptr(), tensor.stride(0)
+
+
+def _split_rows(rows: int, work) -> None:
+    """``work(start, count)`` over [0, rows) in torch's number of threads (ctypes releases the GIL)."""
+    threads = min(torch.get_num_threads(), max(1, rows // 64))
+    if threads <= 1:
+        work(0, rows)
+        return
+    bounds = [rows * index // threads for index in range(threads + 1)]
+    futures = [_pool().submit(work, bounds[i], bounds[i + 1] - bounds[i]) for i in range(1, threads)]
+    work(bounds[0], bounds[1] - bounds[0])
+    for future in futures:
+        future.result()
+
+
+_executor: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                            thread_name_prefix="onlstm-kernels"))
+    return _executor[0]
 
 
 def _pointer(tensor: Tensor | None) -> int | None:

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cell import ONLSTMCell, cumax
+from .loss import softmax_nll
 
 __all__ = [
     "LMOutput", "ONLSTMCell", "ONLSTMConfig", "ONLSTMLanguageModel", "State", "activation_regularization",
@@ -183,9 +184,15 @@ class ONLSTMLanguageModel(nn.Module):
         flat_targets = targets.reshape(-1)
         pieces = []
         for start in range(0, flat_hidden.size(0), chunk_tokens):
+            piece_targets = flat_targets[start : start + chunk_tokens]
+            fused = softmax_nll(flat_hidden[start : start + chunk_tokens], self.embedding.weight, self.output_bias,
+                                piece_targets)
+            if fused is not None:  # the C kernels: no (tokens, V) log-probabilities (see models.loss)
+                pieces.append(fused)
+                continue
             logits = self.logits(flat_hidden[start : start + chunk_tokens])
             logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # bf16 -> fp32; fp64 stays
-            pieces.append(F.cross_entropy(logits, flat_targets[start : start + chunk_tokens], reduction="none"))
+            pieces.append(F.cross_entropy(logits, piece_targets, reduction="none"))
         if not pieces:
             return hidden.new_zeros(targets.shape)
         return torch.cat(pieces).view(targets.shape)

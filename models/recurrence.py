@@ -20,7 +20,7 @@ from torch import Tensor
 from .native import Kernels, kernels
 
 
-def _autocast_enabled(device_type: str) -> bool:
+def autocast_enabled(device_type: str) -> bool:
     try:
         return torch.is_autocast_enabled(device_type)
     except TypeError:  # torch < 2.4 has one switch for CUDA and one for the CPU
@@ -30,7 +30,7 @@ def _autocast_enabled(device_type: str) -> bool:
 def can_fuse(inputs: Tensor, weight_ih: Tensor, weight_hh: Tensor, state: tuple[Tensor, Tensor]) -> bool:
     """The fused path computes in the tensors' own dtype; under autocast (bf16 on a GPU) the
     per-step path lets autocast choose each op's precision, as it was validated."""
-    if _autocast_enabled(inputs.device.type):
+    if autocast_enabled(inputs.device.type):
         return False
     dtype = inputs.dtype
     return inputs.dim() == 3 and all(tensor.dtype == dtype for tensor in (weight_ih, weight_hh, *state))

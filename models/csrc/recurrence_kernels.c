@@ -135,3 +135,29 @@
 
 DEFINE_KERNELS(float, f32, expf)
 DEFINE_KERNELS(double, f64, exp)
+
+/* The softmax cross-entropy over the vocabulary, without its (tokens, V) log-probabilities:
+ * the forward needs each row's log-sum-exp, the backward turns the saved logits into
+ * (softmax - one-hot) * grad in place.  Used by models/loss.py. */
+#define DEFINE_LOSS_KERNELS(T, SUFFIX, EXP, LOG)                                                \
+    void onlstm_logsumexp_##SUFFIX(long rows, long width, const T *logits, long stride, T *out) { \
+        for (long r = 0; r < rows; r++) {                                                       \
+            const T *x = logits + r * stride;                                                   \
+            T top = x[0];                                                                       \
+            for (long j = 1; j < width; j++) top = x[j] > top ? x[j] : top;                     \
+            T total = 0;                                                                        \
+            for (long j = 0; j < width; j++) total += EXP(x[j] - top);                          \
+            out[r] = top + LOG(total);                                                          \
+        }                                                                                       \
+    }                                                                                           \
+    void onlstm_softmax_nll_backward_##SUFFIX(long rows, long width, T *logits, long stride,   \
+                                             const T *lse, const long *targets, const T *grad) { \
+        for (long r = 0; r < rows; r++) {                                                       \
+            T *x = logits + r * stride, shift = lse[r], g = grad[r];                            \
+            for (long j = 0; j < width; j++) x[j] = EXP(x[j] - shift) * g;                      \
+            x[targets[r]] -= g;                                                                 \
+        }                                                                                       \
+    }
+
+DEFINE_LOSS_KERNELS(float, f32, expf, logf)
+DEFINE_LOSS_KERNELS(double, f64, exp, log)

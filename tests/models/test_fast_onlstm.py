@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from onlstm.models import native, recurrence
+from onlstm.models.loss import softmax_nll
 from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
 from onlstm.models.recurrence import _FusedRecurrence, can_fuse
 from onlstm.models.reference import ReferenceONLSTMLanguageModel
@@ -219,3 +220,22 @@ def test_kernels_are_built_once_and_reused(monkeypatch, tmp_path):
     modified = built[0].stat().st_mtime_ns
     assert native.kernels() is not None
     assert built[0].stat().st_mtime_ns == modified  # loaded from the cache, not rebuilt
+
+
+def test_fused_softmax_nll_equals_cross_entropy_with_its_gradients(backend):
+    torch.manual_seed(5)
+    hidden = torch.randn(37, 6, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (37,))
+    upstream = torch.randn(37, dtype=torch.float64)
+    fused = softmax_nll(hidden, weight, bias, targets)
+    assert (fused is None) == (backend == "pytorch")  # the fallback: the caller's F.cross_entropy
+    if fused is None:
+        return
+    fused_gradients = torch.autograd.grad((fused * upstream).sum(), (hidden, weight, bias))
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.t() + bias, targets, reduction="none")
+    expected_gradients = torch.autograd.grad((expected * upstream).sum(), (hidden, weight, bias))
+    torch.testing.assert_close(fused, expected, **TIGHT)
+    for got, want in zip(fused_gradients, expected_gradients):
+        torch.testing.assert_close(got, want, **TIGHT)
