@@ -82,7 +82,7 @@ def peers_folder() -> Path:
     return Path(configured) if configured else Path(__file__).resolve().parents[2] / "shared" / "peers"
 
 
-def reference_runner(config: TrainConfig):
+def reference_runner(config: TrainConfig, device: str = "cpu"):
     """The official code's training step at this config's sizes and regularisers, or None with a message."""
     path = peers_folder() / "ordered-neurons" / "runner.py"
     if not path.is_file():
@@ -97,7 +97,7 @@ def reference_runner(config: TrainConfig):
         config.batch_size, dropout_output=model.dropout_output, dropout_hidden=model.dropout_hidden,
         dropout_input=model.dropout_input, dropout_embedding=model.dropout_embedding,
         dropconnect=model.dropconnect, optimizer="sgd", lr=config.lr, weight_decay=config.weight_decay,
-        clip=config.clip, alpha=config.alpha, beta=config.beta,
+        clip=config.clip, alpha=config.alpha, beta=config.beta, device=device,
     )
     if config.optimizer != "sgd":
         # the runner's own Adam call passes betas=(0, 0.999), which torch >= 2.10 refuses (an int and a

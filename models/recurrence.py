@@ -104,8 +104,17 @@ def _gate_arithmetic(
     torch.mul(out_gate, tanh_c, out=h_out)
 
 
+def _hand_over(active: list[int], t: int, final_h: Tensor, final_c: Tensor, h: Tensor, c: Tensor) -> None:
+    """Rows whose sequence ends at step t copy their h and c (rows first) into the final state."""
+    remaining = active[t + 1] if t + 1 < len(active) else 0
+    if remaining < active[t]:
+        final_h[remaining : active[t]] = h[remaining : active[t]]
+        final_c[remaining : active[t]] = c[remaining : active[t]]
+
+
 def _recurrence_forward(
-    projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int], chunk_size: int
+    projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int], chunk_size: int,
+    fused_kernels: Kernels | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
     """The training forward of ``_FusedRecurrence``: the recurrence, keeping what backward needs.
 
@@ -119,7 +128,8 @@ def _recurrence_forward(
     Returns:
         hs (T + 1, B, H) with hs[0] = h0, hs[t + 1] the output of step t (0 at padded steps);
         masters (T, B, 2, n) the cumulative sums ``[cumsum(softmax(input)), cumsum(softmax(forget))]``
-        (0 at padded steps); each row's final h and c (B, H); and the buffers backward needs.
+        (0 at padded steps); each row's final h and c (B, H); and the buffers backward needs:
+        with ``fused_kernels`` only the activations and cs (its backward kernel recomputes the rest).
     """
     steps, batch_size, gate_size = projected.shape
     hidden_size = h0.size(1)
@@ -133,12 +143,15 @@ def _recurrence_forward(
     final_h, final_c = (h0.clone(), c0.clone()) if padded else (None, None)
     saved = dict(
         acts=new(steps, batch_size, gate_size),  # gate activations, in the gates' layout
-        probs=new(steps, batch_size, 2, n_chunks),  # softmax of both master gates
         cs=new(steps + 1, batch_size, hidden_size),  # cs[0] = c0, cs[t + 1] = c of step t
-        forget_hats=new(steps, batch_size, hidden_size),
-        input_hats=new(steps, batch_size, hidden_size),
-        tanh_cs=new(steps, batch_size, hidden_size),
     )
+    if fused_kernels is None:  # the PyTorch backward reads these; the kernel recomputes them
+        saved.update(
+            probs=new(steps, batch_size, 2, n_chunks),  # softmax of both master gates (the kernel: in acts)
+            forget_hats=new(steps, batch_size, hidden_size),
+            input_hats=new(steps, batch_size, hidden_size),
+            tanh_cs=new(steps, batch_size, hidden_size),
+        )
     cs = saved["cs"]
     cs[0] = c0
     for t in range(steps):
@@ -146,14 +159,15 @@ def _recurrence_forward(
         if rows == 0:
             continue
         gates = torch.addmm(projected[t, :rows], hs[t, :rows], weight_t, out=saved["acts"][t, :rows])
-        step_saved = {name: saved[name][t, :rows] for name in ("probs", "forget_hats", "input_hats", "tanh_cs")}
-        _gate_arithmetic(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows],
-                         step_saved)
-        if padded:  # rows whose sequence ends here hand over their final state
-            remaining = active[t + 1] if t + 1 < steps else 0
-            if remaining < rows:
-                final_h[remaining:rows] = hs[t + 1, remaining:rows]
-                final_c[remaining:rows] = cs[t + 1, remaining:rows]
+        if fused_kernels is not None:
+            fused_kernels.step_forward(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows],
+                                       masters[t, :rows])
+        else:
+            step_saved = {name: saved[name][t, :rows] for name in ("probs", "forget_hats", "input_hats", "tanh_cs")}
+            _gate_arithmetic(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows],
+                             step_saved)
+        if padded:
+            _hand_over(active, t, final_h, final_c, hs[t + 1], cs[t + 1])
     if not padded:
         final_h, final_c = hs[steps].clone(), cs[steps].clone()
     return hs, masters, final_h, final_c, saved
@@ -205,10 +219,7 @@ def _inference_recurrence(
             # accumulate U h into this block's projection: no copy of the gates
             gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
             step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
-            remaining = active[t + 1] if t + 1 < steps else 0
-            if remaining < rows:  # rows whose sequence ends here hand over their final state
-                final_h[remaining:rows] = hs[start + remaining : start + rows]
-                final_c[remaining:rows] = cs[t % 2, remaining:rows]
+            _hand_over(active, t, final_h, final_c, hs[start : start + rows], cs[t % 2])
     means = masters.mean(dim=-1)
     packed_distances = torch.stack([1.0 - means[:, 1], 1.0 - means[:, 0]], dim=-1)  # forget, input
     if valid is None:
@@ -246,13 +257,12 @@ class _FusedRecurrence(torch.autograd.Function):
         ctx.kernels = kernels()
         if ctx.kernels is not None and not ctx.kernels.supports(projected, weight_t, h0, c0):
             ctx.kernels = None
+        hs, masters, final_h, final_c, saved = _recurrence_forward(
+            projected, weight_t, h0, c0, active, chunk_size, ctx.kernels
+        )
         if ctx.kernels is not None:
-            hs, masters, final_h, final_c, acts, cs = _native_forward(
-                ctx.kernels, projected, weight_t, h0, c0, active, chunk_size
-            )
-            ctx.save_for_backward(weight_t, hs, masters, acts, cs)
+            ctx.save_for_backward(weight_t, hs, masters, saved["acts"], saved["cs"])
         else:
-            hs, masters, final_h, final_c, saved = _recurrence_forward(projected, weight_t, h0, c0, active, chunk_size)
             ctx.save_for_backward(
                 weight_t, hs, masters, saved["acts"], saved["probs"], saved["cs"], saved["forget_hats"],
                 saved["input_hats"], saved["tanh_cs"],
@@ -315,15 +325,7 @@ class _FusedRecurrence(torch.autograd.Function):
                 dim=2,
             ).unsqueeze(-1) * (-1.0 / n_chunks)
 
-        # rows past their sequence's end get no gate gradient; without padding every entry is written
-        padded = any(rows < batch_size for rows in active)
-        d_gates = acts.new_zeros(steps, batch_size, gate_size) if padded else acts.new_empty(steps, batch_size, gate_size)
-        # d_h, d_c: gradient of each row's h and c after step t; a row's final state only
-        # meets its output gradients from its last step down
-        d_h = grad_h.clone() if grad_h is not None else acts.new_zeros(batch_size, hidden_size)
-        d_c = grad_c.clone() if grad_c is not None else acts.new_zeros(batch_size, hidden_size)
-        if grad_outputs is not None:
-            d_h[: active[-1]] += grad_outputs[-1, : active[-1]]
+        d_gates, d_h, d_c = _backward_buffers(acts, active, grad_outputs, grad_h, grad_c, hidden_size)
         for t in range(steps - 1, -1, -1):
             rows = active[t]
             more_outputs = t > 0 and grad_outputs is not None
@@ -357,41 +359,23 @@ class _FusedRecurrence(torch.autograd.Function):
         return d_gates, d_weight, d_h, d_c, None, None
 
 
-def _native_forward(
-    fused_kernels: Kernels, projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int],
-    chunk_size: int,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """``_recurrence_forward`` with one fused kernel per step for the gate arithmetic.
+def _backward_buffers(
+    acts: Tensor, active: list[int], grad_outputs: Tensor | None, grad_h: Tensor | None, grad_c: Tensor | None,
+    hidden_size: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """d_gates (T, B, G), and d_h, d_c (B, H): the gradient of each row's h and c after the last step.
 
-    Returns hs (T + 1, B, H), masters (T, B, 2, n), each row's final h and c (B, H), the gate
-    activations (T, B, G; the master columns hold their softmax) and cs (T + 1, B, H): all the
-    backward needs, since it recomputes f^, i^ and tanh(c) from them inside its own kernel.
+    Rows past their sequence's end get no gate gradient (zeros; without padding every entry is
+    written); a row's final state only meets its output gradients from its last step down.
     """
-    steps, batch_size, gate_size = projected.shape
-    hidden_size = h0.size(1)
+    steps, batch_size, gate_size = acts.shape
     padded = any(rows < batch_size for rows in active)
-    new = projected.new_zeros if padded else projected.new_empty  # padded entries must be finite
-    hs = new(steps + 1, batch_size, hidden_size)
-    hs[0] = h0
-    cs = projected.new_empty(steps + 1, batch_size, hidden_size)
-    cs[0] = c0
-    masters = projected.new_zeros(steps, batch_size, 2, hidden_size // chunk_size)
-    acts = projected.new_empty(steps, batch_size, gate_size)
-    final_h, final_c = (h0.clone(), c0.clone()) if padded else (None, None)
-    for t in range(steps):
-        rows = active[t]
-        if rows == 0:
-            continue
-        gates = torch.addmm(projected[t, :rows], hs[t, :rows], weight_t, out=acts[t, :rows])
-        fused_kernels.step_forward(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows])
-        if padded:  # rows whose sequence ends here hand over their final state
-            remaining = active[t + 1] if t + 1 < steps else 0
-            if remaining < rows:
-                final_h[remaining:rows] = hs[t + 1, remaining:rows]
-                final_c[remaining:rows] = cs[t + 1, remaining:rows]
-    if not padded:
-        final_h, final_c = hs[steps].clone(), cs[steps].clone()
-    return hs, masters, final_h, final_c, acts, cs
+    d_gates = acts.new_zeros(steps, batch_size, gate_size) if padded else acts.new_empty(steps, batch_size, gate_size)
+    d_h = grad_h.contiguous().clone() if grad_h is not None else acts.new_zeros(batch_size, hidden_size)
+    d_c = grad_c.contiguous().clone() if grad_c is not None else acts.new_zeros(batch_size, hidden_size)
+    if grad_outputs is not None:
+        d_h[: active[-1]] += grad_outputs[-1, : active[-1]]
+    return d_gates, d_h, d_c
 
 
 def _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances):
@@ -402,15 +386,9 @@ def _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, g
     hidden_size = weight_t.size(0)
     weight = weight_t.t()
     # rows past their sequence's end get no gate gradient; without padding every entry is written
-    padded = any(rows < batch_size for rows in active)
-    d_gates = acts.new_zeros(steps, batch_size, gate_size) if padded else acts.new_empty(steps, batch_size, gate_size)
-    # d_h, d_c: gradient of each row's h and c after step t (see the pure PyTorch backward)
-    d_h = grad_h.contiguous().clone() if grad_h is not None else acts.new_zeros(batch_size, hidden_size)
-    d_c = grad_c.contiguous().clone() if grad_c is not None else acts.new_zeros(batch_size, hidden_size)
+    d_gates, d_h, d_c = _backward_buffers(acts, active, grad_outputs, grad_h, grad_c, hidden_size)
     d_input = grad_input_distances.contiguous() if grad_input_distances is not None else None
     d_forget = grad_forget_distances.contiguous() if grad_forget_distances is not None else None
-    if grad_outputs is not None:
-        d_h[: active[-1]] += grad_outputs[-1, : active[-1]]
     for t in range(steps - 1, -1, -1):
         rows = active[t]
         more_outputs = t > 0 and grad_outputs is not None
