@@ -136,3 +136,14 @@ def test_add_pipe_works_without_importing_onlstm(tiny_checkpoint):
     expected = Parser.load(tiny_checkpoint).parse([["The", "cat", "sat", "on", "the", "mat", "."],
                                                    ["A", "dog", "barked", "."]], layer=2)
     assert [string for string, _ in parsed] == [to_ptb_string(result.tree) for result in expected]
+
+
+def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
+    nlp = make_nlp(tiny_checkpoint, layer=0, decoder="split", punctuation="attach", batch_size=3)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.config["components"]["onlstm"]["layer"] == 0
+    assert loaded.config["components"]["onlstm"]["checkpoint"] == str(tiny_checkpoint)
+    assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
+        [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
+    assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach"}
