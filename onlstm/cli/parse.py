@@ -306,6 +306,11 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--workers", type=int, default=1, help="parser processes; output stays in input order (default 1: this process)"
     )
+    parser.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="parse on Ray actors (the `ray` extra): a local Ray, or the cluster at ADDRESS (auto, HOST:6379); "
+        "--workers N > 1 sets the number of actors (default: one per GPU, else per --threads CPUs)",
+    )
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     return parser
 
@@ -386,7 +391,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             first += len(chunk)
 
     pool = None
-    if arguments.workers > 1:
+    if arguments.ray is not None:
+        from ..ray import format_chunks_with_ray
+
+        del parser  # each Ray actor loads its own copy
+        texts = format_chunks_with_ray(numbered_chunks(), arguments.ray, arguments.checkpoint, options,
+                                       threads=arguments.threads or 1,
+                                       actors=arguments.workers if arguments.workers > 1 else None,
+                                       use_gpus=None if arguments.device == "cpu" else arguments.device.startswith("cuda"))
+    elif arguments.workers > 1:
         threads = arguments.threads or max(1, (os.cpu_count() or 1) // arguments.workers)
         pool = ProcessPoolExecutor(
             arguments.workers,
