@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 
 from .models.parser import ParseResult
-from .models.vocab import split_sentences
+from .models.text import sentence_spans
 from .records import result_from_record
 
 logger = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class _Input:
             if not isinstance(text, str):
                 raise TypeError(f"text must be a string, got {type(text).__name__}")
             # sentence boundaries only (no tokenizing): the service splits each piece the same way
-            units: list[Any] = split_sentences(text) or [(0, len(text))]
+            units: list[Any] = sentence_spans(text) or [(0, len(text))]
             gaps = [units[0][0]] + [start - end for (_, end), (start, _) in zip(units, units[1:])]
             sizes = [len(json.dumps(text[start - gap : end], ensure_ascii=False).encode()) - 2
                      for gap, (start, end) in zip(gaps, units)]

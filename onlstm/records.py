@@ -14,8 +14,11 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
+from nltk import Tree
+
 from .models.parser import ParseResult
-from .models.tree import spans_to_tree
+from .models.text import Sentence
+from .models.tree import spans_to_tree, tree_to_spans
 
 _RESULT_FIELDS = {field.name for field in dataclasses.fields(ParseResult)}
 
@@ -37,5 +40,11 @@ def result_from_record(record: Mapping[str, Any]) -> ParseResult:
         "tree": spans_to_tree(tokens, spans),
         "layer": int(record["layer"]),
         "layer_distances": [[float(value) for value in layer] for layer in record.get("layer_distances") or []],
+        "sentence": Sentence(tuple(tokens), tuple((int(start), int(end)) for start, end in record["offsets"])
+                             if record.get("offsets") else None),
+        "unk_share": float(record.get("unk_share") or 0.0),
+        "warnings": [str(warning) for warning in record.get("warnings") or []],
+        # each layer's tree, so that result.layer_tree(k) works as it does on a local parse
+        "layer_spans": [tree_to_spans(Tree.fromstring(tree)) for tree in record.get("layer_trees") or []],
     }
     return ParseResult(**{name: value for name, value in values.items() if name in _RESULT_FIELDS})

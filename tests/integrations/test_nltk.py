@@ -51,7 +51,7 @@ def test_local_model(tiny_checkpoint, parser):
     check_parser_interface(nltk_parser, parser)
     results = nltk_parser.parse_results(SENTENCES)
     assert [result.perplexity for result in results] == pytest.approx([result.perplexity for result in parser.parse(SENTENCES)])
-    with pytest.raises(ValueError, match="layer must be between"):
+    with pytest.raises(ValueError, match="layer must be an integer between"):
         nltk_parser.parse_one(SENTENCES[0], layer=5)
 
 
