@@ -7,12 +7,18 @@ PORT   ?= 8000
 
 .PHONY: install serve test lint pytest train-tiny eval benchmark clean
 
-# torch is pinned first so pip never pulls a multi-GB CUDA build; the package's own
-# requirement is a range that this version satisfies.
+# torch is installed first, from PyTorch's CPU wheel index, so that pip never pulls the CUDA
+# build (gigabytes of GPU libraries); the package's own requirement is a range this version
+# satisfies. The one place to change it:
+#   make serve TORCH_INDEX=https://download.pytorch.org/whl/cu126   # a CUDA build, to train on a GPU
+#   make test TORCH_INDEX=                                            # pip's own index (or a local wheel)
+TORCH_VERSION ?= 2.13.0
+TORCH_INDEX   ?= https://download.pytorch.org/whl/cpu
+
 $(BIN)/onlstm: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 

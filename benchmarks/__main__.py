@@ -24,6 +24,7 @@ BENCHMARKS = {
     "service": "benchmarks.service_load",
     "memory": "benchmarks.memory",
     "precision": "benchmarks.precision",
+    "text": "benchmarks.text_speed",
 }
 
 

@@ -52,6 +52,7 @@ class Release:
     vocab: Vocab
     metadata: dict[str, Any] = field(default_factory=dict)
     path: Path | None = None
+    digest: str = ""  # SHA-256 of the weights, as recorded in the checkpoint and verified on load
 
 
 def weights_digest(state: dict[str, torch.Tensor]) -> str:
@@ -153,7 +154,7 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
     except RuntimeError as error:
         raise CheckpointError(f"{path}: weights do not fit the recorded config ({error})") from None
     model.to(device).eval()
-    return Release(model=model, vocab=vocab, metadata=metadata, path=path)
+    return Release(model=model, vocab=vocab, metadata=metadata, path=path, digest=header["sha256"])
 
 
 class _SkipInitialisationOnMeta(TorchFunctionMode):

@@ -1,5 +1,12 @@
 """The ``Parser`` facade: sentences in, trees, distances and perplexities out.
 
+    parser = Parser.load()                                   # the bundled model
+    parser.parse("The cat sat on the mat.")                  # one sentence -> one ParseResult
+    parser.parse(["The", "cat", "sat"])                      # one tokenized sentence -> one ParseResult
+    parser.parse_many(["The cat sat.", ["A", "dog", "ran"]]) # several -> a list
+    parser.parse_text("The cat sat. The dog ran.")           # a text, split into sentences -> a list
+    for result in parser.parse_iter(open("big.txt")): ...    # a stream of sentences, any size
+
 Each sentence is read from a fresh state as ``<eos> w1 ... wn`` and scored on
 ``w1 ... wn <eos>``; the distance of word ``wi`` is the one computed at the step that
 reads ``wi``.  Sentences are sorted by length and parsed in padded batches; a
@@ -8,47 +15,76 @@ padding).
 
 Punctuation: models trained on words only (the reference protocol, and the default
 recipe) never see punctuation.  With ``punctuation="attach"`` punctuation tokens are
-removed before the model and put back into the tree afterwards: a punctuation token
-takes the distance of the next word plus a hair, so it starts the constituent that
-follows it, and punctuation at the end of the sentence attaches to the root.  The
-tree restricted to the words is then exactly the words-only tree.
-``punctuation="model"`` feeds every token to the model (for models trained with
-punctuation).
+removed before the model, the tree is built over the words, and each mark is attached
+where a treebank puts it (``models.punctuation``); restricted to the words, the tree is
+exactly the words-only tree.  The distance reported for a mark is the next word's plus a
+hair (for display; the tree does not come from it).  ``punctuation="model"`` feeds every
+token to the model, for models trained with punctuation in their vocabulary.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from nltk import Tree
 
+from . import punctuation as marks
 from .checkpoint import Release, load_release
+from .text import Sentence, split_text
 from .tree import DECODERS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
-from .vocab import is_punctuation, tokenize
+from .vocab import UNK, is_punctuation, normalize
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 PUNCTUATION_MODES = ("attach", "model")
-_NUDGE = 1e-6  # punctuation splits just before the word that follows it
+_NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
+UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
+
+SentenceLike = str | Sequence[str] | Sentence
 
 
 @dataclass
 class ParseResult:
-    tokens: list[str]  # as given, or as tokenized (original spelling and case)
+    """One parsed sentence.
+
+    ``tokens`` are as given or as tokenized (original spelling and case); ``sentence``
+    carries them with their character offsets in the input text when it came as text.
+    """
+
+    tokens: list[str]
     perplexity: float  # exp(mean NLL of the model's words and <eos>), from a fresh state
     distances: list[float]  # one per token, of the layer that built the tree
     spans: list[tuple[int, int]]  # [start, end) of every constituent of >= 2 tokens, whole sentence included
-    tree: Tree  # binary tree, leaves are ``tokens``
+    tree: Tree  # binary over the words, leaves are ``tokens``
     layer: int  # 0-based layer whose distances built the tree
     layer_distances: list[list[float]]  # [layer][token]
+    sentence: Sentence | None = None
+    unk_share: float = 0.0  # share of the tokens the model read that are outside its vocabulary
+    warnings: list[str] = field(default_factory=list)
+    layer_spans: list[list[tuple[int, int]]] = field(default_factory=list)  # [layer][span], same decoder
 
-    def to_dict(self, offsets: Sequence[Sequence[int]] | None = None, all_layers: bool = False) -> dict:
+    @property
+    def offsets(self) -> list[tuple[int, int]] | None:
+        """``[start, end)`` of each token in the input text, when the input was text."""
+        if self.sentence is None or self.sentence.offsets is None:
+            return None
+        return [tuple(offset) for offset in self.sentence.offsets]
+
+    def layer_tree(self, layer: int) -> Tree:
+        """The tree that layer ``layer``'s distances give (with the same decoder and punctuation)."""
+        if not 0 <= layer < len(self.layer_spans):
+            raise ValueError(f"layer must be between 0 and {len(self.layer_spans) - 1}, got {layer}")
+        return spans_to_tree(self.tokens, self.layer_spans[layer])
+
+    def to_dict(self, all_layers: bool = False) -> dict:
         """The JSON form of one parse, shared by the HTTP API and ``onlstm parse --format jsonl``."""
         record = {
             "tokens": list(self.tokens),
@@ -59,27 +95,33 @@ class ParseResult:
             # JSON has no NaN/Infinity: a perplexity that was not computed is null
             "perplexity": self.perplexity if math.isfinite(self.perplexity) else None,
             "layer": self.layer,
+            "unk_share": round(self.unk_share, 4),
+            "warnings": list(self.warnings),
         }
-        if offsets is not None:
-            record["offsets"] = [[int(start), int(end)] for start, end in offsets]
+        if self.offsets is not None:
+            record["offsets"] = [[int(start), int(end)] for start, end in self.offsets]
         if all_layers:
             record["layer_distances"] = [[float(distance) for distance in layer] for layer in self.layer_distances]
+            record["layer_trees"] = [to_ptb_string(self.layer_tree(layer)) for layer in range(len(self.layer_spans))]
         return record
 
 
 class Parser:
-    """Loads a release checkpoint once; parses batches of sentences."""
+    """Loads a release checkpoint once; parses sentences, one or many."""
 
     def __init__(self, release: Release, device: str | torch.device = "cpu"):
         self.model = release.model.to(device).eval()
         self.vocab = release.vocab
         self.metadata = release.metadata
         self.path = release.path
+        self.digest = release.digest
         self.device = torch.device(device)
         self.n_layers = self.model.config.n_layers
         self.default_layer = int(self.metadata.get("default_layer", min(1, self.n_layers - 1)))
         self.default_decoder = str(self.metadata.get("default_decoder", "greedy"))
         self.default_punctuation = str(self.metadata.get("punctuation", "attach"))
+        # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
+        self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Parser:
@@ -89,6 +131,30 @@ class Parser:
     @property
     def name(self) -> str:
         return str(self.metadata.get("name", self.path.stem if self.path else "onlstm"))
+
+    @property
+    def version(self) -> str:
+        """A short content version: the release's own, else the prefix of its weights' SHA-256."""
+        return str(self.metadata.get("version") or self.digest[:12] or "unknown")
+
+    def check_options(self, layer: int | None, decoder: str | None, punctuation: str | None) -> tuple[int, str, str]:
+        """The options with defaults filled in; ``ValueError`` naming what to change otherwise."""
+        layer = self.default_layer if layer is None else layer
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.n_layers:
+            raise ValueError(f"layer must be an integer between 0 and {self.n_layers - 1}, got {layer!r}")
+        decoder = decoder or self.default_decoder
+        if decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {decoder!r}")
+        punctuation = punctuation or self.default_punctuation
+        if punctuation not in PUNCTUATION_MODES:
+            raise ValueError(f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}")
+        if punctuation == "model" and not self.reads_punctuation:
+            raise ValueError(
+                f"punctuation='model' feeds punctuation to the model, but {self.name!r} was trained without "
+                "punctuation (its vocabulary has none, so every mark would be read as <unk>): use "
+                "punctuation='attach'"
+            )
+        return layer, decoder, punctuation
 
     # --- the model's view ---------------------------------------------------------------
 
@@ -142,67 +208,136 @@ class Parser:
         self, token_lists: Sequence[Sequence[str]], batch_size: int = 64, punctuation: str | None = None
     ) -> list[list[list[float]]]:
         """Distances ``[sentence][layer][token]`` over the full token lists (see the module doc)."""
-        return [analysis[0] for analysis in self._analyse(token_lists, batch_size, punctuation, False)]
-
-    def _analyse(
-        self, token_lists: Sequence[Sequence[str]], batch_size: int, punctuation: str | None, with_perplexity: bool
-    ) -> list[tuple[list[list[float]], float]]:
         punctuation = punctuation or self.default_punctuation
-        if punctuation not in PUNCTUATION_MODES:
-            raise ValueError(f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}")
         positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
         words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
-        runs = self._run(words, batch_size, with_perplexity)
-        analyses = []
-        for tokens, kept, (word_distances, perplexity) in zip(token_lists, positions, runs):
-            analyses.append(([_fill(len(tokens), kept, layer) for layer in word_distances], perplexity))
-        return analyses
+        runs = self._run(words, batch_size, False)
+        return [
+            [_fill(len(tokens), kept, layer) for layer in word_distances]
+            for tokens, kept, (word_distances, _) in zip(token_lists, positions, runs)
+        ]
 
-    # --- the public call ----------------------------------------------------------------
+    # --- the public calls ---------------------------------------------------------------
 
-    def parse(
+    def parse(self, sentence: SentenceLike | Sequence[SentenceLike], **options) -> ParseResult | list[ParseResult]:
+        """Parse one sentence, or a list of them.
+
+        A ``str`` is ONE sentence (tokenized here, not split: use ``parse_text`` for a text
+        of several sentences); a list of ``str`` is ONE tokenized sentence; a ``Sentence``
+        is one sentence.  Each gives one ``ParseResult``.  A list or tuple of those (token
+        lists or ``Sentence`` objects) gives a list.  Options as for ``parse_many``.
+        """
+        if isinstance(sentence, (str, Sentence)):
+            return self.parse_many([sentence], **options)[0]
+        if isinstance(sentence, (list, tuple)):
+            if sentence and all(isinstance(item, str) for item in sentence):
+                for index, token in enumerate(sentence):
+                    if any(char.isspace() for char in token):
+                        raise ValueError(
+                            f"parse() reads a list of strings as ONE tokenized sentence, but item {index + 1} "
+                            f"({token[:40]!r}) contains whitespace: for several sentences use "
+                            "parse_many([...]), for a text parse_text(...)"
+                        )
+                return self.parse_many([sentence], **options)[0]
+            return self.parse_many(sentence, **options)
+        raise TypeError(
+            f"parse() takes a str (one sentence), a list of str (one tokenized sentence), a Sentence, "
+            f"or a list of token lists / Sentences; got {type(sentence).__name__}"
+        )
+
+    def parse_text(self, text: str, **options) -> list[ParseResult]:
+        """Split ``text`` into sentences and parse each; offsets are relative to ``text``."""
+        if not isinstance(text, str):
+            raise TypeError(f"parse_text() takes a str, got {type(text).__name__}")
+        return self.parse_many(split_text(text), **options)
+
+    def parse_iter(self, sentences: Iterable[SentenceLike], chunk_size: int = 1024, **options) -> Iterator[ParseResult]:
+        """Parse a stream of sentences of any length, ``chunk_size`` at a time, in order."""
+        if isinstance(sentences, (str, Sentence)):
+            raise TypeError("parse_iter() takes an iterable of sentences; for one sentence use parse()")
+        iterator = iter(sentences)
+        while chunk := list(itertools.islice(iterator, chunk_size)):
+            yield from self.parse_many(chunk, **options)
+
+    def parse_many(
         self,
-        sentences: Sequence[str | Sequence[str]],
+        sentences: Iterable[SentenceLike],
         layer: int | None = None,
         decoder: str | None = None,
         punctuation: str | None = None,
         batch_size: int = 64,
         with_perplexity: bool = True,
     ) -> list[ParseResult]:
-        """Parse sentences: raw strings (tokenized here) or token lists (used as given).
+        """Parse sentences: each a ``str`` (one sentence, tokenized here), a token list or a ``Sentence``.
 
         Args:
             layer: 0-based layer whose distances build the tree (default: best on dev).
             decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.tree``).
             punctuation: ``attach`` or ``model`` (see the module doc).
+            with_perplexity: ``False`` skips the vocabulary projection (faster; perplexity is NaN).
         """
-        layer = self.default_layer if layer is None else layer
-        if not 0 <= layer < self.n_layers:
-            raise ValueError(f"layer must be between 0 and {self.n_layers - 1}, got {layer}")
-        decoder = decoder or self.default_decoder
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {decoder!r}")
-        token_lists = [tokenize(sentence) if isinstance(sentence, str) else list(sentence) for sentence in sentences]
-        for index, tokens in enumerate(token_lists):
-            if not tokens:
-                raise ValueError(f"sentence {index} has no tokens")
-        results = []
-        analyses = self._analyse(token_lists, batch_size, punctuation, with_perplexity)
-        for tokens, (per_layer, perplexity) in zip(token_lists, analyses):
-            distances = per_layer[layer]
-            spans = decode_spans(distances, decoder)
-            results.append(
-                ParseResult(
-                    tokens=tokens,
-                    perplexity=perplexity,
-                    distances=distances,
-                    spans=spans,
-                    tree=spans_to_tree(tokens, spans),
-                    layer=layer,
-                    layer_distances=per_layer,
-                )
-            )
-        return results
+        layer, decoder, punctuation = self.check_options(layer, decoder, punctuation)
+        inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
+        token_lists = [list(sentence.tokens) for sentence in inputs]
+        positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
+        words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
+        runs = self._run(words, batch_size, with_perplexity) if inputs else []
+        return [
+            self._result(sentence, kept, word_distances, perplexity, layer, decoder)
+            for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)
+        ]
+
+    def _result(self, sentence: Sentence, kept: list[int], word_distances: list[list[float]], perplexity: float,
+                layer: int, decoder: str) -> ParseResult:
+        tokens = list(sentence.tokens)
+        if len(kept) == len(tokens):
+            layer_spans = [decode_spans(distances, decoder) for distances in word_distances]
+        else:
+            sides = marks.directions(tokens, sentence.offsets, [index not in set(kept) for index in range(len(tokens))])
+            layer_spans = [marks.attach(decode_spans(distances, decoder), kept, sides, tokens) if distances else
+                           ([(0, len(tokens))] if len(tokens) >= 2 else []) for distances in word_distances]
+        per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
+        words = [tokens[index] for index in kept]
+        unknown = sum(1 for word in words if normalize(word) not in self.vocab)
+        unk_share = unknown / len(words) if words else 0.0
+        return ParseResult(
+            tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
+            tree=spans_to_tree(tokens, layer_spans[layer]), layer=layer, layer_distances=per_layer,
+            sentence=sentence, unk_share=unk_share, warnings=_warnings(words, unknown), layer_spans=layer_spans,
+        )
+
+
+def as_sentence(item: SentenceLike, index: int = 0) -> Sentence:
+    """One input sentence as a ``Sentence``; ``index`` (0-based) names it in errors, counted from 1."""
+    if isinstance(item, Sentence):
+        sentence = item
+    elif isinstance(item, str):
+        sentence = Sentence.from_text(item)
+    elif isinstance(item, (list, tuple)):
+        sentence = Sentence.from_tokens(item)
+    else:
+        raise TypeError(
+            f"sentence {index + 1} is a {type(item).__name__}; each sentence must be a str, "
+            "a list of token strings, or a Sentence"
+        )
+    if not sentence.tokens:
+        raise ValueError(f"sentence {index + 1} has no tokens")
+    return sentence
+
+
+def _warnings(words: Sequence[str], unknown: int) -> list[str]:
+    """What a user should know before trusting a parse: unknown words, another script."""
+    warnings = []
+    if words and unknown / len(words) >= UNKNOWN_WARNING_SHARE and len(words) >= 2:
+        warnings.append(
+            f"{unknown} of {len(words)} words are outside the model's vocabulary ({UNK}): the tree and the "
+            "perplexity say little about this sentence (is it English? are the words made up or misspelt?)"
+        )
+    letters = [char for word in words for char in word if char.isalpha()]
+    latin = sum(1 for char in letters if "LATIN" in unicodedata.name(char, ""))
+    if letters and latin / len(letters) < 0.5:
+        warnings.append("the sentence is mostly not in the Latin alphabet; the model was trained on English text")
+    return warnings
 
 
 def _fill(n_tokens: int, kept: list[int], word_distances: list[float]) -> list[float]:
@@ -210,7 +345,7 @@ def _fill(n_tokens: int, kept: list[int], word_distances: list[float]) -> list[f
     if len(kept) == n_tokens:
         return list(word_distances)
     top = (max(word_distances) if word_distances else 0.0) + 1.0
-    filled = [top] * n_tokens  # punctuation after the last word attaches to the root
+    filled = [top] * n_tokens  # punctuation after the last word: above every word
     word_at = dict(zip(kept, word_distances))
     following = None
     for position in range(n_tokens - 1, -1, -1):

@@ -1,5 +1,6 @@
-"""Text handling that needs no downloaded data: normalisation, vocabulary,
-sentence splitting and tokenisation of raw English text.
+"""The model's vocabulary: token normalisation, punctuation, and the token <-> id mapping.
+
+Splitting and tokenizing raw text live in ``models.text``.
 
 The model reads *normalised* tokens (lowercase, every run of digits -> ``N``, as in
 the ON-LSTM evaluation protocol); users always get back their tokens *as written*.
@@ -11,9 +12,6 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-
-from nltk.tokenize import NLTKWordTokenizer
 
 EOS = "<eos>"  # ends every sentence, and is the first input of a sentence read from a fresh state
 UNK = "<unk>"  # any token outside the vocabulary
@@ -91,95 +89,3 @@ class Vocab:
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[index] for index in ids]
-
-
-# --- sentence splitting and tokenisation ------------------------------------------------
-
-# Words after which a full stop does not end a sentence.
-_ABBREVIATIONS = frozenset(
-    """mr mrs ms dr prof sr jr st mt ft co corp inc ltd llc bros dept univ assn gov sen rep gen col lt
-    capt sgt adm no nos vol vols fig figs p pp ch sec art est approx vs etc al cf e.g i.e u.s u.k u.n
-    jan feb mar apr jun jul aug sep sept oct nov dec mon tue wed thu fri sat sun""".split()
-)
-# A sentence ends at . ! ? (possibly repeated, possibly followed by closing quotes or
-# brackets) when whitespace and then something that can start a sentence follow.
-_BOUNDARY = re.compile(r"""([.!?]+)(["'\u201d\u2019)\]]*)(\s+)(?=["'\u201c\u2018(\[]*[A-Z0-9\u00C0-\u024F])""")
-_PARAGRAPH = re.compile(r"\n\s*\n")
-
-
-def split_sentences(text: str) -> list[tuple[int, int]]:
-    """Character spans ``(start, end)`` of the sentences of ``text``, whitespace trimmed.
-
-    Rule-based (no punkt data): a blank line always ends a sentence; ``. ! ?`` end one
-    when followed by whitespace and a capital letter, a digit or an opening quote,
-    unless the word before the full stop is a known abbreviation or a single letter.
-    """
-    boundaries: list[int] = []
-    for paragraph in _PARAGRAPH.finditer(text):
-        boundaries.append(paragraph.start())
-    for match in _BOUNDARY.finditer(text):
-        if match.group(1) == ".":
-            word_start = max(text.rfind(" ", 0, match.start()), text.rfind("\n", 0, match.start())) + 1
-            word = text[word_start : match.start()].lstrip("\"'(\u201c\u2018[").lower()
-            if word in _ABBREVIATIONS or len(word) == 1 or re.fullmatch(r"(?:[a-z]\.)+[a-z]", word):
-                continue
-        boundaries.append(match.end(2))
-    spans = []
-    start = 0
-    for boundary in sorted(set(boundaries)) + [len(text)]:
-        piece = text[start:boundary]
-        stripped = piece.strip()
-        if stripped:
-            offset = start + piece.index(stripped[0])
-            spans.append((offset, offset + len(stripped)))
-        start = boundary
-    return spans
-
-
-_WORD_TOKENIZER = NLTKWordTokenizer()
-
-
-def tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
-    """Penn-Treebank-style tokens of one sentence with their character spans.
-
-    The tokens are the characters as written (``"`` stays ``"``, not ````/''``).
-    """
-    result = []
-    try:
-        spans = list(_WORD_TOKENIZER.span_tokenize(sentence))
-    except ValueError:
-        # span alignment can fail on exotic quote sequences; fall back to whitespace pieces
-        spans = [match.span() for match in re.finditer(r"\S+", sentence)]
-    for start, end in spans:
-        result.append((sentence[start:end], start, end))
-    return result
-
-
-def tokenize(sentence: str) -> list[str]:
-    """Tokens of one sentence, as written."""
-    return [token for token, _, _ in tokenize_with_offsets(sentence)]
-
-
-@dataclass(frozen=True)
-class TextSentence:
-    """A sentence of raw text: its tokens and their character offsets in the whole text."""
-
-    text: str
-    tokens: list[str]
-    offsets: list[tuple[int, int]]
-
-
-def split_and_tokenize(text: str) -> list[TextSentence]:
-    """Raw text -> sentences -> tokens, with character offsets relative to ``text``."""
-    sentences = []
-    for start, end in split_sentences(text):
-        pieces = tokenize_with_offsets(text[start:end])
-        if pieces:
-            sentences.append(
-                TextSentence(
-                    text=text[start:end],
-                    tokens=[token for token, _, _ in pieces],
-                    offsets=[(start + begin, start + finish) for _, begin, finish in pieces],
-                )
-            )
-    return sentences

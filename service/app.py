@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..models.checkpoint import CheckpointError
 from ..models.parser import Parser, ParseResult
-from ..models.vocab import split_and_tokenize, tokenize_with_offsets
+from ..models.text import Sentence, split_text
 from .batcher import BatcherUnavailable, MicroBatcher
 from .schemas import (
     PARSE_EXAMPLES,
@@ -394,12 +394,15 @@ def require_api_key(request: Request) -> None:
 
 @dataclass
 class PreparedInput:
-    tokens: list[list[str]]
-    offsets: list[list[tuple[int, int]]] | None
+    sentences: list[Sentence]  # built once here, carried through the parser to the results
+
+    @property
+    def n_tokens(self) -> int:
+        return sum(len(sentence.tokens) for sentence in self.sentences)
 
 
 def prepare_input(request: ParseRequest, settings: Settings) -> PreparedInput:
-    """Tokenize the request and enforce the limits; nothing here touches the model."""
+    """Split and tokenize the request and enforce the limits; nothing here touches the model."""
 
     def too_many(count: int) -> APIError:
         return APIError(
@@ -409,54 +412,49 @@ def prepare_input(request: ParseRequest, settings: Settings) -> PreparedInput:
             limit="max_sentences", value=settings.max_sentences,
         )
 
-    offsets: list[list[tuple[int, int]]] | None = None
     if request.text is not None:
-        split = split_and_tokenize(request.text)
-        if len(split) > settings.max_sentences:
-            raise too_many(len(split))
-        tokens = [sentence.tokens for sentence in split]
-        offsets = [list(sentence.offsets) for sentence in split]
+        sentences = split_text(request.text)
     elif request.sentences is not None:
         if len(request.sentences) > settings.max_sentences:
             raise too_many(len(request.sentences))
-        tokens, offsets = [], []
-        for sentence in request.sentences:
-            pieces = tokenize_with_offsets(sentence)
-            tokens.append([token for token, _, _ in pieces])
-            offsets.append([(begin, end) for _, begin, end in pieces])
+        sentences = [Sentence.from_text(sentence) for sentence in request.sentences]
     else:
         assert request.tokens is not None  # the schema guarantees exactly one input form
         if len(request.tokens) > settings.max_sentences:
             raise too_many(len(request.tokens))
-        tokens = [list(sentence) for sentence in request.tokens]
-    if not tokens:
+        sentences = [Sentence(tuple(tokens)) for tokens in request.tokens]
+    if len(sentences) > settings.max_sentences:
+        raise too_many(len(sentences))
+    if not sentences:
         raise APIError(422, "no_sentences", "the text has no words to parse")
-    for index, sentence in enumerate(tokens):
-        if not sentence:
-            raise APIError(422, "empty_sentence", f"sentence {index} has no tokens; remove it or add words")
-        if len(sentence) > settings.max_tokens_per_sentence:
+    for number, sentence in enumerate(sentences, start=1):
+        check_sentence(number, sentence, settings)
+    return PreparedInput(sentences)
+
+
+def check_sentence(number: int, sentence: Sentence, settings: Settings) -> None:
+    """The per-sentence limits; sentences are counted from 1, as the results are shown."""
+    if not sentence.tokens:
+        raise APIError(422, "empty_sentence", f"sentence {number} has no tokens; remove it or add words")
+    if len(sentence.tokens) > settings.max_tokens_per_sentence:
+        raise APIError(
+            422, "sentence_too_long",
+            f"sentence {number} has {len(sentence.tokens)} tokens; at most {settings.max_tokens_per_sentence} are "
+            "accepted (limit ONLSTM_MAX_TOKENS_PER_SENTENCE): split it into shorter sentences",
+            limit="max_tokens_per_sentence", value=settings.max_tokens_per_sentence,
+        )
+    for position, token in enumerate(sentence.tokens, start=1):
+        if len(token) > settings.max_token_chars:
             raise APIError(
-                422, "sentence_too_long",
-                f"sentence {index} has {len(sentence)} tokens; at most {settings.max_tokens_per_sentence} are accepted "
-                "(limit ONLSTM_MAX_TOKENS_PER_SENTENCE): split it into shorter sentences",
-                limit="max_tokens_per_sentence", value=settings.max_tokens_per_sentence,
+                422, "token_too_long",
+                f"token {position} of sentence {number} has {len(token)} characters; at most "
+                f"{settings.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
+                limit="max_token_chars", value=settings.max_token_chars,
             )
-        for position, token in enumerate(sentence):
-            if len(token) > settings.max_token_chars:
-                raise APIError(
-                    422, "token_too_long",
-                    f"token {position} of sentence {index} has {len(token)} characters; at most "
-                    f"{settings.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
-                    limit="max_token_chars", value=settings.max_token_chars,
-                )
-    return PreparedInput(tokens, offsets)
 
 
-def render_results(results: list[ParseResult], offsets: list | None, all_layers: bool) -> list[dict[str, Any]]:
-    return [
-        result.to_dict(offsets[index] if offsets is not None else None, all_layers)
-        for index, result in enumerate(results)
-    ]
+def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
+    return [result.to_dict(all_layers) for result in results]
 
 
 # --- routes ----------------------------------------------------------------------------
@@ -478,22 +476,22 @@ async def parse(
 ) -> dict[str, Any]:
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = service.require_parser()
-    if payload.layer is not None and payload.layer >= parser.n_layers:
-        raise APIError(422, "invalid_layer",
-                       f"layer {payload.layer} does not exist; this model has layers 0 to {parser.n_layers - 1}")
+    try:
+        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation)
+    except ValueError as error:
+        code = "invalid_layer" if str(error).startswith("layer") else "unsupported_option"
+        raise APIError(422, code, str(error)) from None
     prepared = await run_in_threadpool(prepare_input, payload, service.settings)
-    layer = parser.default_layer if payload.layer is None else payload.layer
-    key = (layer, payload.decoder or parser.default_decoder, payload.punctuation or parser.default_punctuation)
     service.metrics.in_flight.inc()
     try:
-        results = await batcher.submit(prepared.tokens, key)
+        results = await batcher.submit(prepared.sentences, key)
     except BatcherUnavailable as error:
         raise APIError(503, "overloaded", str(error), headers={"Retry-After": str(error.retry_after)}) from None
     finally:
         service.metrics.in_flight.dec()
-    records = await run_in_threadpool(render_results, results, prepared.offsets, payload.all_layers)
+    records = await run_in_threadpool(render_results, results, payload.all_layers)
     service.metrics.sentences.inc(len(records))
-    service.metrics.tokens.inc(sum(len(sentence) for sentence in prepared.tokens))
+    service.metrics.tokens.inc(prepared.n_tokens)
     return {"model": service.model, "results": records}
 
 
@@ -603,11 +601,11 @@ def create_app(settings: Settings | None = None, load_parser: ParserLoader | Non
             torch.set_num_threads(settings.threads)
         executor = ThreadPoolExecutor(max_workers=settings.concurrent_batches, thread_name_prefix="onlstm-parse")
 
-        def run_parse(items: list[list[str]], key: tuple[int, str, str]) -> list[ParseResult]:
+        def run_parse(items: list[Sentence], key: tuple[int, str, str]) -> list[ParseResult]:
             assert state.parser is not None  # requests reach the batcher only once the model is loaded
             layer, decoder, punctuation = key
-            return state.parser.parse(items, layer=layer, decoder=decoder, punctuation=punctuation,
-                                      batch_size=settings.batch_max_sentences)
+            return state.parser.parse_many(items, layer=layer, decoder=decoder, punctuation=punctuation,
+                                           batch_size=settings.batch_max_sentences)
 
         batcher = MicroBatcher(
             run_parse, executor,

@@ -95,7 +95,7 @@ class ParseRequest(BaseModel):
     @field_validator("sentences")
     @classmethod
     def _sentences_have_words(cls, value: list[str] | None) -> list[str] | None:
-        for index, sentence in enumerate(value or []):
+        for index, sentence in enumerate(value or [], start=1):
             if not sentence.strip():
                 raise ValueError(f"sentence {index} is empty or only whitespace; remove it or add words")
             _require_valid_unicode(sentence, f"sentence {index}")
@@ -104,10 +104,10 @@ class ParseRequest(BaseModel):
     @field_validator("tokens")
     @classmethod
     def _tokens_are_words(cls, value: list[list[str]] | None) -> list[list[str]] | None:
-        for index, sentence in enumerate(value or []):
+        for index, sentence in enumerate(value or [], start=1):
             if not sentence:
                 raise ValueError(f"sentence {index} has no tokens; remove it or add tokens")
-            for position, token in enumerate(sentence):
+            for position, token in enumerate(sentence, start=1):
                 # a token with whitespace could not be read back from the bracketed tree
                 if not token or any(char.isspace() for char in token):
                     shown = token if len(token) <= 40 else token[:40] + "..."  # never echo a huge token back
@@ -132,8 +132,18 @@ class SentenceResult(BaseModel):
     offsets: list[tuple[int, int]] | None = Field(
         None, description="[start, end) character offsets of each token in the input text or sentence."
     )
+    unk_share: float = Field(
+        0.0, description="Share of the tokens the model read that are outside its vocabulary (read as <unk>)."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What to know before trusting this parse: mostly unknown words, text not in the Latin alphabet.",
+    )
     layer_distances: list[list[float]] | None = Field(
         None, description="Distances of every layer, [layer][token] (only with all_layers)."
+    )
+    layer_trees: list[str] | None = Field(
+        None, description="The tree each layer's distances give, PTB-bracketed, [layer] (only with all_layers)."
     )
 
 

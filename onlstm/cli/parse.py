@@ -1,15 +1,20 @@
 """``onlstm parse``: parse a file (or stdin) offline and write trees.
 
 Input (``--input-format``):
-  * ``lines`` (default): one raw sentence per line, tokenized here;
-  * ``text``: running text, split into sentences (paragraphs are read one at a time);
+  * ``text`` (default): running text, split into sentences (paragraphs, separated by blank
+    lines, are read one at a time); offsets count characters from the start of the input;
+  * ``lines``: one raw sentence per line, tokenized here;
   * ``tokens``: one pre-tokenized sentence per line, tokens separated by whitespace.
-Blank lines are skipped.  Output (``--format``):
+Blank lines are skipped.  A sentence of more than ``--max-tokens`` tokens (default: the
+service's limit) is refused with a message, since it is almost always a paragraph read as
+one sentence.  Output (``--format``):
   * ``jsonl`` (default): one JSON object per sentence with the same fields as the HTTP
-    API (tokens, tree, nested, spans, distances, perplexity, layer, offsets), plus
-    ``index`` (0-based sentence number) and, for line input, ``line`` (1-based);
-  * ``ptb``: one bracketed tree per line;
-  * ``pretty``: ASCII drawings.
+    API (tokens, tree, nested, spans, distances, perplexity, layer, offsets, unk_share,
+    warnings), plus ``index`` (0-based sentence number), for line input ``line``
+    (1-based), and ``model`` (the name and version of the model that made the tree);
+  * ``ptb``: one bracketed tree per line (the model is named on stderr);
+  * ``pretty``: ASCII drawings under a header naming the model.
+The model is ``--checkpoint``, else ``$ONLSTM_CHECKPOINT``, else the bundled one.
 The input is read and parsed in bounded chunks of ``CHUNK_SENTENCES`` sentences, each
 sorted by length and parsed in padded batches of ``--batch-size``, so files of any size
 stream through in constant memory.  ``--workers N`` parses chunks in N processes (each
@@ -38,8 +43,8 @@ from nltk.tree import Tree, TreePrettyPrinter
 
 from ..models.checkpoint import CheckpointError
 from ..models.parser import PUNCTUATION_MODES, Parser, ParseResult
+from ..models.text import Sentence, split_text
 from ..models.tree import DECODERS, to_ptb_string
-from ..models.vocab import split_and_tokenize, tokenize_with_offsets
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +52,12 @@ logger = logging.getLogger(__name__)
 CHUNK_SENTENCES = 1024
 # A paragraph of running text longer than this is cut at a line end (sentences split there).
 MAX_PARAGRAPH_CHARS = 1_000_000
+# The service's default limit on tokens per sentence (ONLSTM_MAX_TOKENS_PER_SENTENCE).
+DEFAULT_MAX_TOKENS = 250
+
+
+class InputError(ValueError):
+    """The input cannot be parsed as asked; the message says what to change."""
 
 
 def ascii_tree(tree: Tree) -> str:
@@ -63,8 +74,7 @@ def ascii_tree(tree: Tree) -> str:
 
 @dataclass
 class _Sentence:
-    tokens: list[str]
-    offsets: list[tuple[int, int]] | None
+    sentence: Sentence
     line: int | None
 
 
@@ -74,38 +84,54 @@ def _sentences_from_lines(lines: Iterable[str], input_format: str) -> Iterator[_
         if not line.strip():
             continue
         if input_format == "tokens":
-            yield _Sentence(line.split(), None, number)
+            yield _Sentence(Sentence.from_tokens(line.split()), number)
         else:
-            pieces = tokenize_with_offsets(line)
-            if pieces:
-                yield _Sentence([token for token, _, _ in pieces], [(begin, end) for _, begin, end in pieces], number)
+            sentence = Sentence.from_text(line)
+            if sentence.tokens:
+                yield _Sentence(sentence, number)
 
 
-def _paragraphs(lines: Iterable[str]) -> Iterator[str]:
-    """Running text in paragraphs (blank-line separated), each at most about MAX_PARAGRAPH_CHARS."""
+def _paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+    """Running text in paragraphs (blank-line separated), each at most about MAX_PARAGRAPH_CHARS,
+    with the character offset of each paragraph in the input."""
     buffer: list[str] = []
-    size = 0
+    size = start = position = 0
     for line in lines:
         if not line.strip():
             if buffer:
-                yield "".join(buffer)
+                yield start, "".join(buffer)
             buffer, size = [], 0
+            position += len(line)
+            start = position
             continue
         buffer.append(line)
         size += len(line)
+        position += len(line)
         if size >= MAX_PARAGRAPH_CHARS:
-            yield "".join(buffer)
-            buffer, size = [], 0
+            yield start, "".join(buffer)
+            buffer, size, start = [], 0, position
     if buffer:
-        yield "".join(buffer)
+        yield start, "".join(buffer)
 
 
 def _sentences_from_text(lines: Iterable[str]) -> Iterator[_Sentence]:
-    # offsets are relative to the paragraph; a reader that needs file offsets can use --input-format lines
-    for paragraph in _paragraphs(lines):
-        for sentence in split_and_tokenize(paragraph):
-            start = sentence.offsets[0][0]
-            yield _Sentence(sentence.tokens, [(begin - start, end - start) for begin, end in sentence.offsets], None)
+    for start, paragraph in _paragraphs(lines):
+        for sentence in split_text(paragraph):
+            offsets = tuple((begin + start, end + start) for begin, end in sentence.offsets or ())
+            yield _Sentence(Sentence(sentence.tokens, offsets), None)
+
+
+def _limited(sentences: Iterable[_Sentence], max_tokens: int, input_format: str) -> Iterator[_Sentence]:
+    """Refuse a sentence longer than ``max_tokens`` (0: no limit), naming what to change."""
+    for index, item in enumerate(sentences):
+        n_tokens = len(item.sentence.tokens)
+        if max_tokens and n_tokens > max_tokens:
+            where = f"line {item.line}" if item.line is not None else f"sentence {index + 1}"
+            hint = ("; is the input running text? then use --input-format text (the default), which splits "
+                    "it into sentences" if input_format != "text" else "; split it with blank lines or full stops")
+            raise InputError(f"{where} has {n_tokens} tokens, more than --max-tokens {max_tokens}{hint}, "
+                             "or raise --max-tokens (0: no limit)")
+        yield item
 
 
 def _chunks(sentences: Iterable[_Sentence], size: int) -> Iterator[list[_Sentence]]:
@@ -119,18 +145,24 @@ def _chunks(sentences: Iterable[_Sentence], size: int) -> Iterator[list[_Sentenc
         yield chunk
 
 
-def _write(output: IO[str], output_format: str, index: int, sentence: _Sentence, result: ParseResult, all_layers: bool) -> None:
+def _write(output: IO[str], options: _Options, index: int, sentence: _Sentence, result: ParseResult) -> None:
+    output_format = options.output_format
     if output_format == "jsonl":
-        record = {"index": index}
+        record: dict[str, Any] = {"index": index}
         if sentence.line is not None:
             record["line"] = sentence.line
-        record.update(result.to_dict(sentence.offsets, all_layers))
+        record.update(result.to_dict(options.all_layers))
+        record["model"] = options.model
         output.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif output_format == "ptb":
         output.write(to_ptb_string(result.tree) + "\n")
     else:
         where = f" (line {sentence.line})" if sentence.line is not None else ""
-        output.write(f"# sentence {index + 1}{where}: perplexity {result.perplexity:.1f}, layer {result.layer}\n")
+        model = f"{options.model['name']} {options.model['version']}"
+        output.write(f"# sentence {index + 1}{where}: perplexity {result.perplexity:.1f}, layer {result.layer}, "
+                     f"unknown words {result.unk_share:.0%}, model {model}\n")
+        for warning in result.warnings:
+            output.write(f"# warning: {warning}\n")
         output.write(ascii_tree(result.tree) + "\n")
 
 
@@ -159,12 +191,13 @@ class _Options:
     punctuation: str | None
     batch_size: int
     all_layers: bool
+    model: dict[str, str]  # name and version, written with the output
 
 
 def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], first_index: int) -> str:
     """Parse one chunk (sorted by length and batched inside ``Parser.parse``) and format it, in input order."""
-    results = parser.parse(
-        [sentence.tokens for sentence in chunk],
+    results = parser.parse_many(
+        [item.sentence for item in chunk],
         layer=options.layer,
         decoder=options.decoder,
         punctuation=options.punctuation,
@@ -172,7 +205,7 @@ def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], fir
     )
     text = io.StringIO()
     for offset, (sentence, result) in enumerate(zip(chunk, results)):
-        _write(text, options.output_format, first_index + offset, sentence, result, options.all_layers)
+        _write(text, options, first_index + offset, sentence, result)
     return text.getvalue()
 
 
@@ -216,25 +249,28 @@ def build_argument_parser() -> argparse.ArgumentParser:
         description="Parse sentences with an ON-LSTM model and write unlabelled binary trees.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="examples:\n"
-        "  onlstm parse sentences.txt -o trees.jsonl\n"
-        "  echo 'The cat sat on the mat.' | onlstm parse --format pretty\n"
-        "  onlstm parse article.txt --input-format text --format ptb",
+        "  onlstm parse article.txt -o trees.jsonl\n"
+        "  echo 'The cat sat on the mat. The dog ran.' | onlstm parse --format pretty\n"
+        "  onlstm parse one-sentence-per-line.txt --input-format lines --format ptb",
     )
     parser.add_argument("input", nargs="?", default="-", help="input file, '-' for stdin (default)")
     parser.add_argument("-o", "--output", default="-", help="output file, '-' for stdout (default)")
     parser.add_argument("--format", choices=("jsonl", "ptb", "pretty"), default="jsonl", help="output format (default jsonl)")
     parser.add_argument(
         "--input-format",
-        choices=("lines", "text", "tokens"),
-        default="lines",
-        help="lines: one sentence per line (default); text: running text split into sentences; "
+        choices=("text", "lines", "tokens"),
+        default="text",
+        help="text: running text, split into sentences (default); lines: one sentence per line; "
         "tokens: one pre-tokenized sentence per line, tokens separated by spaces",
     )
-    parser.add_argument("--checkpoint", default=None, help="release checkpoint (default: the bundled model)")
+    parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
+                        help=f"refuse a sentence of more tokens (default {DEFAULT_MAX_TOKENS}, the service's limit; 0: none)")
+    parser.add_argument("--checkpoint", default=os.environ.get("ONLSTM_CHECKPOINT") or None,
+                        help="release checkpoint (default: $ONLSTM_CHECKPOINT, else the bundled model)")
     parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
     parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
     parser.add_argument("--punctuation", choices=PUNCTUATION_MODES, default=None, help="punctuation handling (default: the model's)")
-    parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances")
+    parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances and tree")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per model batch (default 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
     parser.add_argument(
@@ -266,6 +302,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
         return 2
+    if arguments.max_tokens < 0:
+        print("error: --max-tokens must be 0 (no limit) or more", file=sys.stderr)
+        return 2
     if arguments.threads is not None:
         if arguments.threads < 1:
             print("error: --threads must be at least 1", file=sys.stderr)
@@ -284,13 +323,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         hint = "" if arguments.checkpoint else "; pass --checkpoint PATH to use another model"
         print(f"error: cannot load the model: {error}{hint}", file=sys.stderr)
         return 1
-    if arguments.layer is not None and not 0 <= arguments.layer < parser.n_layers:
-        print(f"error: --layer must be between 0 and {parser.n_layers - 1} for this model", file=sys.stderr)
+    try:
+        parser.check_options(arguments.layer, arguments.decoder, arguments.punctuation)
+    except ValueError as error:
+        print(f"error: {error}".replace("layer must", "--layer must").replace("punctuation=", "--punctuation "),
+              file=sys.stderr)
         return 2
-
+    model = {"name": parser.name, "version": parser.version}
+    print(f"onlstm parse: model {model['name']} (version {model['version']})", file=sys.stderr)
     options = _Options(
         arguments.format, arguments.layer, arguments.decoder, arguments.punctuation, arguments.batch_size,
-        arguments.all_layers,
+        arguments.all_layers, model,
     )
 
     progress = None
@@ -305,6 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sentences = _sentences_from_text(reader)
     else:
         sentences = _sentences_from_lines(reader, arguments.input_format)
+    sentences = _limited(sentences, arguments.max_tokens, arguments.input_format)
 
     # chunks in input order, numbered; the bytes read by the end of each chunk move the bar when it is written
     chunk_ends: deque[tuple[int, int]] = deque()
@@ -355,6 +399,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 written_bytes = read_bytes
                 rate = count / max(time.perf_counter() - started, 1e-9)
                 progress.set_postfix_str(f"{count} sentences, {rate:.0f} sentences/s", refresh=False)
+    except InputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     except BrokenProcessPool:
         print("error: a parser worker process died (out of memory?); try fewer --workers", file=sys.stderr)
         return 1

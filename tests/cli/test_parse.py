@@ -39,12 +39,15 @@ def test_lines_to_jsonl_has_the_api_fields(tmp_path, tiny_checkpoint, capsys, pa
     source = tmp_path / "in.txt"
     source.write_text(SENTENCES[0] + "\n\n" + SENTENCES[1] + "\n" + SENTENCES[2] + "\n", encoding="utf-8")
     output = tmp_path / "out.jsonl"
-    code, _, _ = run([str(source), "-o", str(output)], tiny_checkpoint, capsys)
+    code, _, err = run([str(source), "-o", str(output), "--input-format", "lines"], tiny_checkpoint, capsys)
     assert code == 0
+    assert f"model onlstm-tiny-test (version {parser.version})" in err
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [record["index"] for record in records] == [0, 1, 2]
     assert [record["line"] for record in records] == [1, 3, 4]  # the blank line is skipped
-    expected = parser.parse(SENTENCES)
+    assert all(record["model"] == {"name": "onlstm-tiny-test", "version": parser.version} for record in records)
+    assert all(record["unk_share"] >= 0 and isinstance(record["warnings"], list) for record in records)
+    expected = parser.parse_many(SENTENCES)
     for sentence, record, alone in zip(SENTENCES, records, expected):
         assert [sentence[start:end] for start, end in record["offsets"]] == record["tokens"] == alone.tokens
         tree = Tree.fromstring(record["tree"])
@@ -57,7 +60,8 @@ def test_lines_to_jsonl_has_the_api_fields(tmp_path, tiny_checkpoint, capsys, pa
 
 
 def test_stdin_to_stdout_ptb(tiny_checkpoint, capsys, monkeypatch):
-    code, out, err = run(["--format", "ptb"], tiny_checkpoint, capsys, ("\n".join(SENTENCES) + "\n").encode(), monkeypatch)
+    code, out, err = run(["--format", "ptb", "--input-format", "lines"], tiny_checkpoint, capsys,
+                         ("\n".join(SENTENCES) + "\n").encode(), monkeypatch)
     assert code == 0
     lines = out.splitlines()
     assert len(lines) == 3
@@ -67,9 +71,11 @@ def test_stdin_to_stdout_ptb(tiny_checkpoint, capsys, monkeypatch):
 
 
 def test_pretty_output_draws_the_words(tiny_checkpoint, capsys, monkeypatch):
-    code, out, _ = run(["-", "--format", "pretty"], tiny_checkpoint, capsys, b"The cat sat on the mat.\n", monkeypatch)
+    code, out, _ = run(["-", "--format", "pretty", "--input-format", "lines"], tiny_checkpoint, capsys,
+                       b"The cat sat on the mat.\n", monkeypatch)
     assert code == 0
     assert out.startswith("# sentence 1 (line 1): perplexity")
+    assert "model onlstm-tiny-test" in out.splitlines()[0]
     last_row = [line for line in out.splitlines() if line.strip()][-1]
     assert last_row.split() == ["The", "cat", "sat", "on", "the", "mat", "."]
 
@@ -83,14 +89,34 @@ def test_tokens_input_is_used_as_given(tiny_checkpoint, capsys, monkeypatch):
     assert "offsets" not in record and len(record["layer_distances"]) == 3
 
 
-def test_text_input_is_split_into_sentences(tiny_checkpoint, capsys, monkeypatch):
-    text = "The cat sat\non the mat. A dog ran.\n\nStocks fell.\n"
-    code, out, _ = run(["--input-format", "text"], tiny_checkpoint, capsys, text.encode(), monkeypatch)
+def test_text_input_is_split_into_sentences_by_default(tiny_checkpoint, capsys, monkeypatch):
+    text = "The cat sat\non the mat. A dog ran.\n\nStocks fell. The U.S. Steel Corp. rose 5%.\n"
+    code, out, _ = run([], tiny_checkpoint, capsys, text.encode(), monkeypatch)
     assert code == 0
     records = [json.loads(line) for line in out.splitlines()]
-    assert [record["tokens"] for record in records] == [
-        ["The", "cat", "sat", "on", "the", "mat", "."], ["A", "dog", "ran", "."], ["Stocks", "fell", "."]]
-    assert records[0]["offsets"][0] == [0, 3]
+    assert [record["tokens"][:3] for record in records] == [["The", "cat", "sat"], ["A", "dog", "ran"],
+                                                           ["Stocks", "fell", "."], ["The", "U.S.", "Steel"]]
+    for record in records:  # offsets count characters from the start of the input
+        assert [text[start:end] for start, end in record["offsets"]] == record["tokens"]
+
+
+def test_a_paragraph_read_as_one_line_is_refused_with_the_way_out(tiny_checkpoint, capsys, monkeypatch):
+    paragraph = " ".join(["The cat sat on the mat."] * 60)  # 361 tokens on one line
+    code, out, err = run(["--input-format", "lines"], tiny_checkpoint, capsys, paragraph.encode(), monkeypatch)
+    assert code == 2 and "line 1 has 361 tokens" in err and "--input-format text" in err and out == ""
+    code, out, _ = run(["--input-format", "lines", "--max-tokens", "0"], tiny_checkpoint, capsys,
+                       paragraph.encode(), monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 1
+    code, out, _ = run([], tiny_checkpoint, capsys, paragraph.encode(), monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 60
+
+
+def test_the_checkpoint_comes_from_the_environment(tiny_checkpoint, capsys, monkeypatch):
+    monkeypatch.setenv("ONLSTM_CHECKPOINT", str(tiny_checkpoint))
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"The cat sat.")))
+    assert parse_command.main([]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"]["name"] == "onlstm-tiny-test"
 
 
 @pytest.fixture
@@ -106,11 +132,11 @@ def test_large_input_streams_in_chunks_with_a_progress_bar(tmp_path, tiny_checkp
     lines = [f"the cat sat on mat number {index}" for index in range(50)]
     source = tmp_path / "many.txt"
     source.write_text("\n".join(lines) + "\n")
-    code, out, err = run([str(source), "--format", "ptb", "--batch-size", "4", "--progress", "--threads", "1"],
-                         tiny_checkpoint, capsys)
+    code, out, err = run([str(source), "--format", "ptb", "--batch-size", "4", "--progress", "--threads", "1",
+                          "--input-format", "lines"], tiny_checkpoint, capsys)
     assert code == 0
     assert torch.get_num_threads() == 1
-    expected = [tree.pformat(margin=10**9) for tree in (result.tree for result in parser.parse(lines))]
+    expected = [tree.pformat(margin=10**9) for tree in (result.tree for result in parser.parse_many(lines))]
     assert out.splitlines() == expected
     assert "parsing" in err and "100%" in err
 
@@ -119,7 +145,9 @@ def test_large_input_streams_in_chunks_with_a_progress_bar(tmp_path, tiny_checkp
     "arguments, code, message",
     [
         (["/no/such/file.txt"], 2, "cannot read"),
-        (["--layer", "9"], 2, "--layer must be between 0 and 2"),
+        (["--layer", "9"], 2, "--layer must be an integer between 0 and 2"),
+        (["--punctuation", "model"], 2, "trained without punctuation"),
+        (["--max-tokens", "-1"], 2, "--max-tokens"),
         (["--batch-size", "0"], 2, "--batch-size"),
         (["--workers", "0"], 2, "--workers"),
     ],
@@ -178,10 +206,11 @@ def test_workers_write_the_same_output_in_input_order(tmp_path, tiny_checkpoint,
     source = tmp_path / "many.txt"
     source.write_text("\n".join(lines[:20]) + "\n\n" + "\n".join(lines[20:]) + "\n")
     one, two = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
-    code, _, _ = run([str(source), "-o", str(one), "--batch-size", "4", "--threads", "1"], tiny_checkpoint, capsys)
+    code, _, _ = run([str(source), "-o", str(one), "--batch-size", "4", "--threads", "1", "--input-format", "lines"],
+                     tiny_checkpoint, capsys)
     assert code == 0
     code, _, err = run([str(source), "-o", str(two), "--batch-size", "4", "--workers", "2", "--threads", "1",
-                        "--progress"], tiny_checkpoint, capsys)
+                        "--progress", "--input-format", "lines"], tiny_checkpoint, capsys)
     assert code == 0 and "100%" in err and "55 sentences" in err
     assert two.read_text() == one.read_text()
     records = [json.loads(line) for line in two.read_text().splitlines()]

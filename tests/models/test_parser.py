@@ -1,12 +1,14 @@
-"""The Parser facade on a tiny model: fields, batching independence, punctuation."""
+"""The Parser facade on a tiny model: input forms, fields, batching independence, punctuation, warnings."""
 
 import math
 
 import pytest
 import torch
 
-from onlstm.models.parser import Parser
+from onlstm.models.parser import Parser, ParseResult
+from onlstm.models.text import Sentence
 from onlstm.models.tree import tree_to_spans
+from onlstm.models.vocab import is_punctuation
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +26,7 @@ SENTENCES = [
 
 
 def test_fields(parser):
-    results = parser.parse(SENTENCES)
+    results = parser.parse_many(SENTENCES)
     assert len(results) == len(SENTENCES)
     for sentence, result in zip(SENTENCES, results):
         assert result.tokens == sentence.split()
@@ -35,15 +37,17 @@ def test_fields(parser):
         assert result.tree.leaves() == result.tokens
         assert set(tree_to_spans(result.tree)) == set(result.spans)
         n = len(result.tokens)
-        assert len(result.spans) == n - 1
+        n_words = sum(not is_punctuation(token) for token in result.tokens)
+        # binary over the words; each punctuation mark joins an existing constituent
+        assert len(result.spans) == max(n_words - 1, 1 if n >= 2 else 0)
         if n >= 2:
             assert (0, n) in result.spans
 
 
 def test_batched_equals_alone(parser):
-    together = parser.parse(SENTENCES, batch_size=64)
+    together = parser.parse_many(SENTENCES, batch_size=64)
     for sentence, batched in zip(SENTENCES, together):
-        alone = parser.parse([sentence], batch_size=1)[0]
+        alone = parser.parse(sentence, batch_size=1)
         assert alone.spans == batched.spans
         assert alone.perplexity == pytest.approx(batched.perplexity, rel=1e-5)
         for a, b in zip(alone.layer_distances, batched.layer_distances):
@@ -52,7 +56,7 @@ def test_batched_equals_alone(parser):
 
 def test_perplexity_is_the_mean_nll_of_words_and_eos(parser):
     tokens = ["the", "cat", "sat"]
-    result = parser.parse([tokens], punctuation="model")[0]
+    result = parser.parse(tokens)
     ids = parser.vocab.encode(tokens)
     inputs = torch.tensor([[parser.vocab.eos_id] + ids])
     targets = torch.tensor([ids + [parser.vocab.eos_id]])
@@ -70,26 +74,120 @@ def test_attach_mode_keeps_the_words_only_tree(parser):
 
     sentence = ["``", "Stocks", "fell", ",", "analysts", "said", ".", "''"]
     words = [token for token in sentence if token not in {"``", ",", ".", "''"}]
-    with_punctuation = parser.parse([sentence], punctuation="attach")[0]
-    alone = parser.parse([words], punctuation="attach")[0]
+    with_punctuation = parser.parse(sentence, punctuation="attach")
+    alone = parser.parse(words, punctuation="attach")
     keep = [token in words for token in sentence]
     assert set(restrict_spans(with_punctuation.spans, keep)) == set(alone.spans)
-    # sentence-final punctuation hangs from the root
-    assert (0, len(sentence) - 2) in with_punctuation.spans or (1, len(sentence) - 2) in with_punctuation.spans
+    # the closing quote and the full stop end the sentence's constituent; the opening quote starts it
+    assert (0, len(sentence)) in with_punctuation.spans
+    assert with_punctuation.tree.leaves() == sentence
 
 
 def test_options_are_validated(parser):
     with pytest.raises(ValueError, match="layer"):
-        parser.parse(["a b"], layer=5)
+        parser.parse("a b", layer=5)
+    with pytest.raises(ValueError, match="layer"):
+        parser.parse("a b", layer=True)
     with pytest.raises(ValueError, match="decoder"):
-        parser.parse(["a b"], decoder="cky")
-    with pytest.raises(ValueError, match="no tokens"):
-        parser.parse([""])
-    split = parser.parse(["the cat sat on the mat"], decoder="split", layer=0)[0]
+        parser.parse("a b", decoder="cky")
+    with pytest.raises(ValueError, match="sentence 2 has no tokens"):
+        parser.parse_many(["a b", ""])
+    split = parser.parse("the cat sat on the mat", decoder="split", layer=0)
     assert split.layer == 0 and len(split.spans) == 5
 
 
+def test_punctuation_model_is_refused_for_a_vocabulary_without_punctuation(parser):
+    assert not parser.reads_punctuation
+    with pytest.raises(ValueError, match="trained without punctuation.*use punctuation='attach'"):
+        parser.parse("The cat sat .", punctuation="model")
+
+
 def test_only_punctuation(parser):
-    result = parser.parse([["!", "?"]])[0]
+    result = parser.parse(["!", "?"])
     assert result.tokens == ["!", "?"] and result.spans == [(0, 2)]
     assert math.isfinite(result.perplexity)
+
+
+# --- input forms -----------------------------------------------------------------------------
+
+
+def test_one_string_is_one_sentence_and_one_token_list_too(parser):
+    from_text = parser.parse("The cat sat on the mat.")
+    from_tokens = parser.parse(["The", "cat", "sat", "on", "the", "mat", "."])
+    assert isinstance(from_text, ParseResult) and isinstance(from_tokens, ParseResult)
+    assert from_text.tokens == from_tokens.tokens == ["The", "cat", "sat", "on", "the", "mat", "."]
+    assert from_text.spans == from_tokens.spans
+    assert from_text.offsets == [(0, 3), (4, 7), (8, 11), (12, 14), (15, 18), (19, 22), (22, 23)]
+    assert from_tokens.offsets is None
+
+
+def test_lists_of_sentences_give_lists(parser):
+    results = parser.parse([["the", "cat"], Sentence.from_text("A dog ran.")])
+    assert [result.tokens for result in results] == [["the", "cat"], ["A", "dog", "ran", "."]]
+    assert parser.parse([]) == []
+    many = parser.parse_many(["The cat sat.", ["a", "dog"]])
+    assert [len(result.tokens) for result in many] == [4, 2]
+
+
+def test_a_list_of_raw_sentences_is_refused_with_the_way_out(parser):
+    with pytest.raises(ValueError, match="ONE tokenized sentence.*parse_many"):
+        parser.parse(["The cat sat.", "The dog ran."])
+
+
+@pytest.mark.parametrize("bad", [42, None, {"text": "a"}, b"bytes"])
+def test_wrong_types_name_what_is_accepted(parser, bad):
+    with pytest.raises(TypeError, match="str"):
+        parser.parse(bad)
+
+
+def test_parse_many_names_a_wrong_item(parser):
+    with pytest.raises(TypeError, match="sentence 2 is a int"):
+        parser.parse_many(["a b", 7])
+
+
+def test_parse_text_splits_and_keeps_offsets(parser):
+    text = "The cat sat. The dog ran."
+    results = parser.parse_text(text)
+    assert [result.tokens for result in results] == [["The", "cat", "sat", "."], ["The", "dog", "ran", "."]]
+    for result in results:
+        assert [text[start:end] for start, end in result.offsets] == result.tokens
+
+
+def test_parse_iter_streams_in_order(parser):
+    def sentences():
+        for index in range(25):
+            yield ["the", "cat"] if index % 2 else "A dog ran after the cat."
+
+    streamed = parser.parse_iter(sentences(), chunk_size=4)
+    first = next(streamed)  # a generator: nothing is parsed before it is asked for
+    rest = list(streamed)
+    assert len(rest) == 24 and first.tokens[0] == "A"
+    assert [result.tokens for result in [first, *rest]] == [result.tokens for result in parser.parse_many(sentences())]
+    with pytest.raises(TypeError):
+        next(parser.parse_iter("one sentence"))
+
+
+# --- unknown words and warnings ---------------------------------------------------------------
+
+
+def test_unknown_word_share_and_warning(parser):
+    known = parser.parse("the cat sat on the mat")
+    assert known.unk_share == 0 and known.warnings == []
+    made_up = parser.parse("Zorblax quinfed the vlorpish grendelwarts .")
+    assert made_up.unk_share == pytest.approx(4 / 5)
+    assert any("outside the model's vocabulary" in warning for warning in made_up.warnings)
+    record = made_up.to_dict()
+    assert record["unk_share"] == pytest.approx(0.8) and record["warnings"] == made_up.warnings
+
+
+def test_other_scripts_are_warned_about(parser):
+    result = parser.parse("Это предложение написано по-русски.")
+    assert any("Latin" in warning for warning in result.warnings)
+
+
+def test_all_layers_give_trees(parser):
+    result = parser.parse("the company said it expects earnings to rise .", decoder="split")
+    record = result.to_dict(all_layers=True)
+    assert len(record["layer_trees"]) == parser.n_layers == len(record["layer_distances"])
+    assert record["layer_trees"][result.layer] == record["tree"]
+    assert result.layer_tree(0).leaves() == result.tokens

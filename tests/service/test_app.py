@@ -154,15 +154,23 @@ def test_results_equal_the_parser_library(client, parser):
 
 def test_options_layer_decoder_punctuation_and_all_layers(client, parser):
     tokens = ["the", "company", "said", "it", "expects", "earnings", "to", "rise", "."]
-    request = {"tokens": [tokens], "layer": 2, "decoder": "split", "punctuation": "model", "all_layers": True}
+    request = {"tokens": [tokens], "layer": 2, "decoder": "split", "punctuation": "attach", "all_layers": True}
     result = client.post("/parse", json=request).json()["results"][0]
-    expected = parser.parse([tokens], layer=2, decoder="split", punctuation="model")[0]
+    expected = parser.parse(tokens, layer=2, decoder="split", punctuation="attach")
     check_result(result, tokens)
     assert result["layer"] == 2
     assert result["spans"] == [list(span) for span in expected.spans]
     assert len(result["layer_distances"]) == parser.n_layers
     assert result["layer_distances"][2] == pytest.approx(result["distances"])
+    assert len(result["layer_trees"]) == parser.n_layers and result["layer_trees"][2] == result["tree"]
     assert client.post("/parse", json={"tokens": [tokens]}).json()["results"][0]["layer_distances"] is None
+
+
+def test_punctuation_model_is_refused_for_a_model_without_punctuation(client):
+    response = client.post("/parse", json={"text": "The cat sat.", "punctuation": "model"})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "unsupported_option" and "trained without punctuation" in error["message"]
 
 
 def test_punctuation_only_sentence_parses(client):
@@ -208,10 +216,10 @@ def test_bad_bodies_are_client_errors(client, body, status, code):
         ({"text": 5}, "text"),
         ({"text": ["a list"]}, "text"),
         ({"sentences": []}, "sentences"),
-        ({"sentences": ["fine", "  "]}, "sentence 1"),
+        ({"sentences": ["fine", "  "]}, "sentence 2"),
         ({"sentences": "not a list"}, "sentences"),
         ({"tokens": []}, "tokens"),
-        ({"tokens": [[]]}, "sentence 0"),
+        ({"tokens": [[]]}, "sentence 1"),
         ({"tokens": [["a", 1]]}, "tokens.0.1"),
         ({"tokens": ["a", "b"]}, "tokens.0"),
         ({"tokens": [["a b"]]}, "whitespace"),

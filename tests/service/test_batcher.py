@@ -187,10 +187,10 @@ class GatedParser(Parser):
     gate: threading.Event
     entered: threading.Event
 
-    def parse(self, *arguments, **options):
+    def parse_many(self, *arguments, **options):
         self.entered.set()
         assert self.gate.wait(10)
-        return super().parse(*arguments, **options)
+        return super().parse_many(*arguments, **options)
 
 
 def test_api_answers_503_with_retry_after_when_the_queue_is_too_slow(tiny_checkpoint):

@@ -52,9 +52,9 @@ REFUSED = {
                             ["sentences", "at least 1"]),
     "empty tokens list": (dumps({"tokens": []}), "application/json", 422, "invalid_request", ["tokens", "at least 1"]),
     "empty token list": (dumps({"tokens": [[]]}), "application/json", 422, "invalid_request",
-                         ["sentence 0", "no tokens"]),
+                         ["sentence 1", "no tokens"]),
     "whitespace sentence": (dumps({"sentences": ["a b", "  "]}), "application/json", 422, "invalid_request",
-                            ["sentence 1", "whitespace"]),
+                            ["sentence 2", "whitespace"]),
     "10,000-token sentence as tokens": (dumps({"tokens": [["word"] * 10_000]}), "application/json", 422,
                                         "sentence_too_long", ["10000 tokens", "ONLSTM_MAX_TOKENS_PER_SENTENCE"]),
     "10,000-token sentence as text": (dumps({"text": "word " * 10_000}), "application/json", 422,
@@ -81,7 +81,7 @@ REFUSED = {
     "layer of the wrong type": (dumps({"text": "a b", "layer": "two"}), "application/json", 422, "invalid_request",
                                 ["layer", "integer"]),
     "a layer the model lacks": (dumps({"text": "a b", "layer": 10**30}), "application/json", 422, "invalid_layer",
-                                ["layer", "does not exist"]),
+                                ["layer", "between 0 and 2"]),
     "an unknown decoder": (dumps({"text": "a b", "decoder": "cky"}), "application/json", 422, "invalid_request",
                            ["decoder"]),
     "an unknown field": (dumps({"text": "a b", "txet": "c"}), "application/json", 422, "invalid_request", ["txet"]),
@@ -89,7 +89,7 @@ REFUSED = {
     "an unpaired surrogate in text": (b'{"text": "a \\ud800 b"}', "application/json", 422, "invalid_request",
                                       ["surrogate", "Unicode"]),
     "an unpaired surrogate in a token": (b'{"tokens": [["a", "\\udfff"]]}', "application/json", 422,
-                                         "invalid_request", ["token 1 of sentence 0", "surrogate"]),
+                                         "invalid_request", ["token 2 of sentence 1", "surrogate"]),
     "a 100,000-character token": (dumps({"tokens": [["x" * 100_000]]}), "application/json", 422, "token_too_long",
                                   ["100000 characters", "ONLSTM_MAX_TOKEN_CHARS"]),
     "a 100,000-character word in text": (dumps({"text": "a " + "x" * 100_000}), "application/json", 422,
@@ -235,7 +235,7 @@ def isolation_requests() -> list[dict]:
         if index % 5 == 0:
             request["decoder"] = "split"
         if index % 7 == 0:
-            request["punctuation"] = "model"
+            request["punctuation"] = "attach"
         if index % 11 == 0:
             request["all_layers"] = True
         requests.append(request)

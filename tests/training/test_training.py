@@ -140,7 +140,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     assert all(len(row["dev_f1_per_layer"]) == 3 for row in metrics)
     parser = Parser.load(whole / "best.safetensors")
     assert parser.metadata["default_layer"] in range(3)
-    assert parser.parse(["the market fell sharply"])[0].tree.leaves() == ["the", "market", "fell", "sharply"]
+    assert parser.parse("the market fell sharply").tree.leaves() == ["the", "market", "fell", "sharply"]
     assert (whole / "curves.png").stat().st_size > 1000
 
     # the same run, stopped after 8 steps, then resumed: identical following losses
