@@ -24,7 +24,7 @@ from nltk.parse.api import ParserI
 from nltk.tree import Tree
 
 from .models.parser import ParseResult
-from .models.vocab import tokenize
+from .models.text import tokenize
 
 __all__ = ["ONLSTMParser"]
 
@@ -93,7 +93,7 @@ class ONLSTMParser(ParserI):
             raise TypeError(f"unknown option(s) {sorted(unknown)}; the options are layer, decoder and punctuation")
         if self.client is not None:
             return self.client.parse(tokens=token_lists, **chosen)
-        return self.parser.parse(token_lists, batch_size=self.batch_size, **chosen)
+        return self.parser.parse_many(token_lists, batch_size=self.batch_size, **chosen)
 
     # --- ParserI ------------------------------------------------------------------------------
 

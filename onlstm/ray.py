@@ -80,19 +80,14 @@ class _SentenceParser(_ParserActor):
         self.model_batch_size, self.all_layers = model_batch_size, all_layers
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        from .models.vocab import tokenize_with_offsets
+        from .models.text import Sentence
 
-        token_lists, offsets = [], []
-        for value in batch[self.column]:
-            if self.tokenized:
-                token_lists.append([str(token) for token in value])
-                offsets.append(None)
-            else:
-                pieces = tokenize_with_offsets(str(value))
-                token_lists.append([token for token, _, _ in pieces])
-                offsets.append([(start, end) for _, start, end in pieces])
-        results = self.parser.parse(token_lists, batch_size=self.model_batch_size, **self.options)
-        records = [result.to_dict(where, self.all_layers) for result, where in zip(results, offsets)]
+        if self.tokenized:
+            sentences = [Sentence.from_tokens(str(token) for token in value) for value in batch[self.column]]
+        else:
+            sentences = [Sentence.from_text(str(value)) for value in batch[self.column]]
+        results = self.parser.parse_many(sentences, batch_size=self.model_batch_size, **self.options)
+        records = [result.to_dict(self.all_layers) for result in results]
         output = {name: list(values) for name, values in batch.items()}
         for name in records[0] if records else ():
             if name != "nested":  # arbitrarily deep lists have no columnar type; `tree` has the same tree
@@ -119,8 +114,8 @@ def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool
 
     Returns the dataset with the API's result fields as columns, the input columns kept:
     ``tokens``, ``tree`` (PTB string), ``spans``, ``distances``, ``perplexity``, ``layer``,
-    ``offsets`` (character spans in the sentence, raw sentences only) and, with
-    ``all_layers``, ``layer_distances``.
+    ``unk_share``, ``warnings``, ``offsets`` (character spans in the sentence, raw sentences
+    only) and, with ``all_layers``, ``layer_distances`` and ``layer_trees``.
     """
     if column not in ds.columns():
         raise ValueError(f"the dataset has no column {column!r} (columns: {ds.columns()}); pass column=")

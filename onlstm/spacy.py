@@ -100,7 +100,7 @@ class ONLSTMComponent:
             yield from self._annotate(list(batch))
 
     def _parse(self, token_lists: list[list[str]]) -> list:
-        return self.parser.parse(token_lists, batch_size=self.batch_size, **self.options)
+        return self.parser.parse_many(token_lists, batch_size=self.batch_size, **self.options)
 
     def _annotate(self, docs: list[Doc]) -> list[Doc]:
         pending: list[tuple[Doc, Span, list[int]]] = []

@@ -43,7 +43,7 @@ def test_each_sentence_is_parsed_with_spacys_tokens(tiny_checkpoint, parser):
     nlp = make_nlp(tiny_checkpoint, layer=0, decoder="split", batch_size=2)
     for doc in nlp.pipe(TEXTS, batch_size=2):
         sentences = list(doc.sents)
-        expected = parser.parse([words(sentence) for sentence in sentences], layer=0, decoder="split")
+        expected = parser.parse_many([words(sentence) for sentence in sentences], layer=0, decoder="split")
         for sentence, result in zip(sentences, expected):
             assert sentence._.parse_string == to_ptb_string(result.tree)
             assert [distance for distance in sentence._.distances if distance is not None] == pytest.approx(result.distances)
@@ -66,13 +66,13 @@ def test_pipe_and_call_agree_and_pipe_batches_the_sentences(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint)
     component = nlp.get_pipe("onlstm")
     calls = []
-    parse = component.parser.parse
+    parse = component.parser.parse_many
 
     def counting_parse(token_lists, **options):
         calls.append(len(token_lists))
         return parse(token_lists, **options)
 
-    component.parser.parse = counting_parse
+    component.parser.parse_many = counting_parse
     piped = list(nlp.pipe(TEXTS, batch_size=8))
     assert calls == [5]  # the 5 sentences of the 3 documents in one call
     for doc, text in zip(piped, TEXTS):
@@ -86,7 +86,7 @@ def test_children_parent_and_non_constituents(tiny_checkpoint):
     children = list(sentence._.children)
     assert "".join(child.text_with_ws for child in children) == sentence.text_with_ws
     assert sentence._.parse_string == f"(S {' '.join(child._.parse_string for child in children)})"
-    first = children[0]
+    first = next(child for child in children if len(child) > 1)
     assert first._.parent == sentence
     assert first._.parse_string.startswith("(X ")
     assert doc[1:2]._.parse_string == "cat" and list(doc[1:2]._.children) == []
@@ -111,7 +111,7 @@ def test_errors_name_the_fix(tiny_checkpoint):
     nlp.add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
     with pytest.raises(ValueError, match="add_pipe\\('sentencizer'\\)"):
         nlp("The cat sat.")
-    with pytest.raises(ValueError, match="layer must be between"):
+    with pytest.raises(ValueError, match="layer must be .*between 0 and 2"):
         make_nlp(tiny_checkpoint, layer=9)
     unparsed = spacy.blank("en")("Hi there.")  # a pipeline without the component
     with pytest.raises(ValueError, match="no ON-LSTM parse"):
