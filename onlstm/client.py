@@ -4,7 +4,7 @@
 
     with Client("http://127.0.0.1:8000") as client:
         results = client.parse(text="The cat sat on the mat. Stocks fell sharply.")
-        results[0].tree.pretty_print()
+        print(results[0].tree)           # (S (X The cat) (X sat (X on (X the mat))) .)
 
 ``parse`` returns the library's own ``ParseResult`` objects (``.tree`` is an ``nltk.Tree``),
 so code written against ``Parser.parse`` works against a service.  Inputs larger than one
