@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import spacy
@@ -147,3 +148,17 @@ def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
     assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
         [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
     assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach"}
+
+
+@pytest.mark.slow
+def test_the_wheel_declares_the_factory_entry_point(tmp_path):
+    # what `pip install onlstm-parser` gets: the spacy_factories entry point spaCy looks up
+    completed = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                                "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    wheel = next(tmp_path.glob("onlstm_parser-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(item for item in archive.namelist() if item.endswith(".dist-info/entry_points.txt"))
+        entry_points = archive.read(name).decode()
+        assert "onlstm/spacy.py" in archive.namelist()
+    assert "[spacy_factories]\nonlstm = onlstm.spacy:make_onlstm_component" in entry_points
