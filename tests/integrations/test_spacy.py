@@ -162,3 +162,12 @@ def test_the_wheel_declares_the_factory_entry_point(tmp_path):
         entry_points = archive.read(name).decode()
         assert "onlstm/spacy.py" in archive.namelist()
     assert "[spacy_factories]\nonlstm = onlstm.spacy:make_onlstm_component" in entry_points
+
+
+@pytest.mark.slow
+def test_parses_come_back_from_worker_processes(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    in_workers = list(nlp.pipe(TEXTS * 2, n_process=2, batch_size=2))
+    here = [nlp(text) for text in TEXTS * 2]
+    assert [[sentence._.parse_string for sentence in doc.sents] for doc in in_workers] == \
+        [[sentence._.parse_string for sentence in doc.sents] for doc in here]
