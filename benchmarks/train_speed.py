@@ -58,7 +58,7 @@ class Runner:
 def build(preset: str, **overrides) -> tuple[TrainConfig, ONLSTMLanguageModel]:
     config = load_preset(preset).override([f"{key}={value}" for key, value in overrides.items()])
     torch.manual_seed(config.seed)
-    model = ONLSTMLanguageModel(config.model_config(config.vocab_size))
+    model = ONLSTMLanguageModel(config.model)
     return config, model
 
 
@@ -84,7 +84,7 @@ def measure(preset: str, steps: int, seed: int = 0) -> dict:
     times: dict[str, list[float]] = {name: [] for name in runners}
     first_losses: dict[str, float] = {}
     for index in range(steps + 1):  # the first step warms up allocators and caches: not timed
-        data = torch.randint(0, config.vocab_size, (batch, length + 1), generator=generator)
+        data = torch.randint(0, config.model.vocab_size, (batch, length + 1), generator=generator)
         inputs, targets = data[:, :-1], data[:, 1:]
         for name, runner in runners.items():
             torch.manual_seed(seed + index)  # the same dropout masks for every model
