@@ -174,6 +174,8 @@ def _encode(payload: dict[str, Any]) -> bytes:
 def _parse_plan(data: _Input, options: dict[str, Any], limits: RequestLimits) -> Generator[bytes, _Answer, list[ParseResult]]:
     """Yields request bodies, is sent the answers, returns the results (no I/O: shared by both clients)."""
     results: list[ParseResult] = []
+    if not data.units:  # no sentences: nothing to ask (as Parser.parse_many([]) is [])
+        return results
     overhead = len(_encode(data.payload(0, 1, options))) - data.sizes[0]
     first = 0
     while first < len(data.units):

@@ -47,6 +47,8 @@ CHUNKS_PER_WINDOW = 32
 
 def _cluster_plan(use_gpus: bool | None, actors: int | None, threads: int) -> tuple[int, float, float, str]:
     """(actors, CPUs per actor, GPUs per actor, torch device) from the cluster's resources."""
+    if not ray.is_initialized():  # as Ray Data itself does on first use: a local Ray, or RAY_ADDRESS's
+        ray.init()
     resources = ray.cluster_resources()
     gpus_available = int(resources.get("GPU", 0))
     if use_gpus is None:

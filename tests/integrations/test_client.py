@@ -108,6 +108,7 @@ def test_wrong_arguments_and_an_unreachable_service():
             client.parse(text="a", tokens=[["a"]])
         with pytest.raises(TypeError, match="list of strings"):
             client.parse(sentences="The cat sat.")
+        assert client.parse(tokens=[]) == []  # nothing to send, as the library's parse_many([])
         with pytest.raises(ServiceUnreachable, match="cannot reach the service"):
             client.parse(text="The cat sat.")
         assert client.ready() is False
