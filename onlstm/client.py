@@ -4,7 +4,7 @@
 
     with Client("http://127.0.0.1:8000") as client:
         results = client.parse(text="The cat sat on the mat. Stocks fell sharply.")
-        results[0].tree.pretty_print()
+        print(results[0].tree)           # (S (X The cat) (X sat (X on (X the mat))) .)
 
 ``parse`` returns the library's own ``ParseResult`` objects (``.tree`` is an ``nltk.Tree``),
 so code written against ``Parser.parse`` works against a service.  Inputs larger than one
@@ -119,11 +119,10 @@ class _Input:
         if text is not None:
             if not isinstance(text, str):
                 raise TypeError(f"text must be a string, got {type(text).__name__}")
-            # sentence boundaries only (no tokenizing): the service splits each piece the same way
+            # sentence boundaries only (tokenizing is the service's work); used only when the text
+            # needs several requests: a text that fits one request is split by the service itself
             units: list[Any] = sentence_spans(text) or [(0, len(text))]
-            gaps = [units[0][0]] + [start - end for (_, end), (start, _) in zip(units, units[1:])]
-            sizes = [len(json.dumps(text[start - gap : end], ensure_ascii=False).encode()) - 2
-                     for gap, (start, end) in zip(gaps, units)]
+            sizes = [len(json.dumps(text[start:end], ensure_ascii=False).encode()) + 1 for start, end in units]
             return cls("text", units, text, sizes)
         if sentences is not None:
             if isinstance(sentences, str) or not all(isinstance(sentence, str) for sentence in sentences):
@@ -139,11 +138,23 @@ class _Input:
         sizes = [len(json.dumps(unit, ensure_ascii=False).encode()) + 1 for unit in units]
         return cls("sentences" if sentences is not None else "tokens", units, "", sizes)
 
+    def whole_text(self, first: int, count: int) -> bool:
+        return self.form == "text" and first == 0 and count == len(self.units)
+
     def payload(self, first: int, count: int, options: dict[str, Any]) -> dict[str, Any]:
+        if self.whole_text(first, count):
+            return {"text": self.text, **options}
         if self.form == "text":
-            start, end = self.units[first][0], self.units[first + count - 1][1]
-            return {"text": self.text[start:end], **options}
+            # a piece of a text goes as its sentences, so that the service cannot split them otherwise
+            # than the whole text is split (a numbered list, say, is recognised across its items)
+            return {"sentences": [self.text[start:end] for start, end in self.units[first : first + count]], **options}
         return {self.form: self.units[first : first + count], **options}
+
+    def offset_shifts(self, first: int, count: int) -> list[int] | None:
+        """Per result, what to add to its offsets to make them relative to the whole text (None: nothing)."""
+        if self.form != "text" or self.whole_text(first, count):
+            return None
+        return [start for start, _ in self.units[first : first + count]]
 
     def fitting(self, first: int, limits: RequestLimits, overhead: int) -> int:
         """How many units from ``first`` fit one request (at least one: the service judges it)."""
@@ -163,6 +174,8 @@ def _encode(payload: dict[str, Any]) -> bytes:
 def _parse_plan(data: _Input, options: dict[str, Any], limits: RequestLimits) -> Generator[bytes, _Answer, list[ParseResult]]:
     """Yields request bodies, is sent the answers, returns the results (no I/O: shared by both clients)."""
     results: list[ParseResult] = []
+    if not data.units:  # no sentences: nothing to ask (as Parser.parse_many([]) is [])
+        return results
     overhead = len(_encode(data.payload(0, 1, options))) - data.sizes[0]
     first = 0
     while first < len(data.units):
@@ -170,10 +183,10 @@ def _parse_plan(data: _Input, options: dict[str, Any], limits: RequestLimits) ->
         body = _encode(data.payload(first, count, options))
         answer = yield body
         if answer.status == 200:
-            shift = data.units[first][0] if data.form == "text" else 0
-            for record in answer.body["results"]:
-                if shift and record.get("offsets"):
-                    record["offsets"] = [[start + shift, end + shift] for start, end in record["offsets"]]
+            shifts = data.offset_shifts(first, count)
+            for index, record in enumerate(answer.body["results"]):
+                if shifts is not None and record.get("offsets"):
+                    record["offsets"] = [[start + shifts[index], end + shifts[index]] for start, end in record["offsets"]]
                 results.append(result_from_record(record))
             first += count
             continue

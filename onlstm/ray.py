@@ -47,6 +47,8 @@ CHUNKS_PER_WINDOW = 32
 
 def _cluster_plan(use_gpus: bool | None, actors: int | None, threads: int) -> tuple[int, float, float, str]:
     """(actors, CPUs per actor, GPUs per actor, torch device) from the cluster's resources."""
+    if not ray.is_initialized():  # as Ray Data itself does on first use: a local Ray, or RAY_ADDRESS's
+        ray.init()
     resources = ray.cluster_resources()
     gpus_available = int(resources.get("GPU", 0))
     if use_gpus is None:
@@ -82,10 +84,10 @@ class _SentenceParser(_ParserActor):
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         from .models.text import Sentence
 
-        sentences = [
-            Sentence.from_tokens(str(token) for token in value) if self.tokenized else Sentence.from_text(str(value))
-            for value in batch[self.column]
-        ]
+        if self.tokenized:
+            sentences = [Sentence.from_tokens(str(token) for token in value) for value in batch[self.column]]
+        else:
+            sentences = [Sentence.from_text(str(value)) for value in batch[self.column]]
         results = self.parser.parse_many(sentences, batch_size=self.model_batch_size, **self.options)
         records = [result.to_dict(self.all_layers) for result in results]
         output = {name: list(values) for name, values in batch.items()}
@@ -114,8 +116,8 @@ def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool
 
     Returns the dataset with the API's result fields as columns, the input columns kept:
     ``tokens``, ``tree`` (PTB string), ``spans``, ``distances``, ``perplexity``, ``layer``,
-    ``offsets`` (character spans in the sentence, raw sentences only) and, with
-    ``all_layers``, ``layer_distances``.
+    ``unk_share``, ``warnings``, ``offsets`` (character spans in the sentence, raw sentences
+    only) and, with ``all_layers``, ``layer_distances`` and ``layer_trees``.
     """
     if column not in ds.columns():
         raise ValueError(f"the dataset has no column {column!r} (columns: {ds.columns()}); pass column=")

@@ -9,7 +9,6 @@ same function the parser uses, so ``result.tree`` equals the local parser's tree
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from collections.abc import Mapping
 from typing import Any
@@ -20,31 +19,31 @@ from .models.parser import ParseResult
 from .models.text import Sentence
 from .models.tree import spans_to_tree, tree_to_spans
 
-_RESULT_FIELDS = {field.name for field in dataclasses.fields(ParseResult)}
-
 
 def result_from_record(record: Mapping[str, Any]) -> ParseResult:
     """A ``ParseResult`` from one JSON record (``ParseResult.to_dict``'s output).
 
-    ``perplexity`` null becomes NaN; ``layer_distances`` is empty unless the record has it
-    (the service sends it only with ``all_layers``).
+    ``perplexity`` null becomes NaN; ``sentence.offsets`` are the record's ``offsets`` (None
+    when it has none); ``layer_distances`` and ``layer_spans`` (hence ``layer_tree``) are
+    empty unless the record has ``layer_distances`` and ``layer_trees`` (the service sends
+    them only with ``all_layers``).
     """
     tokens = [str(token) for token in record["tokens"]]
     spans = [(int(start), int(end)) for start, end in record["spans"]]
     perplexity = record.get("perplexity")
-    values: dict[str, Any] = {
-        "tokens": tokens,
-        "perplexity": math.nan if perplexity is None else float(perplexity),
-        "distances": [float(distance) for distance in record["distances"]],
-        "spans": spans,
-        "tree": spans_to_tree(tokens, spans),
-        "layer": int(record["layer"]),
-        "layer_distances": [[float(value) for value in layer] for layer in record.get("layer_distances") or []],
-        "sentence": Sentence(tuple(tokens), tuple((int(start), int(end)) for start, end in record["offsets"])
-                             if record.get("offsets") else None),
-        "unk_share": float(record.get("unk_share") or 0.0),
-        "warnings": [str(warning) for warning in record.get("warnings") or []],
-        # each layer's tree, so that result.layer_tree(k) works as it does on a local parse
-        "layer_spans": [tree_to_spans(Tree.fromstring(tree)) for tree in record.get("layer_trees") or []],
-    }
-    return ParseResult(**{name: value for name, value in values.items() if name in _RESULT_FIELDS})
+    offsets = record.get("offsets")
+    sentence = Sentence(tuple(tokens), tuple((int(start), int(end)) for start, end in offsets) if offsets else None)
+    return ParseResult(
+        tokens=tokens,
+        perplexity=math.nan if perplexity is None else float(perplexity),
+        distances=[float(distance) for distance in record["distances"]],
+        spans=spans,
+        tree=spans_to_tree(tokens, spans),
+        layer=int(record["layer"]),
+        layer_distances=[[float(value) for value in layer] for layer in record.get("layer_distances") or []],
+        sentence=sentence,
+        unk_share=float(record.get("unk_share") or 0.0),
+        warnings=[str(warning) for warning in record.get("warnings") or []],
+        # only the structure of each layer's tree matters here, so its escaped leaves need no unescaping
+        layer_spans=[tree_to_spans(Tree.fromstring(tree)) for tree in record.get("layer_trees") or []],
+    )

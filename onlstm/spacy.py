@@ -7,8 +7,8 @@
     nlp.add_pipe("onlstm", config={"layer": 1})
     doc = nlp("The cat sat on the mat. A dog barked.")
     sentence = next(doc.sents)
-    sentence._.parse_string    # '(S (X (X The cat) (X sat (X on (X the mat)))) .)'
-    list(sentence._.children)  # the root's two child constituents, as Spans
+    sentence._.parse_string    # '(S (X The cat) (X sat (X on (X the mat))) .)'
+    list(sentence._.children)  # the root's child constituents, as Spans: The cat | sat on the mat | .
 
 The factory is registered through the ``spacy_factories`` entry point, so no import of
 this module is needed.  Each sentence is parsed with spaCy's own tokens (whitespace tokens

@@ -48,6 +48,8 @@ def assert_same(remote: list[ParseResult], local: list[ParseResult]) -> None:
         assert mine.layer == theirs.layer
         assert mine.distances == pytest.approx(theirs.distances, abs=1e-5)
         assert mine.perplexity == pytest.approx(theirs.perplexity, rel=1e-4)
+        assert mine.unk_share == pytest.approx(theirs.unk_share, abs=1e-4) and mine.warnings == theirs.warnings
+        assert mine.offsets == theirs.offsets
 
 
 def test_text_over_several_requests_equals_the_library(service, parser):
@@ -56,16 +58,21 @@ def test_text_over_several_requests_equals_the_library(service, parser):
         # 7 sentences at most 3 per request: the service's 413 taught the client its limit
         assert client.limits.max_sentences == 3
     assert len(results) == 7
-    assert_same(results, parser.parse([result.tokens for result in results]))
+    assert_same(results, parser.parse_text(TEXT))
     assert results[-1].tokens == ["Stocks", "fell", "3", "%", "in", "heavy", "trading", "."]
+    # offsets are relative to the whole text, although each request carried a piece of it
+    for result in results:
+        assert [TEXT[start:end] for start, end in result.offsets] == result.tokens
 
 
 def test_tokens_and_sentences_keep_their_order_and_options(service, parser):
     with Client(service, api_key=API_KEY) as client:
         results = client.parse(tokens=TOKENS, layer=2, decoder="split", all_layers=True)
         by_sentences = client.parse(sentences=["The cat sat.", "A dog chased the cat into the garden!"])
-    assert_same(results, parser.parse(TOKENS, layer=2, decoder="split"))
+    local = parser.parse_many(TOKENS, layer=2, decoder="split")
+    assert_same(results, local)
     assert all(len(result.layer_distances) == 3 for result in results)
+    assert [result.layer_tree(0) for result in results] == [result.layer_tree(0) for result in local]
     assert [result.tokens for result in by_sentences] == [["The", "cat", "sat", "."],
                                                          ["A", "dog", "chased", "the", "cat", "into", "the", "garden", "!"]]
 
@@ -76,7 +83,7 @@ def test_the_body_limit_is_learnt_from_the_413(service, parser):
     with Client(service, api_key=API_KEY, limits=RequestLimits(max_sentences=256, max_body_bytes=10**6)) as client:
         results = client.parse(tokens=long_tokens)
         assert client.limits.max_body_bytes <= 1100
-    assert_same(results, parser.parse(long_tokens))
+    assert_same(results, parser.parse_many(long_tokens))
 
 
 def test_errors_carry_the_service_code_and_message(service):
@@ -86,7 +93,7 @@ def test_errors_carry_the_service_code_and_message(service):
         with pytest.raises(ServiceError) as too_long:
             client.parse(tokens=[["word"] * 31])
     assert (invalid_layer.value.status, invalid_layer.value.code) == (422, "invalid_layer")
-    assert "layers 0 to 2" in invalid_layer.value.message
+    assert "0 and 2" in invalid_layer.value.message
     assert (too_long.value.code, too_long.value.limit, too_long.value.value) == ("sentence_too_long",
                                                                                 "max_tokens_per_sentence", 30)
     with Client(service) as client, pytest.raises(ServiceError) as unauthorized:
@@ -101,6 +108,7 @@ def test_wrong_arguments_and_an_unreachable_service():
             client.parse(text="a", tokens=[["a"]])
         with pytest.raises(TypeError, match="list of strings"):
             client.parse(sentences="The cat sat.")
+        assert client.parse(tokens=[]) == []  # nothing to send, as the library's parse_many([])
         with pytest.raises(ServiceUnreachable, match="cannot reach the service"):
             client.parse(text="The cat sat.")
         assert client.ready() is False
@@ -115,7 +123,7 @@ def test_async_client_and_model_card(service, parser):
 
     batches, card = asyncio.run(run())
     for index, results in enumerate(batches):
-        assert_same(results, parser.parse(TOKENS[index:]))
+        assert_same(results, parser.parse_many(TOKENS[index:]))
     assert card["name"] == "onlstm-tiny-test" and card["n_layers"] == 3
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import spacy
@@ -43,7 +44,7 @@ def test_each_sentence_is_parsed_with_spacys_tokens(tiny_checkpoint, parser):
     nlp = make_nlp(tiny_checkpoint, layer=0, decoder="split", batch_size=2)
     for doc in nlp.pipe(TEXTS, batch_size=2):
         sentences = list(doc.sents)
-        expected = parser.parse([words(sentence) for sentence in sentences], layer=0, decoder="split")
+        expected = parser.parse_many([words(sentence) for sentence in sentences], layer=0, decoder="split")
         for sentence, result in zip(sentences, expected):
             assert sentence._.parse_string == to_ptb_string(result.tree)
             assert [distance for distance in sentence._.distances if distance is not None] == pytest.approx(result.distances)
@@ -66,11 +67,11 @@ def test_pipe_and_call_agree_and_pipe_batches_the_sentences(tiny_checkpoint):
     nlp = make_nlp(tiny_checkpoint)
     component = nlp.get_pipe("onlstm")
     calls = []
-    parse_many = component.parser.parse_many
+    parse = component.parser.parse_many
 
     def counting_parse(token_lists, **options):
         calls.append(len(token_lists))
-        return parse_many(token_lists, **options)
+        return parse(token_lists, **options)
 
     component.parser.parse_many = counting_parse
     piped = list(nlp.pipe(TEXTS, batch_size=8))
@@ -111,7 +112,7 @@ def test_errors_name_the_fix(tiny_checkpoint):
     nlp.add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
     with pytest.raises(ValueError, match="add_pipe\\('sentencizer'\\)"):
         nlp("The cat sat.")
-    with pytest.raises(ValueError, match="layer must be an integer between"):
+    with pytest.raises(ValueError, match="layer must be .*between 0 and 2"):
         make_nlp(tiny_checkpoint, layer=9)
     unparsed = spacy.blank("en")("Hi there.")  # a pipeline without the component
     with pytest.raises(ValueError, match="no ON-LSTM parse"):
@@ -147,3 +148,26 @@ def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
     assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
         [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
     assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach"}
+
+
+@pytest.mark.slow
+def test_the_wheel_declares_the_factory_entry_point(tmp_path):
+    # what `pip install onlstm-parser` gets: the spacy_factories entry point spaCy looks up
+    completed = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                                "-w", str(tmp_path), str(REPO)], capture_output=True, text=True, timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    wheel = next(tmp_path.glob("onlstm_parser-*.whl"))
+    with zipfile.ZipFile(wheel) as archive:
+        name = next(item for item in archive.namelist() if item.endswith(".dist-info/entry_points.txt"))
+        entry_points = archive.read(name).decode()
+        assert "onlstm/spacy.py" in archive.namelist()
+    assert "[spacy_factories]\nonlstm = onlstm.spacy:make_onlstm_component" in entry_points
+
+
+@pytest.mark.slow
+def test_parses_come_back_from_worker_processes(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    in_workers = list(nlp.pipe(TEXTS * 2, n_process=2, batch_size=2))
+    here = [nlp(text) for text in TEXTS * 2]
+    assert [[sentence._.parse_string for sentence in doc.sents] for doc in in_workers] == \
+        [[sentence._.parse_string for sentence in doc.sents] for doc in here]
