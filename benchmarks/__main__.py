@@ -3,6 +3,7 @@
     python -m benchmarks                       # all of them (about 10-15 minutes on 2 cores)
     python -m benchmarks --quick               # shorter runs, rougher figures
     python -m benchmarks --only train --only inference --json
+    python -m benchmarks --only parse --quick  # onlstm parse on 2,000 and 20,000 Brown sentences
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ BENCHMARKS = {
     "memory": "benchmarks.memory",
     "precision": "benchmarks.precision",
     "text": "benchmarks.text_speed",
+    "parse": "benchmarks.parse_speed",
 }
 
 

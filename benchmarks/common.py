@@ -36,9 +36,9 @@ def default_checkpoint() -> tuple[Path, str]:
         sentences = [tree_tokens for tree_tokens in dev_sentences()]
         # the dev words first, then placeholders up to the preset's vocabulary size
         words = Vocab.build(sentences).itos
-        vocab = Vocab(words + [f"<unused-{index}>" for index in range(max(0, config.vocab_size - len(words)))])
+        vocab = Vocab(words + [f"<unused-{index}>" for index in range(max(0, config.model.vocab_size - len(words)))])
         torch.manual_seed(0)
-        model = ONLSTMLanguageModel(config.model_config(len(vocab))).eval()
+        model = ONLSTMLanguageModel(config.model_for_vocabulary(len(vocab))).eval()
         STAND_IN.parent.mkdir(parents=True, exist_ok=True)
         save_release(STAND_IN, model, vocab, {"name": "random-cpu-preset", "default_layer": 1})
     return STAND_IN, "random weights, cpu preset config (default.safetensors not built yet)"

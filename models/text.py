@@ -145,9 +145,25 @@ def _chunks(text: str) -> list[_Chunk]:
                 end += 1
             chunks.append(_Chunk(start + cut, start + end, piece[cut:end]))
             cut = index = end
+        for end in _glued_sentence_ends(piece, cut):
+            chunks.append(_Chunk(start + cut, start + end, piece[cut:end]))
+            cut = end
         if cut < len(piece):
             chunks.append(_Chunk(start + cut, start + len(piece), piece[cut:]))
     return chunks
+
+
+def _glued_sentence_ends(piece: str, start: int) -> list[int]:
+    """Ends of sentences written without a space after them (``one.Two``): a lowercase word of two
+    letters or more, a final mark, then a capitalised word. URLs and e-mail addresses are left alone."""
+    if "@" in piece or "://" in piece or piece.lower().startswith("www."):
+        return []
+    ends = []
+    for index in range(max(start, 2), len(piece) - 2):
+        if (piece[index] in ".!?" and piece[index - 1].islower() and piece[index - 2].islower()
+                and piece[index + 1].isupper() and piece[index + 2].islower()):
+            ends.append(index + 1)
+    return ends
 
 
 def _strip_closers(piece: str) -> str:
@@ -193,8 +209,13 @@ def _list_value(piece: str) -> tuple[str, int] | None:
 
 
 def _list_markers(chunks: Sequence[_Chunk]) -> set[int]:
-    """Indices of chunks that are items of a list: markers whose values run on (1, 2 / a, b / 9, 10)."""
-    values = {index: _list_value(chunk.text) for index, chunk in enumerate(chunks)}
+    """Indices of chunks that are items of a list: markers whose values run on (1, 2 / a, b / 9, 10),
+    each followed by more text and not the number of an abbreviation (``vol. 2.``, ``p. 3.``)."""
+    values = {
+        index: _list_value(chunk.text)
+        for index, chunk in enumerate(chunks)
+        if index + 1 < len(chunks) and (index == 0 or _word_of(chunks[index - 1].text).rstrip(".") not in _BEFORE_NUMBERS)
+    }
     found = {index: value for index, value in values.items() if value is not None}
     markers: set[int] = set()
     by_kind: dict[str, list[tuple[int, int]]] = {}
@@ -251,37 +272,38 @@ def _enclosed(chunks: Sequence[_Chunk]) -> list[bool]:
     region is judged as usual (``"This is great." She ...`` ends after the quote).
     """
     inside = [False] * len(chunks)
-    open_regions: list[tuple[str, int]] = []
+    # one stack of opening chunk indices per kind of mark: every step is O(1), so a text of
+    # thousands of unmatched brackets stays linear
+    open_at: dict[str, list[int]] = {"“": [], "(": [], '"': []}
     for index, chunk in enumerate(chunks):
         text = chunk.text
         for opener, closer in (("“", "”"), ("(", ")")):
             balance = text.count(opener) - text.count(closer)
-            for _ in range(max(0, balance)):
-                open_regions.append((opener, index))
+            open_at[opener].extend([index] * max(0, balance))
             for _ in range(max(0, -balance)):
-                _close(open_regions, opener, index, inside)
+                _close(open_at[opener], index, inside)
         # a straight quote opens at the start of a word and closes at its end
         starts_quote = text.lstrip("([{'‘")[:1] == '"'
-        if starts_quote and index and _strip_closers(chunks[index - 1].text)[-1:] in _TERMINATORS:
+        previous_end = _strip_closers(chunks[index - 1].text)[-1:] if index else ""
+        if starts_quote and previous_end and previous_end in _TERMINATORS:
             # a quotation that goes on over several paragraphs reopens without closing: drop the open one
-            open_regions = [region for region in open_regions if region[0] != '"']
-        opens = starts_quote and not any(kind == '"' for kind, _ in open_regions)
+            open_at['"'].clear()
+        opens = starts_quote and not open_at['"']
         closes = text.rstrip(_TERMINATORS + ",;:)]'’").endswith('"') and (not opens or text.count('"') > 1)
         if opens and len(text) > 1:
-            open_regions.append(('"', index))
+            open_at['"'].append(index)
         if closes:
-            _close(open_regions, '"', index, inside)
+            _close(open_at['"'], index, inside)
     return inside
 
 
-def _close(open_regions: list[tuple[str, int]], kind: str, index: int, inside: list[bool]) -> None:
-    for position in range(len(open_regions) - 1, -1, -1):
-        if open_regions[position][0] == kind:
-            start = open_regions.pop(position)[1]
-            if index - start <= _LONGEST_ENCLOSED:
-                for inner in range(start, index):
-                    inside[inner] = True
-            return
+def _close(stack: list[int], index: int, inside: list[bool]) -> None:
+    """Close the innermost open region of one kind at chunk ``index``; mark what it encloses."""
+    if stack:
+        start = stack.pop()
+        if index - start <= _LONGEST_ENCLOSED:
+            for inner in range(start, index):
+                inside[inner] = True
 
 
 def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:

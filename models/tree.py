@@ -174,11 +174,25 @@ def unescape_token(token: str) -> str:
     return _PTB_UNESCAPES.get(token, token)
 
 
-def to_ptb_string(tree: Tree) -> str:
-    """One-line PTB bracketed string with brackets in leaves escaped."""
+def to_ptb_string(tree: Tree, preterminals: str | Sequence[str] | None = None) -> str:
+    """One-line PTB bracketed string with brackets in leaves escaped.
+
+    Args:
+        preterminals: put every leaf under a preterminal, as EVALB and most treebank tools
+            expect: one label for all (``"T"`` gives ``(X (T The) (T cat))``), or one per
+            leaf (the input's own part-of-speech tags). ``None``: bare leaves.
+    """
     escaped = tree.copy(deep=True)
-    for position in escaped.treepositions("leaves"):
-        escaped[position] = escape_token(escaped[position])
+    positions = escaped.treepositions("leaves")
+    if preterminals is not None and not isinstance(preterminals, str) and len(preterminals) != len(positions):
+        raise ValueError(f"{len(preterminals)} preterminal labels for {len(positions)} leaves")
+    for index, position in enumerate(positions):
+        leaf = escape_token(escaped[position])
+        if preterminals is None:
+            escaped[position] = leaf
+        else:
+            label = preterminals if isinstance(preterminals, str) else preterminals[index]
+            escaped[position] = Tree(escape_token(label), [leaf])
     return escaped.pformat(margin=10**9)
 
 

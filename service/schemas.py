@@ -103,7 +103,7 @@ class ParseRequest(BaseModel):
     @field_validator("sentences")
     @classmethod
     def _sentences_have_words(cls, value: list[str] | None) -> list[str] | None:
-        for index, sentence in enumerate(value or []):
+        for index, sentence in enumerate(value or [], start=1):
             if not sentence.strip():
                 raise ValueError(f"sentence {index} is empty or only whitespace; remove it or add words")
             _require_valid_unicode(sentence, f"sentence {index}")
@@ -112,10 +112,10 @@ class ParseRequest(BaseModel):
     @field_validator("tokens")
     @classmethod
     def _tokens_are_words(cls, value: list[list[str]] | None) -> list[list[str]] | None:
-        for index, sentence in enumerate(value or []):
+        for index, sentence in enumerate(value or [], start=1):
             if not sentence:
                 raise ValueError(f"sentence {index} has no tokens; remove it or add tokens")
-            for position, token in enumerate(sentence):
+            for position, token in enumerate(sentence, start=1):
                 # a token with whitespace could not be read back from the bracketed tree
                 if not token or any(char.isspace() for char in token):
                     shown = token if len(token) <= 40 else token[:40] + "..."  # never echo a huge token back

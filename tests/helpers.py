@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -15,12 +16,14 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
+import pytest
 import torch
 
 from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.models.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
+EVALB_SOURCE = REPO.parent / "shared" / "peers" / "evalb"
 TINY_TEXT = [
     "the cat sat on the mat".split(),
     "a dog chased the cat into the garden".split(),
@@ -185,6 +188,21 @@ def serving(checkpoint: Path | str, log: Path, env: dict[str, str] | None = None
     assert status == 0, f"the server stopped with {status}:\n{text[-3000:]}"
     assert "Application shutdown complete" in text, text[-3000:]
     assert "Traceback" not in text, text[-5000:]
+
+
+def build_evalb(folder: Path) -> str:
+    """Compile EVALB from the shared peers folder into ``folder`` (skip the test where that cannot be done)."""
+    if not (EVALB_SOURCE / "evalb.c").is_file():
+        pytest.skip(f"EVALB's source is not at {EVALB_SOURCE} (the shared folder beside the repository)")
+    compiler = shutil.which("gcc") or shutil.which("cc")
+    if compiler is None:
+        pytest.skip("no C compiler (gcc or cc) to build EVALB")
+    program = folder / "evalb"
+    built = subprocess.run(
+        [compiler, "-O2", "-o", str(program), str(EVALB_SOURCE / "evalb.c")], capture_output=True, text=True
+    )
+    assert built.returncode == 0, built.stderr[-2000:]
+    return str(program)
 
 
 BAD_CHECKPOINT_KINDS = ("missing", "directory", "truncated", "random bytes", "wrong shapes")

@@ -1,150 +1,232 @@
-"""Training configuration: one dataclass, presets as JSON files in ``presets/``.
+"""Training configuration: one pydantic model that holds the model's own config, presets as
+JSON files in ``presets/``.
 
-Every field can be overridden on the command line (``--set field=value`` or the
-named flags of ``onlstm train``); the whole config is saved in every checkpoint.
+The architecture is ``models.onlstm.ONLSTMConfig`` itself, nested as ``model`` (its fields
+are declared once, there); ``model.vocab_size`` is the largest vocabulary to build, and the
+model gets the size of the vocabulary actually built.  Every field is checked when the
+config is made, so a bad value is refused at start with the field's name and what it
+accepts.  From the command line: named flags (``--accumulate 4``) and ``--set field=value``
+(``--set lr=0.004``, ``--set model.hidden_size=600``); the whole config is saved in every
+checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import difflib
 import json
-from dataclasses import asdict, dataclass, field, fields
+import logging
 from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    NonNegativeInt,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from ..models.onlstm import ONLSTMConfig
 
+logger = logging.getLogger(__name__)
+
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
+MODEL_FIELDS = tuple(item.name for item in dataclasses.fields(ONLSTMConfig))
+# How long a run goes on and where it computes: what a resumed run takes from its new command line
+# (and from a preset named there), together with where the (same) data lives.  Every other field
+# of a resumed run comes from its checkpoint.
+RUN_LENGTH_FIELDS = (
+    "epochs", "max_steps", "max_minutes", "eval_every", "checkpoint_every", "patience", "device", "threads", "precision"
+)
+RESUMABLE_FIELDS = (*RUN_LENGTH_FIELDS, "data_dir")
 
 
-@dataclass
-class TrainConfig:
+class ConfigError(ValueError):
+    """A training config that cannot be used; the message names each field and what it accepts."""
+
+
+class TrainConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
     # --- data
-    corpora: list[str] = field(default_factory=lambda: ["ptb-train", "conll2000", "ptb-lm"])  # names or text files
+    corpora: list[str] = Field(default_factory=lambda: ["ptb-train", "conll2000", "ptb-lm"])  # names or text files
     data_dir: str = ""  # the shared data folder; "" = $ONLSTM_DATA or ../shared/data
     dev_corpus: str = "ptb-dev"  # .mrg trees scored each evaluation (perplexity and F1)
-    dev_max_sentences: int = 0  # evaluate on the first N dev sentences only (0 = all)
-    punctuation: str = "drop"  # "drop": train on words only (the reference protocol); "keep": punctuation too
-    vocab_size: int = 10000  # most frequent normalised tokens, <eos> and <unk> included
-    min_count: int = 1  # rarer tokens become <unk>
+    dev_max_sentences: NonNegativeInt = 0  # evaluate on the first N dev sentences only (0 = all)
+    punctuation: Literal["drop", "keep"] = "drop"  # "drop": words only (the reference protocol); "keep": punctuation too
+    min_count: PositiveInt = 1  # rarer tokens become <unk>
     # a release (.safetensors) to start from: its vocabulary, layer sizes and punctuation treatment
     # replace the fields here, its weights the random initialisation; the optimizer starts fresh
     init_from: str = ""
-    # --- model (see models.onlstm.ONLSTMConfig)
-    embedding_size: int = 400
-    hidden_size: int = 1150
-    n_layers: int = 3
-    chunk_size: int = 10
-    dropout_output: float = 0.45
-    dropout_hidden: float = 0.3
-    dropout_input: float = 0.5
-    dropout_embedding: float = 0.1
-    dropconnect: float = 0.45
+    # --- model: ONLSTMConfig's fields (sizes, dropouts); vocab_size = the most frequent normalised
+    # tokens kept, <eos> and <unk> included
+    model: ONLSTMConfig = Field(default_factory=ONLSTMConfig)
     # --- optimisation
-    batch_size: int = 20  # streams per micro-batch
-    accumulate: int = 1  # micro-batches per optimizer step (the effective batch is batch_size * accumulate)
-    bptt: int = 70  # mean window length; AWD-LSTM draws it at random around this value
+    batch_size: PositiveInt = 20  # streams per micro-batch
+    accumulate: PositiveInt = 1  # micro-batches per optimizer step (the effective batch is batch_size * accumulate)
+    bptt: PositiveInt = 70  # mean window length; AWD-LSTM draws it at random around this value
     random_bptt: bool = True  # False = fixed windows (reproducible gradients, for tests)
-    optimizer: str = "adam"  # "adam", "adamw" or "sgd"
-    lr: float = 0.002  # Adam 0.002 (the reference's Adam option); SGD 30 (the paper)
+    optimizer: Literal["adam", "adamw", "sgd"] = "adam"
+    lr: NonNegativeFloat = 0.002  # Adam 0.002 (the reference's Adam option); SGD 30 (the paper)
     betas: tuple[float, float] = (0.0, 0.999)  # Adam betas; beta1 = 0 as in the reference code
-    weight_decay: float = 1.2e-6
-    clip: float = 0.25  # max global gradient norm (0 = no clipping)
-    lr_patience: int = 2  # evaluations without dev-loss improvement before the lr is halved
-    lr_factor: float = 0.5
-    alpha: float = 2.0  # activation regularisation (AR) weight
-    beta: float = 1.0  # temporal activation regularisation (TAR) weight
-    adversarial_epsilon: float = 0.0  # FGM step on the embedding matrix (0 = off)
-    epochs: int = 10
-    max_steps: int = 0  # stop after this many optimizer steps (0 = no limit)
-    max_minutes: float = 0.0  # stop after this wall-clock time (0 = no limit)
+    weight_decay: NonNegativeFloat = 1.2e-6
+    clip: NonNegativeFloat = 0.25  # max global gradient norm (0 = no clipping)
+    lr_patience: NonNegativeInt = 2  # evaluations without dev-loss improvement before the lr is lowered
+    lr_factor: float = Field(0.5, gt=0, le=1)  # the plateau schedule multiplies the lr by this
+    alpha: NonNegativeFloat = 2.0  # activation regularisation (AR) weight
+    beta: NonNegativeFloat = 1.0  # temporal activation regularisation (TAR) weight
+    adversarial_epsilon: NonNegativeFloat = 0.0  # FGM step on the embedding matrix (0 = off)
+    epochs: NonNegativeInt = 10
+    max_steps: NonNegativeInt = 0  # stop after this many optimizer steps (0 = no limit)
+    max_minutes: NonNegativeFloat = 0.0  # stop after this wall-clock time (0 = no limit)
     # --- bookkeeping
-    eval_every: int = 0  # optimizer steps between dev evaluations (0 = once per epoch)
-    checkpoint_every: int = 200  # optimizer steps between resume checkpoints
-    select_on: str = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity": what "best" means
-    patience: int = 0  # stop after this many evaluations without improvement (0 = never)
-    max_bad_steps: int = 10  # consecutive non-finite losses before the run stops
+    eval_every: NonNegativeInt = 0  # optimizer steps between dev evaluations (0 = once per epoch)
+    checkpoint_every: PositiveInt = 200  # optimizer steps between resume checkpoints
+    select_on: Literal["f1", "perplexity"] = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity"
+    patience: NonNegativeInt = 0  # stop after this many evaluations without improvement (0 = never)
+    max_bad_steps: PositiveInt = 10  # consecutive non-finite losses before the run stops
     seed: int = 1111
-    threads: int = 0  # torch intra-op threads on CPU (0 = all cores)
+    threads: NonNegativeInt = 0  # torch intra-op threads on CPU (0 = all cores)
     device: str = "auto"  # "auto" = cuda if available, else cpu
     # "auto" = bf16 autocast on a GPU, fp32 on the CPU; "fp32" on a GPU keeps the fused recurrence
     # (one autograd node per layer), which is faster there than bf16 through the per-step path
-    precision: str = "auto"
-    release_dtype: str = "float16"  # storage dtype of the release checkpoints
+    precision: Literal["auto", "bf16", "fp32"] = "auto"
+    release_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # storage dtype of the releases
     name: str = "onlstm"  # model name written in the release metadata
 
-    def model_config(self, vocab_size: int) -> ONLSTMConfig:
-        return ONLSTMConfig(
-            vocab_size=vocab_size,
-            embedding_size=self.embedding_size,
-            hidden_size=self.hidden_size,
-            n_layers=self.n_layers,
-            chunk_size=self.chunk_size,
-            dropout_output=self.dropout_output,
-            dropout_hidden=self.dropout_hidden,
-            dropout_input=self.dropout_input,
-            dropout_embedding=self.dropout_embedding,
-            dropconnect=self.dropconnect,
-        )
+    @field_validator("corpora", "betas", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        """``--set corpora=ptb-train,my.txt`` and ``--set betas=0.9,0.999`` give lists."""
+        if isinstance(value, str):
+            return [item for item in value.split(",") if item]
+        return value
 
-    def validate(self) -> None:
+    @field_validator("model", mode="wrap")
+    @classmethod
+    def _model_in_range(cls, value: Any, handler) -> ONLSTMConfig:
+        """ONLSTMConfig checks that its chunks divide the layers; here every size is at least 1
+        and every dropout rate in [0, 1)."""
+        try:
+            model = handler(value)
+        except ZeroDivisionError:  # ONLSTMConfig divided by a chunk size of 0
+            raise ValueError("chunk_size must be at least 1") from None
         problems = []
-        if self.punctuation not in ("drop", "keep"):
-            problems.append("punctuation must be 'drop' or 'keep'")
-        if self.optimizer not in ("adam", "adamw", "sgd"):
-            problems.append("optimizer must be 'adam', 'adamw' or 'sgd'")
-        if self.precision not in ("auto", "bf16", "fp32"):
-            problems.append("precision must be 'auto', 'bf16' or 'fp32'")
-        if self.select_on not in ("f1", "perplexity"):
-            problems.append("select_on must be 'f1' or 'perplexity'")
-        for name in ("batch_size", "accumulate", "bptt", "vocab_size"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be at least 1")
-        if self.adversarial_epsilon < 0:
-            problems.append("adversarial_epsilon must be >= 0")
+        for item in dataclasses.fields(model):
+            number = getattr(model, item.name)
+            if isinstance(number, int) and number < 1:
+                problems.append(f"{item.name} must be at least 1, got {number}")
+            elif isinstance(number, float) and not 0.0 <= number < 1.0:
+                problems.append(f"{item.name} is a dropout rate: it must be in [0, 1), got {number}")
         if problems:
-            raise ValueError("invalid training config: " + "; ".join(problems))
-        self.model_config(self.vocab_size)  # raises on a chunk size that does not divide the layers
+            raise ValueError("; ".join(problems))
+        return model
 
-    def to_dict(self) -> dict:
-        values = asdict(self)
-        values["betas"] = list(self.betas)
-        return values
+    # --- making and changing configs (every path validates and names the field on error)
 
     @classmethod
     def from_dict(cls, values: dict) -> TrainConfig:
-        known = {item.name: item for item in fields(cls)}
-        unknown = set(values) - set(known)
-        if unknown:
-            raise ValueError(f"unknown training config fields: {', '.join(sorted(unknown))}")
-        values = dict(values)
-        if "betas" in values:
-            values["betas"] = tuple(values["betas"])
-        return cls(**values)
+        """A config from its JSON form; the flat form of older checkpoints and presets (the model's
+        fields beside the others) is read too."""
+        return _validated(_nest_model_fields(values))
+
+    def to_dict(self) -> dict:
+        return self.model_dump(mode="json")
+
+    def updated(self, changes: dict[str, Any]) -> TrainConfig:
+        """A copy with ``changes`` applied (typed values; ``model.NAME`` keys, or a ``model`` dict,
+        change the model's fields)."""
+        values = self.to_dict()
+        for name, value in changes.items():
+            if name.startswith("model.") and name.removeprefix("model.") in MODEL_FIELDS:
+                values["model"][name.removeprefix("model.")] = value
+            elif name == "model" and isinstance(value, dict):
+                values["model"].update(value)
+            else:
+                values[name] = value
+        return _validated(values)
 
     def override(self, assignments: list[str]) -> TrainConfig:
-        """Apply ``field=value`` strings (values parsed as JSON when they parse, else as text)."""
-        values = self.to_dict()
+        """Apply ``field=value`` strings (``--set``): each value is read as its field's type
+        (numbers, ``true``/``false``, comma-separated lists)."""
+        changes = {}
         for assignment in assignments:
             name, separator, text = assignment.partition("=")
-            if not separator or name not in values:
-                raise ValueError(f"cannot apply {assignment!r}: expected field=value with a field of TrainConfig")
-            try:
-                value = json.loads(text)
-            except json.JSONDecodeError:
-                value = text
-            if name == "corpora" and isinstance(value, str):
-                value = [item for item in value.split(",") if item]
-            if isinstance(values[name], float) and isinstance(value, int) and not isinstance(value, bool):
-                value = float(value)
-            values[name] = value
-        return TrainConfig.from_dict(values)
+            if not separator or not name:
+                raise ConfigError(f"cannot apply {assignment!r}: expected field=value with a field of TrainConfig")
+            changes[name] = text
+        return self.updated(changes)
+
+    def validate(self) -> TrainConfig:
+        """Check the whole config again (fields of ``model`` can be changed in place without a check)."""
+        return _validated(self.to_dict())
+
+    def model_for_vocabulary(self, vocab_size: int) -> ONLSTMConfig:
+        """The model's config for a vocabulary of ``vocab_size`` tokens."""
+        return dataclasses.replace(self.model, vocab_size=vocab_size)
+
+    def differences(self, other: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """``{field: (this value, other value)}`` for every field that differs (``model.NAME`` for the model's)."""
+        mine, theirs = _flatten(self.to_dict()), _flatten(other.to_dict())
+        return {name: (mine[name], theirs[name]) for name in mine if mine[name] != theirs[name]}
+
+
+def _flatten(values: dict) -> dict:
+    flat = {name: value for name, value in values.items() if name != "model"}
+    flat.update({f"model.{name}": value for name, value in values["model"].items()})
+    return flat
+
+
+def _nest_model_fields(values: dict) -> dict:
+    """Move model fields written at the top (the format before the nested ``model``) into ``model``."""
+    values = dict(values)
+    flat = {name: values.pop(name) for name in MODEL_FIELDS if name in values}
+    if flat:
+        values["model"] = {**flat, **(values.get("model") or {})}
+    return values
+
+
+def _validated(values: dict) -> TrainConfig:
+    try:
+        return TrainConfig.model_validate(values)
+    except ValidationError as error:
+        raise ConfigError("invalid training config: " + "; ".join(_describe(item) for item in error.errors())) from None
+
+
+def _describe(problem: dict) -> str:
+    """One pydantic problem as ``field: what is wrong (what it accepts)``."""
+    field = ".".join(str(part) for part in problem["loc"])
+    if problem["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
+        return f"{field}: {_unknown_field_hint(field)}"
+    message = problem["msg"].removeprefix("Value error, ")
+    given = problem.get("input")
+    shown = "" if isinstance(given, (dict, list)) else f" (got {given!r})"
+    return f"{field}: {message[:1].lower()}{message[1:]}{shown}"
+
+
+def _unknown_field_hint(field: str) -> str:
+    name = field.removeprefix("model.")
+    if not field.startswith("model.") and name in MODEL_FIELDS:
+        return f"a field of the model: write model.{name}"
+    known = [name for name in TrainConfig.model_fields if name != "model"] + [f"model.{item}" for item in MODEL_FIELDS]
+    close = difflib.get_close_matches(field, known, n=3)
+    suggestion = f"did you mean {' or '.join(close)}? " if close else ""
+    return f"unknown field; {suggestion}the fields are {', '.join(known)}"
 
 
 def load_preset(name_or_path: str) -> TrainConfig:
-    """A preset by name (``tiny``, ``cpu``, ``gpu-paper``) or the path of a JSON file."""
+    """A preset by name (``tiny``, ``cpu``, ``default``, ``gpu-paper``) or the path of a JSON file."""
     path = Path(name_or_path)
     if not path.is_file():
         path = PRESET_DIR / f"{name_or_path}.json"
     if not path.is_file():
         available = sorted(item.stem for item in PRESET_DIR.glob("*.json"))
-        raise ValueError(f"no preset {name_or_path!r}; available: {', '.join(available)}, or a JSON file path")
-    return TrainConfig.from_dict(json.loads(path.read_text()))
+        raise ConfigError(f"no preset {name_or_path!r}; available: {', '.join(available)}, or a JSON file path")
+    try:
+        return TrainConfig.from_dict(json.loads(path.read_text()))
+    except ConfigError as error:
+        raise ConfigError(f"{path}: {error}") from None

@@ -1,6 +1,10 @@
 """Readers for the training corpora.  Every reader yields sentences as lists of
 tokens *as written*; normalisation (``models.vocab.normalize``) happens once, when
-tokens become ids, so all corpora are normalised the same way.
+tokens become ids, so all corpora are normalised the same way, and the same way as
+parse input.  The named corpora come tokenized by their makers; a plain-text file of
+your own is split into sentences and tokenized by ``models.text``, exactly as the text
+given to ``Parser.parse_text`` or ``onlstm parse`` is, so training and parsing see the
+same units ("cat." is read as "cat" and ".", as the parser will read it).
 
 NLTK 3.10 refuses to open corpus files outside ``nltk.data.path``, so the files are
 read here directly and trees are built with ``nltk.Tree.fromstring``.
@@ -16,6 +20,7 @@ from pathlib import Path
 
 from nltk import Tree
 
+from ..models.text import split_text
 from ..models.tree import unescape_token
 
 logger = logging.getLogger(__name__)
@@ -148,8 +153,14 @@ def read_brown(path: Path) -> list[list[str]]:
 
 
 def read_plain(path: Path) -> list[list[str]]:
-    """Plain text, one sentence per line, tokens separated by whitespace."""
+    """Tokenized text (``ptb-lm``): one sentence per line, tokens separated by whitespace."""
     return [line.split() for line in _read_text(path).splitlines() if line.strip()]
+
+
+def read_text(path: Path) -> list[list[str]]:
+    """Raw text of your own: every line is split into sentences (one sentence per line, or a
+    paragraph per line) and tokenized as parse input is (``models.text.split_text``)."""
+    return [list(sentence.tokens) for line in _read_text(path).splitlines() for sentence in split_text(line)]
 
 
 def read_corpus(name: str, data_dir: Path | None = None) -> list[list[str]]:
@@ -171,5 +182,5 @@ def read_corpus(name: str, data_dir: Path | None = None) -> list[list[str]]:
     if path.suffix == ".mrg":
         return [tree_tokens(tree) for tree in read_treebank(path)]
     if path.is_file():
-        return read_plain(path)
+        return read_text(path)
     raise CorpusError(f"unknown corpus {name!r}: use one of {', '.join(CORPORA)} or the path of a text file")

@@ -13,17 +13,16 @@ Brackets are unlabelled ``(start, end)`` spans, end exclusive, of two or more wo
 never the whole sentence.  Every figure is a percentage.
 
 The scoring functions are model-agnostic: ``evaluate_model`` takes any
-``distances_fn(token_lists) -> [sentence][layer][token]``.  Only the CLI (``main``)
-imports the model code.
+``distances_fn(token_lists) -> [sentence][layer][token]``; ``parser_distances`` and
+``unk_share`` take a ``Parser`` their caller loaded (this module never imports the model
+code).  ``write_evalb_files`` writes the same brackets for EVALB.  The command line is
+``onlstm.cli.evaluate`` (``onlstm eval``).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import logging
 import random
-import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,12 +32,13 @@ from nltk import Tree
 from ..models.tree import (
     balanced_spans,
     decode_spans,
+    escape_token,
     left_branching_spans,
     random_spans,
     right_branching_spans,
     unescape_token,
 )
-from .corpora import CorpusError, default_data_dir, ptb_split_files, read_treebank
+from .corpora import CorpusError, default_data_dir, ptb_split_files
 
 logger = logging.getLogger(__name__)
 
@@ -464,106 +464,98 @@ def format_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-# --- command line -----------------------------------------------------------------------
+# --- a parser on gold trees (the model code is imported by the caller) ------------------
 
 
-def _repo_data_dir() -> Path:
-    """``$ONLSTM_DATA`` (or ``../shared/data`` beside the repository), ``ptb-sample`` inside it."""
-    folder = default_data_dir()
-    return folder if folder.name == "ptb-sample" else folder / "ptb-sample"
-
-
-def _gold_files(args: argparse.Namespace) -> list[Path]:
-    if args.files:
-        folder = Path(args.files)
+def gold_files(files: str | Path | None = None, data: str | Path | None = None, split: str = "dev") -> list[Path]:
+    """The .mrg files to score: ``files`` (one file or every .mrg of a folder), else the
+    ``split`` of ``ptb-sample`` in ``data`` (default ``$ONLSTM_DATA`` or ``../shared/data``)."""
+    if files:
+        folder = Path(files)
         if folder.is_file():
             return [folder]
-        files = sorted(folder.glob("*.mrg"))
-        if not files:
-            raise SystemExit(f"error: no .mrg file in {folder}")
-        return files
-    return ptb_split_files(Path(args.data) if args.data else _repo_data_dir(), args.split)
+        found = sorted(folder.glob("*.mrg"))
+        if not found:
+            raise CorpusError(f"no .mrg file in {folder}")
+        return found
+    return ptb_split_files(Path(data) if data else default_data_dir(), split)
 
 
-def _build_argparser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="onlstm eval",
-        description="Unsupervised parsing F1 of an ON-LSTM checkpoint, beside the baselines (shared/EVALUATION.md).",
+def parser_distances(parser, golds: Sequence[GoldSentence], mode: str, batch_size: int = 64) -> list:
+    """``parser.layer_distances`` ``[sentence][layer][token]`` over each sentence's model input.
+
+    Words mode feeds every word of the 36 tags to the model, even ones that look like
+    punctuation (``%``, ``&``), as the protocol says; raw mode uses the model's own handling.
+    """
+    punctuation = "model" if mode == "words" else None
+    inputs = [model_input(gold, mode) for gold in golds]
+    return parser.layer_distances(inputs, batch_size=batch_size, punctuation=punctuation)
+
+
+def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:
+    """The share (0-1) of the tokens the model reads in ``mode`` that are outside its vocabulary
+    (read as ``<unk>``); None when it reads none."""
+    punctuation = "model" if mode == "words" else parser.default_punctuation
+    read = []
+    for gold in golds:
+        tokens = model_input(gold, mode)
+        read.extend(tokens[index] for index in parser.model_positions(tokens, punctuation))
+    ids = parser.vocab.encode(read)
+    return sum(token_id == parser.vocab.unk_id for token_id in ids) / len(ids) if ids else None
+
+
+# --- EVALB ------------------------------------------------------------------------------
+
+# Unlabelled bracket scoring of the trees ``write_evalb_files`` writes: their root (TOP, the
+# whole sentence) is not a bracket, every other node is, whatever its label; the statistics for
+# sentences of at most 10 words are WSJ10's.
+EVALB_PARAMETERS = """\
+DEBUG 0
+MAX_ERROR 10
+CUTOFF_LEN 10
+LABELED 0
+DELETE_LABEL TOP
+"""
+EVALB_ROOT, EVALB_NODE, EVALB_PRETERMINAL = "TOP", "X", "T"
+
+
+def evalb_tree(words: Sequence[str], brackets: Iterable[Span]) -> str:
+    """One line EVALB reads: ``(TOP (X (T the) (T cat)) (T sat))``, a node ``X`` per bracket
+    (nested spans over word positions, end exclusive) and every word under a preterminal."""
+    brackets = sorted(set(brackets), key=lambda span: (span[0], -span[1]))
+    opening: dict[int, int] = {}
+    closing: dict[int, int] = {}
+    for start, end in brackets:
+        if not 0 <= start < end <= len(words):
+            raise ValueError(f"bracket {(start, end)} out of range for {len(words)} words")
+        opening[start] = opening.get(start, 0) + 1
+        closing[end] = closing.get(end, 0) + 1
+    parts = []
+    for position, word in enumerate(words):
+        leaf = f"({EVALB_PRETERMINAL} {escape_token(word)})" + ")" * closing.get(position + 1, 0)
+        parts.append(f"({EVALB_NODE} " * opening.get(position, 0) + leaf)
+    return f"({EVALB_ROOT} " + " ".join(parts) + ")"
+
+
+def write_evalb_files(
+    folder: Path, golds: Sequence[GoldSentence], predictions: Sequence[Iterable[Span]], name: str = "predicted"
+) -> dict[str, Path]:
+    """Write ``gold.txt``, ``NAME.txt`` and ``unlabelled.prm`` into ``folder`` for
+    ``evalb -p unlabelled.prm gold.txt NAME.txt``.
+
+    Both tree files hold the words of each sentence only (the protocol's step 1: punctuation,
+    symbols and traces removed) with the brackets this module scores: ``GoldSentence.brackets``
+    and the predictions as ``sentence_brackets`` gives them, so EVALB's bracketing F-measure is
+    the corpus F1 here and its ``len<=10`` figure the WSJ10 corpus F1.
+    """
+    if len(golds) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(golds)} gold sentences")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = {"gold": folder / "gold.txt", "predicted": folder / f"{name}.txt", "parameters": folder / "unlabelled.prm"}
+    paths["gold"].write_text("".join(evalb_tree(gold.words, gold.brackets) + "\n" for gold in golds))
+    paths["predicted"].write_text(
+        "".join(evalb_tree(gold.words, predicted) + "\n" for gold, predicted in zip(golds, predictions))
     )
-    parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled model)")
-    parser.add_argument(
-        "--data", default=None, help="the ptb-sample folder (default: $ONLSTM_DATA or ../shared/data/ptb-sample)"
-    )
-    parser.add_argument("--split", default="dev", choices=("train", "dev"), help="split of ptb-sample (default dev)")
-    parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
-    parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
-    parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
-    parser.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
-    parser.add_argument("--verbose", "-v", action="store_true")
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Command-line entry point; returns the exit status."""
-    args = _build_argparser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    try:
-        files = _gold_files(args)
-        golds = prepare_gold_trees(read_treebank(files))
-    except CorpusError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    modes = list(MODES) if args.mode == "both" else [args.mode]
-    decoders = list(DECODER_NAMES) if args.decoder == "all" else [args.decoder]
-
-    output: dict = {
-        "data": str(Path(args.files) if args.files else files[0].parent),
-        "split": None if args.files else args.split,
-        "checkpoint": args.checkpoint,
-        "reports": {},
-    }
-    if args.baselines_only:
-        for mode in modes:
-            output["reports"][mode] = baseline_report(golds, mode)
-    else:
-        from ..models.checkpoint import CheckpointError
-        from ..models.parser import Parser  # lazy: the scoring above works without the model code
-
-        try:
-            parser = Parser.load(args.checkpoint)
-        except CheckpointError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        default = {"layer": parser.default_layer, "decoder": parser.default_decoder}
-        output["default"] = default
-
-        for mode in modes:
-            # words mode: every word of the 36 tags goes to the model, even ones that look like
-            # punctuation ("%", "&"), as the protocol says; raw mode: the model's own handling
-            punctuation = "model" if mode == "words" else None
-
-            def distances_fn(token_lists: list[list[str]], punctuation=punctuation):
-                return parser.layer_distances(token_lists, batch_size=args.batch_size, punctuation=punctuation)
-
-            report = evaluate_model(golds, distances_fn, mode=mode, decoders=decoders)
-            report["default"] = default
-            output["reports"][mode] = report
-
-    if args.json:
-        json.dump(output, sys.stdout, indent=2)
-        sys.stdout.write("\n")
-    else:
-        source = output["data"] + (f" ({output['split']})" if output["split"] else "")
-        print(f"gold: {source}")
-        if not args.baselines_only:
-            print(f"checkpoint: {args.checkpoint or 'bundled default'}")
-        for mode in modes:
-            print()
-            print(format_table(output["reports"][mode]))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+    paths["parameters"].write_text(EVALB_PARAMETERS)
+    return paths

@@ -1,13 +1,14 @@
 """Run a plan of training runs side by side and tabulate them: the ablation table.
 
-    python -m onlstm sweep training/sweeps/ablation.json --out runs/ablation --parallel 9 --max-minutes 7
-    python -m onlstm sweep --summarize runs/ablation
+    onlstm sweep training/sweeps/ablation.json --out runs/ablation --parallel 9 --max-minutes 7
+    onlstm sweep --summarize runs/ablation
 
 A plan is a JSON file::
 
     {"preset": "cpu", "set": ["precision=fp32"],          # shared by every run
      "runs": [{"name": "base", "set": []},
-              {"name": "fgm-0.5", "set": ["adversarial_epsilon=0.5"]}]}
+              {"name": "fgm-0.5", "set": ["adversarial_epsilon=0.5"]},
+              {"name": "wide", "set": ["model.hidden_size=1150"]}]}
 
 Each run is one ``onlstm train`` process writing ``OUT/NAME/``, so runs share nothing but the
 hardware: on a GPU that the ON-LSTM recurrence leaves mostly idle (its small per-step kernels
@@ -17,7 +18,6 @@ the same wall-clock budget, which is what the table compares.
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import statistics
@@ -127,41 +127,10 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onlstm sweep", description=__doc__.split("\n\n")[0])
-    parser.add_argument("plan", nargs="?", type=Path, help="the plan (JSON); omit with --summarize")
-    parser.add_argument("--out", type=Path, help="one folder per run is made inside")
-    parser.add_argument("--parallel", type=int, default=1, help="runs at a time (default 1)")
-    parser.add_argument("--max-minutes", type=float, help="wall-clock budget of each run")
-    parser.add_argument("--only", help="comma-separated run names to run (default: all)")
-    parser.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="added to every run")
-    parser.add_argument("--summarize", type=Path, metavar="OUT", help="print the table of an earlier sweep and exit")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if args.summarize:
-        rows = summarize(args.summarize)
-        print(markdown_table(rows))
-        return 0 if rows else 1
-    if args.plan is None or args.out is None:
-        parser.error("give a plan and --out (or --summarize OUT)")
-    try:
-        plan = load_plan(args.plan)
-    except (OSError, ValueError) as error:
-        logger.error("%s", error)
-        return 2
-    extra = list(args.set)
-    if args.max_minutes is not None:
-        extra.append(f"max_minutes={args.max_minutes}")
-    only = set(args.only.split(",")) if args.only else None
-    statuses = launch(plan, args.out, max(1, args.parallel), extra, only)
-    rows = summarize(args.out)
-    (args.out / "summary.json").write_text(json.dumps({"statuses": statuses, "runs": rows}, indent=2) + "\n")
-    print(markdown_table(rows))
-    failed = sorted(name for name, status in statuses.items() if status != 0)
-    if failed:
-        logger.error("runs that failed (see their train.log): %s", ", ".join(failed))
-    return 1 if failed else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+def run_sweep(plan: dict, out_dir: Path, parallel: int = 1, extra: list[str] = (), only: set[str] | None = None) -> dict:
+    """Run the plan (see ``launch``), then tabulate every run folder of ``out_dir``; the result,
+    ``{"statuses": {run: exit status}, "runs": [summary rows]}``, is also written to ``summary.json``."""
+    statuses = launch(plan, Path(out_dir), max(1, parallel), list(extra), only)
+    summary = {"statuses": statuses, "runs": summarize(out_dir)}
+    (Path(out_dir) / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary

@@ -17,9 +17,11 @@ decisions (learning-rate plateau, early stop, time limit) are broadcast so every
 stops at the same step.  ``last.pt`` holds every rank's RNG and hidden states, so a
 resume with the same number of processes continues exactly.
 
-The script reads top to bottom: config -> data -> vocabulary -> model -> the loop
-(micro-batches, FGM, clipping, optimizer step) -> dev evaluation -> checkpoints.
-Files written to ``--out``:
+``Trainer`` reads top to bottom: its constructor sets up config -> data -> vocabulary ->
+model -> optimizer (-> ``resume``); ``fit`` is the loop, one ``train_step`` per window
+(micro-batches, FGM, clipping, optimizer step), ``evaluate`` on dev and ``save`` of
+``last.pt`` on their schedules.  ``train(config, out, resume)`` is the one call for
+callers; the command line is ``onlstm.cli.train``.  Files written to ``--out``:
 
     last.pt              resume checkpoint (plain data; optimizer, RNG, position, hidden state)
     best.safetensors     release checkpoint of the best dev evaluation (what you serve)
@@ -32,7 +34,6 @@ Files written to ``--out``:
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -51,7 +52,6 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm import tqdm
 
 from ..models.checkpoint import (
-    CheckpointError,
     Release,
     atomic_write,
     load_release,
@@ -64,25 +64,11 @@ from ..models.parser import Parser
 from ..models.vocab import Vocab, is_punctuation
 from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
-from .config import TrainConfig, load_preset
+from .config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
 from .evaluate import evaluate_model
 
 logger = logging.getLogger("onlstm.training")
-
-# Fields a resumed run takes from its new command line rather than from the checkpoint.
-RUN_LENGTH_FIELDS = (
-    "epochs",
-    "max_steps",
-    "max_minutes",
-    "eval_every",
-    "checkpoint_every",
-    "patience",
-    "device",
-    "threads",
-    "precision",
-)
-
 
 # --- setup ------------------------------------------------------------------------------
 
@@ -220,6 +206,10 @@ def load_dev_trees(config: TrainConfig) -> list:
     return trees
 
 
+# The fields of the model a release fixes (its dropout rates are training settings: they stay as configured).
+SHAPE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
+
+
 def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     """Load ``config.init_from`` and return it with the config's vocabulary size, layer sizes
     and punctuation treatment set to the release's (dropout and everything else stay as
@@ -229,13 +219,7 @@ def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     punctuation = "keep" if release.metadata.get("punctuation") == "model" else "drop"
     if punctuation != config.punctuation:
         logger.info("punctuation=%s, as the release was trained (it was %s)", punctuation, config.punctuation)
-    config = config.override(
-        [
-            f"{name}={getattr(shape, name)}"
-            for name in ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chunk_size")
-        ]
-        + [f"punctuation={punctuation}"]
-    )
+    config = config.updated({"model": {name: getattr(shape, name) for name in SHAPE_FIELDS}, "punctuation": punctuation})
     logger.info(
         "starting from %s (%d layers, hidden %d, vocabulary %d)",
         config.init_from, shape.n_layers, shape.hidden_size, shape.vocab_size,
@@ -319,7 +303,8 @@ def _sync_gradients(model: torch.nn.Module, now: bool):
 
 
 def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, gold_trees: list) -> dict:
-    """Dev perplexity (words from a fresh state per sentence) and words-only parsing F1 per layer."""
+    """Dev perplexity (words from a fresh state per sentence), words-only parsing F1 per layer and
+    the share of the dev tokens read that are outside the vocabulary."""
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
     parser = Parser(
@@ -328,11 +313,12 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     try:
         sentences = [tree_tokens(tree) for tree in gold_trees]
         results = parser.parse(sentences, layer=0, punctuation=punctuation, batch_size=64)
-        total_nll = total_tokens = 0.0
+        total_nll = total_tokens = total_unknown = 0.0
         for sentence, result in zip(sentences, results):
-            n_model_tokens = len(parser.model_positions(sentence, punctuation)) + 1  # the words read, and <eos>
-            total_nll += math.log(result.perplexity) * n_model_tokens
-            total_tokens += n_model_tokens
+            n_words = len(parser.model_positions(sentence, punctuation))
+            total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
+            total_tokens += n_words + 1
+            total_unknown += result.unk_share * n_words
         report = evaluate_model(
             gold_trees, lambda inputs: parser.layer_distances(inputs, 64, "model"), "words", ("greedy",), False
         )
@@ -342,6 +328,7 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     best = max(layers, key=lambda row: row["sentence_f1"])
     return {
         "dev_loss": total_nll / total_tokens,
+        "dev_unk_share": total_unknown / max(total_tokens - len(sentences), 1),
         "dev_perplexity": math.exp(total_nll / total_tokens),
         "dev_f1_per_layer": [row["sentence_f1"] for row in layers],
         "dev_corpus_f1_per_layer": [row["corpus_f1"] for row in layers],
@@ -397,171 +384,213 @@ class Progress:
     elapsed_seconds: float = 0.0
 
 
-def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
-    """Train; returns the last dev evaluation (and the best one) as a dict."""
-    config.validate()
-    out_dir = Path(out_dir)
-    distributed, device = setup_distributed(config.device)  # rank 0 of 1 unless started by torchrun
-    master = distributed.master  # only rank 0 writes files, logs and the progress bar
-    if master:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    if device.type == "cpu":  # the node's cores are shared by its ranks
-        torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // distributed.local_world_size))
-    rng = seed_everything(config.seed, distributed.rank)
-    resume_path = out_dir / "last.pt"
-    payload = load_resume(resume_path) if resume and resume_path.exists() else None
-    if resume and payload is None:
-        logger.warning("%s does not exist: starting from scratch", resume_path)
-    if payload is not None and payload.get("world_size", 1) != distributed.world_size:
-        raise ValueError(
-            f"{resume_path} was written by {payload.get('world_size', 1)} process(es) and this run has "
-            f"{distributed.world_size}: resume with the same number (torchrun --nproc-per-node / --nnodes)"
-        )
-    if payload is not None:
-        # the model and data come from the checkpoint; how long to go on comes from this call
-        saved = TrainConfig.from_dict(payload["train_config"])
-        for name in RUN_LENGTH_FIELDS:
-            setattr(saved, name, getattr(config, name))
-        config = saved
-        logger.info("resuming from %s at step %d", resume_path, payload["progress"]["step"])
-    initial = None
-    if payload is None and config.init_from:
-        initial, config = start_from_release(config)
-    if master:
-        (out_dir / "config.json").write_text(json.dumps(config.to_dict(), indent=2) + "\n")
+class TrainingDiverged(RuntimeError):
+    """The loss or the gradient was not finite ``max_bad_steps`` times in a row; the run stopped."""
 
-    # data and vocabulary: every rank reads the corpora and keeps its own shard of the streams
-    sentences = load_training_text(config)
-    if payload:
-        vocab = Vocab(payload["vocab"])
-    elif initial is not None:
-        vocab = initial.vocab  # the release's ids: new words of the new text become <unk>
-    else:
-        vocab = Vocab.build(sentences, config.vocab_size, config.min_count)
-    n_streams = config.batch_size * config.accumulate  # per rank
-    stream = encode_stream(sentences, vocab)
-    one_batch = n_streams * distributed.world_size * (config.bptt + 1)
-    if stream.numel() < one_batch:
-        raise CorpusError(
-            f"the training corpora ({', '.join(config.corpora)}) hold {stream.numel()} tokens, fewer than one batch "
-            f"({n_streams * distributed.world_size} streams x {config.bptt + 1} tokens = {one_batch}): "
-            "give more text, or lower batch_size, accumulate or bptt (--set batch_size=...)"
-        )
-    streams = batchify(stream, n_streams * distributed.world_size)
-    n_tokens = streams.numel()  # over all ranks
-    data = shard_rows(streams, distributed.rank, distributed.world_size).to(device)
-    del stream, streams, sentences
-    check_same_data_on_every_rank(vocab, n_tokens, distributed)
-    dev_trees = load_dev_trees(config) if master else []  # only rank 0 evaluates
-    if master and not dev_trees:
-        raise CorpusError(f"the dev corpus {config.dev_corpus!r} has no trees; give a bracketed .mrg file or folder")
-    logger.info("training on %d tokens (vocabulary %d), dev %d sentences", n_tokens, len(vocab), len(dev_trees))
 
-    # model and optimisation
-    model_config = ONLSTMConfig.from_dict(payload["model_config"]) if payload else config.model_config(len(vocab))
-    model = ONLSTMLanguageModel(model_config)
-    if initial is not None:
-        model.load_state_dict(initial.model.state_dict())
-    model = model.to(device)
-    optimizer = make_optimizer(config, model)
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
-    )
-    fgm = FGM(model.embedding, config.adversarial_epsilon) if config.adversarial_epsilon > 0 else None
-    progress = Progress()
-    states = [model.init_state(config.batch_size) for _ in range(config.accumulate)]
-    if payload:
-        model.load_state_dict(payload["model"])
-        optimizer.load_state_dict(payload["optimizer"])
-        scheduler.load_state_dict(payload["scheduler"])
-        progress = Progress(**payload["progress"])
-        if master:  # rows a killed run wrote after its last checkpoint are written again from here
+class Trainer:
+    """One training run, on one process or on every rank of a ``torchrun`` job.
+
+    The constructor sets everything up (process group, config, data, vocabulary, model,
+    optimizer, and the state of ``last.pt`` when resuming); ``fit`` is the loop.  Every
+    rank runs the same calls in the same order; only rank 0 evaluates on dev and writes
+    files, and its decisions reach the other ranks through broadcasts.
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: Path, resume: bool = False):
+        config = config.validate()
+        self.out_dir = Path(out_dir)
+        self.resume_path = self.out_dir / "last.pt"
+        self.distributed, self.device = setup_distributed(config.device)  # rank 0 of 1 unless under torchrun
+        self.master = self.distributed.master  # only rank 0 writes files, logs and the progress bar
+        if self.master:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+        if self.device.type == "cpu":  # the node's cores are shared by its ranks
+            torch.set_num_threads(config.threads or max(1, (os.cpu_count() or 1) // self.distributed.local_world_size))
+        self.rng = seed_everything(config.seed, self.distributed.rank)
+        checkpoint = self._read_checkpoint() if resume else None
+        self.config, initial = self._settle_config(config, checkpoint)
+        if self.master:
+            (self.out_dir / "config.json").write_text(json.dumps(self.config.to_dict(), indent=2) + "\n")
+        self._load_data(checkpoint, initial)
+        self._build_model(checkpoint, initial)
+        self.progress = Progress()
+        self.states = self._fresh_states()
+        if checkpoint is not None:
+            self.resume(checkpoint)
+        # DDP broadcasts rank 0's parameters to the others here, and all-reduces gradients in backward
+        self.ddp_model = (
+            DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+            if self.distributed.enabled
+            else self.model
+        )
+        self.autocast = make_autocast(self.config.precision, self.device)
+        self.running_loss, self.running_tokens = 0.0, 0  # train loss since the last dev evaluation
+        self.last_evaluation: dict = {}
+
+    # --- setting up -------------------------------------------------------------------
+
+    def _read_checkpoint(self) -> dict | None:
+        """``last.pt`` when it exists (a warning when it does not), written by as many processes as this run has."""
+        if not self.resume_path.exists():
+            logger.warning("%s does not exist: starting from scratch", self.resume_path)
+            return None
+        checkpoint = load_resume(self.resume_path)
+        if checkpoint.get("world_size", 1) != self.distributed.world_size:
+            raise ValueError(
+                f"{self.resume_path} was written by {checkpoint.get('world_size', 1)} process(es) and this run has "
+                f"{self.distributed.world_size}: resume with the same number (torchrun --nproc-per-node / --nnodes)"
+            )
+        return checkpoint
+
+    def _settle_config(self, config: TrainConfig, checkpoint: dict | None) -> tuple[TrainConfig, Release | None]:
+        """The config of the run: the checkpoint's (with this call's run length) when resuming,
+        else ``config``, with the release's shape when it starts from one."""
+        if checkpoint is not None:
+            saved = TrainConfig.from_dict(checkpoint["train_config"])
+            refused = {name: pair for name, pair in saved.differences(config).items() if name not in RESUMABLE_FIELDS}
+            if refused:
+                changes = ", ".join(f"{name} (saved {old!r}, asked {new!r})" for name, (old, new) in refused.items())
+                raise ConfigError(
+                    f"cannot change {changes} on --resume: the run continues with the configuration saved in "
+                    f"{self.resume_path}; only {', '.join(RESUMABLE_FIELDS)} can change. Drop those settings, "
+                    "or start a new run in another --out folder"
+                )
+            logger.info("resuming from %s at step %d", self.resume_path, checkpoint["progress"]["step"])
+            # the model, data and optimisation come from the checkpoint; how long to go on from this call
+            return saved.updated({name: getattr(config, name) for name in RESUMABLE_FIELDS}), None
+        if config.init_from:
+            release, config = start_from_release(config)
+            return config, release
+        return config, None
+
+    def _load_data(self, checkpoint: dict | None, initial: Release | None) -> None:
+        """The vocabulary, this rank's rows of the training streams and (rank 0) the dev trees."""
+        config, distributed = self.config, self.distributed
+        sentences = load_training_text(config)  # every rank reads the corpora and keeps its own shard
+        if checkpoint is not None:
+            self.vocab = Vocab(checkpoint["vocab"])
+        elif initial is not None:
+            self.vocab = initial.vocab  # the release's ids: new words of the new text become <unk>
+        else:
+            self.vocab = Vocab.build(sentences, config.model.vocab_size, config.min_count)
+        n_streams = config.batch_size * config.accumulate * distributed.world_size
+        stream = encode_stream(sentences, self.vocab)
+        # with --init-from, or a small vocabulary, much of a new text can fall outside the vocabulary
+        self.unk_share = (stream == self.vocab.unk_id).sum().item() / max(stream.numel() - len(sentences), 1)
+        one_batch = n_streams * (config.bptt + 1)
+        if stream.numel() < one_batch:
+            raise CorpusError(
+                f"the training corpora ({', '.join(config.corpora)}) hold {stream.numel()} tokens, fewer than one "
+                f"batch ({n_streams} streams x {config.bptt + 1} tokens = {one_batch}): "
+                "give more text, or lower batch_size, accumulate or bptt (--set batch_size=...)"
+            )
+        streams = batchify(stream, n_streams)
+        self.n_tokens = streams.numel()  # over all ranks
+        self.data = shard_rows(streams, distributed.rank, distributed.world_size).to(self.device)
+        check_same_data_on_every_rank(self.vocab, self.n_tokens, distributed)
+        self.dev_trees = load_dev_trees(config) if self.master else []  # only rank 0 evaluates
+        if self.master and not self.dev_trees:
+            raise CorpusError(f"the dev corpus {config.dev_corpus!r} has no trees; give a bracketed .mrg file or folder")
+        logger.info(
+            "training on %d tokens (vocabulary %d, %.1f%% of the tokens outside it, read as <unk>), dev %d sentences",
+            self.n_tokens, len(self.vocab), 100 * self.unk_share, len(self.dev_trees),
+        )
+
+    def _build_model(self, checkpoint: dict | None, initial: Release | None) -> None:
+        """The model (the release's weights when starting from one), optimizer, schedule and FGM."""
+        config = self.config
+        if checkpoint is not None:
+            self.model_config = ONLSTMConfig.from_dict(checkpoint["model_config"])
+        else:
+            self.model_config = config.model_for_vocabulary(len(self.vocab))
+        model = ONLSTMLanguageModel(self.model_config)
+        if initial is not None:
+            model.load_state_dict(initial.model.state_dict())
+        self.model = model.to(self.device)
+        self.optimizer = make_optimizer(config, self.model)
+        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
+        )
+        self.fgm = FGM(self.model.embedding, config.adversarial_epsilon) if config.adversarial_epsilon > 0 else None
+        logger.info(
+            "model: %s parameters on %s%s",
+            f"{count_parameters(self.model):,}",
+            self.device,
+            f", {self.distributed.world_size} processes (DDP)" if self.distributed.enabled else "",
+        )
+
+    def _fresh_states(self) -> list:
+        """Zero hidden states, one per micro-batch."""
+        return [self.model.init_state(self.config.batch_size) for _ in range(self.config.accumulate)]
+
+    # --- the public steps -------------------------------------------------------------
+
+    def resume(self, checkpoint: dict) -> None:
+        """Continue exactly where ``checkpoint`` (a ``last.pt`` payload) stopped: weights, optimizer,
+        schedule, progress, and this rank's hidden states and random states."""
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.scheduler.load_state_dict(checkpoint["scheduler"])
+        self.progress = Progress(**checkpoint["progress"])
+        if self.master:  # rows a killed run wrote after its last checkpoint are written again from here
             for log_name in ("steps.jsonl", "metrics.jsonl"):
-                drop_rows_after(out_dir / log_name, progress.step)
+                drop_rows_after(self.out_dir / log_name, self.progress.step)
         # this rank's hidden states and dropout RNG (rank 0's at the top level, the others' in other_ranks)
-        mine = payload if distributed.rank == 0 else payload["other_ranks"][distributed.rank - 1]
-        states = [[(h.to(device), c.to(device)) for h, c in micro] for micro in mine["states"]]
+        rank = self.distributed.rank
+        mine = checkpoint if rank == 0 else checkpoint["other_ranks"][rank - 1]
+        self.states = [[(h.to(self.device), c.to(self.device)) for h, c in micro] for micro in mine["states"]]
         torch.set_rng_state(mine["rng"]["torch"])
         cuda_rng = mine["rng"].get("cuda")
-        if device.type == "cuda" and cuda_rng is not None:
+        if self.device.type == "cuda" and cuda_rng is not None:
             if isinstance(cuda_rng, (list, tuple)):  # older checkpoints: every device's state
                 torch.cuda.set_rng_state_all(cuda_rng)
             else:
-                torch.cuda.set_rng_state(cuda_rng, device)
-        rng.setstate(_to_tuple(payload["rng"]["python"]))  # window lengths: the same on every rank
-    # DDP broadcasts rank 0's parameters to the others here, and all-reduces gradients in backward
-    ddp_model = (
-        DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-        if distributed.enabled
-        else model
-    )
-    logger.info(
-        "model: %s parameters on %s%s",
-        f"{count_parameters(model):,}",
-        device,
-        f", {distributed.world_size} processes (DDP)" if distributed.enabled else "",
-    )
-    autocast = make_autocast(config.precision, device)
+                torch.cuda.set_rng_state(cuda_rng, self.device)
+        self.rng.setstate(_to_tuple(checkpoint["rng"]["python"]))  # window lengths: the same on every rank
 
-    def rank_state() -> dict:
-        """What differs between ranks: the hidden states and the dropout RNG."""
-        return {
-            "states": [[(h.cpu(), c.cpu()) for h, c in micro] for micro in states],
-            "rng": {
-                "torch": torch.get_rng_state(),
-                "cuda": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
-            },
-        }
+    def train_step(self, inputs: torch.Tensor, targets: torch.Tensor) -> float | None:
+        """One optimizer step on a window (inputs, targets: (streams, length) token ids).
 
-    def save_resume_checkpoint() -> None:
-        """Called on every rank: rank 0 gathers the others' states and writes ``last.pt``."""
-        mine = rank_state()
-        everyone = [mine]
-        if distributed.enabled:
-            everyone = [None] * distributed.world_size if master else None
-            dist.gather_object(mine, everyone, dst=0)
-        if not master:
-            return
-        save_resume(
-            resume_path,
-            {
-                "train_config": config.to_dict(),
-                "model_config": model_config.to_dict(),
-                "vocab": vocab.itos,
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "progress": progress.__dict__.copy(),
-                "states": mine["states"],
-                "rng": {**mine["rng"], "python": rng.getstate()},
-                "world_size": distributed.world_size,
-                "other_ranks": everyone[1:],
-            },
+        Returns the mean training loss, or None when the loss or the gradient was not finite:
+        the step is skipped (no update, fresh hidden states), and after ``max_bad_steps`` such
+        steps in a row the run stops with ``TrainingDiverged``.
+        """
+        config, optimizer = self.config, self.optimizer
+        length = inputs.size(1)
+        for group in optimizer.param_groups:  # AWD-LSTM: shorter windows take smaller steps
+            group["lr"] = group.setdefault("base_lr", group["lr"]) * length / config.bptt
+        optimizer.zero_grad(set_to_none=True)
+        loss, self.states = accumulate_gradients(
+            self.ddp_model, inputs, targets, self.states, config, self.fgm, self.autocast
         )
+        loss = mean_over_ranks(loss, self.distributed, self.device)  # every rank skips a bad step together
+        # the norm is measured (and clipped when config.clip) on every step: a finite loss can
+        # still give an infinite or NaN gradient, and one such step would poison every weight
+        gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip or math.inf).item()
+        if not (math.isfinite(loss) and math.isfinite(gradient_norm)):
+            self._skip_bad_step(loss, gradient_norm)
+            return None
+        self.progress.bad_steps_in_a_row = 0
+        optimizer.step()
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"]
+        self.progress.step += 1
+        self.running_loss += loss * length
+        self.running_tokens += length
+        return loss
 
-    def release_metadata(evaluation: dict) -> dict:
-        return {
-            "name": config.name,
-            "training_data": config.corpora,
-            "punctuation": "attach" if config.punctuation == "drop" else "model",
-            "steps": progress.step,
-            "epochs": round(progress.epoch + progress.position / data.size(1), 3),
-            "training_tokens": n_tokens,
-            "training_minutes": round(progress.elapsed_seconds / 60, 1),
-            "device": str(device),
-            "default_layer": evaluation["best_layer"],
-            "default_decoder": "greedy",
-            "train_config": config.to_dict(),
-            **{key: value for key, value in evaluation.items() if key.startswith("dev_")},
-        }
-
-    def evaluate_and_save(train_loss: float) -> dict:
-        """Called on every rank: rank 0 evaluates (the others wait for its result), every rank
-        keeps the same bookkeeping (best score, patience, plateau schedule), rank 0 writes."""
-        evaluation = evaluate_dev(model, vocab, config, dev_trees) if master else None
-        evaluation = broadcast_from_master(evaluation, distributed)
+    def evaluate(self) -> dict:
+        """Dev evaluation, on every rank: rank 0 evaluates (the others wait for its result), every
+        rank keeps the same bookkeeping (best score, patience, plateau schedule), rank 0 writes
+        the release checkpoints and ``metrics.jsonl``."""
+        config, progress = self.config, self.progress
+        evaluation = evaluate_dev(self.model, self.vocab, config, self.dev_trees) if self.master else None
+        evaluation = broadcast_from_master(evaluation, self.distributed)
+        train_loss = self.running_loss / max(self.running_tokens, 1)
+        self.running_loss, self.running_tokens = 0.0, 0
         evaluation.update(
-            step=progress.step, epoch=progress.epoch, train_loss=train_loss, lr=optimizer.param_groups[0]["lr"]
+            step=progress.step, epoch=progress.epoch, train_loss=train_loss, lr=self.optimizer.param_groups[0]["lr"]
         )
         score = evaluation["dev_f1"] if config.select_on == "f1" else -evaluation["dev_perplexity"]
         improved = score > progress.best_score
@@ -570,131 +599,102 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             progress.evaluations_without_improvement = 0
         else:
             progress.evaluations_without_improvement += 1
-        scheduler.step(evaluation["dev_loss"])
-        for group in optimizer.param_groups:  # the plateau schedule may have lowered it
+        self.scheduler.step(evaluation["dev_loss"])
+        for group in self.optimizer.param_groups:  # the plateau schedule may have lowered it
             group["base_lr"] = group["lr"]
-        if not master:
-            return evaluation
-        dtype = getattr(torch, config.release_dtype)
-        save_release(out_dir / "last.safetensors", model, vocab, release_metadata(evaluation), dtype)
-        if improved:
-            save_release(out_dir / "best.safetensors", model, vocab, release_metadata(evaluation), dtype)
-        with open(out_dir / "metrics.jsonl", "a") as log:
-            log.write(json.dumps(evaluation) + "\n")
-        plot_curves(out_dir / "metrics.jsonl", out_dir / "curves.png")
-        logger.info(
-            "step %d: dev perplexity %.1f, dev F1 per layer %s%s",
-            progress.step,
-            evaluation["dev_perplexity"],
-            " ".join(f"{value:.1f}" for value in evaluation["dev_f1_per_layer"]),
-            " (best so far)" if improved else "",
-        )
+        if self.master:
+            self._write_evaluation(evaluation, improved)
+        self.last_evaluation = evaluation
         return evaluation
 
-    # the loop
-    last_evaluation: dict = {}
-    running_loss, running_tokens = 0.0, 0
-    started = time.perf_counter() - progress.elapsed_seconds
-    stop = False
-    diverged = False  # max_bad_steps non-finite steps in a row: stop without writing any checkpoint
-    model.train()
-    while progress.epoch < config.epochs and not stop:
-        bar = tqdm(
-            total=data.size(1),
-            initial=progress.position,
-            unit="tok/stream",
-            disable=not master or not sys.stderr.isatty(),
-            desc=f"epoch {progress.epoch + 1}/{config.epochs}",
+    def save(self) -> None:
+        """Write ``last.pt``; called on every rank: rank 0 gathers the others' states and writes."""
+        mine = self._rank_state()
+        everyone = [mine]
+        if self.distributed.enabled:
+            everyone = [None] * self.distributed.world_size if self.master else None
+            dist.gather_object(mine, everyone, dst=0)
+        if not self.master:
+            return
+        save_resume(
+            self.resume_path,
+            {
+                "train_config": self.config.to_dict(),
+                "model_config": self.model_config.to_dict(),
+                "vocab": self.vocab.itos,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "progress": self.progress.__dict__.copy(),
+                "states": mine["states"],
+                "rng": {**mine["rng"], "python": self.rng.getstate()},
+                "world_size": self.distributed.world_size,
+                "other_ranks": everyone[1:],
+            },
         )
-        for position, inputs, targets in windows(data, progress.position, config.bptt, rng, config.random_bptt):
-            window_start = time.perf_counter()
-            length = inputs.size(1)
-            for group in optimizer.param_groups:  # AWD-LSTM: shorter windows take smaller steps
-                group["lr"] = group.setdefault("base_lr", group["lr"]) * length / config.bptt
-            optimizer.zero_grad(set_to_none=True)
-            step_loss, states = accumulate_gradients(ddp_model, inputs, targets, states, config, fgm, autocast)
-            step_loss = mean_over_ranks(step_loss, distributed, device)  # every rank skips a bad step together
-            progress.position = position + length
-            # the norm is measured (and clipped when config.clip) on every step: a finite loss can
-            # still give an infinite or NaN gradient, and one such step would poison every weight
-            gradient_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip or math.inf).item()
-            if not (math.isfinite(step_loss) and math.isfinite(gradient_norm)):
-                progress.bad_steps_in_a_row += 1
-                logger.warning(
-                    "non-finite loss or gradient at step %d (loss %s, gradient norm %s): step skipped, "
-                    "%d in a row (the run stops at %d)",
-                    progress.step + 1, step_loss, gradient_norm, progress.bad_steps_in_a_row, config.max_bad_steps,
-                )
-                optimizer.zero_grad(set_to_none=True)
-                states = [model.init_state(config.batch_size) for _ in range(config.accumulate)]
-                if progress.bad_steps_in_a_row >= config.max_bad_steps:
-                    diverged = True
-                    stop = True
-                    break
-                continue
-            progress.bad_steps_in_a_row = 0
-            optimizer.step()
-            for group in optimizer.param_groups:
-                group["lr"] = group["base_lr"]
-            progress.step += 1
-            progress.elapsed_seconds = time.perf_counter() - started
-            running_loss += step_loss * length
-            running_tokens += length
-            tokens_per_second = inputs.numel() * distributed.world_size / max(time.perf_counter() - window_start, 1e-9)
-            if master:
-                with open(out_dir / "steps.jsonl", "a") as step_log:
-                    step_log.write(
-                        json.dumps(
-                            {"step": progress.step, "loss": step_loss, "tokens_per_second": round(tokens_per_second)}
-                        )
-                        + "\n"
-                    )
-            bar.update(length)
-            bar.set_postfix(
-                loss=f"{step_loss:.3f}", ppl=f"{math.exp(min(step_loss, 50)):.1f}", tok_s=f"{tokens_per_second:.0f}"
-            )
-            if master and bar.disable and progress.step % 50 == 0:
-                logger.info(
-                    "step %d epoch %d: loss %.3f, %.0f tokens/s",
-                    progress.step,
-                    progress.epoch + 1,
-                    step_loss,
-                    tokens_per_second,
-                )
-            if config.eval_every and progress.step % config.eval_every == 0:
-                last_evaluation = evaluate_and_save(running_loss / max(running_tokens, 1))
-                running_loss, running_tokens = 0.0, 0
-            if progress.step % config.checkpoint_every == 0:
-                save_resume_checkpoint()
-            # rank 0's clock decides for everyone; the other conditions are the same on every rank
-            out_of_time = master_decides(
-                config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60, distributed, device
-            )
-            out_of_steps = config.max_steps and progress.step >= config.max_steps
-            patience_spent = config.patience and progress.evaluations_without_improvement >= config.patience
-            if out_of_time or out_of_steps or patience_spent:
-                logger.info(
-                    "stopping at step %d (%s)",
-                    progress.step,
-                    "time limit" if out_of_time else "step limit" if out_of_steps else "no dev improvement",
-                )
-                stop = True
-                break
-        bar.close()
-        if not stop:
-            progress.epoch += 1
-            progress.position = 0
-            states = [model.init_state(config.batch_size) for _ in range(config.accumulate)]
-            if not config.eval_every:
-                last_evaluation = evaluate_and_save(running_loss / max(running_tokens, 1))
-                running_loss, running_tokens = 0.0, 0
-    if diverged:
-        if distributed.owns_group:
-            dist.destroy_process_group()
+
+    def fit(self) -> dict:
+        """The loop: epochs of windows, a step per window, dev evaluations and checkpoints on
+        their schedule, until the epochs, steps, minutes or patience run out.  Returns the last
+        dev evaluation with ``best_score`` and ``steps``."""
+        config, progress = self.config, self.progress
+        started = time.perf_counter() - progress.elapsed_seconds
+        self.model.train()
+        try:
+            while progress.epoch < config.epochs:
+                bar = self._progress_bar()
+                for position, inputs, targets in windows(
+                    self.data, progress.position, config.bptt, self.rng, config.random_bptt
+                ):
+                    window_started = time.perf_counter()
+                    loss = self.train_step(inputs, targets)
+                    progress.position = position + inputs.size(1)
+                    if loss is None:
+                        continue
+                    progress.elapsed_seconds = time.perf_counter() - started
+                    self._log_step(loss, inputs, time.perf_counter() - window_started, bar)
+                    if config.eval_every and progress.step % config.eval_every == 0:
+                        self.evaluate()
+                    if progress.step % config.checkpoint_every == 0:
+                        self.save()
+                    if self._should_stop():
+                        bar.close()
+                        return self._finish()
+                bar.close()
+                self._end_epoch()
+            return self._finish()
+        finally:
+            if self.distributed.owns_group:
+                dist.destroy_process_group()
+
+    # --- inside the loop --------------------------------------------------------------
+
+    def _progress_bar(self) -> tqdm:
+        return tqdm(
+            total=self.data.size(1),
+            initial=self.progress.position,
+            unit="tok/stream",
+            disable=not self.master or not sys.stderr.isatty(),
+            desc=f"epoch {self.progress.epoch + 1}/{self.config.epochs}",
+        )
+
+    def _skip_bad_step(self, loss: float, gradient_norm: float) -> None:
+        """Forget a step whose loss or gradient is not finite; stop after ``max_bad_steps`` in a row."""
+        progress = self.progress
+        progress.bad_steps_in_a_row += 1
+        logger.warning(
+            "non-finite loss or gradient at step %d (loss %s, gradient norm %s): step skipped, "
+            "%d in a row (the run stops at %d)",
+            progress.step + 1, loss, gradient_norm, progress.bad_steps_in_a_row, self.config.max_bad_steps,
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.states = self._fresh_states()
+        if progress.bad_steps_in_a_row < self.config.max_bad_steps:
+            return
         kept = (
-            f"the last good checkpoint, {resume_path} (step {load_resume(resume_path)['progress']['step']}), is kept "
-            "as it was"
-            if resume_path.exists()
+            f"the last good checkpoint, {self.resume_path} (step {load_resume(self.resume_path)['progress']['step']}), "
+            "is kept as it was"
+            if self.resume_path.exists()
             else "no checkpoint had been written yet"
         )
         raise TrainingDiverged(
@@ -702,22 +702,114 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
             f"after step {progress.step}; {kept}. Lower the learning rate (--set lr=...) or check the data, "
             "then continue with --resume"
         )
-    if running_tokens or not last_evaluation:
-        last_evaluation = evaluate_and_save(running_loss / max(running_tokens, 1))
-    save_resume_checkpoint()
-    logger.info(
-        "done: %d steps in %.1f minutes; best dev score %.2f",
-        progress.step,
-        progress.elapsed_seconds / 60,
-        progress.best_score,
-    )
-    if distributed.owns_group:
-        dist.destroy_process_group()
-    return {**last_evaluation, "best_score": progress.best_score, "steps": progress.step}
+
+    def _log_step(self, loss: float, inputs: torch.Tensor, seconds: float, bar: tqdm) -> None:
+        """``steps.jsonl``, the progress bar, and a log line every 50 steps when there is no bar."""
+        tokens_per_second = inputs.numel() * self.distributed.world_size / max(seconds, 1e-9)
+        step = self.progress.step
+        if self.master:
+            with open(self.out_dir / "steps.jsonl", "a") as step_log:
+                record = {"step": step, "loss": loss, "tokens_per_second": round(tokens_per_second)}
+                step_log.write(json.dumps(record) + "\n")
+        bar.update(inputs.size(1))
+        bar.set_postfix(loss=f"{loss:.3f}", ppl=f"{math.exp(min(loss, 50)):.1f}", tok_s=f"{tokens_per_second:.0f}")
+        if self.master and bar.disable and step % 50 == 0:
+            epoch = self.progress.epoch + 1
+            logger.info("step %d epoch %d: loss %.3f, %.0f tokens/s", step, epoch, loss, tokens_per_second)
+
+    def _should_stop(self) -> bool:
+        """Out of time, steps or patience; rank 0's clock decides for everyone, the rest is the same on every rank."""
+        config, progress = self.config, self.progress
+        out_of_time = master_decides(
+            config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60, self.distributed, self.device
+        )
+        out_of_steps = config.max_steps and progress.step >= config.max_steps
+        patience_spent = config.patience and progress.evaluations_without_improvement >= config.patience
+        if out_of_time or out_of_steps or patience_spent:
+            reason = "time limit" if out_of_time else "step limit" if out_of_steps else "no dev improvement"
+            logger.info("stopping at step %d (%s)", progress.step, reason)
+            return True
+        return False
+
+    def _end_epoch(self) -> None:
+        """Back to the start of the streams with fresh hidden states; evaluate when once per epoch."""
+        self.progress.epoch += 1
+        self.progress.position = 0
+        self.states = self._fresh_states()
+        if not self.config.eval_every:
+            self.evaluate()
+
+    def _finish(self) -> dict:
+        """The last evaluation (unless the last step had one) and checkpoint."""
+        if self.running_tokens or not self.last_evaluation:
+            self.evaluate()
+        self.save()
+        progress = self.progress
+        logger.info(
+            "done: %d steps in %.1f minutes; best dev score %.2f",
+            progress.step, progress.elapsed_seconds / 60, progress.best_score,
+        )
+        return {**self.last_evaluation, "best_score": progress.best_score, "steps": progress.step}
+
+    # --- what rank 0 writes -----------------------------------------------------------
+
+    def _rank_state(self) -> dict:
+        """What differs between ranks: the hidden states and the dropout RNG."""
+        return {
+            "states": [[(h.cpu(), c.cpu()) for h, c in micro] for micro in self.states],
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            },
+        }
+
+    def _release_metadata(self, evaluation: dict) -> dict:
+        config, progress = self.config, self.progress
+        return {
+            "name": config.name,
+            "training_data": config.corpora,
+            "punctuation": "attach" if config.punctuation == "drop" else "model",
+            "steps": progress.step,
+            "epochs": round(progress.epoch + progress.position / self.data.size(1), 3),
+            "training_tokens": self.n_tokens,
+            "training_unk_share": round(self.unk_share, 4),
+            "training_minutes": round(progress.elapsed_seconds / 60, 1),
+            "device": str(self.device),
+            "default_layer": evaluation["best_layer"],
+            "default_decoder": "greedy",
+            "train_config": config.to_dict(),
+            **{key: value for key, value in evaluation.items() if key.startswith("dev_")},
+        }
+
+    def _write_evaluation(self, evaluation: dict, improved: bool) -> None:
+        """``last.safetensors`` (and ``best.safetensors`` when improved), ``metrics.jsonl``, ``curves.png``."""
+        dtype = getattr(torch, self.config.release_dtype)
+        metadata = self._release_metadata(evaluation)
+        save_release(self.out_dir / "last.safetensors", self.model, self.vocab, metadata, dtype)
+        if improved:
+            save_release(self.out_dir / "best.safetensors", self.model, self.vocab, metadata, dtype)
+        with open(self.out_dir / "metrics.jsonl", "a") as log:
+            log.write(json.dumps(evaluation) + "\n")
+        plot_curves(self.out_dir / "metrics.jsonl", self.out_dir / "curves.png")
+        logger.info(
+            "step %d: dev perplexity %.1f, dev F1 per layer %s%s",
+            self.progress.step,
+            evaluation["dev_perplexity"],
+            " ".join(f"{value:.1f}" for value in evaluation["dev_f1_per_layer"]),
+            " (best so far)" if improved else "",
+        )
 
 
-class TrainingDiverged(RuntimeError):
-    """The loss or the gradient was not finite ``max_bad_steps`` times in a row; the run stopped."""
+def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
+    """Train (or with ``resume`` continue from ``out_dir/last.pt``); returns the last dev
+    evaluation with the best score and the number of steps."""
+    return Trainer(config, out_dir, resume=resume).fit()
+
+
+def saved_config(out_dir: Path) -> TrainConfig | None:
+    """The config saved in ``out_dir/last.pt`` (what ``--resume`` continues), or None when there is none."""
+    path = Path(out_dir) / "last.pt"
+    return TrainConfig.from_dict(load_resume(path)["train_config"]) if path.exists() else None
 
 
 def drop_rows_after(path: Path, step: int) -> None:
@@ -743,69 +835,3 @@ def drop_rows_after(path: Path, step: int) -> None:
 def _to_tuple(value):
     """``random.setstate`` wants nested tuples; checkpoints may hold lists."""
     return tuple(_to_tuple(item) for item in value) if isinstance(value, (list, tuple)) else value
-
-
-# --- command line -----------------------------------------------------------------------
-
-
-def build_argparser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="onlstm train", description="Train an ON-LSTM language model.")
-    parser.add_argument("--preset", default="cpu", help="tiny, cpu, gpu-paper, or a JSON file (default: cpu)")
-    parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and logs")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
-    parser.add_argument(
-        "--init-from", metavar="RELEASE", help="start from a release's weights and vocabulary (fine-tune it on new text)"
-    )
-    parser.add_argument("--accumulate", type=int, help="micro-batches per optimizer step")
-    parser.add_argument("--adversarial-epsilon", type=float, help="FGM epsilon on the embeddings (0 = off)")
-    parser.add_argument("--epochs", type=int)
-    parser.add_argument("--max-steps", type=int)
-    parser.add_argument("--max-minutes", type=float)
-    parser.add_argument("--seed", type=int)
-    parser.add_argument("--corpora", help="comma-separated corpus names or text files")
-    parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")
-    parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
-    parser.add_argument(
-        "--set", action="append", default=[], metavar="FIELD=VALUE", help="override any TrainConfig field"
-    )
-    parser.add_argument("--log-level", default="INFO")
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = build_argparser().parse_args(argv)
-    rank = int(os.environ.get("RANK", 0))
-    level = args.log_level.upper()
-    if rank and level in ("DEBUG", "INFO"):  # under torchrun only rank 0 logs below WARNING
-        level = "WARNING"
-    rank_tag = f" [rank {rank}]" if rank else ""
-    logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s %(name)s{rank_tag}: %(message)s")
-    try:
-        config = load_preset(args.preset)
-        overrides = list(args.set)
-        named = {
-            "accumulate": args.accumulate,
-            "adversarial_epsilon": args.adversarial_epsilon,
-            "epochs": args.epochs,
-            "max_steps": args.max_steps,
-            "max_minutes": args.max_minutes,
-            "seed": args.seed,
-            "corpora": args.corpora,
-            "data_dir": args.data,
-            "device": args.device,
-            "init_from": args.init_from,
-        }
-        overrides += [f"{key}={value}" for key, value in named.items() if value is not None]
-        config = config.override(overrides)
-        train(config, args.out, resume=args.resume)
-    except (ValueError, CorpusError, CheckpointError) as error:
-        logging.getLogger("onlstm.training").error("%s", error)
-        return 2
-    except TrainingDiverged as error:
-        logging.getLogger("onlstm.training").error("%s", error)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,7 +4,9 @@ Input (``--input-format``):
   * ``text`` (default): running text, split into sentences (paragraphs, separated by blank
     lines, are read one at a time); offsets count characters from the start of the input;
   * ``lines``: one raw sentence per line, tokenized here;
-  * ``tokens``: one pre-tokenized sentence per line, tokens separated by whitespace.
+  * ``tokens``: one pre-tokenized sentence per line, tokens separated by whitespace;
+  * ``tagged``: like ``tokens``, each token ``word/TAG`` (``--tag-separator`` to change
+    ``/``); the tags become the preterminals of ``--format ptb --preterminals``.
 Blank lines are skipped.  A sentence of more than ``--max-tokens`` tokens (default: the
 service's limit) is refused with a message, since it is almost always a paragraph read as
 one sentence.  Output (``--format``):
@@ -12,7 +14,9 @@ one sentence.  Output (``--format``):
     API (tokens, tree, nested, spans, distances, perplexity, layer, offsets, unk_share,
     warnings), plus ``index`` (0-based sentence number), for line input ``line``
     (1-based), and ``model`` (the name and version of the model that made the tree);
-  * ``ptb``: one bracketed tree per line (the model is named on stderr);
+  * ``ptb``: one bracketed tree per line (the model is named on stderr); with
+    ``--preterminals`` every word sits under a preterminal (``(X (T The) (T cat))``, or its
+    own tag from ``tagged`` input), which is what EVALB reads;
   * ``pretty``: ASCII drawings under a header naming the model.
 The model is ``--checkpoint``, else ``$ONLSTM_CHECKPOINT``, else the bundled one.
 The input is read and parsed in bounded chunks of ``CHUNK_SENTENCES`` sentences, each
@@ -52,6 +56,8 @@ logger = logging.getLogger(__name__)
 CHUNK_SENTENCES = 1024
 # A paragraph of running text longer than this is cut at a line end (sentences split there).
 MAX_PARAGRAPH_CHARS = 1_000_000
+# The preterminal above every word in `--format ptb --preterminals` output, where the input has no tags.
+PRETERMINAL = "T"
 # The service's default limit on tokens per sentence (ONLSTM_MAX_TOKENS_PER_SENTENCE).
 DEFAULT_MAX_TOKENS = 250
 
@@ -76,14 +82,29 @@ def ascii_tree(tree: Tree) -> str:
 class _Sentence:
     sentence: Sentence
     line: int | None
+    tags: list[str] | None = None  # the input's own part-of-speech tags (tagged input)
 
 
-def _sentences_from_lines(lines: Iterable[str], input_format: str) -> Iterator[_Sentence]:
+def _tagged(line: str, separator: str, number: int) -> _Sentence:
+    words, tags = [], []
+    for item in line.split():
+        word, found, tag = item.rpartition(separator)
+        if not found or not word or not tag:
+            raise InputError(f"line {number}: {item[:40]!r} is not word{separator}TAG; use --input-format tokens for "
+                             f"untagged tokens, or --tag-separator for another separator")
+        words.append(word)
+        tags.append(tag)
+    return _Sentence(Sentence.from_tokens(words), number, tags)
+
+
+def _sentences_from_lines(lines: Iterable[str], input_format: str, tag_separator: str = "/") -> Iterator[_Sentence]:
     for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
             continue
-        if input_format == "tokens":
+        if input_format == "tagged":
+            yield _tagged(line, tag_separator, number)
+        elif input_format == "tokens":
             yield _Sentence(Sentence.from_tokens(line.split()), number)
         else:
             sentence = Sentence.from_text(line)
@@ -155,7 +176,8 @@ def _write(output: IO[str], options: _Options, index: int, sentence: _Sentence, 
         record["model"] = options.model
         output.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif output_format == "ptb":
-        output.write(to_ptb_string(result.tree) + "\n")
+        preterminals = (sentence.tags or PRETERMINAL) if options.preterminals else None
+        output.write(to_ptb_string(result.tree, preterminals) + "\n")
     else:
         where = f" (line {sentence.line})" if sentence.line is not None else ""
         model = f"{options.model['name']} {options.model['version']}"
@@ -192,6 +214,7 @@ class _Options:
     batch_size: int
     all_layers: bool
     model: dict[str, str]  # name and version, written with the output
+    preterminals: bool = False
 
 
 def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], first_index: int) -> str:
@@ -251,18 +274,22 @@ def build_argument_parser() -> argparse.ArgumentParser:
         epilog="examples:\n"
         "  onlstm parse article.txt -o trees.jsonl\n"
         "  echo 'The cat sat on the mat. The dog ran.' | onlstm parse --format pretty\n"
-        "  onlstm parse one-sentence-per-line.txt --input-format lines --format ptb",
+        "  onlstm parse one-sentence-per-line.txt --input-format lines --format ptb\n"
+        "  onlstm parse tagged.txt --input-format tagged --format ptb --preterminals   # trees EVALB reads",
     )
     parser.add_argument("input", nargs="?", default="-", help="input file, '-' for stdin (default)")
     parser.add_argument("-o", "--output", default="-", help="output file, '-' for stdout (default)")
     parser.add_argument("--format", choices=("jsonl", "ptb", "pretty"), default="jsonl", help="output format (default jsonl)")
     parser.add_argument(
         "--input-format",
-        choices=("text", "lines", "tokens"),
+        choices=("text", "lines", "tokens", "tagged"),
         default="text",
         help="text: running text, split into sentences (default); lines: one sentence per line; "
-        "tokens: one pre-tokenized sentence per line, tokens separated by spaces",
+        "tokens: one pre-tokenized sentence per line, tokens separated by spaces; tagged: tokens as word/TAG",
     )
+    parser.add_argument("--tag-separator", default="/", help="tagged input: between word and tag (default /)")
+    parser.add_argument("--preterminals", action="store_true",
+                        help="ptb: every word under a preterminal, (T word) or its own tag, as EVALB expects")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
                         help=f"refuse a sentence of more tokens (default {DEFAULT_MAX_TOKENS}, the service's limit; 0: none)")
     parser.add_argument("--checkpoint", default=os.environ.get("ONLSTM_CHECKPOINT") or None,
@@ -278,6 +305,11 @@ def build_argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--workers", type=int, default=1, help="parser processes; output stays in input order (default 1: this process)"
+    )
+    parser.add_argument(
+        "--ray", nargs="?", const="", default=None, metavar="ADDRESS",
+        help="parse on Ray actors (the `ray` extra): a local Ray, or the cluster at ADDRESS (auto, HOST:6379); "
+        "--workers N > 1 sets the number of actors (default: one per GPU, else per --threads CPUs)",
     )
     parser.add_argument("--progress", action="store_true", help="show a progress bar even when stderr is not a terminal")
     return parser
@@ -296,6 +328,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if arguments.workers < 1:
         print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if arguments.preterminals and arguments.format != "ptb":
+        print("error: --preterminals applies to --format ptb", file=sys.stderr)
         return 2
     if arguments.max_tokens < 0:
         print("error: --max-tokens must be 0 (no limit) or more", file=sys.stderr)
@@ -328,7 +363,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"onlstm parse: model {model['name']} (version {model['version']})", file=sys.stderr)
     options = _Options(
         arguments.format, arguments.layer, arguments.decoder, arguments.punctuation, arguments.batch_size,
-        arguments.all_layers, model,
+        arguments.all_layers, model, arguments.preterminals,
     )
 
     progress = None
@@ -342,7 +377,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if arguments.input_format == "text":
         sentences = _sentences_from_text(reader)
     else:
-        sentences = _sentences_from_lines(reader, arguments.input_format)
+        sentences = _sentences_from_lines(reader, arguments.input_format, arguments.tag_separator)
     sentences = _limited(sentences, arguments.max_tokens, arguments.input_format)
 
     # chunks in input order, numbered; the bytes read by the end of each chunk move the bar when it is written
@@ -356,7 +391,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             first += len(chunk)
 
     pool = None
-    if arguments.workers > 1:
+    if arguments.ray is not None:
+        from ..ray import format_chunks_with_ray
+
+        del parser  # each Ray actor loads its own copy
+        texts = format_chunks_with_ray(numbered_chunks(), arguments.ray, arguments.checkpoint, options,
+                                       threads=arguments.threads or 1,
+                                       actors=arguments.workers if arguments.workers > 1 else None,
+                                       use_gpus=None if arguments.device == "cpu" else arguments.device.startswith("cuda"))
+    elif arguments.workers > 1:
         threads = arguments.threads or max(1, (os.cpu_count() or 1) // arguments.workers)
         pool = ProcessPoolExecutor(
             arguments.workers,

@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from onlstm.cli import main
 
 
@@ -41,6 +43,12 @@ def test_eval_with_a_missing_checkpoint_says_so(tmp_path, shared_data, capsys):
     assert "nope.safetensors" in capsys.readouterr().err
 
 
-def test_python_dash_m_training_help():
-    result = subprocess.run([sys.executable, "-m", "onlstm", "train", "--help"], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0 and "--accumulate" in result.stdout and "--adversarial-epsilon" in result.stdout
+@pytest.mark.parametrize(
+    "command, options",
+    [("train", ["--accumulate", "--adversarial-epsilon", "--resume"]), ("eval", ["--evalb", "--mode"]),
+     ("sweep", ["--parallel", "--summarize"])],
+)
+def test_python_dash_m_training_commands_help(command, options):
+    result = subprocess.run([sys.executable, "-m", "onlstm", command, "--help"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.startswith(f"usage: onlstm {command}")
+    assert all(option in result.stdout for option in options)

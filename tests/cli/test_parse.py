@@ -6,6 +6,8 @@ import io
 import json
 import math
 import random
+import re
+import subprocess
 import sys
 import threading
 import time
@@ -18,6 +20,8 @@ from nltk import Tree
 from onlstm.cli import parse as parse_command
 from onlstm.models.parser import Parser
 from onlstm.models.tree import escape_token, tree_to_spans
+
+from ..helpers import build_evalb
 
 SENTENCES = ["The cat sat on the mat.", "A dog chased the cat into the garden (quickly).", "Stocks fell 3 %."]
 
@@ -216,3 +220,39 @@ def test_workers_write_the_same_output_in_input_order(tmp_path, tiny_checkpoint,
     records = [json.loads(line) for line in two.read_text().splitlines()]
     assert [record["index"] for record in records] == list(range(55))
     assert records[20]["line"] == 22  # after the blank line
+
+
+def test_ptb_with_preterminals_and_tagged_input(tiny_checkpoint, capsys, monkeypatch):
+    tagged = b"The/DT cat/NN sat/VBD on/IN the/DT mat/NN ./.\nStocks/NNS fell/VBD\n"
+    code, out, _ = run(["--input-format", "tagged", "--format", "ptb", "--preterminals"], tiny_checkpoint, capsys,
+                       tagged, monkeypatch)
+    assert code == 0
+    first, second = (Tree.fromstring(line) for line in out.splitlines())
+    assert [(leaf, tag) for leaf, tag in first.pos()] == [("The", "DT"), ("cat", "NN"), ("sat", "VBD"), ("on", "IN"),
+                                                         ("the", "DT"), ("mat", "NN"), (".", ".")]
+    assert second.pos() == [("Stocks", "NNS"), ("fell", "VBD")]
+    code, out, _ = run(["--input-format", "lines", "--format", "ptb", "--preterminals"], tiny_checkpoint, capsys,
+                       b"The cat (really) sat.\n", monkeypatch)
+    assert code == 0 and {tag for _, tag in Tree.fromstring(out).pos()} == {"T"}
+    assert "(T -LRB-)" in out
+    code, _, err = run(["--input-format", "tagged"], tiny_checkpoint, capsys, b"The/DT cat\n", monkeypatch)
+    assert code == 2 and "'cat' is not word/TAG" in err
+    code, _, err = run(["--preterminals"], tiny_checkpoint, capsys, b"The cat.\n", monkeypatch)
+    assert code == 2 and "--format ptb" in err
+
+
+@pytest.mark.slow
+def test_evalb_reads_the_trees(tmp_path, tiny_checkpoint, capsys, monkeypatch):
+    """EVALB scores our trees against themselves without a single error sentence: 100 F."""
+    evalb = build_evalb(tmp_path)
+    text = "The cat sat on the mat. Stocks fell 3% in heavy trading (on Friday). \"Why?\" she asked.\n"
+    code, out, _ = run(["--format", "ptb", "--preterminals"], tiny_checkpoint, capsys, text.encode(), monkeypatch)
+    assert code == 0 and len(out.splitlines()) == 3
+    trees = tmp_path / "trees.mrg"
+    trees.write_text(out)
+    parameters = tmp_path / "unlabelled.prm"
+    parameters.write_text("LABELED 0\nDELETE_LABEL S\nDELETE_LABEL_FOR_LENGTH T\n")
+    scored = subprocess.run([evalb, "-p", str(parameters), str(trees), str(trees)], capture_output=True, text=True)
+    assert scored.returncode == 0, scored.stderr
+    assert re.search(r"Number of Error sentence\s*=\s*0\b", scored.stdout), scored.stdout[-1500:]
+    assert re.search(r"Bracketing FMeasure\s*=\s*100\.00", scored.stdout), scored.stdout[-1500:]

@@ -1,26 +1,23 @@
-"""The fused recurrence computes what the plain per-equation implementation computes.
+"""The fused recurrence computes what the step-by-step oracle computes.
 
-``benchmarks.plain_onlstm`` is the baseline the speed-ups are measured against: the
-paper's equations step by step, with autograd recording every operation.  Here the
-fast model (``models.onlstm``, fused recurrence with a hand-written backward) must give
+``models.reference`` is the oracle: the paper's equations step by step (``ONLSTMCell.step``),
+with autograd recording every operation.  Here the fast model (``models.recurrence``,
+fused recurrence with a hand-written backward) must give
 the same outputs, distances, states, losses and gradients, with and without dropout
 masks (drawn from the same seeds), with padding, and in its inference path.
 """
 
 import copy
+import logging
 
 import pytest
 import torch
 
-from benchmarks.plain_onlstm import PlainONLSTMLanguageModel
-from onlstm.models import onlstm
-from onlstm.models.onlstm import (
-    ONLSTMConfig,
-    ONLSTMLanguageModel,
-    _can_fuse,
-    _FusedRecurrence,
-    activation_regularization,
-)
+from onlstm.models import native, recurrence
+from onlstm.models.loss import softmax_nll
+from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
+from onlstm.models.recurrence import _FusedRecurrence, can_fuse
+from onlstm.models.reference import ReferenceONLSTMLanguageModel
 
 SMALL = dict(vocab_size=40, embedding_size=12, hidden_size=20, n_layers=3, chunk_size=4)
 NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
@@ -37,11 +34,22 @@ def one_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture(params=["native", "pytorch"])
+def backend(request, monkeypatch):
+    """Each fast-path test runs twice: with the fused C kernels, and with the pure PyTorch fallback."""
+    if request.param == "pytorch":
+        monkeypatch.setenv("ONLSTM_NATIVE", "0")
+        assert native.kernels() is None
+    elif native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    return request.param
+
+
 def twin_models(dtype=torch.float64, **overrides):
     """The fast model, the plain one with the same weights, and the fast one on its per-step path."""
     torch.manual_seed(0)
     fast = ONLSTMLanguageModel(ONLSTMConfig(**{**SMALL, **overrides})).to(dtype)
-    plain = PlainONLSTMLanguageModel(fast.config).to(dtype)
+    plain = ReferenceONLSTMLanguageModel(fast.config).to(dtype)
     plain.load_state_dict(fast.state_dict())
     stepwise = copy.deepcopy(fast)
     for layer in stepwise.layers:
@@ -100,7 +108,7 @@ def assert_same(first, second, lengths=None, **tolerance):
         torch.testing.assert_close(grads_a[name], grads_b[name], msg=name, **tolerance)
 
 
-def test_without_dropout_the_fast_model_equals_the_plain_one():
+def test_without_dropout_the_fast_model_equals_the_plain_one(backend):
     fast, plain, stepwise = twin_models(**NO_DROPOUT)
     ids = torch.randint(0, 40, (4, 11))
     reference = run(plain, ids, state_seed=5)
@@ -108,14 +116,14 @@ def test_without_dropout_the_fast_model_equals_the_plain_one():
     assert_same(run(stepwise, ids, state_seed=5), reference, **TIGHT)
 
 
-def test_with_dropout_masks_from_the_same_seed_the_models_agree():
+def test_with_dropout_masks_from_the_same_seed_the_models_agree(backend):
     fast, plain, _ = twin_models()  # every regulariser on, at the config's rates
     ids = torch.randint(0, 40, (3, 9))
     for seed in (1, 2):
         assert_same(run(fast, ids, seed=seed, train=True), run(plain, ids, seed=seed, train=True), **TIGHT)
 
 
-def test_padding_in_any_row_order_gives_the_plain_results():
+def test_padding_in_any_row_order_gives_the_plain_results(backend):
     fast, plain, _ = twin_models(**NO_DROPOUT)
     ids = torch.randint(0, 40, (5, 9))
     for lengths in (torch.tensor([3, 9, 1, 7, 9]), torch.tensor([9, 7, 7, 2, 1]), torch.tensor([9, 9, 9, 9, 9])):
@@ -123,8 +131,8 @@ def test_padding_in_any_row_order_gives_the_plain_results():
 
 
 @pytest.mark.parametrize("block_rows", [2048, 3])  # one block of steps, or many (and rows split across them)
-def test_inference_path_equals_the_training_path(monkeypatch, block_rows):
-    monkeypatch.setattr(onlstm, "INFERENCE_BLOCK_ROWS", block_rows)
+def test_inference_path_equals_the_training_path(monkeypatch, block_rows, backend):
+    monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
     fast, plain, _ = twin_models(**NO_DROPOUT)
     fast.eval()
     plain.eval()
@@ -149,13 +157,13 @@ def check_inference(fast, plain, ids, lengths):
             torch.testing.assert_close(c, c_plain, **TIGHT)
 
 
-def test_float32_agrees_within_float32_rounding():
+def test_float32_agrees_within_float32_rounding(backend):
     fast, plain, _ = twin_models(dtype=torch.float32)
     ids = torch.randint(0, 40, (4, 12))
     assert_same(run(fast, ids, train=True), run(plain, ids, train=True), rtol=1e-4, atol=1e-6)
 
 
-def test_hand_written_backward_passes_gradcheck():
+def test_hand_written_backward_passes_gradcheck(backend):
     torch.manual_seed(3)
     steps, batch, hidden, chunk = 5, 3, 8, 4
     gate_size = 4 * hidden + 2 * (hidden // chunk)
@@ -179,9 +187,55 @@ def test_autocast_falls_back_to_the_per_step_path(dtype):
     layer = fast.layers[0]
     inputs = torch.zeros(6, 2, layer.input_size)
     state = fast.init_state(2)[0]
-    assert _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+    assert can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
     with torch.autocast("cpu", dtype=dtype):
-        assert not _can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
+        assert not can_fuse(inputs, layer.input_projection.weight, layer.weight_hh, state)
         output = fast(ids)
         fast.token_nll(output.hidden, ids).mean().backward()
     assert all(parameter.grad is not None for parameter in fast.parameters())
+
+
+def test_when_the_kernels_cannot_be_built_the_pytorch_path_runs(monkeypatch, tmp_path, caplog):
+    monkeypatch.setattr(native, "_loaded", {})  # forget the kernels loaded by earlier tests
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path / "cache"))
+    with caplog.at_level(logging.WARNING, logger=native.__name__):
+        assert native.kernels() is None
+    assert "pure PyTorch path" in caplog.text
+    fast, plain, _ = twin_models(**NO_DROPOUT)
+    ids = torch.randint(0, 40, (3, 7))
+    lengths = torch.tensor([7, 2, 5])
+    assert_same(run(fast, ids, lengths, state_seed=4), run(plain, ids, lengths, state_seed=4), lengths, **TIGHT)
+
+
+def test_kernels_are_built_once_and_reused(monkeypatch, tmp_path):
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path))
+    assert native.kernels() is not None
+    built = list(tmp_path.glob("recurrence_kernels-*.so"))
+    assert len(built) == 1
+    monkeypatch.setattr(native, "_loaded", {})
+    modified = built[0].stat().st_mtime_ns
+    assert native.kernels() is not None
+    assert built[0].stat().st_mtime_ns == modified  # loaded from the cache, not rebuilt
+
+
+def test_fused_softmax_nll_equals_cross_entropy_with_its_gradients(backend):
+    torch.manual_seed(5)
+    hidden = torch.randn(37, 6, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(50, 6, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(50, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 50, (37,))
+    upstream = torch.randn(37, dtype=torch.float64)
+    fused = softmax_nll(hidden, weight, bias, targets)
+    assert (fused is None) == (backend == "pytorch")  # the fallback: the caller's F.cross_entropy
+    if fused is None:
+        return
+    fused_gradients = torch.autograd.grad((fused * upstream).sum(), (hidden, weight, bias))
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.t() + bias, targets, reduction="none")
+    expected_gradients = torch.autograd.grad((expected * upstream).sum(), (hidden, weight, bias))
+    torch.testing.assert_close(fused, expected, **TIGHT)
+    for got, want in zip(fused_gradients, expected_gradients):
+        torch.testing.assert_close(got, want, **TIGHT)

@@ -47,6 +47,12 @@ def test_at_least_47_of_the_48_golden_rules():
         ("First line\n\nSecond paragraph without a stop", ["First line", "Second paragraph without a stop"]),
         ("他来了。她走了！好吗？", ["他来了。", "她走了！", "好吗？"]),
         ("Wait... What happened?! Nothing.", ["Wait...", "What happened?!", "Nothing."]),
+        ("He read vol. 2. Then vol. 3.", ["He read vol. 2.", "Then vol. 3."]),
+        ("This is sentence one.This is two.", ["This is sentence one.", "This is two."]),
+        ("See node.js and Amazon.com. Then www.Foo.com.", ["See node.js and Amazon.com.", "Then www.Foo.com."]),
+        ("She has a Ph.D. in physics. Apple Inc. reported it.", ["She has a Ph.D. in physics.", "Apple Inc. reported it."]),
+        ("The U.K. and the U.S. agreed. He works for the U.N. He travels.",
+         ["The U.K. and the U.S. agreed.", "He works for the U.N.", "He travels."]),
     ],
 )
 def test_splits_everyday_text(text, sentences):

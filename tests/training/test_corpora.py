@@ -2,7 +2,17 @@
 
 import pytest
 
-from onlstm.training.corpora import CorpusError, ptb_split_files, read_corpus, read_plain, read_treebank, tree_tokens
+from onlstm.models.parser import Parser
+from onlstm.models.vocab import Vocab
+from onlstm.training.corpora import (
+    CorpusError,
+    ptb_split_files,
+    read_corpus,
+    read_plain,
+    read_text,
+    read_treebank,
+    tree_tokens,
+)
 
 
 def test_ptb_splits(shared_data):
@@ -51,3 +61,24 @@ def test_bad_files_get_clear_errors(tmp_path):
     broken.write_text("( (S (NP the cat)")
     with pytest.raises(CorpusError, match="bracketed"):
         read_treebank(broken)
+
+
+def test_a_text_file_of_your_own_is_split_and_tokenized_as_parse_input(tmp_path, tiny_checkpoint):
+    path = tmp_path / "mine.txt"
+    text = "The cat sat on the mat. It paid $3.8m to press@frb.gov for it."
+    path.write_bytes(b"\xef\xbb\xbf" + f"{text}\nThe cat ran\n\n  \n".encode())
+    sentences = read_corpus(str(path))
+    assert sentences == [
+        ["The", "cat", "sat", "on", "the", "mat", "."],
+        ["It", "paid", "$", "3.8", "m", "to", "press@frb.gov", "for", "it", "."],
+        ["The", "cat", "ran"],  # a line ends a sentence, with or without its full stop
+    ]
+    assert read_text(path) == sentences
+    # the units the parser reads from the same text
+    assert [list(result.tokens) for result in Parser.load(tiny_checkpoint).parse_text(text)] == sentences[:2]
+    vocab = Vocab.build(sentences)
+    assert "mat" in vocab and "mat." not in vocab and "." in vocab
+    # the named corpora stay as their makers tokenized them (ptb-lm writes <unk> and N itself)
+    lm = tmp_path / "lm.txt"
+    lm.write_text("the <unk> rose N % .\n")
+    assert read_plain(lm) == [["the", "<unk>", "rose", "N", "%", "."]]

@@ -26,11 +26,11 @@ from onlstm.training.train import train
 
 REPO = Path(__file__).resolve().parents[2]
 NO_DROPOUT = [
-    "dropout_output=0",
-    "dropout_hidden=0",
-    "dropout_input=0",
-    "dropout_embedding=0",
-    "dropconnect=0",
+    "model.dropout_output=0",
+    "model.dropout_hidden=0",
+    "model.dropout_input=0",
+    "model.dropout_embedding=0",
+    "model.dropconnect=0",
 ]
 DEV_TREES = """\
 ( (S (NP (DT the) (NN cat)) (VP (VBD sat) (PP (IN on) (NP (DT the) (NN mat)))) (. .)) )
@@ -76,11 +76,11 @@ def small_config(data: tuple[Path, Path], *overrides: str):
             f"corpora={corpus}",
             f"dev_corpus={dev}",
             "dev_max_sentences=0",
-            "vocab_size=100",
-            "embedding_size=16",
-            "hidden_size=24",
-            "n_layers=2",
-            "chunk_size=4",
+            "model.vocab_size=100",
+            "model.embedding_size=16",
+            "model.hidden_size=24",
+            "model.n_layers=2",
+            "model.chunk_size=4",
             "batch_size=2",
             "bptt=8",
             "threads=1",
@@ -149,7 +149,7 @@ def test_ddp_steps_equal_the_single_process_steps_on_the_same_global_batch(run, 
     # the steps moved the weights (the comparison is not between two untrained models)
     torch.manual_seed(single_config.seed)
     initial = ONLSTMLanguageModel(
-        single_config.model_config(len(load_resume(tmp_path / "single" / "last.pt")["vocab"]))
+        single_config.model_for_vocabulary(len(load_resume(tmp_path / "single" / "last.pt")["vocab"]))
     )
     moved = max((single[name] - value).abs().max().item() for name, value in initial.state_dict().items())
     assert moved > 1e-3

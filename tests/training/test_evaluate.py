@@ -1,4 +1,4 @@
-"""Tests of training.evaluate: gold preparation, scoring, restriction, baselines, CLI."""
+"""Tests of training.evaluate and onlstm eval: gold preparation, scoring, restriction, baselines, EVALB files, CLI."""
 
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import sys
 import pytest
 from nltk import Tree
 
+from onlstm.cli import evaluate as evaluate_command
+from onlstm.models.vocab import Vocab
 from onlstm.training import evaluate
 from onlstm.training.evaluate import (
     GoldSentence,
@@ -326,11 +328,11 @@ def test_format_table_marks_the_default():
 
 def test_cli_baselines_only_on_a_folder(tmp_path, capsys):
     (tmp_path / "a.mrg").write_text(f"( {CAT} )\n( {JOHN} )\n")
-    assert evaluate.main(["--files", str(tmp_path), "--baselines-only", "--mode", "both", "--json"]) == 0
+    assert evaluate_command.main(["--files", str(tmp_path), "--baselines-only", "--mode", "both", "--json"]) == 0
     output = json.loads(capsys.readouterr().out)
     assert set(output["reports"]) == {"words", "raw"}
     assert output["reports"]["words"]["n_sentences"] == 2
-    assert evaluate.main(["--files", str(tmp_path), "--baselines-only"]) == 0
+    assert evaluate_command.main(["--files", str(tmp_path), "--baselines-only"]) == 0
     assert "right-branching" in capsys.readouterr().out
 
 
@@ -344,9 +346,15 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         default_layer = 0
         default_decoder = "split"
 
+        default_punctuation = "attach"
+        vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
+
         @classmethod
         def load(cls, path):
             return cls()
+
+        def model_positions(self, tokens, punctuation):
+            return list(range(len(tokens)))
 
         def layer_distances(self, token_lists, batch_size=64, punctuation=None):
             seen.append(punctuation)
@@ -354,13 +362,16 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setitem(sys.modules, "onlstm.models.parser", types.SimpleNamespace(Parser=FakeParser))
     (tmp_path / "a.mrg").write_text(f"( {CAT} )\n")
-    assert evaluate.main(["--files", str(tmp_path), "--mode", "both"]) == 0
-    assert capsys.readouterr().out.count("layer 0 split *") == 2
+    assert evaluate_command.main(["--files", str(tmp_path), "--mode", "both"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("layer 0 split *") == 2
+    # words mode reads 6 words, "mat" outside the vocabulary; raw mode (this fake reads every token) "." too
+    assert "<unk>: 16.7% of the tokens the model read" in out and "<unk>: 28.6% of the tokens" in out
     assert seen == ["model", None]  # words mode feeds every word to the model
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):
-    assert evaluate.main(["--data", str(tmp_path), "--baselines-only"]) == 2
+    assert evaluate_command.main(["--data", str(tmp_path), "--baselines-only"]) == 2
     assert "missing" in capsys.readouterr().err
 
 

@@ -18,11 +18,12 @@ from pathlib import Path
 import pytest
 import torch
 
+from onlstm.cli.train import main
 from onlstm.models.checkpoint import load_release, load_resume
 from onlstm.models.onlstm import ONLSTMLanguageModel
 from onlstm.training import train as train_module
 from onlstm.training.config import load_preset
-from onlstm.training.train import TrainingDiverged, main, train
+from onlstm.training.train import TrainingDiverged, train
 
 from ..helpers import REPO
 
@@ -49,8 +50,8 @@ def write_corpus(folder: Path, sentences: int = 400) -> tuple[Path, Path]:
 def small_config(folder: Path, *overrides: str):
     train_file, dev_file = write_corpus(folder)
     return load_preset("tiny").override([
-        f"corpora={train_file}", f"dev_corpus={dev_file}", "vocab_size=100", "embedding_size=16", "hidden_size=24",
-        "chunk_size=8", "batch_size=4", "bptt=10", "random_bptt=false", "threads=1", "max_steps=12",
+        f"corpora={train_file}", f"dev_corpus={dev_file}", "model.vocab_size=100", "model.embedding_size=16",
+        "model.hidden_size=24", "model.chunk_size=8", "batch_size=4", "bptt=10", "random_bptt=false", "threads=1", "max_steps=12",
         "eval_every=4", "checkpoint_every=4", "max_bad_steps=3", *overrides,
     ])
 

@@ -4,7 +4,8 @@ import json
 
 import pytest
 
-from onlstm.training.sweep import load_plan, main, markdown_table, summarize
+from onlstm.cli.sweep import main
+from onlstm.training.sweep import load_plan, markdown_table, summarize
 
 
 def write_plan(tmp_path, runs, shared=()):

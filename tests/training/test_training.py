@@ -6,11 +6,12 @@ import random
 import pytest
 import torch
 
+from onlstm.cli.train import main
 from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.adversarial import FGM
 from onlstm.training.batching import batchify, windows
 from onlstm.training.config import TrainConfig, load_preset
-from onlstm.training.train import accumulate_gradients, main, train
+from onlstm.training.train import accumulate_gradients, train
 
 NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
@@ -100,13 +101,52 @@ def test_presets_load_and_validate():
     for name in ("tiny", "cpu", "default", "gpu-paper"):
         load_preset(name).validate()
     paper = load_preset("gpu-paper")
-    assert (paper.n_layers, paper.hidden_size, paper.embedding_size, paper.chunk_size) == (3, 1150, 400, 10)
+    assert (paper.model.n_layers, paper.model.hidden_size, paper.model.embedding_size, paper.model.chunk_size) == (3, 1150, 400, 10)
     with pytest.raises(ValueError, match="no preset"):
         load_preset("huge")
     config = load_preset("tiny").override(["lr=0.1", "corpora=ptb-train,ptb-lm", "random_bptt=false"])
     assert config.lr == 0.1 and config.corpora == ["ptb-train", "ptb-lm"] and config.random_bptt is False
-    with pytest.raises(ValueError, match="field=value"):
+    with pytest.raises(ValueError, match="learning_rate: unknown field; .*the fields are corpora"):
         config.override(["learning_rate=1"])
+    with pytest.raises(ValueError, match="field=value"):
+        config.override(["lr"])
+
+
+def test_the_model_config_is_nested_once_and_older_flat_configs_still_load():
+    from onlstm.models.checkpoint import load_release
+    from onlstm.models.parser import DEFAULT_CHECKPOINT
+
+    config = load_preset("tiny").override(["model.hidden_size=128", "corpora=a.txt,b.txt", "betas=0.9,0.99"])
+    assert isinstance(config.model, ONLSTMConfig) and config.model.hidden_size == 128
+    assert config.corpora == ["a.txt", "b.txt"] and config.betas == (0.9, 0.99)
+    assert config.model_for_vocabulary(77) == ONLSTMConfig(**{**config.model.__dict__, "vocab_size": 77})
+    assert TrainConfig.from_dict(config.to_dict()) == config
+    # the bundled model's metadata holds the flat train_config written before the model was nested
+    flat = load_release(DEFAULT_CHECKPOINT).metadata["train_config"]
+    assert "hidden_size" in flat and "model" not in flat
+    assert TrainConfig.from_dict(flat).differences(load_preset("default")) == {"threads": (1, 0)}
+
+
+@pytest.mark.parametrize(
+    "arguments, words",
+    [
+        (["--set", "lr=abc"], ["lr:", "valid number", "'abc'"]),
+        (["--set", "learning_rate=0.1"], ["learning_rate: unknown field", "the fields are", "model.hidden_size"]),
+        (["--set", "hidden_size=10"], ["hidden_size", "write model.hidden_size"]),
+        (["--accumulate", "-1"], ["accumulate:", "greater than 0"]),
+        (["--set", "optimizer=rmsprop"], ["optimizer:", "'adam', 'adamw' or 'sgd'"]),
+        (["--set", "model.chunk_size=7"], ["model:", "chunk_size 7 must divide"]),
+        (["--set", "model.dropconnect=1.5"], ["dropconnect", "[0, 1)"]),
+    ],
+)
+def test_a_bad_setting_is_refused_at_start_naming_the_field(tmp_path, caplog, arguments, words):
+    caplog.set_level("ERROR", logger="onlstm.training")
+    run = tmp_path / "run"
+    assert main(["--preset", "tiny", "--out", str(run), *arguments]) == 2
+    [message] = [record.getMessage() for record in caplog.records if record.levelname == "ERROR"]
+    for word in words:
+        assert word in message, (word, message)
+    assert not run.exists()
 
 
 def read_jsonl(path):
@@ -138,6 +178,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     metrics = read_jsonl(whole / "metrics.jsonl")
     assert [row["step"] for row in metrics] == [8, 16]
     assert all(len(row["dev_f1_per_layer"]) == 3 for row in metrics)
+    assert all(0 <= row["dev_unk_share"] < 0.5 for row in metrics)
     parser = Parser.load(whole / "best.safetensors")
     assert parser.metadata["default_layer"] in range(3)
     assert parser.parse("the market fell sharply").tree.leaves() == ["the", "market", "fell", "sharply"]
@@ -149,6 +190,13 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     train(tiny_config, interrupted, resume=True)
     resumed = [row["loss"] for row in read_jsonl(interrupted / "steps.jsonl")]
     assert resumed == pytest.approx(losses, rel=1e-6, abs=1e-7)
+
+    # what cannot apply to a resumed run is refused, from the library and from the command line
+    with pytest.raises(ValueError, match=r"cannot change accumulate \(saved 1, asked 2\) on --resume"):
+        train(tiny_config.override(["accumulate=2", "max_steps=20"]), interrupted, resume=True)
+    for flags in (["--accumulate", "2"], ["--set", "model.hidden_size=32"], ["--corpora", "ptb-lm"]):
+        assert main(["--out", str(interrupted), "--resume", "--max-steps", "20", *flags]) == 2
+    assert [row["step"] for row in read_jsonl(interrupted / "steps.jsonl")] == list(range(1, 17))
 
 
 def test_command_line_reports_bad_input(tmp_path, capsys):
@@ -182,7 +230,7 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
         [
             f"init_from={base / 'best.safetensors'}",
             f"corpora={text}",
-            "hidden_size=128",
+            "model.hidden_size=128",
             "punctuation=keep",
             "max_steps=1",
             "eval_every=1",
@@ -191,10 +239,11 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     frozen = tmp_path / "frozen"
     train(config.override(["lr=0"]), frozen)  # a step of size 0: the weights are the release's
     saved = json.loads((frozen / "config.json").read_text())
-    assert saved["hidden_size"] == 64 and saved["vocab_size"] == len(start.vocab)
+    assert saved["model"]["hidden_size"] == 64 and saved["model"]["vocab_size"] == len(start.vocab)
     assert saved["punctuation"] == "drop"  # the release read words only: its vocabulary has no punctuation
     after = load_release(frozen / "last.safetensors")
     assert after.vocab.itos == start.vocab.itos
+    assert after.metadata["training_unk_share"] > 0.25  # "protein", "binds", "receptor" are not WSJ's words
     for name, tensor in start.model.state_dict().items():
         torch.testing.assert_close(after.model.state_dict()[name], tensor, rtol=0, atol=0, msg=name)
     tuned = tmp_path / "tuned"

@@ -1,0 +1,54 @@
+"""The tied softmax's negative log-likelihood without a (tokens, V) log-probability tensor.
+
+``F.cross_entropy(x @ E^T + b, y)`` writes the log-softmax of every score, a zero-filled
+gradient of the same size for its backward, and reads both again: five or six passes over a
+(tokens, V) matrix (90 MB for 2,240 tokens and V = 10,000).  Here the forward keeps only each
+row's log-sum-exp beside the scores, and the backward turns the saved scores into
+``(softmax - one_hot) * grad`` in place with one pass of the C kernel (``models.native``).
+Without the kernels ``softmax_nll`` returns None and the caller takes ``F.cross_entropy``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .native import kernels
+from .recurrence import autocast_enabled
+
+
+class _SoftmaxNLL(torch.autograd.Function):
+    """nll (N,) of targets (N,) under softmax(hidden (N, E) @ weight (V, E)^T + bias (V,))."""
+
+    @staticmethod
+    def forward(ctx, hidden, weight, bias, targets, fused_kernels):
+        logits = torch.addmm(bias, hidden, weight.t())  # (N, V)
+        lse = logits.new_empty(logits.size(0))
+        fused_kernels.logsumexp(logits, lse)
+        nll = lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
+        ctx.kernels = fused_kernels
+        ctx.save_for_backward(hidden, weight, logits, lse, targets)
+        return nll
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_nll):
+        hidden, weight, logits, lse, targets = ctx.saved_tensors
+        # the saved scores become their own gradient: (softmax - one_hot) * grad, in place (a second
+        # backward through this graph would be refused by autograd's version check)
+        ctx.kernels.softmax_nll_backward(logits, lse, targets, grad_nll)
+        d_hidden = logits @ weight if ctx.needs_input_grad[0] else None
+        d_weight = logits.t() @ hidden if ctx.needs_input_grad[1] else None
+        d_bias = logits.sum(0) if ctx.needs_input_grad[2] else None
+        return d_hidden, d_weight, d_bias, None, None
+
+
+def softmax_nll(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor) -> Tensor | None:
+    """Per-row negative log-likelihood (N,) from hidden (N, E), or None where the kernels cannot run
+    (no compiler, a GPU tensor, half precision, autocast): then use ``F.cross_entropy``."""
+    fused_kernels = kernels()
+    if fused_kernels is None or not fused_kernels.supports(hidden, weight, bias):
+        return None
+    if autocast_enabled(hidden.device.type) or hidden.dim() != 2 or hidden.stride(-1) != 1:
+        return None
+    return _SoftmaxNLL.apply(hidden, weight, bias, targets, fused_kernels)

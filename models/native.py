@@ -1,0 +1,221 @@
+"""The fused gate kernels of ``csrc/recurrence_kernels.c``, compiled at first use and called through ctypes.
+
+Why plain C through ctypes and not a ``torch.utils.cpp_extension``: the kernels need no torch
+headers (they work on raw rows), so they compile in under a second instead of about a minute,
+and the library does not depend on the torch version it was built against.  The library is
+cached under ``$ONLSTM_CACHE`` (default ``~/.cache/onlstm-parser``), named after a digest of the
+source, the compiler flags and the machine, so an edit or another CPU rebuilds it.
+
+Nothing here is required: when no C compiler is found, the build fails, or ``ONLSTM_NATIVE=0``
+is set, ``kernels()`` returns None and ``models.recurrence`` runs its pure PyTorch path, which
+computes the same (``tests/models/test_fast_onlstm.py`` holds both to the oracle).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import logging
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+SOURCE = Path(__file__).parent / "csrc" / "recurrence_kernels.c"
+# -ffast-math lets the compiler call glibc's vectorised exp (libmvec); the kernels never produce
+# an infinity or a NaN from finite inputs, which is the assumption fast-math adds.
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+LIBRARIES = ["-lmvec", "-lm"]
+_CTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
+
+_loaded: dict[str, Kernels | None] = {}
+_disabled = 0  # > 0 inside ``disabled()``
+
+
+class Kernels:
+    """The forward and backward of one time step's gate arithmetic, for float32 and float64 rows."""
+
+    def __init__(self, library: ctypes.CDLL):
+        self.library = library
+        self.forward_functions = {}
+        self.backward_functions = {}
+        self.logsumexp_functions = {}
+        self.loss_backward_functions = {}
+        pointer, integer = ctypes.c_void_p, ctypes.c_long
+        for dtype, (suffix, _) in _CTYPES.items():
+            forward = getattr(library, f"onlstm_step_forward_{suffix}")
+            forward.argtypes = [integer] * 3 + [pointer, integer] * 5
+            forward.restype = None
+            backward = getattr(library, f"onlstm_step_backward_{suffix}")
+            backward.argtypes = [integer] * 3 + [pointer, integer] * 6 + [pointer, pointer, pointer, integer]
+            backward.restype = None
+            self.forward_functions[dtype] = forward
+            self.backward_functions[dtype] = backward
+            logsumexp = getattr(library, f"onlstm_logsumexp_{suffix}")
+            logsumexp.argtypes = [integer, integer, pointer, integer, pointer]
+            logsumexp.restype = None
+            loss_backward = getattr(library, f"onlstm_softmax_nll_backward_{suffix}")
+            loss_backward.argtypes = [integer, integer, pointer, integer, pointer, pointer, pointer]
+            loss_backward.restype = None
+            self.logsumexp_functions[dtype] = logsumexp
+            self.loss_backward_functions[dtype] = loss_backward
+
+    def step_forward(self, gates: Tensor, c_prev: Tensor, chunk_size: int, c_out: Tensor, h_out: Tensor,
+                     masters_out: Tensor) -> None:
+        """In place, as ``recurrence._gate_arithmetic`` without ``saved``: gates (rows, G) activated
+        (master columns become their softmax), c and h (rows, H), masters (rows, 2, n) cumulative sums."""
+        rows, hidden_size = c_prev.shape
+        self.forward_functions[gates.dtype](
+            rows, hidden_size, chunk_size, *_row(gates), *_row(c_prev), *_row(c_out), *_row(h_out),
+            *_row(masters_out.view(rows, -1)),
+        )
+
+    def step_backward(self, acts: Tensor, masters: Tensor, c_prev: Tensor, c: Tensor, chunk_size: int, d_h: Tensor,
+                      d_c: Tensor, d_input_distance: Tensor | None, d_forget_distance: Tensor | None,
+                      d_gates: Tensor) -> None:
+        """Gradients of one step: from d_h, d_c (rows, H) of h_t and c_t, and the distances' (rows,),
+        writes d_gates (rows, G) of the pre-activations and replaces d_c by the gradient of c_{t-1}."""
+        rows, hidden_size = c.shape
+        self.backward_functions[acts.dtype](
+            rows, hidden_size, chunk_size, *_row(acts), *_row(masters.view(rows, -1)), *_row(c_prev), *_row(c),
+            *_row(d_h), *_row(d_c), _pointer(d_input_distance), _pointer(d_forget_distance), *_row(d_gates),
+        )
+
+    def logsumexp(self, logits: Tensor, out: Tensor) -> None:
+        """out (rows,) = log(sum(exp(logits), -1)) of (rows, V) logits, without an exp(logits) tensor."""
+        rows, width = logits.shape
+        address, stride = _row(logits)
+        size = logits.element_size()
+        function = self.logsumexp_functions[logits.dtype]
+        _split_rows(rows, lambda start, count: function(
+            count, width, address + start * stride * size, stride, out.data_ptr() + start * size))
+
+    def softmax_nll_backward(self, logits: Tensor, lse: Tensor, targets: Tensor, grad: Tensor) -> None:
+        """In place: logits (rows, V) become (softmax(logits) - one_hot(targets)) * grad[:, None]."""
+        rows, width = logits.shape
+        address, stride = _row(logits)
+        size = logits.element_size()
+        function = self.loss_backward_functions[logits.dtype]
+        targets = targets.to(torch.long).contiguous()
+        lse, grad = lse.contiguous(), grad.contiguous()
+        _split_rows(rows, lambda start, count: function(
+            count, width, address + start * stride * size, stride, lse.data_ptr() + start * size,
+            targets.data_ptr() + start * 8, grad.data_ptr() + start * size))
+
+    @staticmethod
+    def supports(*tensors: Tensor) -> bool:
+        """True when every tensor is a CPU float32/float64 tensor of one dtype."""
+        dtype = tensors[0].dtype
+        return dtype in _CTYPES and all(tensor.device.type == "cpu" and tensor.dtype == dtype for tensor in tensors)
+
+
+def _row(tensor: Tensor) -> tuple[int, int]:
+    """(data pointer, row stride) of a (rows, width) tensor whose rows are contiguous."""
+    if tensor.dim() != 2 or (tensor.size(1) > 1 and tensor.stride(1) != 1):
+        raise ValueError(f"the kernels need rows stored contiguously, got shape {tuple(tensor.shape)} "
+                         f"strides {tensor.stride()}")
+    return tensor.data_ptr(), tensor.stride(0)
+
+
+def _split_rows(rows: int, work) -> None:
+    """``work(start, count)`` over [0, rows) in torch's number of threads (ctypes releases the GIL)."""
+    threads = min(torch.get_num_threads(), max(1, rows // 64))
+    if threads <= 1:
+        work(0, rows)
+        return
+    bounds = [rows * index // threads for index in range(threads + 1)]
+    futures = [_pool().submit(work, bounds[i], bounds[i + 1] - bounds[i]) for i in range(1, threads)]
+    work(bounds[0], bounds[1] - bounds[0])
+    for future in futures:
+        future.result()
+
+
+_executor: list[ThreadPoolExecutor] = []
+
+
+def _pool() -> ThreadPoolExecutor:
+    if not _executor:
+        _executor.append(ThreadPoolExecutor(max_workers=max(1, (os.cpu_count() or 2) - 1),
+                                            thread_name_prefix="onlstm-kernels"))
+    return _executor[0]
+
+
+def _pointer(tensor: Tensor | None) -> int | None:
+    if tensor is None:
+        return None
+    if tensor.dim() != 1 or (tensor.numel() > 1 and tensor.stride(0) != 1):
+        raise ValueError("the distance gradients must be contiguous vectors")
+    return tensor.data_ptr()
+
+
+@contextlib.contextmanager
+def disabled():
+    """Within this context the recurrence takes its pure PyTorch path (benchmarks compare the two)."""
+    global _disabled
+    _disabled += 1
+    try:
+        yield
+    finally:
+        _disabled -= 1
+
+
+def kernels() -> Kernels | None:
+    """The compiled kernels, building them on first use; None when they are off or cannot be built."""
+    if _disabled:
+        return None
+    if os.environ.get("ONLSTM_NATIVE", "1").strip().lower() in ("0", "false", "no", "off"):
+        return None
+    key = "default"
+    if key not in _loaded:
+        _loaded[key] = _build_and_load()
+    return _loaded[key]
+
+
+def _cache_dir() -> Path:
+    configured = os.environ.get("ONLSTM_CACHE")
+    return Path(configured) if configured else Path.home() / ".cache" / "onlstm-parser"
+
+
+def _cpu_flags() -> str:
+    """The CPU's feature flags: a library built with -march=native is only reused on a CPU that has them."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build_and_load() -> Kernels | None:
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
+    if compiler is None or platform.system() != "Linux":
+        logger.info("no C compiler found (or not Linux): the ON-LSTM recurrence runs its pure PyTorch path")
+        return None
+    source = SOURCE.read_bytes()
+    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS, platform.machine(), _cpu_flags()]).encode())
+    target = _cache_dir() / f"recurrence_kernels-{digest.hexdigest()[:16]}.so"
+    try:
+        if not target.is_file():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            # build beside the target and rename: concurrent first uses never load half a file
+            with tempfile.TemporaryDirectory(dir=target.parent) as building:
+                output = Path(building) / target.name
+                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(output), *LIBRARIES],
+                               check=True, capture_output=True, text=True, timeout=120)
+                os.replace(output, target)
+        return Kernels(ctypes.CDLL(str(target)))
+    except (OSError, subprocess.SubprocessError, AttributeError) as error:
+        detail = getattr(error, "stderr", "") or error
+        logger.warning("could not build the fused ON-LSTM kernels (%s); using the pure PyTorch path, which is "
+                       "slower: install a C compiler (gcc) to get them", str(detail).strip()[:500])
+        return None

@@ -1,0 +1,466 @@
+"""The fused recurrence: one ON-LSTM layer's loop over time, fast, with a hand-written backward.
+
+The same arithmetic as the readable ``models.cell.ONLSTMCell.step`` (equations 9-14), organised
+for speed: preallocated buffers, gates activated in place, rows that have finished their
+sequence dropped from each step, and (for training) one autograd node per layer whose backward
+computes the weight gradient in one product at the end.  ``tests/models/test_fast_onlstm.py``
+holds every path here to the step-by-step oracle (``models.reference``): outputs, distances,
+states, losses and gradients.
+
+Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunks,
+``G = 4H + 2n`` gate pre-activations in the order [master input (n), master forget (n), o, c_hat, i, f].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .native import Kernels, kernels
+
+
+def autocast_enabled(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4 has one switch for CUDA and one for the CPU
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def can_fuse(inputs: Tensor, weight_ih: Tensor, weight_hh: Tensor, state: tuple[Tensor, Tensor]) -> bool:
+    """The fused path computes in the tensors' own dtype; under autocast (bf16 on a GPU) the
+    per-step path lets autocast choose each op's precision, as it was validated."""
+    if autocast_enabled(inputs.device.type):
+        return False
+    dtype = inputs.dtype
+    return inputs.dim() == 3 and all(tensor.dtype == dtype for tensor in (weight_ih, weight_hh, *state))
+
+
+# --- the fused recurrence ----------------------------------------------------------------
+#
+# Autograd through the per-step code above records ~25 small kernels per step and, worse,
+# a (G, H) gradient of ``weight_hh`` at every step that is then summed: for the paper-sized
+# model that is 70 rank-20 updates of a 22 MB matrix per layer and window, bound by memory
+# traffic.  The function below runs the same arithmetic into preallocated buffers and has a
+# hand-written backward: per step only the elementwise gate derivatives and ``dgates @ U``;
+# the weight gradient is one large matrix product over all steps at the end.
+
+
+def _active_rows(lengths: list[int] | None, steps: int, batch_size: int) -> list[int]:
+    """Rows still inside their sequence at each step; rows are sorted by length, longest first."""
+    if lengths is None:
+        return [batch_size] * steps
+    return [sum(1 for length in lengths if length > t) for t in range(steps)]
+
+
+# Positions whose input projection is computed in one product at inference: large enough for
+# an efficient matrix product, small enough to bound memory (2048 x G floats: 20 MB at G = 2520).
+INFERENCE_BLOCK_ROWS = 2048
+
+
+def _gate_arithmetic(
+    gates: Tensor, c_prev: Tensor, chunk_size: int, c_out: Tensor, h_out: Tensor, masters_out: Tensor,
+    saved: dict[str, Tensor] | None = None,
+) -> None:
+    """Equations 9-14 for one step, given ``gates = W x + U h + b`` (rows, G), in place.
+
+    The gate columns are activated in place; c, h and the master gates' cumulative sums are
+    written into ``c_out``, ``h_out`` and ``masters_out`` (rows, 2, n).  With ``saved``, the
+    softmax of the master gates, f^, i^ and tanh(c) are written into its tensors too.
+    """
+    rows, hidden_size = c_prev.shape
+    n_chunks = hidden_size // chunk_size
+    two_n = 2 * n_chunks
+    # master gates: softmax and cumulative sum of both in one kernel each
+    master_probs = torch.softmax(gates[:, :two_n].view(rows, 2, n_chunks), dim=-1)
+    if saved is not None:
+        saved["probs"].copy_(master_probs)
+    cumulative = torch.cumsum(master_probs, dim=-1, out=masters_out)
+    master_forget = cumulative[:, 1]
+    master_input = 1.0 - cumulative[:, 0]
+    overlap = master_forget * master_input
+    # o, c_hat, i, f activated in place: [o | c_hat | i f] are contiguous column ranges
+    gates[:, two_n : two_n + hidden_size].sigmoid_()
+    gates[:, two_n + hidden_size : two_n + 2 * hidden_size].tanh_()
+    gates[:, two_n + 2 * hidden_size :].sigmoid_()
+    out_gate = gates[:, two_n : two_n + hidden_size]
+    cell_hat = gates[:, two_n + hidden_size : two_n + 2 * hidden_size]
+    in_gate = gates[:, two_n + 2 * hidden_size : two_n + 3 * hidden_size].view(rows, n_chunks, chunk_size)
+    forget_gate = gates[:, two_n + 3 * hidden_size :].view(rows, n_chunks, chunk_size)
+    overlap3 = overlap.unsqueeze(-1)
+    # f^ = f * w + (f~ - w) and i^ = i * w + (i~ - w), one kernel each (written where backward reads them)
+    shape = (rows, n_chunks, chunk_size)
+    forget_hat = torch.addcmul(
+        (master_forget - overlap).unsqueeze(-1), forget_gate, overlap3,
+        out=saved["forget_hats"].view(shape) if saved is not None else None,
+    ).view(rows, -1)
+    input_hat = torch.addcmul(
+        (master_input - overlap).unsqueeze(-1), in_gate, overlap3,
+        out=saved["input_hats"].view(shape) if saved is not None else None,
+    ).view(rows, -1)
+    c = torch.mul(forget_hat, c_prev, out=c_out)
+    c.addcmul_(input_hat, cell_hat)
+    tanh_c = torch.tanh(c, out=saved["tanh_cs"]) if saved is not None else torch.tanh(c)
+    torch.mul(out_gate, tanh_c, out=h_out)
+
+
+def _hand_over(active: list[int], t: int, final_h: Tensor, final_c: Tensor, h: Tensor, c: Tensor) -> None:
+    """Rows whose sequence ends at step t copy their h and c (rows first) into the final state."""
+    remaining = active[t + 1] if t + 1 < len(active) else 0
+    if remaining < active[t]:
+        final_h[remaining : active[t]] = h[remaining : active[t]]
+        final_c[remaining : active[t]] = c[remaining : active[t]]
+
+
+def _recurrence_forward(
+    projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int], chunk_size: int,
+    fused_kernels: Kernels | None = None,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, dict[str, Tensor]]:
+    """The training forward of ``_FusedRecurrence``: the recurrence, keeping what backward needs.
+
+    Rows must be sorted by length, longest first (``active[t]`` rows are valid at step t),
+    so a step computes only on a prefix of the batch.  A row's final state is copied out
+    once, at its last step.
+
+    Args:
+        projected: (T, B, G) ``W x + b`` of every step (garbage at padded steps is never read).
+        weight_t: (H, G) the transposed hidden-to-hidden weights (DropConnect applied).
+    Returns:
+        hs (T + 1, B, H) with hs[0] = h0, hs[t + 1] the output of step t (0 at padded steps);
+        masters (T, B, 2, n) the cumulative sums ``[cumsum(softmax(input)), cumsum(softmax(forget))]``
+        (0 at padded steps); each row's final h and c (B, H); and the buffers backward needs:
+        with ``fused_kernels`` only the activations and cs (its backward kernel recomputes the rest).
+    """
+    steps, batch_size, gate_size = projected.shape
+    hidden_size = h0.size(1)
+    n_chunks = hidden_size // chunk_size
+    padded = any(rows < batch_size for rows in active)
+    new = projected.new_empty
+    # padded entries must be finite: callers multiply them by a zero mask
+    hs = projected.new_zeros(steps + 1, batch_size, hidden_size) if padded else new(steps + 1, batch_size, hidden_size)
+    hs[0] = h0
+    masters = projected.new_zeros(steps, batch_size, 2, n_chunks)
+    final_h, final_c = (h0.clone(), c0.clone()) if padded else (None, None)
+    saved = dict(
+        acts=new(steps, batch_size, gate_size),  # gate activations, in the gates' layout
+        cs=new(steps + 1, batch_size, hidden_size),  # cs[0] = c0, cs[t + 1] = c of step t
+    )
+    if fused_kernels is None:  # the PyTorch backward reads these; the kernel recomputes them
+        saved.update(
+            probs=new(steps, batch_size, 2, n_chunks),  # softmax of both master gates (the kernel: in acts)
+            forget_hats=new(steps, batch_size, hidden_size),
+            input_hats=new(steps, batch_size, hidden_size),
+            tanh_cs=new(steps, batch_size, hidden_size),
+        )
+    cs = saved["cs"]
+    cs[0] = c0
+    for t in range(steps):
+        rows = active[t]
+        if rows == 0:
+            continue
+        gates = torch.addmm(projected[t, :rows], hs[t, :rows], weight_t, out=saved["acts"][t, :rows])
+        if fused_kernels is not None:
+            fused_kernels.step_forward(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows],
+                                       masters[t, :rows])
+        else:
+            step_saved = {name: saved[name][t, :rows] for name in ("probs", "forget_hats", "input_hats", "tanh_cs")}
+            _gate_arithmetic(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows],
+                             step_saved)
+        if padded:
+            _hand_over(active, t, final_h, final_c, hs[t + 1], cs[t + 1])
+    if not padded:
+        final_h, final_c = hs[steps].clone(), cs[steps].clone()
+    return hs, masters, final_h, final_c, saved
+
+
+def _inference_recurrence(
+    inputs: Tensor, valid: Tensor | None, weight_ih: Tensor, bias: Tensor, weight_hh: Tensor, h0: Tensor,
+    c0: Tensor, active: list[int], chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The recurrence without autograd, in bounded memory.
+
+    Real positions are packed time-major (step t holds rows ``[0, active[t])``, as in a
+    ``PackedSequence``), and their input projection is computed a block of steps at a time
+    (about ``INFERENCE_BLOCK_ROWS`` positions: still one efficient matrix product) and accumulated
+    into in place, so memory grows with the batch's tokens times H, not times G = 4H + 2n.
+
+    Returns outputs (T, B, H), final h and c (B, H), forget and input distances (T, B);
+    0 at padded steps.
+    """
+    steps, batch_size, _ = inputs.shape
+    hidden_size = h0.size(1)
+    n_chunks = hidden_size // chunk_size
+    packed_inputs = inputs.reshape(steps * batch_size, -1) if valid is None else inputs[valid]
+    offsets = [0]
+    for rows in active:
+        offsets.append(offsets[-1] + rows)
+    new = inputs.new_empty
+    hs = new(offsets[-1], hidden_size)
+    masters = new(offsets[-1], 2, n_chunks)
+    cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
+    final_h, final_c = h0.clone(), c0.clone()
+    step = _gate_arithmetic
+    fused_kernels = kernels()
+    if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
+        step, c0 = fused_kernels.step_forward, c0.contiguous()
+    weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
+    block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
+    for block_start in range(0, steps, block_steps):
+        block_end = min(steps, block_start + block_steps)
+        base = offsets[block_start]
+        projected = torch.addmm(bias, packed_inputs[base : offsets[block_end]], weight_ih_t)
+        for t in range(block_start, block_end):
+            rows = active[t]
+            if rows == 0:
+                continue
+            start = offsets[t]
+            h_prev = h0[:rows] if t == 0 else hs[offsets[t - 1] : offsets[t - 1] + rows]
+            c_prev = c0[:rows] if t == 0 else cs[(t - 1) % 2, :rows]
+            # accumulate U h into this block's projection: no copy of the gates
+            gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
+            step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
+            _hand_over(active, t, final_h, final_c, hs[start : start + rows], cs[t % 2])
+    means = masters.mean(dim=-1)
+    packed_distances = torch.stack([1.0 - means[:, 1], 1.0 - means[:, 0]], dim=-1)  # forget, input
+    if valid is None:
+        outputs = hs.view(steps, batch_size, hidden_size)
+        distances = packed_distances.view(steps, batch_size, 2)
+    else:
+        outputs = inputs.new_zeros(steps, batch_size, hidden_size)
+        outputs[valid] = hs
+        distances = inputs.new_zeros(steps, batch_size, 2)
+        distances[valid] = packed_distances
+    return outputs, final_h, final_c, distances[..., 0], distances[..., 1]
+
+
+def _distances(masters: Tensor) -> tuple[Tensor, Tensor]:
+    """(T, B, 2, n) cumulative master sums -> forget and input distances, each (T, B)."""
+    means = masters.mean(dim=-1)
+    return 1.0 - means[..., 1], 1.0 - means[..., 0]
+
+
+class _FusedRecurrence(torch.autograd.Function):
+    """The whole recurrence of one layer as one autograd node, with a hand-written backward.
+
+    Inputs: projected (T, B, G), weight_hh (G, H), h0, c0 (B, H), and the active row counts.
+    Outputs: outputs (T, B, H), h_T, c_T (B, H), forget and input distances (T, B).
+    """
+
+    @staticmethod
+    def forward(ctx, projected, weight_hh, h0, c0, active, chunk_size):
+        # One contiguous (H, G) copy per window: MKL's small-batch products h @ U^T and
+        # dgates @ U both run faster on it than on the (G, H) parameter (measured ~10-20%).
+        weight_t = weight_hh.t().contiguous()
+        ctx.set_materialize_grads(False)
+        ctx.active = active
+        ctx.chunk_size = chunk_size
+        ctx.kernels = kernels()
+        if ctx.kernels is not None and not ctx.kernels.supports(projected, weight_t, h0, c0):
+            ctx.kernels = None
+        hs, masters, final_h, final_c, saved = _recurrence_forward(
+            projected, weight_t, h0, c0, active, chunk_size, ctx.kernels
+        )
+        if ctx.kernels is not None:
+            ctx.save_for_backward(weight_t, hs, masters, saved["acts"], saved["cs"])
+        else:
+            ctx.save_for_backward(
+                weight_t, hs, masters, saved["acts"], saved["probs"], saved["cs"], saved["forget_hats"],
+                saved["input_hats"], saved["tanh_cs"],
+            )
+        forget_distances, input_distances = _distances(masters)
+        return hs[1:], final_h, final_c, forget_distances, input_distances
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances):
+        if ctx.kernels is not None:
+            return _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances)
+        weight_t, hs, masters, acts, probs, cs, forget_hats, input_hats, tanh_cs = ctx.saved_tensors
+        active, chunk_size = ctx.active, ctx.chunk_size
+        steps, batch_size, gate_size = acts.shape
+        hidden_size = weight_t.size(0)
+        weight = weight_t.t()
+        n_chunks = hidden_size // chunk_size
+        two_n = 2 * n_chunks
+        shape4 = (steps, batch_size, n_chunks, chunk_size)
+
+        # Everything that does not depend on the incoming gradient, for all steps at once.
+        out_gate = acts[..., two_n : two_n + hidden_size]
+        cell_hat = acts[..., two_n + hidden_size : two_n + 2 * hidden_size]
+        in_gate = acts[..., two_n + 2 * hidden_size : two_n + 3 * hidden_size]
+        forget_gate = acts[..., two_n + 3 * hidden_size :]
+        master_forget = masters[..., 1, :]
+        master_input = 1.0 - masters[..., 0, :]
+        overlap = (master_forget * master_input).unsqueeze(-1)
+        c_prev = cs[:-1]
+        # dc_t (through h) = dh * o * (1 - tanh(c)^2); d(out-gate logit) = dh * tanh(c) * o * (1 - o)
+        dc_from_dh = out_gate * (1.0 - tanh_cs * tanh_cs)
+        d_out_logit = tanh_cs * out_gate * (1.0 - out_gate)
+        # d(c_hat, i, f logits) = dc * [i^ (1 - c_hat^2), c_hat w i (1 - i), c_prev w f (1 - f)]
+        cell_coefficients = torch.stack(
+            [
+                input_hats * (1.0 - cell_hat * cell_hat),
+                (cell_hat * in_gate * (1.0 - in_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
+                (c_prev * forget_gate * (1.0 - forget_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
+            ],
+            dim=2,
+        )
+        # chunk sums of dc * [-c_hat, c_prev, dw/dc] give d(-i~), d(f~) and d(overlap)
+        d_overlap = c_prev * (forget_gate - 1.0) + cell_hat * (in_gate - 1.0)
+        chunk_coefficients = torch.stack([-cell_hat, c_prev, d_overlap], dim=2).view(
+            steps, batch_size, 3, n_chunks, chunk_size
+        )
+        # d(-i~) gets -dw * f~, d(f~) gets dw * i~
+        overlap_coefficients = torch.stack([-master_forget, master_input], dim=2)
+        # cumsum backward is a reverse cumulative sum: one small product with a triangular matrix
+        reverse_cumsum = torch.ones(n_chunks, n_chunks, dtype=acts.dtype, device=acts.device).tril_()
+        distance_terms = None
+        if grad_forget_distances is not None or grad_input_distances is not None:
+            zeros = acts.new_zeros(steps, batch_size)
+            distance_terms = torch.stack(
+                [
+                    grad_input_distances if grad_input_distances is not None else zeros,
+                    grad_forget_distances if grad_forget_distances is not None else zeros,
+                ],
+                dim=2,
+            ).unsqueeze(-1) * (-1.0 / n_chunks)
+
+        d_gates, d_h, d_c = _backward_buffers(acts, active, grad_outputs, grad_h, grad_c, hidden_size)
+        for t in range(steps - 1, -1, -1):
+            rows = active[t]
+            more_outputs = t > 0 and grad_outputs is not None
+            if rows:
+                d_h_rows = d_h[:rows]
+                d_c_total = torch.addcmul(d_c[:rows], d_h_rows, dc_from_dh[t, :rows])
+                step_grad = d_gates[t, :rows]
+                torch.mul(d_h_rows, d_out_logit[t, :rows], out=step_grad[:, two_n : two_n + hidden_size])
+                torch.mul(
+                    d_c_total.unsqueeze(1),
+                    cell_coefficients[t, :rows],
+                    out=step_grad[:, two_n + hidden_size :].view(rows, 3, hidden_size),
+                )
+                sums = (d_c_total.view(rows, 1, n_chunks, chunk_size) * chunk_coefficients[t, :rows]).sum(-1)
+                d_cumulative = torch.addcmul(sums[:, :2], sums[:, 2:], overlap_coefficients[t, :rows])
+                if distance_terms is not None:
+                    d_cumulative += distance_terms[t, :rows]
+                d_probs = torch.matmul(d_cumulative, reverse_cumsum)
+                step_grad[:, :two_n] = torch._softmax_backward_data(
+                    d_probs, probs[t, :rows], -1, d_probs.dtype
+                ).view(rows, two_n)
+                torch.mul(d_c_total, forget_hats[t, :rows], out=d_c[:rows])
+                if more_outputs:
+                    d_h[:rows] = torch.addmm(grad_outputs[t - 1, :rows], step_grad, weight)
+                else:
+                    d_h[:rows] = step_grad @ weight
+            if more_outputs and active[t - 1] > rows:  # rows whose last step is t - 1
+                d_h[rows : active[t - 1]] += grad_outputs[t - 1, rows : active[t - 1]]
+        # the weight gradient of all steps in one product: sum_t dgates_t^T h_{t-1}
+        d_weight = d_gates.view(-1, gate_size).t() @ hs[:-1].reshape(-1, hidden_size)
+        return d_gates, d_weight, d_h, d_c, None, None
+
+
+def _backward_buffers(
+    acts: Tensor, active: list[int], grad_outputs: Tensor | None, grad_h: Tensor | None, grad_c: Tensor | None,
+    hidden_size: int,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """d_gates (T, B, G), and d_h, d_c (B, H): the gradient of each row's h and c after the last step.
+
+    Rows past their sequence's end get no gate gradient (zeros; without padding every entry is
+    written); a row's final state only meets its output gradients from its last step down.
+    """
+    steps, batch_size, gate_size = acts.shape
+    padded = any(rows < batch_size for rows in active)
+    d_gates = acts.new_zeros(steps, batch_size, gate_size) if padded else acts.new_empty(steps, batch_size, gate_size)
+    d_h = grad_h.contiguous().clone() if grad_h is not None else acts.new_zeros(batch_size, hidden_size)
+    d_c = grad_c.contiguous().clone() if grad_c is not None else acts.new_zeros(batch_size, hidden_size)
+    if grad_outputs is not None:
+        d_h[: active[-1]] += grad_outputs[-1, : active[-1]]
+    return d_gates, d_h, d_c
+
+
+def _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances):
+    """``_FusedRecurrence.backward`` with one fused kernel per step for the gate derivatives."""
+    weight_t, hs, masters, acts, cs = ctx.saved_tensors
+    fused_kernels, active, chunk_size = ctx.kernels, ctx.active, ctx.chunk_size
+    steps, batch_size, gate_size = acts.shape
+    hidden_size = weight_t.size(0)
+    weight = weight_t.t()
+    # rows past their sequence's end get no gate gradient; without padding every entry is written
+    d_gates, d_h, d_c = _backward_buffers(acts, active, grad_outputs, grad_h, grad_c, hidden_size)
+    d_input = grad_input_distances.contiguous() if grad_input_distances is not None else None
+    d_forget = grad_forget_distances.contiguous() if grad_forget_distances is not None else None
+    for t in range(steps - 1, -1, -1):
+        rows = active[t]
+        more_outputs = t > 0 and grad_outputs is not None
+        if rows:
+            step_grad = d_gates[t, :rows]
+            fused_kernels.step_backward(
+                acts[t, :rows], masters[t, :rows], cs[t, :rows], cs[t + 1, :rows], chunk_size, d_h[:rows], d_c[:rows],
+                d_input[t, :rows] if d_input is not None else None,
+                d_forget[t, :rows] if d_forget is not None else None, step_grad,
+            )
+            if more_outputs:
+                torch.addmm(grad_outputs[t - 1, :rows], step_grad, weight, out=d_h[:rows])
+            else:
+                torch.mm(step_grad, weight, out=d_h[:rows])
+        if more_outputs and active[t - 1] > rows:  # rows whose last step is t - 1
+            d_h[rows : active[t - 1]] += grad_outputs[t - 1, rows : active[t - 1]]
+    # the weight gradient of all steps in one product: sum_t dgates_t^T h_{t-1}
+    d_weight = d_gates.view(-1, gate_size).t() @ hs[:-1].reshape(-1, hidden_size)
+    return d_gates, d_weight, d_h, d_c, None, None
+
+
+def fused_layer_forward(
+    inputs: Tensor, weight_ih: Tensor, bias: Tensor, weight_hh: Tensor, state: tuple[Tensor, Tensor],
+    lengths: Tensor | None, chunk_size: int,
+) -> tuple[Tensor, tuple[Tensor, Tensor], Tensor, Tensor]:
+    """One layer over a sequence: ``_FusedRecurrence`` (training) or its forward alone (inference).
+
+    Args and returns as ``ONLSTMCell.forward``: inputs (T, B, input_size), state (h, c) each (B, H),
+    lengths (B,) or None; weight_ih (G, input_size), bias (G,), weight_hh (G, H) (DropConnect applied).
+
+    Outputs and distances at padded steps are 0 here (the per-step path carries the state
+    into them); either way they are meaningless and callers mask them out.
+    """
+    steps, batch_size, _ = inputs.shape
+    h0, c0 = state
+    sorted_lengths, order = None, None
+    if lengths is not None:
+        length_list = [max(0, min(int(length), steps)) for length in lengths.tolist()]
+        if any(length < steps for length in length_list):
+            # the recurrence computes on the prefix of rows still running: longest first
+            order = sorted(range(batch_size), key=lambda row: -length_list[row])
+            sorted_lengths = [length_list[row] for row in order]
+            if order == list(range(batch_size)):
+                order = None
+    if order is not None:
+        index = torch.tensor(order, device=inputs.device)
+        inputs, h0, c0 = inputs.index_select(1, index), h0.index_select(0, index), c0.index_select(0, index)
+    active = _active_rows(sorted_lengths, steps, batch_size)
+    valid = None
+    if sorted_lengths is not None:
+        valid = torch.arange(steps, device=inputs.device).unsqueeze(1) < torch.tensor(
+            sorted_lengths, device=inputs.device
+        )
+    parameters = (weight_ih, bias, weight_hh)
+    if torch.is_grad_enabled() and any(tensor.requires_grad for tensor in (inputs, h0, c0, *parameters)):
+        if valid is None:
+            projected = F.linear(inputs, weight_ih, bias)  # (T, B, G) in one matrix product
+        else:
+            # only real positions are projected: padding is often half of a batch of sentences
+            projected = inputs.new_empty(steps, batch_size, weight_ih.size(0))
+            projected[valid] = F.linear(inputs[valid], weight_ih, bias)
+        outputs, h, c, forget_distances, input_distances = _FusedRecurrence.apply(
+            projected, weight_hh, h0, c0, active, chunk_size
+        )
+    else:
+        outputs, h, c, forget_distances, input_distances = _inference_recurrence(
+            inputs, valid, *parameters, h0, c0, active, chunk_size
+        )
+    if order is not None:
+        inverse = torch.empty_like(index)
+        inverse[index] = torch.arange(batch_size, device=index.device)
+        outputs, h, c = outputs.index_select(1, inverse), h.index_select(0, inverse), c.index_select(0, inverse)
+        forget_distances = forget_distances.index_select(1, inverse)
+        input_distances = input_distances.index_select(1, inverse)
+    return outputs, (h, c), forget_distances, input_distances

@@ -1,0 +1,243 @@
+"""A spaCy pipeline component: ``nlp.add_pipe("onlstm")`` (``pip install 'onlstm-parser[spacy]'``).
+
+    import spacy
+
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")                 # or any pipeline that sets sentence boundaries
+    nlp.add_pipe("onlstm", config={"layer": 1})
+    doc = nlp("The cat sat on the mat. A dog barked.")
+    sentence = next(doc.sents)
+    sentence._.parse_string    # '(S (X (X The cat) (X sat (X on (X the mat)))) .)'
+    list(sentence._.children)  # the root's two child constituents, as Spans
+
+The factory is registered through the ``spacy_factories`` entry point, so no import of
+this module is needed.  Each sentence is parsed with spaCy's own tokens (whitespace tokens
+are left out of the model and absorbed by the constituents around them); ``nlp.pipe``
+parses the sentences of a batch of documents together.
+
+Extension attributes, with benepar's meanings (a constituent is a span of the tree: a
+token, or a bracket of two or more tokens, or the whole sentence):
+
+* ``Span._.parse_string``: the constituent's bracketed tree (``S`` at the root, ``X``
+  inside, leaves the token texts, brackets escaped as ``-LRB-``/``-RRB-``);
+* ``Span._.constituents``: every constituent inside the span, pre-order, the span first;
+* ``Span._.children``: the constituent's child constituents, in order;
+* ``Span._.parent``: the smallest constituent strictly containing it (None for a sentence);
+* ``Span._.distances``: the syntactic distance of each token of the span (None for a
+  whitespace token);
+* ``Span._.perplexity``: the perplexity of the sentence the span is in.
+
+``parse_string``, ``constituents``, ``children`` and ``parent`` raise
+``NonConstituentError`` for a span that is not a constituent.  The same attribute names
+as benepar's are registered (with ``force=True``): use one of the two parsers per process.
+
+This module is imported whenever spaCy builds a pipeline (that is how entry points work),
+so it imports neither torch nor the model until the component is created.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from spacy.language import Language
+from spacy.tokens import Doc, Span
+from spacy.util import minibatch
+
+from .models.tree import escape_token
+
+__all__ = ["NonConstituentError", "ONLSTMComponent", "make_onlstm_component"]
+
+PARSES = "onlstm_parses"  # Doc extension: one record per parsed sentence (plain data, so Docs serialize)
+ROOT_LABEL, NODE_LABEL = "S", "X"
+
+
+class NonConstituentError(ValueError):
+    """The span is not a constituent of the ON-LSTM tree of its sentence."""
+
+
+@Language.factory(
+    "onlstm",
+    default_config={"checkpoint": None, "layer": None, "decoder": None, "punctuation": None, "batch_size": 64,
+                    "device": "cpu"},
+    assigns=[f"doc._.{PARSES}"],
+    requires=["token.is_sent_start"],
+)
+def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, layer: int | None,
+                          decoder: str | None, punctuation: str | None, batch_size: int,
+                          device: str) -> ONLSTMComponent:
+    """The ``onlstm`` factory.  Config: ``checkpoint`` (a release file; null: the bundled model),
+    ``layer``, ``decoder``, ``punctuation`` (null: the model's defaults), ``batch_size``
+    (sentences per model call), ``device`` (torch device)."""
+    return ONLSTMComponent(name, checkpoint=checkpoint, layer=layer, decoder=decoder, punctuation=punctuation,
+                           batch_size=batch_size, device=device)
+
+
+class ONLSTMComponent:
+    """Parses every sentence of a Doc and stores its tree for the ``Span._`` attributes."""
+
+    def __init__(self, name: str = "onlstm", *, checkpoint: str | None = None, layer: int | None = None,
+                 decoder: str | None = None, punctuation: str | None = None, batch_size: int = 64,
+                 device: str = "cpu"):
+        from .models.parser import Parser
+
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+        self.name = name
+        self.parser = Parser.load(checkpoint, device=device)
+        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation}
+        self.batch_size = batch_size
+        self._parse([["check", "options"]])  # a bad layer, decoder or punctuation fails here, at add_pipe
+        install_extensions()
+
+    def __call__(self, doc: Doc) -> Doc:
+        return self._annotate([doc])[0]
+
+    def pipe(self, docs: Iterable[Doc], batch_size: int = 128) -> Iterator[Doc]:
+        """Parse the sentences of ``batch_size`` documents at a time (``nlp.pipe``'s batches)."""
+        for batch in minibatch(docs, size=batch_size):
+            yield from self._annotate(list(batch))
+
+    def _parse(self, token_lists: list[list[str]]) -> list:
+        return self.parser.parse(token_lists, batch_size=self.batch_size, **self.options)
+
+    def _annotate(self, docs: list[Doc]) -> list[Doc]:
+        pending: list[tuple[Doc, Span, list[int]]] = []
+        for doc in docs:
+            if len(doc) and not doc.has_annotation("SENT_START"):
+                raise ValueError(
+                    f"the {self.name!r} component needs sentence boundaries: add nlp.add_pipe('sentencizer') "
+                    "(or a parser or senter) before it"
+                )
+            doc._.set(PARSES, [])
+            for sentence in doc.sents if len(doc) else ():
+                kept = [token.i for token in sentence if not token.is_space]
+                if kept:
+                    pending.append((doc, sentence, kept))
+        results = self._parse([[doc[index].text for index in kept] for doc, _, kept in pending]) if pending else []
+        for (doc, sentence, kept), result in zip(pending, results):
+            doc._.get(PARSES).append(_record(sentence, kept, result))
+        return docs
+
+
+def _record(sentence: Span, kept: list[int], result: Any) -> dict[str, Any]:
+    """One sentence's parse as plain data, in Doc token indices (what the getters read)."""
+    n = len(kept)
+
+    def doc_start(position: int) -> int:  # a constituent starting at the first word starts the sentence
+        return sentence.start if position == 0 else kept[position]
+
+    def doc_end(position: int) -> int:
+        return sentence.end if position == n else kept[position - 1] + 1
+
+    brackets = {(doc_start(start), doc_end(end)) for start, end in result.spans}
+    brackets.add((sentence.start, sentence.end))
+    return {
+        "start": sentence.start,
+        "end": sentence.end,
+        "tokens": kept,
+        "brackets": sorted(brackets),
+        "distances": [float(distance) for distance in result.distances],
+        "perplexity": float(result.perplexity),
+        "layer": int(result.layer),
+    }
+
+
+# --- the getters ------------------------------------------------------------------------------
+
+
+def _sentence_record(span: Span) -> dict[str, Any]:
+    records = span.doc._.get(PARSES)
+    if records is None:
+        raise ValueError("this Doc has no ON-LSTM parse: add the component with nlp.add_pipe('onlstm')")
+    index = bisect.bisect_right([record["start"] for record in records], span.start) - 1
+    if index < 0 or span.end > records[index]["end"]:
+        raise NonConstituentError(f"the span {span.text!r} is not inside one parsed sentence")
+    return records[index]
+
+
+def _constituents_of(record: dict[str, Any]) -> list[tuple[int, int]]:
+    """Every constituent of a sentence, pre-order: brackets and the (non-space) tokens."""
+    constituents = {tuple(bracket) for bracket in record["brackets"]}
+    constituents.update((index, index + 1) for index in record["tokens"])
+    return sorted(constituents, key=lambda bounds: (bounds[0], -bounds[1]))
+
+
+def _locate(span: Span) -> tuple[dict[str, Any], list[tuple[int, int]], int]:
+    record = _sentence_record(span)
+    constituents = _constituents_of(record)
+    try:
+        return record, constituents, constituents.index((span.start, span.end))
+    except ValueError:
+        raise NonConstituentError(f"the span {span.text!r} is not a constituent of its sentence's tree") from None
+
+
+def _child_bounds(constituents: list[tuple[int, int]], position: int) -> list[tuple[int, int]]:
+    start, end = constituents[position]
+    children, expected = [], start
+    for inner_start, inner_end in constituents[position + 1 :]:
+        if inner_start >= end:
+            break
+        if inner_start >= expected:  # the first constituent at or after the previous child's end
+            children.append((inner_start, inner_end))
+            expected = inner_end
+    return children
+
+
+def get_constituents(span: Span) -> Iterator[Span]:
+    _, constituents, position = _locate(span)
+    for start, end in constituents[position:]:
+        if start >= span.end:
+            break
+        yield span.doc[start:end]
+
+
+def get_children(span: Span) -> Iterator[Span]:
+    _, constituents, position = _locate(span)
+    for start, end in _child_bounds(constituents, position):
+        yield span.doc[start:end]
+
+
+def get_parent(span: Span) -> Span | None:
+    _, constituents, position = _locate(span)
+    for start, end in reversed(constituents[:position]):
+        if start <= span.start and span.end <= end and (start, end) != (span.start, span.end):
+            return span.doc[start:end]
+    return None
+
+
+def get_parse_string(span: Span) -> str:
+    record, constituents, position = _locate(span)
+    positions = {bounds: index for index, bounds in enumerate(constituents)}
+    root = (record["start"], record["end"])
+
+    def bracketed(index: int) -> str:
+        start, end = constituents[index]
+        children = _child_bounds(constituents, index)
+        if not children:  # a token
+            text = escape_token(span.doc[start].text)
+            return f"({ROOT_LABEL} {text})" if (start, end) == root else text
+        label = ROOT_LABEL if (start, end) == root else NODE_LABEL
+        return f"({label} {' '.join(bracketed(positions[child]) for child in children)})"
+
+    return bracketed(position)
+
+
+def get_distances(span: Span) -> list[float | None]:
+    record = _sentence_record(span)
+    by_token = dict(zip(record["tokens"], record["distances"]))
+    return [by_token.get(index) for index in range(span.start, span.end)]
+
+
+def get_perplexity(span: Span) -> float:
+    return _sentence_record(span)["perplexity"]
+
+
+def install_extensions() -> None:
+    """Register the ``Doc._`` and ``Span._`` attributes (idempotent)."""
+    Doc.set_extension(PARSES, default=None, force=True)
+    getters = {"parse_string": get_parse_string, "constituents": get_constituents, "children": get_children,
+               "parent": get_parent, "distances": get_distances, "perplexity": get_perplexity}
+    for name, getter in getters.items():
+        Span.set_extension(name, getter=getter, force=True)

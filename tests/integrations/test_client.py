@@ -1,0 +1,142 @@
+"""The Python client against a real ``onlstm serve`` on loopback: typed results equal to the
+library's, inputs split under the service's limits, 503 retried, errors with the service's code."""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections.abc import Iterator
+
+import pytest
+
+from onlstm import ParseResult
+from onlstm.client import AsyncClient, Client, RequestLimits, ServiceError, ServiceUnreachable
+from onlstm.models.parser import Parser
+
+from ..helpers import free_port, serving
+
+pytestmark = pytest.mark.slow
+
+API_KEY = "integration-test-key-0123"
+TEXT = " ".join(
+    f"The {animal} sat on the mat in room {index + 10}. A dog chased it." for index, animal in enumerate(["cat", "dog", "cow"])
+) + "\n\nStocks fell 3 % in heavy trading."
+TOKENS = [f"the cat sat on the mat {'very ' * index}quickly .".split() for index in range(10)]
+
+
+@pytest.fixture(scope="module")
+def service(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
+    """A service with low limits, so that inputs need several requests, and an API key."""
+    env = {"ONLSTM_MAX_SENTENCES": "3", "ONLSTM_MAX_BODY_BYTES": "1100", "ONLSTM_MAX_TOKENS_PER_SENTENCE": "30",
+           "ONLSTM_API_KEY": API_KEY}
+    with serving(tiny_checkpoint, tmp_path_factory.mktemp("client") / "server.log", env) as server:
+        yield server.base
+
+
+@pytest.fixture(scope="module")
+def parser(tiny_checkpoint) -> Parser:
+    return Parser.load(tiny_checkpoint)
+
+
+def assert_same(remote: list[ParseResult], local: list[ParseResult]) -> None:
+    assert len(remote) == len(local)
+    for mine, theirs in zip(remote, local):
+        assert isinstance(mine, ParseResult)
+        assert mine.tokens == theirs.tokens
+        assert mine.tree == theirs.tree and mine.tree.leaves() == theirs.tokens
+        assert mine.spans == theirs.spans
+        assert mine.layer == theirs.layer
+        assert mine.distances == pytest.approx(theirs.distances, abs=1e-5)
+        assert mine.perplexity == pytest.approx(theirs.perplexity, rel=1e-4)
+
+
+def test_text_over_several_requests_equals_the_library(service, parser):
+    with Client(service, api_key=API_KEY) as client:
+        results = client.parse(text=TEXT)
+        # 7 sentences at most 3 per request: the service's 413 taught the client its limit
+        assert client.limits.max_sentences == 3
+    assert len(results) == 7
+    assert_same(results, parser.parse([result.tokens for result in results]))
+    assert results[-1].tokens == ["Stocks", "fell", "3", "%", "in", "heavy", "trading", "."]
+
+
+def test_tokens_and_sentences_keep_their_order_and_options(service, parser):
+    with Client(service, api_key=API_KEY) as client:
+        results = client.parse(tokens=TOKENS, layer=2, decoder="split", all_layers=True)
+        by_sentences = client.parse(sentences=["The cat sat.", "A dog chased the cat into the garden!"])
+    assert_same(results, parser.parse(TOKENS, layer=2, decoder="split"))
+    assert all(len(result.layer_distances) == 3 for result in results)
+    assert [result.tokens for result in by_sentences] == [["The", "cat", "sat", "."],
+                                                         ["A", "dog", "chased", "the", "cat", "into", "the", "garden", "!"]]
+
+
+def test_the_body_limit_is_learnt_from_the_413(service, parser):
+    # the client believes 256 sentences fit; the service takes 3 sentences and 1,100 bytes per request
+    long_tokens = [["internationalization"] * 28 for _ in range(4)]  # 650 bytes each: 2 do not fit
+    with Client(service, api_key=API_KEY, limits=RequestLimits(max_sentences=256, max_body_bytes=10**6)) as client:
+        results = client.parse(tokens=long_tokens)
+        assert client.limits.max_body_bytes <= 1100
+    assert_same(results, parser.parse(long_tokens))
+
+
+def test_errors_carry_the_service_code_and_message(service):
+    with Client(service, api_key=API_KEY) as client:
+        with pytest.raises(ServiceError) as invalid_layer:
+            client.parse(text="The cat sat.", layer=7)
+        with pytest.raises(ServiceError) as too_long:
+            client.parse(tokens=[["word"] * 31])
+    assert (invalid_layer.value.status, invalid_layer.value.code) == (422, "invalid_layer")
+    assert "layers 0 to 2" in invalid_layer.value.message
+    assert (too_long.value.code, too_long.value.limit, too_long.value.value) == ("sentence_too_long",
+                                                                                "max_tokens_per_sentence", 30)
+    with Client(service) as client, pytest.raises(ServiceError) as unauthorized:
+        client.parse(text="The cat sat.")
+    assert (unauthorized.value.status, unauthorized.value.code) == (401, "unauthorized")
+    assert unauthorized.value.request_id
+
+
+def test_wrong_arguments_and_an_unreachable_service():
+    with Client(f"http://127.0.0.1:{free_port()}", timeout=5) as client:
+        with pytest.raises(TypeError, match="exactly one of"):
+            client.parse(text="a", tokens=[["a"]])
+        with pytest.raises(TypeError, match="list of strings"):
+            client.parse(sentences="The cat sat.")
+        with pytest.raises(ServiceUnreachable, match="cannot reach the service"):
+            client.parse(text="The cat sat.")
+        assert client.ready() is False
+
+
+def test_async_client_and_model_card(service, parser):
+    async def run() -> tuple[list[list[ParseResult]], dict]:
+        async with AsyncClient(service, api_key=API_KEY) as client:
+            assert await client.ready()
+            batches = await asyncio.gather(*(client.parse(tokens=TOKENS[index:]) for index in range(3)))
+            return batches, await client.model()
+
+    batches, card = asyncio.run(run())
+    for index, results in enumerate(batches):
+        assert_same(results, parser.parse(TOKENS[index:]))
+    assert card["name"] == "onlstm-tiny-test" and card["n_layers"] == 3
+
+
+def test_503_is_retried_after_retry_after(tiny_checkpoint, tmp_path):
+    # a queue wait of 0.1 s turns a burst of heavy requests into 503 "overloaded" answers
+    env = {"ONLSTM_MAX_QUEUE_WAIT_S": "0.1", "ONLSTM_BATCH_MAX_SENTENCES": "100", "ONLSTM_BATCH_MAX_WAIT_MS": "0"}
+    heavy = [[f"w{index}"] + ["the", "cat", "sat", "on", "mat"] * 16 for index in range(100)]
+
+    async def burst(base: str, max_retries: int) -> list[list[ParseResult] | BaseException]:
+        async with AsyncClient(base, max_retries=max_retries, max_retry_wait=0.5) as client:
+            return await asyncio.gather(*(client.parse(tokens=heavy) for _ in range(12)), return_exceptions=True)
+
+    with serving(tiny_checkpoint, tmp_path / "server.log", env) as server:
+        without_retries = asyncio.run(burst(server.base, 0))
+        refused = [answer for answer in without_retries if isinstance(answer, BaseException)]
+        assert refused, "no request was refused: the burst did not overload the service"
+        assert all(isinstance(error, ServiceError) and (error.status, error.code) == (503, "overloaded")
+                   for error in refused), refused
+        refused_before = server.metric('onlstm_http_requests_total{method="POST",route="/parse",status="503"}')
+        with_retries = asyncio.run(burst(server.base, 40))
+        assert all(isinstance(answer, list) and len(answer) == 100 for answer in with_retries), with_retries
+        retried = server.metric('onlstm_http_requests_total{method="POST",route="/parse",status="503"}') - refused_before
+        assert retried > 0, "the second burst was never refused, so nothing was retried"
+        assert all(not math.isnan(result.perplexity) for answer in with_retries for result in answer)

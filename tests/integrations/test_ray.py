@@ -1,0 +1,95 @@
+"""Ray: parse_dataset on a local Ray (2 CPUs), iter_in_order, and `onlstm parse --ray ADDRESS`."""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+
+from onlstm.models.parser import Parser
+from onlstm.models.tree import to_ptb_string
+from onlstm.ray import iter_in_order
+
+from ..helpers import REPO, TINY_TEXT
+
+SENTENCES = [" ".join(TINY_TEXT[index % 4][: 3 + index % 6]).capitalize() + "." for index in range(60)]
+
+
+def test_iter_in_order_restores_the_order_streaming():
+    rows = [{"id": index, "value": index * 10} for index in range(200)]
+    shuffled = rows[:]
+    random.Random(0).shuffle(shuffled)
+    assert list(iter_in_order(shuffled)) == rows
+    held = []
+
+    def source() -> Iterator[dict]:
+        for row in [rows[1], rows[0], rows[3], rows[2]]:
+            held.append(row["id"])
+            yield row
+
+    ordered = iter_in_order(source())
+    assert next(ordered) == rows[0] and held == [1, 0]  # the first row comes out before the input ends
+    with pytest.raises(ValueError, match="2 never came"):
+        list(iter_in_order([rows[0], rows[1], rows[3]]))
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[str]:
+    ray = pytest.importorskip("ray")
+    context = ray.init(num_cpus=2, include_dashboard=False)
+    try:
+        yield context.address_info["gcs_address"]
+    finally:
+        ray.shutdown()
+
+
+@pytest.mark.slow
+def test_parse_dataset_equals_the_library(local_ray, tiny_checkpoint):
+    import ray.data
+
+    from onlstm.ray import parse_dataset
+
+    parser = Parser.load(tiny_checkpoint)
+    dataset = ray.data.from_items([{"id": index, "text": text} for index, text in enumerate(SENTENCES)],
+                                  override_num_blocks=6)
+    parsed = parse_dataset(dataset, checkpoint=str(tiny_checkpoint), rows_per_batch=8, layer=0)
+    rows = list(iter_in_order(parsed))
+    expected = parser.parse(SENTENCES, layer=0)
+    assert [row["id"] for row in rows] == list(range(len(SENTENCES)))
+    for row, text, result in zip(rows, SENTENCES, expected):
+        assert row["text"] == text  # the input columns travel along
+        assert list(row["tokens"]) == result.tokens
+        assert row["tree"] == to_ptb_string(result.tree)
+        assert [tuple(span) for span in row["spans"]] == result.spans
+        assert row["perplexity"] == pytest.approx(result.perplexity)
+        assert [text[start:end] for start, end in row["offsets"]] == result.tokens
+
+    tokenized = ray.data.from_items([{"id": index, "words": result.tokens} for index, result in enumerate(expected)])
+    parsed = parse_dataset(tokenized, column="words", tokenized=True, checkpoint=str(tiny_checkpoint),
+                           decoder="split", all_layers=True, actors=1)
+    by_id = {row["id"]: row for row in parsed.iter_rows()}
+    split = parser.parse([result.tokens for result in expected], decoder="split")
+    assert [by_id[index]["tree"] for index in range(len(split))] == [to_ptb_string(result.tree) for result in split]
+    assert all(len(row["layer_distances"]) == 3 for row in by_id.values())
+    with pytest.raises(ValueError, match="no column 'sentence'"):
+        parse_dataset(tokenized, column="sentence")
+
+
+@pytest.mark.slow
+def test_command_line_on_a_ray_cluster_writes_what_the_plain_command_writes(local_ray, tiny_checkpoint, tmp_path):
+    # 2,500 sentences: 3 chunks of onlstm parse, each a row of the Ray dataset
+    source = tmp_path / "input.txt"
+    source.write_text("".join(SENTENCES[index % len(SENTENCES)] + f" Number {index}.\n" for index in range(2500)))
+    outputs = {}
+    for name, extra in (("plain", []), ("ray", ["--ray", local_ray])):
+        outputs[name] = tmp_path / f"{name}.jsonl"
+        completed = subprocess.run(
+            [sys.executable, "-m", "onlstm", "parse", str(source), "-o", str(outputs[name]), "--checkpoint",
+             str(tiny_checkpoint), "--threads", "1", *extra], capture_output=True, text=True, cwd=REPO, timeout=600,
+        )
+        assert completed.returncode == 0, completed.stderr[-3000:]
+    assert outputs["ray"].read_text() == outputs["plain"].read_text()
+    assert len(outputs["ray"].read_text().splitlines()) == 2500

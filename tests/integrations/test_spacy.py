@@ -1,0 +1,149 @@
+"""The spaCy component on a blank English pipeline with the sentencizer (no model download)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+import spacy
+from spacy.tokens import DocBin
+
+from onlstm.models.parser import Parser
+from onlstm.models.tree import to_ptb_string
+from onlstm.spacy import NonConstituentError
+
+from ..helpers import REPO
+
+TEXTS = [
+    "The cat sat on the mat. A dog chased the cat into the garden!",
+    "Stocks fell 3 % in heavy trading.\n\nThe company said it expects earnings to rise.",
+    "Hello.",
+]
+
+
+@pytest.fixture(scope="module")
+def parser(tiny_checkpoint) -> Parser:
+    return Parser.load(tiny_checkpoint)
+
+
+def make_nlp(tiny_checkpoint, **config):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint), **config})
+    return nlp
+
+
+def words(sentence) -> list[str]:
+    return [token.text for token in sentence if not token.is_space]
+
+
+def test_each_sentence_is_parsed_with_spacys_tokens(tiny_checkpoint, parser):
+    nlp = make_nlp(tiny_checkpoint, layer=0, decoder="split", batch_size=2)
+    for doc in nlp.pipe(TEXTS, batch_size=2):
+        sentences = list(doc.sents)
+        expected = parser.parse([words(sentence) for sentence in sentences], layer=0, decoder="split")
+        for sentence, result in zip(sentences, expected):
+            assert sentence._.parse_string == to_ptb_string(result.tree)
+            assert [distance for distance in sentence._.distances if distance is not None] == pytest.approx(result.distances)
+            assert sentence._.perplexity == pytest.approx(result.perplexity)
+            assert sentence._.parent is None
+            # the constituents are the tree's brackets plus the tokens, pre-order, the sentence first
+            constituents = list(sentence._.constituents)
+            assert constituents[0] == sentence
+            offset = sentence.start + (1 if sentence[0].is_space else 0)
+            brackets = {(start + offset, end + offset) for start, end in result.spans}
+            brackets = {(sentence.start if start == offset else start, end) for start, end in brackets}
+            tokens = {(token.i, token.i + 1) for token in sentence if not token.is_space}
+            assert {(span.start, span.end) for span in constituents} == (brackets | tokens | {(sentence.start, sentence.end)})
+            for constituent in constituents[1:]:
+                assert constituent in list(constituent._.parent._.children)
+            assert list(sentence._.children)[-1].text == sentence[-1].text  # final punctuation attaches to the root
+
+
+def test_pipe_and_call_agree_and_pipe_batches_the_sentences(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    component = nlp.get_pipe("onlstm")
+    calls = []
+    parse = component.parser.parse
+
+    def counting_parse(token_lists, **options):
+        calls.append(len(token_lists))
+        return parse(token_lists, **options)
+
+    component.parser.parse = counting_parse
+    piped = list(nlp.pipe(TEXTS, batch_size=8))
+    assert calls == [5]  # the 5 sentences of the 3 documents in one call
+    for doc, text in zip(piped, TEXTS):
+        alone = nlp(text)
+        assert [sentence._.parse_string for sentence in doc.sents] == [sentence._.parse_string for sentence in alone.sents]
+
+
+def test_children_parent_and_non_constituents(tiny_checkpoint):
+    doc = make_nlp(tiny_checkpoint)("The cat sat on the mat.")
+    sentence = next(doc.sents)
+    children = list(sentence._.children)
+    assert "".join(child.text_with_ws for child in children) == sentence.text_with_ws
+    assert sentence._.parse_string == f"(S {' '.join(child._.parse_string for child in children)})"
+    first = children[0]
+    assert first._.parent == sentence
+    assert first._.parse_string.startswith("(X ")
+    assert doc[1:2]._.parse_string == "cat" and list(doc[1:2]._.children) == []
+    brackets = {(span.start, span.end) for span in sentence._.constituents}
+    crossing = next((start, end) for start in range(len(doc)) for end in range(start + 2, len(doc) + 1)
+                    if (start, end) not in brackets)
+    with pytest.raises(NonConstituentError, match="not a constituent"):
+        _ = doc[crossing[0] : crossing[1]]._.parse_string
+    assert len(doc[crossing[0] : crossing[1]]._.distances) == crossing[1] - crossing[0]
+
+
+def test_docs_keep_their_parses_through_docbin(tiny_checkpoint):
+    nlp = make_nlp(tiny_checkpoint)
+    doc = nlp(TEXTS[0])
+    stored = DocBin(store_user_data=True, docs=[doc]).to_bytes()
+    restored = next(DocBin().from_bytes(stored).get_docs(nlp.vocab))
+    assert [sentence._.parse_string for sentence in restored.sents] == [sentence._.parse_string for sentence in doc.sents]
+
+
+def test_errors_name_the_fix(tiny_checkpoint):
+    nlp = spacy.blank("en")
+    nlp.add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
+    with pytest.raises(ValueError, match="add_pipe\\('sentencizer'\\)"):
+        nlp("The cat sat.")
+    with pytest.raises(ValueError, match="layer must be between"):
+        make_nlp(tiny_checkpoint, layer=9)
+    unparsed = spacy.blank("en")("Hi there.")  # a pipeline without the component
+    with pytest.raises(ValueError, match="no ON-LSTM parse"):
+        _ = unparsed[0:2]._.parse_string
+
+
+@pytest.mark.slow
+def test_add_pipe_works_without_importing_onlstm(tiny_checkpoint):
+    # a fresh interpreter that never imports onlstm: spaCy finds the factory through the entry point
+    script = (
+        "import json, sys, spacy\n"
+        "nlp = spacy.blank('en')\n"
+        "nlp.add_pipe('sentencizer')\n"
+        "nlp.add_pipe('onlstm', config={'checkpoint': sys.argv[1], 'layer': 2})\n"
+        "doc = nlp('The cat sat on the mat. A dog barked.')\n"
+        "print(json.dumps([[s._.parse_string, s._.perplexity] for s in doc.sents]))\n"
+    )
+    completed = subprocess.run([sys.executable, "-c", script, str(tiny_checkpoint)], capture_output=True, text=True,
+                               cwd=REPO.parent, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    parsed = json.loads(completed.stdout)
+    expected = Parser.load(tiny_checkpoint).parse([["The", "cat", "sat", "on", "the", "mat", "."],
+                                                   ["A", "dog", "barked", "."]], layer=2)
+    assert [string for string, _ in parsed] == [to_ptb_string(result.tree) for result in expected]
+
+
+def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
+    nlp = make_nlp(tiny_checkpoint, layer=0, decoder="split", punctuation="attach", batch_size=3)
+    nlp.to_disk(tmp_path / "pipeline")
+    loaded = spacy.load(tmp_path / "pipeline")
+    assert loaded.config["components"]["onlstm"]["layer"] == 0
+    assert loaded.config["components"]["onlstm"]["checkpoint"] == str(tiny_checkpoint)
+    assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
+        [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
+    assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach"}
