@@ -86,7 +86,7 @@ def test_errors_carry_the_service_code_and_message(service):
         with pytest.raises(ServiceError) as too_long:
             client.parse(tokens=[["word"] * 31])
     assert (invalid_layer.value.status, invalid_layer.value.code) == (422, "invalid_layer")
-    assert "layers 0 to 2" in invalid_layer.value.message
+    assert "between 0 and 2" in invalid_layer.value.message
     assert (too_long.value.code, too_long.value.limit, too_long.value.value) == ("sentence_too_long",
                                                                                 "max_tokens_per_sentence", 30)
     with Client(service) as client, pytest.raises(ServiceError) as unauthorized:

@@ -57,7 +57,7 @@ def test_parse_dataset_equals_the_library(local_ray, tiny_checkpoint):
                                   override_num_blocks=6)
     parsed = parse_dataset(dataset, checkpoint=str(tiny_checkpoint), rows_per_batch=8, layer=0)
     rows = list(iter_in_order(parsed))
-    expected = parser.parse(SENTENCES, layer=0)
+    expected = parser.parse_many(SENTENCES, layer=0)
     assert [row["id"] for row in rows] == list(range(len(SENTENCES)))
     for row, text, result in zip(rows, SENTENCES, expected):
         assert row["text"] == text  # the input columns travel along
@@ -71,7 +71,7 @@ def test_parse_dataset_equals_the_library(local_ray, tiny_checkpoint):
     parsed = parse_dataset(tokenized, column="words", tokenized=True, checkpoint=str(tiny_checkpoint),
                            decoder="split", all_layers=True, actors=1)
     by_id = {row["id"]: row for row in parsed.iter_rows()}
-    split = parser.parse([result.tokens for result in expected], decoder="split")
+    split = parser.parse_many([result.tokens for result in expected], decoder="split")
     assert [by_id[index]["tree"] for index in range(len(split))] == [to_ptb_string(result.tree) for result in split]
     assert all(len(row["layer_distances"]) == 3 for row in by_id.values())
     with pytest.raises(ValueError, match="no column 'sentence'"):
@@ -88,7 +88,8 @@ def test_command_line_on_a_ray_cluster_writes_what_the_plain_command_writes(loca
         outputs[name] = tmp_path / f"{name}.jsonl"
         completed = subprocess.run(
             [sys.executable, "-m", "onlstm", "parse", str(source), "-o", str(outputs[name]), "--checkpoint",
-             str(tiny_checkpoint), "--threads", "1", *extra], capture_output=True, text=True, cwd=REPO, timeout=600,
+             str(tiny_checkpoint), "--threads", "1", "--input-format", "lines", *extra], capture_output=True, text=True,
+            cwd=REPO, timeout=600,
         )
         assert completed.returncode == 0, completed.stderr[-3000:]
     assert outputs["ray"].read_text() == outputs["plain"].read_text()
