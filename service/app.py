@@ -1,5 +1,6 @@
-"""The app factory: ``create_app()`` is what ``onlstm serve`` runs (and
-``uvicorn onlstm.service.app:create_app --factory``).
+"""The app factory: ``create_app()`` is what ``onlstm serve`` runs.  (``uvicorn
+onlstm.service.app:create_app --factory`` runs it too, but without the bounds on request heads
+that ``onlstm serve`` adds: its header-read timeout and header size limit, service/protocol.py.)
 
 The rooms, as in the FastAPI full-stack template: routes in ``api/routes/`` (one module per
 concern), their dependencies (the service's state, the parser, the API key) in ``api/deps.py``,

@@ -246,7 +246,7 @@ class PreparationPool:
                     422, "input_too_complex",
                     f"splitting and tokenizing this input took more than {self.budget:g} s of CPU (limit "
                     "ONLSTM_PREPARE_TIMEOUT_S); send shorter text, or pre-tokenized input in 'tokens'",
-                    limit="prepare_timeout_s", value=int(self.budget),
+                    limit="prepare_timeout_s", value=int(self.budget) if float(self.budget).is_integer() else None,
                 ) from None
             if isinstance(error, PreparationStalled):
                 raise APIError(503, "overloaded", f"preparing the input took more than {self.max_wait:g} s on an "

@@ -178,16 +178,6 @@ def test_a_service_started_on_a_broken_checkpoint_never_becomes_ready(broken, tm
     assert not marker.exists(), "the code in a pickle ran"
 
 
-@pytest.mark.slow
-def test_a_missing_checkpoint_stops_the_service_at_start_up(tmp_path):
-    missing = tmp_path / "nowhere" / "model.safetensors"
-    result = subprocess.run([sys.executable, "-m", "onlstm", "serve", "--checkpoint", str(missing)], capture_output=True,
-                            text=True, cwd=REPO, timeout=120)
-    assert result.returncode == 2, result.stdout + result.stderr
-    assert str(missing) in result.stderr and "is not a file" in result.stderr and "ONLSTM_CHECKPOINT" in result.stderr
-    assert "Traceback" not in result.stderr
-
-
 WRITER = """
 import sys, torch
 from onlstm.models.checkpoint import save_release, save_resume
