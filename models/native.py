@@ -32,8 +32,11 @@ logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "recurrence_kernels.c"
 # -ffast-math lets the compiler call glibc's vectorised exp (libmvec); the kernels never produce
-# an infinity or a NaN from finite inputs, which is the assumption fast-math adds.
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-shared"]
+# an infinity or a NaN from finite inputs, which is the assumption fast-math adds. It is given to
+# the compile step only: linked with -ffast-math, a shared library gets crtfastmath.o, which turns
+# on flush-to-zero for the whole process that loads it, and a user's own numbers would change.
+FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-c"]
+LINK_FLAGS = ["-shared"]
 LIBRARIES = ["-lmvec", "-lm"]
 _CTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
@@ -222,15 +225,17 @@ def _build_and_load() -> Kernels | None:
         logger.info("no C compiler found (or not Linux): the ON-LSTM recurrence runs its pure PyTorch path")
         return None
     source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS, platform.machine(), _cpu_flags()]).encode())
+    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS, *LINK_FLAGS, platform.machine(), _cpu_flags()]).encode())
     target = _cache_dir() / f"recurrence_kernels-{digest.hexdigest()[:16]}.so"
     try:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             # build beside the target and rename: concurrent first uses never load half a file
             with tempfile.TemporaryDirectory(dir=target.parent) as building:
-                output = Path(building) / target.name
-                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(output), *LIBRARIES],
+                output, objects = Path(building) / target.name, Path(building) / "kernels.o"
+                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(objects)],
+                               check=True, capture_output=True, text=True, timeout=120)
+                subprocess.run([compiler, *LINK_FLAGS, str(objects), "-o", str(output), *LIBRARIES],
                                check=True, capture_output=True, text=True, timeout=120)
                 os.replace(output, target)
         return Kernels(ctypes.CDLL(str(target)))
