@@ -239,3 +239,24 @@ def test_fused_softmax_nll_equals_cross_entropy_with_its_gradients(backend):
     torch.testing.assert_close(fused, expected, **TIGHT)
     for got, want in zip(fused_gradients, expected_gradients):
         torch.testing.assert_close(got, want, **TIGHT)
+
+
+def test_kernels_split_across_threads_give_the_same_results(monkeypatch):
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    monkeypatch.setattr(native, "STEP_ROWS_PER_THREAD", 2)  # split even these few rows
+    fast, plain, _ = twin_models(**NO_DROPOUT)
+    ids = torch.randint(0, 40, (7, 6))
+    lengths = torch.tensor([6, 6, 5, 3, 6, 1, 4])
+    torch.set_num_threads(2)
+    try:
+        split = run(fast, ids, lengths, state_seed=3)
+        fresh = run(fast, ids, lengths)
+        with torch.inference_mode():
+            inferred = fast(ids, lengths)
+    finally:
+        torch.set_num_threads(1)
+    assert_same(split, run(plain, ids, lengths, state_seed=3), lengths, **TIGHT)
+    for row, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(inferred.hidden[row, :length], fresh[0].hidden[row, :length], **TIGHT)
+        torch.testing.assert_close(inferred.distances[:, row, :length], fresh[0].distances[:, row, :length], **TIGHT)
