@@ -28,7 +28,8 @@ from onlstm.models.onlstm import ONLSTMLanguageModel
 from onlstm.models.step import TrainStep
 from onlstm.training.config import load_preset
 
-NO_DROPOUT = ["dropout_output=0", "dropout_hidden=0", "dropout_input=0", "dropout_embedding=0", "dropconnect=0"]
+NO_DROPOUT = ["model.dropout_output=0", "model.dropout_hidden=0", "model.dropout_input=0", "model.dropout_embedding=0",
+              "model.dropconnect=0"]
 
 
 def make_step(model: ONLSTMLanguageModel, config, cuda_graphs: bool) -> TrainStep:
@@ -48,7 +49,7 @@ def timed(step, inputs, targets) -> float:
 def measure(batch_size: int, steps: int) -> dict:
     config = load_preset("gpu-paper").override([f"batch_size={batch_size}", "optimizer=sgd"])
     torch.manual_seed(0)
-    model = ONLSTMLanguageModel(config.model_config(config.vocab_size)).cuda()
+    model = ONLSTMLanguageModel(config.model).cuda()
     eager = make_step(copy.deepcopy(model), config, cuda_graphs=False)
     graphed = make_step(model, config, cuda_graphs=True)
     runners = {"ours, eager": eager.step, "ours, CUDA graph": graphed.step}
@@ -58,7 +59,7 @@ def measure(batch_size: int, steps: int) -> dict:
     generator = torch.Generator().manual_seed(1)
     times: dict[str, list[float]] = {name: [] for name in runners}
     for index in range(graphed.warmup_steps + 1 + steps):
-        data = torch.randint(0, config.vocab_size, (batch_size, config.bptt + 1), generator=generator).cuda()
+        data = torch.randint(0, config.model.vocab_size, (batch_size, config.bptt + 1), generator=generator).cuda()
         for name, step in runners.items():
             seconds = timed(step, data[:, :-1], data[:, 1:])
             if index > graphed.warmup_steps:
@@ -77,12 +78,12 @@ def loss_difference(config, steps: int) -> float:
     """Largest |eager - replayed| NLL over the same windows from the same weights, dropout off."""
     quiet = config.override(NO_DROPOUT)
     torch.manual_seed(0)
-    model = ONLSTMLanguageModel(quiet.model_config(quiet.vocab_size)).cuda()
+    model = ONLSTMLanguageModel(quiet.model).cuda()
     eager, graphed = make_step(copy.deepcopy(model), quiet, False), make_step(model, quiet, True)
     generator = torch.Generator().manual_seed(2)
     largest = 0.0
     for _ in range(graphed.warmup_steps + 1 + steps):
-        data = torch.randint(0, quiet.vocab_size, (quiet.batch_size, quiet.bptt + 1), generator=generator).cuda()
+        data = torch.randint(0, quiet.model.vocab_size, (quiet.batch_size, quiet.bptt + 1), generator=generator).cuda()
         losses = [step.step(data[:, :-1], data[:, 1:]).item() for step in (eager, graphed)]
         largest = max(largest, abs(losses[0] - losses[1]))
     return largest

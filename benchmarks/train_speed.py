@@ -91,7 +91,7 @@ def reference_runner(config: TrainConfig, device: str = "cpu"):
     spec = importlib.util.spec_from_file_location("ordered_neurons_runner", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    model = config.model_config(config.vocab_size)
+    model = config.model
     runner = module.ReferenceRunner(
         model.vocab_size, model.embedding_size, model.hidden_size, model.n_layers, model.chunk_size,
         config.batch_size, dropout_output=model.dropout_output, dropout_hidden=model.dropout_hidden,
