@@ -27,7 +27,6 @@ from __future__ import annotations
 import itertools
 import logging
 import math
-import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -334,10 +333,16 @@ def _warnings(words: Sequence[str], unknown: int) -> list[str]:
             "perplexity say little about this sentence (is it English? are the words made up or misspelt?)"
         )
     letters = [char for word in words for char in word if char.isalpha()]
-    latin = sum(1 for char in letters if "LATIN" in unicodedata.name(char, ""))
+    latin = sum(1 for char in letters if _is_latin(char))
     if letters and latin / len(letters) < 0.5:
         warnings.append("the sentence is mostly not in the Latin alphabet; the model was trained on English text")
     return warnings
+
+
+def _is_latin(char: str) -> bool:
+    """Latin letters: Basic Latin, Latin-1, Latin Extended A and B, IPA, Latin Extended Additional."""
+    code = ord(char)
+    return code < 0x2B0 or 0x1D00 <= code <= 0x1EFF or 0x2C60 <= code <= 0x2C7F or 0xA720 <= code <= 0xA7FF
 
 
 def _fill(n_tokens: int, kept: list[int], word_distances: list[float]) -> list[float]:
