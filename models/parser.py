@@ -27,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -48,6 +49,16 @@ _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows i
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 
 SentenceLike = str | Sequence[str] | Sentence
+
+
+def _one_thread_after_fork() -> None:
+    # OpenMP's thread pool does not survive fork(): a forked child whose parent had run torch on
+    # several threads hangs at its first parallel operation (spaCy's nlp.pipe(n_process=2), a
+    # fork-based multiprocessing pool). One thread in the child runs serially and cannot hang.
+    torch.set_num_threads(1)
+
+
+os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
 @dataclass

@@ -1,6 +1,9 @@
 """The Parser facade on a tiny model: input forms, fields, batching independence, punctuation, warnings."""
 
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -191,3 +194,28 @@ def test_all_layers_give_trees(parser):
     assert len(record["layer_trees"]) == parser.n_layers == len(record["layer_distances"])
     assert record["layer_trees"][result.layer] == record["tree"]
     assert result.layer_tree(0).leaves() == result.tokens
+
+
+CHILD_PARSES = """
+import multiprocessing, sys, torch
+from onlstm.models.parser import Parser
+torch.set_num_threads(2)
+parser = Parser.load(sys.argv[1])
+parser.parse_many(["the cat sat on the mat"] * 64)          # the parent's OpenMP pool is now running
+
+def parse_in_child(text):
+    return parser.parse(text).tokens
+
+with multiprocessing.get_context("fork").Pool(1) as pool:  # as spaCy's nlp.pipe(n_process=2) does
+    print(pool.apply_async(parse_in_child, ("the dog ran after the cat",)).get(timeout=60))
+"""
+
+
+@pytest.mark.slow
+def test_a_forked_child_parses_after_the_parent_used_threads(tiny_checkpoint, tmp_path):
+    script = tmp_path / "forked.py"
+    script.write_text(CHILD_PARSES)
+    result = subprocess.run([sys.executable, str(script), str(tiny_checkpoint)], capture_output=True, text=True,
+                            timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "['the', 'dog', 'ran', 'after', 'the', 'cat']"
