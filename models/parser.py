@@ -214,14 +214,19 @@ class Parser:
                 results[index] = (per_layer, perplexity)
         return results
 
+    def _read(self, token_lists: Sequence[Sequence[str]], punctuation: str, batch_size: int,
+              with_perplexity: bool) -> tuple[list[list[int]], list[tuple[list, float]]]:
+        """Run the model over the tokens it reads under ``punctuation``; per sentence, the positions
+        of those tokens and (distances [layer][token read], perplexity)."""
+        positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
+        words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
+        return positions, (self._run(words, batch_size, with_perplexity) if token_lists else [])
+
     def layer_distances(
         self, token_lists: Sequence[Sequence[str]], batch_size: int = 64, punctuation: str | None = None
     ) -> list[list[list[float]]]:
         """Distances ``[sentence][layer][token]`` over the full token lists (see the module doc)."""
-        punctuation = punctuation or self.default_punctuation
-        positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
-        words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
-        runs = self._run(words, batch_size, False)
+        positions, runs = self._read(token_lists, punctuation or self.default_punctuation, batch_size, False)
         return [
             [_fill(len(tokens), kept, layer) for layer in word_distances]
             for tokens, kept, (word_distances, _) in zip(token_lists, positions, runs)
@@ -289,9 +294,7 @@ class Parser:
         layer, decoder, punctuation = self.check_options(layer, decoder, punctuation)
         inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
-        positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
-        words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
-        runs = self._run(words, batch_size, with_perplexity) if inputs else []
+        positions, runs = self._read(token_lists, punctuation, batch_size, with_perplexity)
         return [
             self._result(sentence, kept, word_distances, perplexity, layer, decoder)
             for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)
@@ -303,7 +306,8 @@ class Parser:
         if len(kept) == len(tokens):
             layer_spans = [decode_spans(distances, decoder) for distances in word_distances]
         else:
-            sides = marks.directions(tokens, sentence.offsets, [index not in set(kept) for index in range(len(tokens))])
+            read = set(kept)
+            sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
             layer_spans = [marks.attach(decode_spans(distances, decoder), kept, sides, tokens) if distances else
                            ([(0, len(tokens))] if len(tokens) >= 2 else []) for distances in word_distances]
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]

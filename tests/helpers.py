@@ -60,18 +60,31 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_for_ready(base: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+def wait_until_answering(base: str, path: str, process: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
+    """Poll ``base + path`` until it answers 200; fail with the log's tail if the server exits or
+    the timeout passes first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise AssertionError(f"the server exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{base}/ready", timeout=2).status_code == 200:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"the server exited with {process.returncode}:\n{tail}")
+        with contextlib.suppress(httpx.TransportError):
+            if httpx.get(f"{base}{path}", timeout=2).status_code == 200:
                 return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise AssertionError(f"the server was not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+        time.sleep(0.05)
+    raise AssertionError(f"{path} did not answer 200 after {timeout} s:\n{log.read_text(errors='replace')[-3000:]}")
+
+
+def read_all(connection: socket.socket, timeout: float) -> bytes:
+    """Everything a raw socket receives until the server closes it or ``timeout`` passes in silence."""
+    connection.settimeout(timeout)
+    received = b""
+    try:
+        while chunk := connection.recv(65536):
+            received += chunk
+    except (TimeoutError, ConnectionResetError):
+        pass
+    return received
 
 
 @contextlib.contextmanager
@@ -85,7 +98,7 @@ def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, 
                                    cwd=cwd or REPO)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for_ready(base, process, log, ready_timeout)
+        wait_until_answering(base, "/ready", process, log, ready_timeout)
         yield base
     finally:
         process.send_signal(signal.SIGTERM)
@@ -121,27 +134,11 @@ class ServerProcess:
         return self.log.read_text(errors="replace")
 
     def wait_ready(self, timeout: float = 120.0) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.base}/ready", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the server was not ready after {timeout} s:\n{self.log_text()[-3000:]}")
+        wait_until_answering(self.base, "/ready", self.process, self.log, timeout)
 
     def wait_answering(self, timeout: float = 120.0) -> None:
         """Until /health answers (the model may still be loading, or have failed to)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise AssertionError(f"the server exited with {self.process.returncode}:\n{self.log_text()[-3000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.base}/health", timeout=2).status_code == 200:
-                    return
-            time.sleep(0.05)
-        raise AssertionError(f"the server did not answer after {timeout} s:\n{self.log_text()[-3000:]}")
+        wait_until_answering(self.base, "/health", self.process, self.log, timeout)
 
     def resident_bytes(self) -> int:
         """Resident set size of the server process (Linux /proc)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from ..helpers import BAD_CHECKPOINT_KINDS, ServerProcess, make_bad_checkpoint, serving
+from ..helpers import BAD_CHECKPOINT_KINDS, ServerProcess, make_bad_checkpoint, read_all, serving
 
 pytestmark = pytest.mark.slow
 
@@ -169,13 +169,7 @@ def raw_exchange(port: int, request: bytes, hang_up: str | None = None, wait: fl
             return b""
         if hang_up == "half-close":
             connection.shutdown(socket.SHUT_WR)
-        received = b""
-        try:
-            while chunk := connection.recv(65536):
-                received += chunk
-        except (TimeoutError, ConnectionResetError):
-            pass
-        return received
+        return read_all(connection, wait)
 
 
 def series(server: ServerProcess) -> dict[tuple[str, str, str], float]:

@@ -13,7 +13,7 @@ from onlstm.cli.serve import GRACEFUL_SHUTDOWN_SECONDS, build_server
 from onlstm.service.protocol import BoundedHeadH11Protocol
 from onlstm.service.settings import load_settings
 
-from ..helpers import serving
+from ..helpers import read_all, serving
 
 
 def test_serve_keeps_alive_75_s_and_shuts_down_gracefully_within_10_s(tiny_checkpoint):
@@ -24,17 +24,6 @@ def test_serve_keeps_alive_75_s_and_shuts_down_gracefully_within_10_s(tiny_check
     assert server.config.http.header_timeout == 10.0 and server.config.http.max_header_bytes == 16_384
     assert server.config.h11_max_incomplete_event_size == 16_384
     assert server.config.access_log is False  # the app writes its own (escaped) access lines
-
-
-def read_all(connection: socket.socket, timeout: float) -> bytes:
-    connection.settimeout(timeout)
-    received = b""
-    try:
-        while chunk := connection.recv(65536):
-            received += chunk
-    except (TimeoutError, ConnectionResetError):
-        pass
-    return received
 
 
 @pytest.mark.slow
