@@ -79,11 +79,12 @@ class Sentence:
         return self.offsets[0][0], self.offsets[-1][1]
 
 
-def split_text(text: str) -> list[Sentence]:
-    """Raw text -> sentences -> tokens, with character offsets relative to ``text``."""
+def split_text(text: str, offset: int = 0) -> list[Sentence]:
+    """Raw text -> sentences -> tokens; character offsets are ``offset`` + the position in ``text``
+    (a paragraph's offset in its file, say)."""
     sentences = []
     for start, end in sentence_spans(text):
-        sentence = Sentence.from_text(text[start:end], offset=start)
+        sentence = Sentence.from_text(text[start:end], offset=offset + start)
         if sentence.tokens:
             sentences.append(sentence)
     return sentences

@@ -137,9 +137,8 @@ def _paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
 
 def _sentences_from_text(lines: Iterable[str]) -> Iterator[_Sentence]:
     for start, paragraph in _paragraphs(lines):
-        for sentence in split_text(paragraph):
-            offsets = tuple((begin + start, end + start) for begin, end in sentence.offsets or ())
-            yield _Sentence(Sentence(sentence.tokens, offsets), None)
+        for sentence in split_text(paragraph, offset=start):
+            yield _Sentence(sentence, None)
 
 
 def _limited(sentences: Iterable[_Sentence], max_tokens: int, input_format: str) -> Iterator[_Sentence]:

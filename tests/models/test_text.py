@@ -108,6 +108,9 @@ def test_split_text_offsets_are_relative_to_the_whole_text():
         ["He", "did", "n't", "care", "."],
     ]
     assert sentences[1].span() == (23, len(text))
+    shifted = split_text(text, offset=100)
+    assert [sentence.offsets for sentence in shifted] == [
+        tuple((start + 100, end + 100) for start, end in sentence.offsets) for sentence in sentences]
 
 
 def test_sentence_from_tokens_checks_its_input():
