@@ -80,6 +80,10 @@ class TrainConfig(BaseModel):
     alpha: NonNegativeFloat = 2.0  # activation regularisation (AR) weight
     beta: NonNegativeFloat = 1.0  # temporal activation regularisation (TAR) weight
     adversarial_epsilon: NonNegativeFloat = 0.0  # FGM step on the embedding matrix (0 = off)
+    # an exponential moving average of the weights (decay per optimizer step; 0 = off): when on,
+    # dev evaluation, selection and the releases use the averaged weights, and metrics.jsonl
+    # also holds the online weights' figures (online_dev_*) for comparison
+    average_decay: float = Field(0.0, ge=0.0, lt=1.0)
     epochs: NonNegativeInt = 10
     max_steps: NonNegativeInt = 0  # stop after this many optimizer steps (0 = no limit)
     max_minutes: NonNegativeFloat = 0.0  # stop after this wall-clock time (0 = no limit)

@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
 from ..models.checkpoint import (
@@ -66,7 +67,7 @@ from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
 from .config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
-from .evaluate import evaluate_model
+from .evaluate import evaluate_model, model_input, prepare_gold_trees
 
 logger = logging.getLogger("onlstm.training")
 
@@ -304,7 +305,12 @@ def _sync_gradients(model: torch.nn.Module, now: bool):
 
 def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, gold_trees: list) -> dict:
     """Dev perplexity (words from a fresh state per sentence), words-only parsing F1 per layer and
-    the share of the dev tokens read that are outside the vocabulary."""
+    the share of the dev tokens read that are outside the vocabulary.
+
+    ``dev_f1_per_layer_halves`` scores the first and the second half of the dev sentences (in
+    file order) apart, so that a checkpoint or recipe chosen on one half can be reported on
+    the other: the size of the selection bias.
+    """
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
     parser = Parser(
@@ -319,21 +325,27 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
             total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
             total_tokens += n_words + 1
             total_unknown += result.unk_share * n_words
-        report = evaluate_model(
-            gold_trees, lambda inputs: parser.layer_distances(inputs, 64, "model"), "words", ("greedy",), False
-        )
+        golds = prepare_gold_trees(gold_trees)
+        distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
     finally:
         model.train(was_training)
-    layers = [row for row in report["model"] if isinstance(row["layer"], int)]
-    best = max(layers, key=lambda row: row["sentence_f1"])
+
+    def f1_per_layer(start: int, end: int, key: str = "sentence_f1") -> list[float]:
+        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False)
+        return [row[key] for row in report["model"] if isinstance(row["layer"], int)]
+
+    f1s = f1_per_layer(0, len(golds))
+    half = len(golds) // 2
+    best_layer = max(range(len(f1s)), key=f1s.__getitem__)
     return {
         "dev_loss": total_nll / total_tokens,
         "dev_unk_share": total_unknown / max(total_tokens - len(sentences), 1),
         "dev_perplexity": math.exp(total_nll / total_tokens),
-        "dev_f1_per_layer": [row["sentence_f1"] for row in layers],
-        "dev_corpus_f1_per_layer": [row["corpus_f1"] for row in layers],
-        "dev_f1": best["sentence_f1"],
-        "best_layer": best["layer"],
+        "dev_f1_per_layer": f1s,
+        "dev_corpus_f1_per_layer": f1_per_layer(0, len(golds), "corpus_f1"),
+        "dev_f1_per_layer_halves": [f1_per_layer(0, half), f1_per_layer(half, len(golds))] if half else [],
+        "dev_f1": f1s[best_layer],
+        "best_layer": best_layer,
     }
 
 
@@ -513,6 +525,12 @@ class Trainer:
             self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience
         )
         self.fgm = FGM(self.model.embedding, config.adversarial_epsilon) if config.adversarial_epsilon > 0 else None
+        # the average starts as a copy of the initial weights and follows each optimizer step
+        self.average = (
+            AveragedModel(self.model, multi_avg_fn=get_ema_multi_avg_fn(config.average_decay))
+            if config.average_decay
+            else None
+        )
         logger.info(
             "model: %s parameters on %s%s",
             f"{count_parameters(self.model):,}",
@@ -530,6 +548,8 @@ class Trainer:
         """Continue exactly where ``checkpoint`` (a ``last.pt`` payload) stopped: weights, optimizer,
         schedule, progress, and this rank's hidden states and random states."""
         self.model.load_state_dict(checkpoint["model"])
+        if self.average is not None:
+            self.average.load_state_dict(checkpoint["average"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.scheduler.load_state_dict(checkpoint["scheduler"])
         self.progress = Progress(**checkpoint["progress"])
@@ -573,6 +593,8 @@ class Trainer:
             return None
         self.progress.bad_steps_in_a_row = 0
         optimizer.step()
+        if self.average is not None:
+            self.average.update_parameters(self.model)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"]
         self.progress.step += 1
@@ -585,7 +607,7 @@ class Trainer:
         rank keeps the same bookkeeping (best score, patience, plateau schedule), rank 0 writes
         the release checkpoints and ``metrics.jsonl``."""
         config, progress = self.config, self.progress
-        evaluation = evaluate_dev(self.model, self.vocab, config, self.dev_trees) if self.master else None
+        evaluation = self._evaluate_on_dev() if self.master else None
         evaluation = broadcast_from_master(evaluation, self.distributed)
         train_loss = self.running_loss / max(self.running_tokens, 1)
         self.running_loss, self.running_tokens = 0.0, 0
@@ -599,7 +621,8 @@ class Trainer:
             progress.evaluations_without_improvement = 0
         else:
             progress.evaluations_without_improvement += 1
-        self.scheduler.step(evaluation["dev_loss"])
+        # the schedule follows the weights the optimizer moves, so averaging leaves their path unchanged
+        self.scheduler.step(evaluation.get("online_dev_loss", evaluation["dev_loss"]))
         for group in self.optimizer.param_groups:  # the plateau schedule may have lowered it
             group["base_lr"] = group["lr"]
         if self.master:
@@ -623,6 +646,7 @@ class Trainer:
                 "model_config": self.model_config.to_dict(),
                 "vocab": self.vocab.itos,
                 "model": self.model.state_dict(),
+                **({"average": self.average.state_dict()} if self.average is not None else {}),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "progress": self.progress.__dict__.copy(),
@@ -668,6 +692,20 @@ class Trainer:
                 dist.destroy_process_group()
 
     # --- inside the loop --------------------------------------------------------------
+
+    @property
+    def released_model(self) -> ONLSTMLanguageModel:
+        """The weights evaluated on dev and written to the releases: the average when there is one."""
+        return self.average.module if self.average is not None else self.model
+
+    def _evaluate_on_dev(self) -> dict:
+        """``evaluate_dev`` of the released weights, with the online weights' figures beside
+        them (``online_dev_*``) when they are averaged."""
+        evaluation = evaluate_dev(self.released_model, self.vocab, self.config, self.dev_trees)
+        if self.average is not None:
+            online = evaluate_dev(self.model, self.vocab, self.config, self.dev_trees)
+            evaluation.update({f"online_{key}": value for key, value in online.items()})
+        return evaluation
 
     def _progress_bar(self) -> tqdm:
         return tqdm(
@@ -785,9 +823,9 @@ class Trainer:
         """``last.safetensors`` (and ``best.safetensors`` when improved), ``metrics.jsonl``, ``curves.png``."""
         dtype = getattr(torch, self.config.release_dtype)
         metadata = self._release_metadata(evaluation)
-        save_release(self.out_dir / "last.safetensors", self.model, self.vocab, metadata, dtype)
+        save_release(self.out_dir / "last.safetensors", self.released_model, self.vocab, metadata, dtype)
         if improved:
-            save_release(self.out_dir / "best.safetensors", self.model, self.vocab, metadata, dtype)
+            save_release(self.out_dir / "best.safetensors", self.released_model, self.vocab, metadata, dtype)
         with open(self.out_dir / "metrics.jsonl", "a") as log:
             log.write(json.dumps(evaluation) + "\n")
         plot_curves(self.out_dir / "metrics.jsonl", self.out_dir / "curves.png")
@@ -798,6 +836,13 @@ class Trainer:
             " ".join(f"{value:.1f}" for value in evaluation["dev_f1_per_layer"]),
             " (best so far)" if improved else "",
         )
+        if "online_dev_perplexity" in evaluation:
+            logger.info(
+                "step %d, online weights: dev perplexity %.1f, dev F1 per layer %s",
+                self.progress.step,
+                evaluation["online_dev_perplexity"],
+                " ".join(f"{value:.1f}" for value in evaluation["online_dev_f1_per_layer"]),
+            )
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:

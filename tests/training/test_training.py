@@ -252,3 +252,43 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     assert not torch.equal(moved["embedding.weight"], start.model.state_dict()["embedding.weight"])
     missing = str(tmp_path / "nothing.safetensors")
     assert main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--init-from", missing]) == 2
+
+
+def test_weight_averaging_releases_the_average_and_leaves_the_online_path_unchanged(tiny_config, tmp_path):
+    from onlstm.models.checkpoint import load_release, load_resume
+
+    plain, averaged = tmp_path / "plain", tmp_path / "averaged"
+    train(tiny_config, plain)
+    train(tiny_config.override(["average_decay=0.9"]), averaged)
+    # the optimizer's path (losses) is the same: the schedule follows the online weights
+    assert [row["loss"] for row in read_jsonl(averaged / "steps.jsonl")] == pytest.approx(
+        [row["loss"] for row in read_jsonl(plain / "steps.jsonl")], rel=1e-6, abs=1e-7
+    )
+    plain_rows, averaged_rows = read_jsonl(plain / "metrics.jsonl"), read_jsonl(averaged / "metrics.jsonl")
+    for before, after in zip(plain_rows, averaged_rows):
+        assert after["online_dev_perplexity"] == pytest.approx(before["dev_perplexity"], rel=1e-5)
+        assert after["online_dev_f1_per_layer"] == pytest.approx(before["dev_f1_per_layer"], abs=1e-6)
+        assert after["dev_perplexity"] != pytest.approx(before["dev_perplexity"], rel=1e-4)
+        # the two halves of dev, scored apart, average (by sentence count) to the whole
+        first, second = after["dev_f1_per_layer_halves"]
+        n = 30  # dev_max_sentences: halves of 15
+        for layer, whole in enumerate(after["dev_f1_per_layer"]):
+            assert (first[layer] * (n // 2) + second[layer] * (n - n // 2)) / n == pytest.approx(whole)
+
+    # the release holds the averaged weights: decay 0.9 over 16 steps, from the initial weights
+    state = load_resume(averaged / "last.pt")
+    online = state["model"]
+    average = {key.removeprefix("module."): value for key, value in state["average"].items()}
+    release = load_release(averaged / "last.safetensors").model.state_dict()
+    name = "embedding.weight"
+    assert not torch.allclose(online[name], average[name])
+    assert torch.allclose(release[name].float(), average[name], atol=1e-3)
+
+    # resuming keeps the average: the same figures as the uninterrupted run
+    interrupted = tmp_path / "interrupted"
+    config = tiny_config.override(["average_decay=0.9"])
+    train(config.override(["max_steps=8"]), interrupted)
+    train(config, interrupted, resume=True)
+    assert read_jsonl(interrupted / "metrics.jsonl")[-1]["dev_perplexity"] == pytest.approx(
+        averaged_rows[-1]["dev_perplexity"], rel=1e-6
+    )
