@@ -54,8 +54,8 @@ def _active_rows(lengths: list[int] | None, steps: int, batch_size: int) -> list
 
 
 # Positions whose input projection is computed in one product at inference: large enough for
-# an efficient matrix product, small enough to bound memory (2048 x G floats: 20 MB at G = 2520).
-INFERENCE_BLOCK_ROWS = 2048
+# an efficient matrix product, small enough to bound memory (512 x G floats: 5 MB at G = 2520).
+INFERENCE_BLOCK_ROWS = 512
 # Inference uses the C step kernel for batches up to this many rows.  Measured on the 2-core
 # machine, quiet, 2 threads (``python -m benchmarks --only inference --quick``): at batch 1 the
 # kernel parsed 96 sentences/s against 74, at batches 16 to 256 PyTorch's own multi-threaded

@@ -1,7 +1,9 @@
 """Cross-request micro-batching.
 
 Requests are queued; a collector task takes the oldest one and lets others join it
-for up to ``max_wait`` seconds or until the batch holds ``max_sentences`` sentences,
+for up to ``max_wait`` seconds or until the batch holds ``max_sentences`` sentences
+(``max_wait`` 0, the default: the requests already queued, which are those that arrived
+while the model was busy with the previous batch; a lone request goes at once),
 then runs ``parse`` once on all their sentences in a thread pool (the model sorts them
 by length into padded batches) and hands each request its own slice of the results.
 Only requests with the same parse options (layer, decoder, punctuation) share a
@@ -59,7 +61,7 @@ class MicroBatcher:
         parse: ParseFunction,
         executor: Executor,
         max_sentences: int = 64,
-        max_wait: float = 0.005,
+        max_wait: float = 0.0,
         concurrent_batches: int = 1,
         max_queue_wait: float = 30.0,
         max_queued: int = 1000,

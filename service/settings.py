@@ -69,7 +69,10 @@ class Settings(BaseSettings):
     # --- micro-batching ------------------------------------------------------------------
     batch_max_sentences: int = Field(64, ge=1, le=10_000, description="Sentences gathered into one model call.")
     batch_max_wait_ms: float = Field(
-        5.0, ge=0, le=10_000, description="How long the first request of a batch waits for others to join it."
+        0.0, ge=0, le=10_000,
+        description="How long the first request of a batch waits for others to join it. At 0 (the default) a batch "
+        "takes the requests that queued while the model was busy with the previous one: a lone request goes at "
+        "once, and batches grow with the load.",
     )
     concurrent_batches: int = Field(1, ge=1, le=64, description="Model calls that may run at the same time.")
     max_queue_wait_s: float = Field(

@@ -54,6 +54,9 @@ def build_server(settings: Settings) -> uvicorn.Server:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_argument_parser().parse_args(argv)
+    from ..service.runtime import tune_process
+
+    tune_process()  # before torch is imported
     # imported here so that --help answers without loading torch
     from ..service.settings import SettingsError, load_settings
 

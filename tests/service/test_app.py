@@ -406,3 +406,37 @@ def test_page_and_its_files_are_served(client):
     # nothing is fetched from elsewhere
     for text in (page.text, client.get("/static/app.js").text, client.get("/static/style.css").text):
         assert "http://" not in text.replace("http://www.w3.org/2000/svg", "") and "https://" not in text
+
+
+def test_the_model_is_loaded_and_run_by_the_parse_thread_only(make_client, tiny_checkpoint):
+    """torch's OpenMP threads belong to the first thread that uses them: loading on one thread and
+    parsing on another leaves two teams competing for the cores, so both happen on the same one."""
+    threads = []
+
+    class RecordingParser(Parser):
+        def parse_many(self, *arguments, **options):
+            threads.append(threading.current_thread())
+            return super().parse_many(*arguments, **options)
+
+    def loader(settings):
+        threads.append(threading.current_thread())
+        return RecordingParser.load(settings.checkpoint)
+
+    client = make_client(load_parser=loader)
+    for text in ("a cat sat", "the dog ran away", "It rained."):
+        assert client.post("/parse", json={"text": text}).status_code == 200
+    assert len(threads) >= 4 and len(set(threads)) == 1
+    assert threads[0].name.startswith("onlstm-parse")
+
+
+def test_small_token_requests_are_checked_and_rendered_on_the_event_loop_with_the_same_answers(client):
+    tokens = [["The", "cat", "sat", "."], ["It", "rained", "."]]
+    small = client.post("/parse", json={"tokens": tokens}).json()
+    # the same sentences in a request over the inline bound go through the thread pool
+    large = client.post("/parse", json={"tokens": tokens + [["word"] * 200] * 10}).json()
+    for alone, batched in zip(small["results"], large["results"][:2]):  # batched: other float rounding
+        assert alone["tree"] == batched["tree"] and alone["offsets"] == batched["offsets"]
+        assert alone["distances"] == pytest.approx(batched["distances"], abs=1e-5)
+        assert alone["perplexity"] == pytest.approx(batched["perplexity"], rel=1e-4)
+    error = client.post("/parse", json={"tokens": [["a", "b c"]]})
+    assert error.status_code == 422

@@ -28,13 +28,24 @@ ERRORS = {
 }
 
 
+# Tokens of a request up to this many are checked and rendered on the event loop (well under a
+# millisecond): a thread hop each way costs more than the work, and adds threads and memory.
+INLINE_TOKENS = 2_000
+
+
 async def prepare(payload: ParseRequest, service: ServiceState) -> PreparedInput:
     """Tokens and offsets of the request, within the limits; text is prepared in a worker process."""
     if payload.tokens is not None:
+        if len(payload.tokens) <= service.limits.max_sentences and count_tokens(payload.tokens) <= INLINE_TOKENS:
+            return prepare_tokens(payload.tokens, service.limits)
         return await run_in_threadpool(prepare_tokens, payload.tokens, service.limits)
     assert service.preparation is not None  # started with the app
     with service.metrics.prepare_seconds.time():
         return await service.preparation.prepare(payload.text, payload.sentences, service.limits)
+
+
+def count_tokens(sentences: list[list[str]]) -> int:
+    return sum(len(tokens) for tokens in sentences)
 
 
 def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
@@ -61,7 +72,10 @@ async def parse(
         raise APIError(503, "overloaded", str(error), headers={"Retry-After": str(error.retry_after)}) from None
     finally:
         service.metrics.in_flight.dec()
-    records = await run_in_threadpool(render_results, results, payload.all_layers)
+    if prepared.n_tokens <= INLINE_TOKENS and not payload.all_layers:
+        records = render_results(results, payload.all_layers)
+    else:
+        records = await run_in_threadpool(render_results, results, payload.all_layers)
     service.metrics.sentences.inc(len(records))
     service.metrics.tokens.inc(prepared.n_tokens)
     return {"model": service.model, "results": records}
