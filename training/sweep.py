@@ -102,7 +102,56 @@ def summarize_run(run_dir: Path) -> dict | None:
         # the spread of the last evaluations: how much a single selection point can be trusted
         "mean_dev_f1_last5": statistics.fmean(row["dev_f1"] for row in rows[-5:]),
         "median_tokens_per_second": statistics.median(speeds) if speeds else None,
+        **online_summary(rows),
+        "selection_bias": selection_bias(rows),
     }
+
+
+def online_summary(rows: list[dict]) -> dict:
+    """With weight averaging, the same figures for the online weights of the same run."""
+    if "online_dev_f1" not in rows[0]:
+        return {}
+    best = max(rows, key=lambda row: row["online_dev_f1"])
+    return {
+        "online_best_dev_f1": best["online_dev_f1"],
+        "online_best_step": best["step"],
+        "online_dev_perplexity_at_best": best["online_dev_perplexity"],
+        "online_best_dev_perplexity": min(row["online_dev_perplexity"] for row in rows),
+        "online_selection_bias": selection_bias(rows, "online_"),
+    }
+
+
+def selection_bias(rows: list[dict], prefix: str = "") -> dict | None:
+    """How much choosing the checkpoint and layer on the scored sentences flatters the score.
+
+    For each half of dev: its best F1 over every evaluation and layer (what a report selected on
+    it gives), and its F1 at the evaluation and layer chosen on the other half (an honest
+    figure).  ``{"first": {"selected_here", "selected_on_other_half", "step", "layer"},
+    "second": ..., "mean_gap"}``; None when the evaluations did not score the halves apart.
+    ``prefix="online_"``: the same for the online weights of a run that averages them.
+    """
+    rows = [row for row in rows if row.get(f"{prefix}dev_f1_per_layer_halves")]
+    if not rows:
+        return None
+    choices = [(row, layer) for row in rows for layer in range(len(row[f"{prefix}dev_f1_per_layer"]))]
+
+    def score(choice: tuple[dict, int], half: int) -> float:
+        row, layer = choice
+        return row[f"{prefix}dev_f1_per_layer_halves"][half][layer]
+
+    result: dict = {}
+    for name, half in (("first", 0), ("second", 1)):
+        chosen = max(choices, key=lambda choice: score(choice, 1 - half))
+        result[name] = {
+            "selected_here": max(score(choice, half) for choice in choices),
+            "selected_on_other_half": score(chosen, half),
+            "step": chosen[0]["step"],
+            "layer": chosen[1],
+        }
+    result["mean_gap"] = statistics.fmean(
+        result[name]["selected_here"] - result[name]["selected_on_other_half"] for name in ("first", "second")
+    )
+    return result
 
 
 def summarize(out_dir: Path) -> list[dict]:

@@ -38,3 +38,20 @@ def test_two_runs_in_parallel_and_their_table(tmp_path, shared_data, capsys):
     assert row["best_dev_perplexity"] == min(m["dev_perplexity"] for m in metrics)
     table = capsys.readouterr().out
     assert table.splitlines()[2].startswith("| seed1 | 4 | ") and table == markdown_table(summarize(out)) + "\n"
+
+
+def test_selection_bias_chooses_on_one_half_and_scores_the_other():
+    from onlstm.training.sweep import selection_bias
+
+    # two evaluations, two layers: halves [[first half per layer], [second half per layer]]
+    rows = [
+        {"step": 100, "dev_f1_per_layer": [0, 0], "dev_f1_per_layer_halves": [[40.0, 50.0], [45.0, 30.0]]},
+        {"step": 200, "dev_f1_per_layer": [0, 0], "dev_f1_per_layer_halves": [[42.0, 44.0], [47.0, 41.0]]},
+    ]
+    result = selection_bias(rows)
+    # first half: its own best is 50 (step 100, layer 1); chosen on the second half -> step 200, layer 0 -> 42
+    assert result["first"] == {"selected_here": 50.0, "selected_on_other_half": 42.0, "step": 200, "layer": 0}
+    # second half: its own best is 47; chosen on the first half -> step 100, layer 1 -> 30
+    assert result["second"] == {"selected_here": 47.0, "selected_on_other_half": 30.0, "step": 100, "layer": 1}
+    assert result["mean_gap"] == (8.0 + 17.0) / 2
+    assert selection_bias([{"step": 1, "dev_f1_per_layer": [1.0]}]) is None
