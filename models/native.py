@@ -35,7 +35,7 @@ SOURCE = Path(__file__).parent / "csrc" / "recurrence_kernels.c"
 # an infinity or a NaN from finite inputs, which is the assumption fast-math adds. It is given to
 # the compile step only: linked with -ffast-math, a shared library gets crtfastmath.o, which turns
 # on flush-to-zero for the whole process that loads it, and a user's own numbers would change.
-FLAGS = ["-O3", "-march=native", "-ffast-math", "-fPIC", "-c"]
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fPIC", "-c"]
 LINK_FLAGS = ["-shared"]
 LIBRARIES = ["-lmvec", "-lm"]
 _CTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}

