@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -31,6 +32,10 @@ from torch import Tensor
 logger = logging.getLogger(__name__)
 
 SOURCE = Path(__file__).parent / "csrc" / "recurrence_kernels.c"
+# the layer loop of csrc/layer_inference.c, built with OpenMP where the compiler has it (and without:
+# one thread) so that it shares torch's libgomp and thread pool
+LAYER_SOURCE = Path(__file__).parent / "csrc" / "layer_inference.c"
+OPENMP_FLAGS = ["-fopenmp"]
 # -ffast-math lets the compiler call glibc's vectorised exp (libmvec); the kernels never produce
 # an infinity or a NaN from finite inputs, which is the assumption fast-math adds. It is given to
 # the compile step only: linked with -ffast-math, a shared library gets crtfastmath.o, which turns
@@ -77,6 +82,11 @@ class Kernels:
             loss_backward.restype = None
             self.logsumexp_functions[dtype] = logsumexp
             self.loss_backward_functions[dtype] = loss_backward
+        self.layer_function = library.onlstm_layer_inference_f16
+        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 2 + [
+            integer] + [pointer] * 8
+        self.layer_function.restype = None
+        self.layer_threads_shared = bool(library.onlstm_layer_threads_shared())
 
     def step_forward(self, gates: Tensor, c_prev: Tensor, chunk_size: int, c_out: Tensor, h_out: Tensor,
                      masters_out: Tensor) -> None:
@@ -125,11 +135,57 @@ class Kernels:
             count, width, address + start * stride * size, stride, lse.data_ptr() + start * size,
             targets.data_ptr() + start * 8, grad.data_ptr() + start * size), 64)
 
+    def layer_inference(self, active: list[int], offsets: list[int], chunk_size: int, gates: Tensor,
+                        weight: Tensor, h0: Tensor, c0: Tensor, hs: Tensor, masters: Tensor, final_h: Tensor,
+                        final_c: Tensor) -> None:
+        """A layer's whole time loop in C, as ``recurrence._inference_recurrence`` computes it.
+
+        gates (P, G) float32 hold W x + b of the packed positions and are activated in place;
+        weight (G, padded) is ``half_weight(U)``; h0, c0, final_h, final_c (B, H); writes hs (P, H)
+        and masters (P, 2, n).  On as many threads as torch uses, when built with OpenMP."""
+        batch_size, hidden_size = h0.shape
+        threads = torch.get_num_threads() if self.layer_threads_shared else 1
+        rows = torch.tensor([*active, *offsets], dtype=torch.long)
+        h_padded = gates.new_zeros(batch_size, weight.size(1))
+        cs = gates.new_empty(2, batch_size, hidden_size)
+        tensors = [gates, weight, h0, c0, hs, masters, final_h, final_c, cs, h_padded]
+        if not all(tensor.is_contiguous() for tensor in tensors):
+            raise ValueError("the C layer loop needs contiguous tensors")
+        self.layer_function(
+            len(active), rows.data_ptr(), rows.data_ptr() + 8 * len(active), hidden_size, chunk_size, threads,
+            gates.data_ptr(), weight.data_ptr(), weight.size(1), *[tensor.data_ptr() for tensor in tensors[2:]],
+        )
+
     @staticmethod
     def supports(*tensors: Tensor) -> bool:
         """True when every tensor is a CPU float32/float64 tensor of one dtype."""
         dtype = tensors[0].dtype
         return dtype in _CTYPES and all(tensor.device.type == "cpu" and tensor.dtype == dtype for tensor in tensors)
+
+
+# id(U) -> (a weak reference to U, the version of its values, its float16 copy or None)
+_half_weights: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
+
+
+def half_weight(weight: Tensor) -> Tensor | None:
+    """U (G, H) as float16, each row zero-padded to a multiple of 16 values, for the C layer loop;
+    None unless float16 holds every value of U exactly (a release's weights are float16 values,
+    the weights of a model in training are not).  Cached per tensor and per version of its values,
+    so an update in place is seen; the entry goes when the tensor does."""
+    key = id(weight)
+    cached = _half_weights.get(key)
+    if cached is not None and cached[0]() is weight and cached[1] == weight._version:
+        return cached[2]
+    values = weight.detach()
+    half = values.to(torch.float16)
+    if not torch.equal(half.to(values.dtype), values):
+        half = None
+    else:
+        padding = -values.size(1) % 16
+        half = torch.nn.functional.pad(half, (0, padding)).contiguous()
+    forget = weakref.ref(weight, lambda _: _half_weights.pop(key, None))
+    _half_weights[key] = (forget, weight._version, half)
+    return half
 
 
 def _row(tensor: Tensor) -> tuple[int, int]:
@@ -226,19 +282,17 @@ def _build_and_load() -> Kernels | None:
     if compiler is None or platform.system() != "Linux":
         logger.info("no C compiler found (or not Linux): the ON-LSTM recurrence runs its pure PyTorch path")
         return None
-    source = SOURCE.read_bytes()
-    digest = hashlib.sha256(source + " ".join([compiler, *FLAGS, *LINK_FLAGS, platform.machine(), _cpu_flags()]).encode())
+    sources = SOURCE.read_bytes() + LAYER_SOURCE.read_bytes()
+    settings = [compiler, *FLAGS, *OPENMP_FLAGS, *LINK_FLAGS, platform.machine(), _cpu_flags()]
+    digest = hashlib.sha256(sources + " ".join(settings).encode())
     target = _cache_dir() / f"recurrence_kernels-{digest.hexdigest()[:16]}.so"
     try:
         if not target.is_file():
             target.parent.mkdir(parents=True, exist_ok=True)
             # build beside the target and rename: concurrent first uses never load half a file
             with tempfile.TemporaryDirectory(dir=target.parent) as building:
-                output, objects = Path(building) / target.name, Path(building) / "kernels.o"
-                subprocess.run([compiler, *FLAGS, str(SOURCE), "-o", str(objects)],
-                               check=True, capture_output=True, text=True, timeout=120)
-                subprocess.run([compiler, *LINK_FLAGS, str(objects), "-o", str(output), *LIBRARIES],
-                               check=True, capture_output=True, text=True, timeout=120)
+                output = Path(building) / target.name
+                _compile(compiler, Path(building), output)
                 os.replace(output, target)
         return Kernels(ctypes.CDLL(str(target)))
     except (OSError, subprocess.SubprocessError, AttributeError) as error:
@@ -246,3 +300,20 @@ def _build_and_load() -> Kernels | None:
         logger.warning("could not build the fused ON-LSTM kernels (%s); using the pure PyTorch path, which is "
                        "slower: install a C compiler (gcc) to get them", str(detail).strip()[:500])
         return None
+
+
+def _compile(compiler: str, building: Path, output: Path) -> None:
+    """Both sources into ``output``; the layer loop without OpenMP when the compiler lacks it."""
+    def run(command: list[str]) -> None:
+        subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
+
+    step_objects, layer_objects = building / "kernels.o", building / "layer.o"
+    run([compiler, *FLAGS, str(SOURCE), "-o", str(step_objects)])
+    try:
+        run([compiler, *FLAGS, *OPENMP_FLAGS, str(LAYER_SOURCE), "-o", str(layer_objects)])
+        openmp = OPENMP_FLAGS
+    except subprocess.CalledProcessError as error:
+        logger.info("no OpenMP in %s (%s): the C layer loop will run on one thread", compiler, error.stderr[:200])
+        run([compiler, *FLAGS, str(LAYER_SOURCE), "-o", str(layer_objects)])
+        openmp = []
+    run([compiler, *LINK_FLAGS, *openmp, str(step_objects), str(layer_objects), "-o", str(output), *LIBRARIES])

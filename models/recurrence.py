@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .native import Kernels, kernels
+from .native import Kernels, half_weight, kernels
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -56,6 +56,12 @@ def _active_rows(lengths: list[int] | None, steps: int, batch_size: int) -> list
 # Positions whose input projection is computed in one product at inference: large enough for
 # an efficient matrix product, small enough to bound memory (512 x G floats: 5 MB at G = 2520).
 INFERENCE_BLOCK_ROWS = 512
+# Batches up to this many rows take the C layer loop (csrc/layer_inference.c) when U is float16
+# exactly (a release): there reading U is most of a step.  Larger batches are matrix products
+# that MKL does better a step at a time.
+LAYER_KERNEL_ROWS = 64
+# and up to this many positions: their W x + b is computed at once, P x G floats (40 MB at G = 2520)
+LAYER_KERNEL_POSITIONS = 4096
 
 
 def _gate_arithmetic(
@@ -199,10 +205,16 @@ def _inference_recurrence(
     masters = new(offsets[-1], 2, n_chunks)
     cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
     final_h, final_c = h0.clone(), c0.clone()
+    fused_kernels = kernels()
+    weight_half = _layer_loop_weight(fused_kernels, inputs, weight_hh, h0, c0, offsets[-1])
+    if weight_half is not None:
+        gates = torch.addmm(bias, packed_inputs, weight_ih.t())
+        fused_kernels.layer_inference(active, offsets[:-1], chunk_size, gates, weight_half, h0.contiguous(),
+                                      c0.contiguous(), hs, masters, final_h, final_c)
+        return _unpack(inputs, valid, hs, masters, final_h, final_c)
     step = _gate_arithmetic
     # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
     # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
-    fused_kernels = kernels()
     if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
         step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
@@ -222,6 +234,29 @@ def _inference_recurrence(
             gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
             step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
             _hand_over(active, t, final_h, final_c, hs[start : start + rows], cs[t % 2])
+    return _unpack(inputs, valid, hs, masters, final_h, final_c)
+
+
+def _layer_loop_weight(fused_kernels: Kernels | None, inputs: Tensor, weight_hh: Tensor, h0: Tensor, c0: Tensor,
+                       positions: int) -> Tensor | None:
+    """U in float16 for the C layer loop when it takes this layer, else None."""
+    if (
+        fused_kernels is None
+        or inputs.size(1) > LAYER_KERNEL_ROWS
+        or positions > LAYER_KERNEL_POSITIONS
+        or not all(tensor.dtype == torch.float32 and tensor.device.type == "cpu"
+                   for tensor in (inputs, weight_hh, h0, c0))
+    ):
+        return None
+    return half_weight(weight_hh)
+
+
+def _unpack(
+    inputs: Tensor, valid: Tensor | None, hs: Tensor, masters: Tensor, final_h: Tensor, final_c: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """Packed positions back to (T, B, ...): outputs, final h and c, forget and input distances."""
+    steps, batch_size, _ = inputs.shape
+    hidden_size = hs.size(1)
     means = masters.mean(dim=-1)
     packed_distances = torch.stack([1.0 - means[:, 1], 1.0 - means[:, 0]], dim=-1)  # forget, input
     if valid is None:

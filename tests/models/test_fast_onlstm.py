@@ -260,3 +260,43 @@ def test_kernels_split_across_threads_give_the_same_results(monkeypatch):
     for row, length in enumerate(lengths.tolist()):
         torch.testing.assert_close(inferred.hidden[row, :length], fresh[0].hidden[row, :length], **TIGHT)
         torch.testing.assert_close(inferred.distances[:, row, :length], fresh[0].distances[:, row, :length], **TIGHT)
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_the_c_layer_loop_on_float16_weights_equals_the_plain_model(monkeypatch, threads):
+    """A release's weights are float16 values: inference runs each layer's time loop in C with U
+    in float16 (sizes here leave U's rows unpadded by 16 and G not a multiple of the gate block)."""
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    fast, plain, _ = twin_models(dtype=torch.float32, **NO_DROPOUT)
+    with torch.no_grad():
+        for parameter in fast.parameters():
+            parameter.copy_(parameter.half().float())
+    plain.load_state_dict(fast.state_dict())
+    fast.eval()
+    plain.eval()
+    calls = []
+    layer_inference = native.Kernels.layer_inference
+    monkeypatch.setattr(native.Kernels, "layer_inference", lambda *args: calls.append(1) or layer_inference(*args))
+    torch.set_num_threads(threads)
+    try:
+        for ids, lengths in ((torch.randint(0, 40, (1, 9)), None),
+                             (torch.randint(0, 40, (6, 8)), torch.tensor([3, 8, 1, 8, 5, 2]))):
+            with torch.inference_mode():
+                got = fast(ids, lengths)
+                expected = plain(ids, lengths)
+            rows_lengths = [ids.size(1)] * ids.size(0) if lengths is None else lengths.tolist()
+            for row, length in enumerate(rows_lengths):
+                torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length])
+                torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length])
+            for (h, c), (h_plain, c_plain) in zip(got.state, expected.state):
+                torch.testing.assert_close(h, h_plain)
+                torch.testing.assert_close(c, c_plain)
+    finally:
+        torch.set_num_threads(1)
+    assert len(calls) == 2 * len(fast.layers)
+    with torch.no_grad():  # weights float16 cannot hold: the step-by-step path, no C layer loop
+        fast.layers[0].weight_hh.add_(1e-4)
+        with torch.inference_mode():
+            fast(torch.randint(0, 40, (2, 5)))
+    assert len(calls) == 2 * len(fast.layers) + len(fast.layers) - 1
