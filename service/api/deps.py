@@ -13,14 +13,17 @@ from ..errors import APIError
 from ..state import ServiceState
 
 
-def get_service(request: Request) -> ServiceState:
+# The dependencies are ``async def`` though they never wait: FastAPI runs a plain ``def`` one in a
+# worker thread, and those hand-offs (three per request) were a third of the event loop's time
+# under load on the 2-core machine (py-spy, concurrency 32).
+async def get_service(request: Request) -> ServiceState:
     return request.app.state.service
 
 
 Service = Annotated[ServiceState, Depends(get_service)]
 
 
-def get_parser(service: Service) -> tuple[Parser, MicroBatcher]:
+async def get_parser(service: Service) -> tuple[Parser, MicroBatcher]:
     """The loaded parser and its batcher; 503 while loading, or (without Retry-After) if loading failed."""
     return service.require_parser()
 
@@ -48,7 +51,7 @@ def presented_key(request: Request) -> bytes | None:
     return None
 
 
-def require_api_key(request: Request) -> None:
+async def require_api_key(request: Request) -> None:
     """With ONLSTM_API_KEY set, the request must carry it (X-API-Key, or Authorization: Bearer).
 
     The comparison is on bytes, in constant time: a key followed by anything (a no-break space
