@@ -104,8 +104,80 @@ static void recurrent_product(const _Float16 *weight, long padded, long first, l
         }
 }
 
+/* The same product for many rows, from U packed in panels of PANEL gates: panels (G / PANEL
+ * rounded up, H, PANEL), zero beyond G.  A panel's gates are PANEL_VECTORS registers of sums per
+ * row, broadcast h times U's row k added at each k: no horizontal sums, and each value of U
+ * converted once for PANEL_ROWS rows.  The dot products above do better on a row or two, where
+ * these sums would wait on each other. */
+#define PANEL 32
+#define PANEL_ROWS 8
+#ifdef __AVX512F__
+#define DEFINE_PANEL(ROWS)                                                                       \
+    static void panel_##ROWS(const _Float16 *panel, long hidden, const float *h, long h_stride, \
+                             float *gates, long gate_stride, long valid) {                      \
+        __m512 low[ROWS], high[ROWS];                                                           \
+        for (int r = 0; r < ROWS; r++) low[r] = high[r] = _mm512_setzero_ps();                  \
+        for (long k = 0; k < hidden; k++) {                                                     \
+            __m512 u_low = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(panel + k * PANEL))); \
+            __m512 u_high = _mm512_cvtph_ps(                                                    \
+                _mm256_loadu_si256((const __m256i *)(panel + k * PANEL + 16)));                 \
+            for (int r = 0; r < ROWS; r++) {                                                    \
+                __m512 x = _mm512_set1_ps(h[r * h_stride + k]);                                 \
+                low[r] = _mm512_fmadd_ps(x, u_low, low[r]);                                     \
+                high[r] = _mm512_fmadd_ps(x, u_high, high[r]);                                  \
+            }                                                                                   \
+        }                                                                                       \
+        __mmask16 low_mask = valid >= 16 ? 0xFFFF : (__mmask16)((1u << valid) - 1);             \
+        __mmask16 high_mask = valid >= 32 ? 0xFFFF : valid <= 16 ? 0 : (__mmask16)((1u << (valid - 16)) - 1); \
+        for (int r = 0; r < ROWS; r++) {                                                        \
+            float *out = gates + r * gate_stride;                                               \
+            _mm512_mask_storeu_ps(out, low_mask,                                                \
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(low_mask, out), low[r])); \
+            _mm512_mask_storeu_ps(out + 16, high_mask,                                          \
+                                  _mm512_add_ps(_mm512_maskz_loadu_ps(high_mask, out + 16), high[r])); \
+        }                                                                                       \
+    }
+#else
+#define DEFINE_PANEL(ROWS)                                                                       \
+    static void panel_##ROWS(const _Float16 *panel, long hidden, const float *h, long h_stride, \
+                             float *gates, long gate_stride, long valid) {                      \
+        float sums[ROWS][PANEL] = {{0}};                                                        \
+        for (long k = 0; k < hidden; k++)                                                       \
+            for (int r = 0; r < ROWS; r++)                                                      \
+                for (int j = 0; j < PANEL; j++) sums[r][j] += h[r * h_stride + k] * (float)panel[k * PANEL + j]; \
+        for (int r = 0; r < ROWS; r++)                                                          \
+            for (long j = 0; j < valid; j++) gates[r * gate_stride + j] += sums[r][j];          \
+    }
+#endif
+DEFINE_PANEL(1)
+DEFINE_PANEL(2)
+DEFINE_PANEL(3)
+DEFINE_PANEL(4)
+DEFINE_PANEL(5)
+DEFINE_PANEL(6)
+DEFINE_PANEL(7)
+DEFINE_PANEL(8)
+
+typedef void (*panel_function)(const _Float16 *, long, const float *, long, float *, long, long);
+static const panel_function PANEL_FUNCTIONS[PANEL_ROWS + 1] = {
+    0, panel_1, panel_2, panel_3, panel_4, panel_5, panel_6, panel_7, panel_8};
+
+/* gates[r][g] += U[g] . h[r] for the gates of panels [first, last), r < rows. */
+static void panel_product(const _Float16 *panels, long hidden, long gate_size, long first, long last,
+                          const float *h, long rows, float *gates) {
+    for (long p = first; p < last; p++) {
+        long valid = gate_size - p * PANEL < PANEL ? gate_size - p * PANEL : PANEL;
+        for (long r = 0; r < rows; r += PANEL_ROWS) {
+            long count = rows - r < PANEL_ROWS ? rows - r : PANEL_ROWS;
+            PANEL_FUNCTIONS[count](panels + p * hidden * PANEL, hidden, h + r * hidden, hidden,
+                                   gates + r * gate_size + p * PANEL, gate_size, valid);
+        }
+    }
+}
+
 void onlstm_layer_inference_f16(long steps, const long *active, const long *offsets, long hidden, long chunk,
-                                long threads, float *gates, const _Float16 *weight, long padded,
+                                long threads, long panel_rows, float *gates, const _Float16 *weight, long padded,
+                                const _Float16 *panels,
                                 const float *h0, const float *c0, float *hs, float *masters,
                                 float *final_h, float *final_c, float *cs, float *h_padded) {
     long gate_size = 4 * hidden + 2 * (hidden / chunk), masters_size = 2 * (hidden / chunk);
@@ -125,11 +197,18 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
         long blocks = (gate_size + GATE_BLOCK - 1) / GATE_BLOCK;
         long first = blocks * thread / team * GATE_BLOCK, last = blocks * (thread + 1) / team * GATE_BLOCK;
         if (last > gate_size) last = gate_size;
+        long panel_count = (gate_size + PANEL - 1) / PANEL;
+        long panel_first = panel_count * thread / team, panel_last = panel_count * (thread + 1) / team;
         for (long t = 0; t < steps; t++) {
             long rows = active[t], start = offsets[t];
             if (rows == 0) continue;
             float *step_gates = gates + start * gate_size;
-            recurrent_product(weight, padded, first, last, h_padded, rows, step_gates, gate_size);
+            if (rows >= panel_rows) {
+                const float *h_prev = t == 0 ? h0 : hs + offsets[t - 1] * hidden;
+                panel_product(panels, hidden, gate_size, panel_first, panel_last, h_prev, rows, step_gates);
+            } else {
+                recurrent_product(weight, padded, first, last, h_padded, rows, step_gates, gate_size);
+            }
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
