@@ -22,9 +22,11 @@ class _SoftmaxNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, hidden, weight, bias, targets, fused_kernels):
-        logits = torch.addmm(bias, hidden, weight.t())  # (N, V)
+        # x W^T, and the bias added by the kernel's pass: addmm(bias, ...) would first copy the
+        # bias into all N rows (16 ms of a 560 ms cpu-preset step on the 2-core machine)
+        logits = hidden @ weight.t()  # (N, V)
         lse = logits.new_empty(logits.size(0))
-        fused_kernels.logsumexp(logits, lse)
+        fused_kernels.logsumexp(logits, lse, bias)
         nll = lse - logits.gather(1, targets.unsqueeze(1)).squeeze(1)
         ctx.kernels = fused_kernels
         ctx.save_for_backward(hidden, weight, logits, lse, targets)

@@ -76,7 +76,7 @@ class Kernels:
             self.forward_functions[dtype] = forward
             self.backward_functions[dtype] = backward
             logsumexp = getattr(library, f"onlstm_logsumexp_{suffix}")
-            logsumexp.argtypes = [integer, integer, pointer, integer, pointer]
+            logsumexp.argtypes = [integer, integer, pointer, integer, pointer, pointer]
             logsumexp.restype = None
             loss_backward = getattr(library, f"onlstm_softmax_nll_backward_{suffix}")
             loss_backward.argtypes = [integer, integer, pointer, integer, pointer, pointer, pointer]
@@ -115,14 +115,16 @@ class Kernels:
             *[pointer for pointer, _ in _from_row(distances, start, size, pairs=False)],
             *_from_row([_row(d_gates)], start, size)), STEP_ROWS_PER_THREAD)
 
-    def logsumexp(self, logits: Tensor, out: Tensor) -> None:
-        """out (rows,) = log(sum(exp(logits), -1)) of (rows, V) logits, without an exp(logits) tensor."""
+    def logsumexp(self, logits: Tensor, out: Tensor, bias: Tensor | None = None) -> None:
+        """out (rows,) = log(sum(exp(logits), -1)) of (rows, V) logits, without an exp(logits) tensor;
+        with a bias (V,), logits += bias first, in place."""
         rows, width = logits.shape
         address, stride = _row(logits)
         size = logits.element_size()
         function = self.logsumexp_functions[logits.dtype]
+        bias_address = None if bias is None else bias.contiguous().data_ptr()
         _split_rows(rows, lambda start, count: function(
-            count, width, address + start * stride * size, stride, out.data_ptr() + start * size), 64)
+            count, width, address + start * stride * size, stride, bias_address, out.data_ptr() + start * size), 64)
 
     def softmax_nll_backward(self, logits: Tensor, lse: Tensor, targets: Tensor, grad: Tensor) -> None:
         """In place: logits (rows, V) become (softmax(logits) - one_hot(targets)) * grad[:, None]."""

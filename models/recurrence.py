@@ -154,11 +154,14 @@ def _recurrence_forward(
         )
     cs = saved["cs"]
     cs[0] = c0
+    # W x + b in one copy, U h added in place at each step: addmm(..., out=) copied its input
+    # a step at a time (11 ms of a 560 ms cpu-preset step on the 2-core machine)
+    saved["acts"].copy_(projected)
     for t in range(steps):
         rows = active[t]
         if rows == 0:
             continue
-        gates = torch.addmm(projected[t, :rows], hs[t, :rows], weight_t, out=saved["acts"][t, :rows])
+        gates = saved["acts"][t, :rows].addmm_(hs[t, :rows], weight_t)
         if fused_kernels is not None:
             fused_kernels.step_forward(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows],
                                        masters[t, :rows])

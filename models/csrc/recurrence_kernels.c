@@ -143,9 +143,13 @@ DEFINE_KERNELS(double, f64, exp)
  * the forward needs each row's log-sum-exp, the backward turns the saved logits into
  * (softmax - one-hot) * grad in place.  Used by models/loss.py. */
 #define DEFINE_LOSS_KERNELS(T, SUFFIX, EXP, LOG)                                                \
-    void onlstm_logsumexp_##SUFFIX(long rows, long width, const T *logits, long stride, T *out) { \
+    /* the bias, when given, is added to the scores in place first: the same sums as addmm's  \
+     * (x W^T, then + b), without its copy of the bias into a (rows, width) matrix */           \
+    void onlstm_logsumexp_##SUFFIX(long rows, long width, T *logits, long stride, const T *bias, T *out) { \
         for (long r = 0; r < rows; r++) {                                                       \
-            const T *x = logits + r * stride;                                                   \
+            T *x = logits + r * stride;                                                         \
+            if (bias)                                                                           \
+                for (long j = 0; j < width; j++) x[j] += bias[j];                               \
             T top = x[0];                                                                       \
             for (long j = 1; j < width; j++) top = x[j] > top ? x[j] : top;                     \
             T total = 0;                                                                        \
