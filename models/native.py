@@ -25,7 +25,6 @@ import tempfile
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -84,8 +83,7 @@ class Kernels:
             self.logsumexp_functions[dtype] = logsumexp
             self.loss_backward_functions[dtype] = loss_backward
         self.layer_function = library.onlstm_layer_inference_f16
-        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer, integer] + [
-            pointer] * 2 + [integer] + [pointer] * 9
+        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 9
         self.layer_function.restype = None
         self.layer_threads_shared = bool(library.onlstm_layer_threads_shared())
 
@@ -139,26 +137,24 @@ class Kernels:
             targets.data_ptr() + start * 8, grad.data_ptr() + start * size), 64)
 
     def layer_inference(self, active: list[int], offsets: list[int], chunk_size: int, gates: Tensor,
-                        weight: HalfWeight, h0: Tensor, c0: Tensor, hs: Tensor, masters: Tensor, final_h: Tensor,
+                        panels: Tensor, h0: Tensor, c0: Tensor, hs: Tensor, masters: Tensor, final_h: Tensor,
                         final_c: Tensor) -> None:
-        """A layer's whole time loop in C, as ``recurrence._inference_recurrence`` computes it.
+        """A layer's time loop over the given steps in C, as ``recurrence._inference_recurrence``
+        computes it.
 
         gates (P, G) float32 hold W x + b of the packed positions and are activated in place;
-        weight is ``half_weight(U)``; h0, c0, final_h, final_c (B, H); writes hs (P, H) and masters
-        (P, 2, n).  On as many threads as torch uses, when built with OpenMP."""
-        batch_size, hidden_size = h0.shape
+        panels is ``half_panels(U)``; h0, c0 (active[0], H); writes hs (P, H), masters (P, 2, n),
+        and each row's state after its last step here into final_h, final_c (B, H).  On as many
+        threads as torch uses, when built with OpenMP."""
+        hidden_size = h0.size(1)
         threads = torch.get_num_threads() if self.layer_threads_shared else 1
         rows = torch.tensor([*active, *offsets], dtype=torch.long)
-        h_padded = gates.new_zeros(batch_size, weight.rows.size(1))
-        cs = gates.new_empty(2, batch_size, hidden_size)
-        tensors = [gates, weight.rows, weight.panels, h0, c0, hs, masters, final_h, final_c, cs, h_padded]
+        cs = gates.new_empty(2, active[0] if active else 0, hidden_size)
+        tensors = [gates, panels, h0, c0, hs, masters, final_h, final_c, cs]
         if not all(tensor.is_contiguous() for tensor in tensors):
             raise ValueError("the C layer loop needs contiguous tensors")
-        self.layer_function(
-            len(active), rows.data_ptr(), rows.data_ptr() + 8 * len(active), hidden_size, chunk_size, threads,
-            PANEL_MIN_ROWS, gates.data_ptr(), weight.rows.data_ptr(), weight.rows.size(1),
-            *[tensor.data_ptr() for tensor in tensors[2:]],
-        )
+        self.layer_function(len(active), rows.data_ptr(), rows.data_ptr() + 8 * len(active), hidden_size,
+                            chunk_size, threads, *[tensor.data_ptr() for tensor in tensors])
 
     @staticmethod
     def supports(*tensors: Tensor) -> bool:
@@ -167,47 +163,33 @@ class Kernels:
         return dtype in _CTYPES and all(tensor.device.type == "cpu" and tensor.dtype == dtype for tensor in tensors)
 
 
-# Steps with at least this many rows take the panel product of csrc/layer_inference.c, a lone row
-# the dot products.  Parse of 1 / 2 / 8 / 64 dev sentences, 2-core Xeon, dot products against
-# panels throughout: 4.7 / 7.3 / 19.5 / 150 ms against 5.1 / 6.9 / 17.5 / 114 ms.
-PANEL_MIN_ROWS = 2
-PANEL = 32  # gates per panel, as in the C source
+PANEL = 32  # gates per panel, as in csrc/layer_inference.c
+
+# id(U) -> (a weak reference to U, the version of its values, its float16 panels or None)
+_half_panels: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
 
 
-class HalfWeight(NamedTuple):
-    """U (G, H) in float16, in the two layouts of the C layer loop."""
-
-    rows: Tensor  # (G, H rounded up to 16): U's rows, zero-padded
-    panels: Tensor  # (G / 32 rounded up, H, 32): 32 gates side by side for each k, zero beyond G
-
-
-# id(U) -> (a weak reference to U, the version of its values, its float16 layouts or None)
-_half_weights: dict[int, tuple[weakref.ref, int, HalfWeight | None]] = {}
-
-
-def half_weight(weight: Tensor) -> HalfWeight | None:
-    """U (G, H) in float16 for the C layer loop; None unless float16 holds every value of U
-    exactly (a release's weights are float16 values, the weights of a model in training are not).
-    Cached per tensor and per version of its values, so an update in place is seen; the entry
-    goes when the tensor does."""
+def half_panels(weight: Tensor) -> Tensor | None:
+    """U (G, H) in float16 as the C layer loop reads it, (G / 32 rounded up, H, 32): 32 gates side
+    by side for each k, zero beyond G; None unless float16 holds every value of U exactly (a
+    release's weights are float16 values, the weights of a model in training are not).  Cached
+    per tensor and per version of its values, so an update in place is seen; the entry goes
+    when the tensor does."""
     key = id(weight)
-    cached = _half_weights.get(key)
+    cached = _half_panels.get(key)
     if cached is not None and cached[0]() is weight and cached[1] == weight._version:
         return cached[2]
     values = weight.detach()
     half = values.to(torch.float16)
-    layouts = None
+    panels = None
     if torch.equal(half.to(values.dtype), values):
         gate_size, hidden_size = half.shape
         panel_count = -(-gate_size // PANEL)
-        panels = torch.nn.functional.pad(half, (0, 0, 0, panel_count * PANEL - gate_size))
-        layouts = HalfWeight(
-            rows=torch.nn.functional.pad(half, (0, -hidden_size % 16)).contiguous(),
-            panels=panels.view(panel_count, PANEL, hidden_size).transpose(1, 2).contiguous(),
-        )
-    forget = weakref.ref(weight, lambda _: _half_weights.pop(key, None))
-    _half_weights[key] = (forget, weight._version, layouts)
-    return layouts
+        padded = torch.nn.functional.pad(half, (0, 0, 0, panel_count * PANEL - gate_size))
+        panels = padded.view(panel_count, PANEL, hidden_size).transpose(1, 2).contiguous()
+    forget = weakref.ref(weight, lambda _: _half_panels.pop(key, None))
+    _half_panels[key] = (forget, weight._version, panels)
+    return panels
 
 
 def _row(tensor: Tensor) -> tuple[int, int]:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .native import HalfWeight, Kernels, half_weight, kernels
+from .native import Kernels, half_panels, kernels
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -241,7 +241,7 @@ def _inference_recurrence(
 
 
 def _layer_loop_weight(fused_kernels: Kernels | None, inputs: Tensor, weight_hh: Tensor, h0: Tensor,
-                       c0: Tensor) -> HalfWeight | None:
+                       c0: Tensor) -> Tensor | None:
     """U in float16 for the C layer loop (csrc/layer_inference.c) when it takes this layer, else None.
 
     It takes float32 CPU tensors whose U float16 holds exactly: a release's weights.  There it
@@ -251,7 +251,7 @@ def _layer_loop_weight(fused_kernels: Kernels | None, inputs: Tensor, weight_hh:
         tensor.dtype == torch.float32 and tensor.device.type == "cpu" for tensor in (inputs, weight_hh, h0, c0)
     ):
         return None
-    return half_weight(weight_hh)
+    return half_panels(weight_hh)
 
 
 def _unpack(
