@@ -11,6 +11,12 @@ batch, because those options apply to a whole ``Parser.parse`` call.
 
 At most ``concurrent_batches`` model calls run at once; while they all run, new
 requests pile up in the queue, so batches grow exactly when the service is busy.
+
+Under load a batch also waits up to ``refill_wait`` seconds to hold as many requests as the
+batch before it, if that one finished just before (``REFILL_RECENT``): clients answered
+together send their next requests a few milliseconds apart, and without the wait the first
+of them would go alone and the others queue behind it, a batch of one, then a batch of the
+rest.  A lone client never waits (its previous batch held one request).
 A request still queued after ``max_queue_wait`` seconds is dropped and its caller
 gets ``QueueTimeout`` (the service answers 503 with Retry-After).
 """
@@ -55,6 +61,11 @@ class _Job:
     state: str = "queued"  # queued -> running, or queued -> abandoned
 
 
+# A batch refills only to the size of a batch that finished this recently (seconds): after a
+# quiet spell a lone request goes at once.
+REFILL_RECENT = 0.05
+
+
 class MicroBatcher:
     def __init__(
         self,
@@ -62,6 +73,7 @@ class MicroBatcher:
         executor: Executor,
         max_sentences: int = 64,
         max_wait: float = 0.0,
+        refill_wait: float = 0.0,
         concurrent_batches: int = 1,
         max_queue_wait: float = 30.0,
         max_queued: int = 1000,
@@ -71,6 +83,9 @@ class MicroBatcher:
         self._executor = executor
         self.max_sentences = max_sentences
         self.max_wait = max_wait
+        self.refill_wait = refill_wait
+        self._last_requests = 0  # requests in the last batch that finished, and when (loop time)
+        self._last_finished = float("-inf")
         self.max_queue_wait = max_queue_wait
         self.max_queued = max_queued
         self._on_batch = on_batch
@@ -174,14 +189,20 @@ class MicroBatcher:
             await self._arrived.wait()
             first = self._take(None, 0)
         batch, size = [first], len(first.items)
-        deadline = loop.time() + self.max_wait
+        started = loop.time()
+        deadline = started + self.max_wait
+        refilling = started - self._last_finished < REFILL_RECENT
+        refill_deadline = started + self.refill_wait
         while size < self.max_sentences:
             job = self._take(first.key, self.max_sentences - size)
             if job is not None:
                 batch.append(job)
                 size += len(job.items)
                 continue
-            remaining = deadline - loop.time()
+            until = deadline
+            if refilling and len(batch) < self._last_requests:
+                until = max(deadline, refill_deadline)
+            remaining = until - loop.time()
             if remaining <= 0:
                 break
             self._arrived.clear()
@@ -206,6 +227,7 @@ class MicroBatcher:
                     job.future.set_exception(error)
             return
         finally:
+            self._last_requests, self._last_finished = len(batch), loop.time()
             self._slots.release()
         if self._on_batch is not None:
             self._on_batch(len(batch), len(items), time.perf_counter() - started)

@@ -94,6 +94,7 @@ def make_lifespan(load: ParserLoader):
             run_parse, executor,
             max_sentences=settings.batch_max_sentences,
             max_wait=settings.batch_max_wait_ms / 1000,
+            refill_wait=settings.batch_refill_wait_ms / 1000,
             concurrent_batches=settings.concurrent_batches,
             max_queue_wait=settings.max_queue_wait_s,
             max_queued=settings.max_queued_requests,

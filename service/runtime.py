@@ -3,9 +3,11 @@ before it imports torch.
 
 - ``GOMP_SPINCOUNT``: torch's OpenMP threads spin this long waiting for the next parallel region
   before they sleep.  The default (300,000 spins, hundreds of microseconds) keeps a core busy
-  after every parse, when the event loop and the client need it; 20,000 still covers the gaps
-  between one time step's operations.  Measured on 2 cores (one ~25-token request at a time):
-  p50 22.5 ms with the default, 19.9 ms with 20,000.  An explicit environment value wins.
+  after every parse, when the event loop and the client need it; 2,000 still covers the waits
+  between the two threads of the C layer loop (csrc/layer_inference.c) within a time step.
+  Measured on 2 cores (~25-token requests; p50 at concurrency 1, p95 at 8, requests/s at 32):
+  20,000 7.6 ms, 66.7 ms, 225; 2,000 7.8 ms, 56.0 ms, 233; 200 14.4 ms (the layer loop's
+  threads fall asleep within a step).  An explicit environment value wins.
 - glibc's allocator: a fixed 128 KiB mmap threshold (the default threshold grows with each freed
   block, so a batch's large temporary tensors end up in the heap and stay resident) and two
   arenas (one per thread that allocates, otherwise).
@@ -21,7 +23,7 @@ import sys
 
 logger = logging.getLogger(__name__)
 
-OPENMP_SPIN_COUNT = "20000"
+OPENMP_SPIN_COUNT = "2000"
 MMAP_THRESHOLD_BYTES = 128 * 1024
 MALLOC_ARENAS = 2
 # mallopt parameters from glibc's malloc.h

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         "takes the requests that queued while the model was busy with the previous one: a lone request goes at "
         "once, and batches grow with the load.",
     )
+    batch_refill_wait_ms: float = Field(
+        5.0, ge=0, le=10_000,
+        description="Under load, how long a batch waits to hold as many requests as the batch that has just "
+        "finished: clients answered together come back a few milliseconds apart. A lone client never waits. "
+        "Measured on 2 cores, ~25-token requests: p95 at concurrency 8 56 ms at 0, 38 ms at 5.",
+    )
     concurrent_batches: int = Field(1, ge=1, le=64, description="Model calls that may run at the same time.")
     max_queue_wait_s: float = Field(
         30.0, gt=0, le=3600, description="A request still queued after this long is answered 503 with Retry-After."

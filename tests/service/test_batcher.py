@@ -225,3 +225,33 @@ def test_api_answers_503_with_retry_after_when_the_queue_is_too_slow(tiny_checkp
     second = answers["second"]
     assert second.status_code == 503 and second.json()["error"]["code"] == "overloaded"
     assert int(second.headers["Retry-After"]) >= 1
+
+
+def test_under_load_a_batch_refills_to_the_size_of_the_one_before_and_a_lone_client_never_waits():
+    async def scenario():
+        fake = FakeParse(delay=0.02)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=100, refill_wait=0.5)
+            batcher.start()
+            # three clients answered together come back a little apart: one batch again, not two
+            await asyncio.gather(*(batcher.submit([f"a{index}"], 0) for index in range(3)))
+
+            async def client(index: int):
+                await asyncio.sleep(0.01 * index)
+                return await batcher.submit([f"b{index}"], 0)
+
+            await asyncio.gather(*(client(index) for index in range(3)))
+            # a lone client: one request at a time, never held back by the refill wait
+            lone = []
+            for index in range(4):
+                started = time.perf_counter()
+                await batcher.submit([f"c{index}"], 0)
+                lone.append(time.perf_counter() - started)
+            await batcher.stop()
+        return fake, lone
+
+    fake, lone = run(scenario())
+    batches = [items for _, items in fake.batches]
+    assert ["b0", "b1", "b2"] in batches, batches
+    assert batches[-4:] == [["c0"], ["c1"], ["c2"], ["c3"]]
+    assert max(lone[1:]) < 0.25  # the 0.5 s refill wait never applied to the lone client
