@@ -60,6 +60,8 @@ def test_dockerfile_has_what_the_image_needs():
     assert instructions[0] == ("FROM", "python:3.11-slim")
     runs = " ".join(arguments for keyword, arguments in instructions if keyword == "RUN")
     assert "torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu" in runs
+    # the C kernels are compiled for the CPU the container runs on: the image needs a compiler
+    assert re.search(r"apt-get install .*\bgcc\b.*\blibc6-dev\b", runs)
     user = [arguments for keyword, arguments in instructions if keyword == "USER"]
     assert user and user[-1] not in ("root", "0")
     assert keywords.index("USER") < keywords.index("CMD")
