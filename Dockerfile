@@ -12,7 +12,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 # A C compiler: the fused recurrence kernels (models/csrc) are compiled when the model is first
 # loaded, for the CPU the container runs on (-march=native), so they cannot be built here.
-# Without a compiler the pure PyTorch path runs: a one-sentence parse 4 ms -> 10 ms on 2 cores.
+# Without a compiler the pure PyTorch path runs: a one-sentence parse about 20 ms instead of 4 (2 cores).
 # Not pinned to exact versions: Debian's security updates replace them, and a pin would break the build.
 # hadolint ignore=DL3008
 RUN apt-get update \
