@@ -6,6 +6,10 @@ the kernel's accounting of that child alone (``os.wait4``).  Brown has about 57,
 sentences: larger sizes cycle through it.  Sizes: 20,000 and 200,000 sentences (``--quick``:
 2,000 and 20,000); ``parse_sentences_per_second`` is the rate on 20,000 either way, and
 ``parse_rss_growth`` how much higher the peak memory of the larger run is than of the smaller.
+On a machine with two cores or more the 20,000 sentences are parsed again with ``--workers
+2`` (``parse_sentences_per_second_workers``): two processes of one thread each, whose Python
+work (trees, output) overlaps the other's model arithmetic; their memory is the sum of the
+processes' resident sets, sampled every 0.1 s.
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ def run(quick: bool = False, extra: list[str] | None = None) -> dict:
                 "sentences": size, "seconds": round(seconds, 1), "sentences_per_second": round(size / seconds, 1),
                 "peak_rss_mb": round(peak_mb), "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)],
             })
+        workers = None
+        if (os.cpu_count() or 1) >= 2 and not extra:
+            seconds, peak_mb = parse_file_with_workers(Path(folder) / "brown-20000.txt", checkpoint, 2)
+            workers = {"workers": 2, "sentences": 20_000, "seconds": round(seconds, 1),
+                       "sentences_per_second": round(20_000 / seconds, 1), "peak_rss_mb": round(peak_mb)}
     rate = {row["sentences"]: row["sentences_per_second"] for row in rows}
     return {
         "benchmark": "parse",
@@ -66,7 +75,41 @@ def run(quick: bool = False, extra: list[str] | None = None) -> dict:
         "parse_sentences_per_second": rate[20_000],
         "parse_peak_rss_mb": {row["sentences"]: row["peak_rss_mb"] for row in rows},
         "parse_rss_growth": round(rows[1]["peak_rss_mb"] / rows[0]["peak_rss_mb"] - 1.0, 3),
+        "workers_row": workers,
+        "parse_sentences_per_second_workers": workers["sentences_per_second"] if workers else None,
     }
+
+
+def _tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MB (0 for what has gone)."""
+    total, pending = 0.0, [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) / 1024
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return total
+
+
+def parse_file_with_workers(path: Path, checkpoint: Path, workers: int) -> tuple[float, float]:
+    """``onlstm parse --workers N`` on ``path``; (seconds, peak of the summed resident memory in MB)."""
+    command = [sys.executable, "-m", "onlstm", "parse", str(path), "--input-format", "tokens", "--format", "jsonl",
+               "-o", os.devnull, "--checkpoint", str(checkpoint), "--workers", str(workers)]
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+    peak = 0.0
+    while process.poll() is None:
+        peak = max(peak, _tree_rss_mb(process.pid))
+        time.sleep(0.1)
+    seconds = time.perf_counter() - started
+    if process.returncode:
+        raise RuntimeError(f"{' '.join(command)} exited with status {process.returncode}")
+    return seconds, peak
 
 
 def table(result: dict) -> list[str]:
@@ -77,4 +120,9 @@ def table(result: dict) -> list[str]:
             f"({row['seconds']:.0f} s), peak RSS {row['peak_rss_mb']} MB, load average {row['load_average']}"
         )
     lines.append(f"    peak memory of the larger run: {result['parse_rss_growth']:+.1%}")
+    workers = result.get("workers_row")
+    if workers:
+        lines.append(f"    --workers {workers['workers']}, {workers['sentences']} sentences: "
+                     f"{workers['sentences_per_second']:>7.1f} sentences/s ({workers['seconds']:.0f} s), "
+                     f"peak RSS of all its processes {workers['peak_rss_mb']} MB")
     return lines
