@@ -12,11 +12,13 @@ batch, because those options apply to a whole ``Parser.parse`` call.
 At most ``concurrent_batches`` model calls run at once; while they all run, new
 requests pile up in the queue, so batches grow exactly when the service is busy.
 
-Under load a batch also waits up to ``refill_wait`` seconds to hold as many requests as the
-batch before it, if that one finished just before (``REFILL_RECENT``): clients answered
-together send their next requests a few milliseconds apart, and without the wait the first
-of them would go alone and the others queue behind it, a batch of one, then a batch of the
-rest.  A lone client never waits (its previous batch held one request).
+Under load a batch also waits up to ``refill_wait`` seconds for the clients of the batch
+that has just finished (within ``REFILL_RECENT``) to come back: clients answered together
+send their next requests a few milliseconds apart, and without the wait the first of them
+would go alone and the others queue behind it, a batch of one, then a batch of the rest.
+It waits for as many requests as that batch held plus those that were already queued when
+it finished (another group of clients, which the wait merges with the first).  A lone client
+never waits (its previous batch held one request).
 A request still queued after ``max_queue_wait`` seconds is dropped and its caller
 gets ``QueueTimeout`` (the service answers 503 with Retry-After).
 """
@@ -84,7 +86,7 @@ class MicroBatcher:
         self.max_sentences = max_sentences
         self.max_wait = max_wait
         self.refill_wait = refill_wait
-        self._last_requests = 0  # requests in the last batch that finished, and when (loop time)
+        self._last_requests = 0  # requests in the last batch that finished, and when (time.monotonic)
         self._last_finished = float("-inf")
         self.max_queue_wait = max_queue_wait
         self.max_queued = max_queued
@@ -191,7 +193,12 @@ class MicroBatcher:
         batch, size = [first], len(first.items)
         started = loop.time()
         deadline = started + self.max_wait
-        refilling = started - self._last_finished < REFILL_RECENT
+        expected = 0
+        if time.monotonic() - self._last_finished < REFILL_RECENT:
+            # the last batch's clients, and the requests that queued while it ran
+            expected = self._last_requests + sum(
+                1 for job in (first, *self._pending) if job.state == "queued" and job.queued_at < self._last_finished
+            )
         refill_deadline = started + self.refill_wait
         while size < self.max_sentences:
             job = self._take(first.key, self.max_sentences - size)
@@ -200,7 +207,7 @@ class MicroBatcher:
                 size += len(job.items)
                 continue
             until = deadline
-            if refilling and len(batch) < self._last_requests:
+            if len(batch) < expected:
                 until = max(deadline, refill_deadline)
             remaining = until - loop.time()
             if remaining <= 0:
@@ -227,7 +234,7 @@ class MicroBatcher:
                     job.future.set_exception(error)
             return
         finally:
-            self._last_requests, self._last_finished = len(batch), loop.time()
+            self._last_requests, self._last_finished = len(batch), time.monotonic()
             self._slots.release()
         if self._on_batch is not None:
             self._on_batch(len(batch), len(items), time.perf_counter() - started)

@@ -255,3 +255,26 @@ def test_under_load_a_batch_refills_to_the_size_of_the_one_before_and_a_lone_cli
     assert ["b0", "b1", "b2"] in batches, batches
     assert batches[-4:] == [["c0"], ["c1"], ["c2"], ["c3"]]
     assert max(lone[1:]) < 0.25  # the 0.5 s refill wait never applied to the lone client
+
+
+def test_two_groups_of_clients_out_of_step_are_merged_into_one_batch():
+    async def scenario():
+        fake = FakeParse(delay=0.05)
+        with ThreadPoolExecutor(1) as executor:
+            batcher = MicroBatcher(fake, executor, max_sentences=100, refill_wait=0.5)
+            batcher.start()
+
+            async def client(name: str, start: float):
+                await asyncio.sleep(start)
+                for round_ in range(3):
+                    await batcher.submit([f"{name}{round_}"], 0)
+
+            # group a is parsed first; group b queues while it runs: out of step, a batch of 3 each,
+            # until the batch after a's first waits for a's clients to come back beside b's
+            await asyncio.gather(*(client(f"a{index}-", 0) for index in range(3)),
+                                 *(client(f"b{index}-", 0.02) for index in range(3)))
+            await batcher.stop()
+        return fake
+
+    sizes = [len(items) for _, items in run(scenario()).batches]
+    assert sizes[0] == 3 and 6 in sizes, sizes
