@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -82,3 +83,39 @@ def machine() -> str:
         pass
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     return f"{name}, {os.cpu_count()} cores, torch {torch.__version__}, load average {load:.1f} at start"
+
+
+def _peak_resident_mb(pid: int, peaks: dict[int, float]) -> None:
+    """Record in ``peaks`` the VmHWM (peak resident memory, MB) of ``pid`` and of its descendants."""
+    pending = [pid]
+    while pending:
+        current = pending.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    peaks[current] = max(peaks.get(current, 0.0), int(line.split()[1]) / 1024)
+            for task in Path(f"/proc/{current}/task").iterdir():
+                pending.extend(int(child) for child in (task / "children").read_text().split())
+        except (OSError, ValueError):
+            continue
+
+
+def run_measuring_memory(command: list[str], cwd: Path | None = None) -> tuple[float, int, float, str]:
+    """Run ``command``; (seconds, exit status, peak resident memory in MB, the end of its stderr).
+
+    The peak is each process's own high-water mark (VmHWM, the command's and its children's,
+    summed), read every 50 ms.  Not the kernel's rusage of the child: that also counts the
+    memory the parent had when it forked, and a benchmark that ran before in the parent (the
+    training one) made that gigabytes.
+    """
+    peaks: dict[int, float] = {}
+    with tempfile.TemporaryFile() as errors:
+        started = time.perf_counter()
+        process = subprocess.Popen(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=errors)
+        while process.poll() is None:
+            _peak_resident_mb(process.pid, peaks)
+            time.sleep(0.05)
+        seconds = time.perf_counter() - started
+        errors.seek(0)
+        stderr = errors.read().decode(errors="replace")[-4000:]
+    return seconds, process.returncode, sum(peaks.values()), stderr

@@ -4,20 +4,18 @@
   longest dev sentences (the largest model call the default micro-batch allows) and a
   burst of 32 concurrent single-sentence requests; then the process's peak RSS (VmHWM).
 * Training: ``python -m onlstm train --preset cpu`` (the default model's recipe) for a few
-  optimizer steps and its dev evaluation; the child's peak RSS from ``wait4``.
+  optimizer steps and its dev evaluation; its peak RSS (VmHWM, ``run_measuring_memory``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import sys
 import tempfile
 
 import httpx
 
-from benchmarks.common import default_checkpoint, dev_sentences
+from benchmarks.common import default_checkpoint, dev_sentences, run_measuring_memory
 from benchmarks.server import REPO, Server
 from benchmarks.service_load import load
 
@@ -41,13 +39,10 @@ def training_memory(steps: int) -> dict:
             sys.executable, "-m", "onlstm", "train", "--preset", "cpu", "--out", out, "--max-steps", str(steps),
             "--set", f"eval_every={steps}", "--set", "checkpoint_every=1000000", "--log-level", "WARNING",
         ]
-        process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        _, status, usage = os.wait4(process.pid, 0)
-        stderr = process.stderr.read().decode(errors="replace") if process.stderr else ""
-        process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        raise RuntimeError(f"the training run failed ({process.returncode}): {stderr[-2000:]}")
-    return {"preset": "cpu", "steps": steps, "peak_rss_mb": usage.ru_maxrss / 1024}  # ru_maxrss is in KiB
+        _, status, peak_mb, stderr = run_measuring_memory(command, cwd=REPO)
+    if status != 0:
+        raise RuntimeError(f"the training run failed ({status}): {stderr[-2000:]}")
+    return {"preset": "cpu", "steps": steps, "peak_rss_mb": peak_mb}
 
 
 def run(quick: bool = False) -> dict:

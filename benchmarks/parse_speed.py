@@ -1,28 +1,26 @@
 """Corpus parsing: ``onlstm parse`` on Brown sentences (trees and perplexity), sentences/s and peak memory.
 
 The command runs as its own process (``python -m onlstm parse``, jsonl to /dev/null, one
-pre-tokenized sentence per line), once per corpus size; its peak resident memory comes from
-the kernel's accounting of that child alone (``os.wait4``).  Brown has about 57,000
+pre-tokenized sentence per line), once per corpus size; its peak resident memory is its own
+high-water mark (``benchmarks.common.run_measuring_memory``).  Brown has about 57,000
 sentences: larger sizes cycle through it.  Sizes: 20,000 and 200,000 sentences (``--quick``:
 2,000 and 20,000); ``parse_sentences_per_second`` is the rate on 20,000 either way, and
 ``parse_rss_growth`` how much higher the peak memory of the larger run is than of the smaller.
 On a machine with two cores or more the 20,000 sentences are parsed again with ``--workers
 2`` (``parse_sentences_per_second_workers``): two processes of one thread each, whose Python
 work (trees, output) overlaps the other's model arithmetic; their memory is the sum of the
-processes' resident sets, sampled every 0.1 s.
+processes' peaks.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from benchmarks.common import default_checkpoint
+from benchmarks.common import default_checkpoint, run_measuring_memory
 
 
 def brown_sentences(count: int) -> list[list[str]]:
@@ -34,17 +32,13 @@ def brown_sentences(count: int) -> list[list[str]]:
 
 
 def parse_file(path: Path, checkpoint: Path, extra: list[str]) -> tuple[float, float]:
-    """Run ``onlstm parse`` on ``path``; returns (seconds, peak resident memory in MB)."""
+    """Run ``onlstm parse`` on ``path``; returns (seconds, peak resident memory in MB, all its processes)."""
     command = [sys.executable, "-m", "onlstm", "parse", str(path), "--input-format", "tokens", "--format", "jsonl",
                "-o", os.devnull, "--checkpoint", str(checkpoint), *extra]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} exited with status {process.returncode}")
-    return seconds, usage.ru_maxrss / 1024  # Linux reports kilobytes
+    seconds, status, peak_mb, stderr = run_measuring_memory(command)
+    if status:
+        raise RuntimeError(f"{' '.join(command)} exited with status {status}: {stderr}")
+    return seconds, peak_mb
 
 
 def run(quick: bool = False, extra: list[str] | None = None) -> dict:
@@ -63,7 +57,7 @@ def run(quick: bool = False, extra: list[str] | None = None) -> dict:
             })
         workers = None
         if (os.cpu_count() or 1) >= 2 and not extra:
-            seconds, peak_mb = parse_file_with_workers(Path(folder) / "brown-20000.txt", checkpoint, 2)
+            seconds, peak_mb = parse_file(Path(folder) / "brown-20000.txt", checkpoint, ["--workers", "2"])
             workers = {"workers": 2, "sentences": 20_000, "seconds": round(seconds, 1),
                        "sentences_per_second": round(20_000 / seconds, 1), "peak_rss_mb": round(peak_mb)}
     rate = {row["sentences"]: row["sentences_per_second"] for row in rows}
@@ -78,38 +72,6 @@ def run(quick: bool = False, extra: list[str] | None = None) -> dict:
         "workers_row": workers,
         "parse_sentences_per_second_workers": workers["sentences_per_second"] if workers else None,
     }
-
-
-def _tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MB (0 for what has gone)."""
-    total, pending = 0.0, [pid]
-    while pending:
-        current = pending.pop()
-        try:
-            for line in Path(f"/proc/{current}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) / 1024
-            for task in Path(f"/proc/{current}/task").iterdir():
-                pending.extend(int(child) for child in (task / "children").read_text().split())
-        except (OSError, ValueError):
-            continue
-    return total
-
-
-def parse_file_with_workers(path: Path, checkpoint: Path, workers: int) -> tuple[float, float]:
-    """``onlstm parse --workers N`` on ``path``; (seconds, peak of the summed resident memory in MB)."""
-    command = [sys.executable, "-m", "onlstm", "parse", str(path), "--input-format", "tokens", "--format", "jsonl",
-               "-o", os.devnull, "--checkpoint", str(checkpoint), "--workers", str(workers)]
-    started = time.perf_counter()
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
-    peak = 0.0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss_mb(process.pid))
-        time.sleep(0.1)
-    seconds = time.perf_counter() - started
-    if process.returncode:
-        raise RuntimeError(f"{' '.join(command)} exited with status {process.returncode}")
-    return seconds, peak
 
 
 def table(result: dict) -> list[str]:
