@@ -203,7 +203,7 @@ def _inference_recurrence(
     cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
     final_h, final_c = h0.clone(), c0.clone()
     fused_kernels = kernels()
-    weight_half = _layer_loop_weight(fused_kernels, inputs, weight_hh, h0, c0)
+    panels = _layer_loop_panels(fused_kernels, inputs, weight_hh, h0, c0)
     step = _gate_arithmetic
     # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
     # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
@@ -215,14 +215,14 @@ def _inference_recurrence(
         block_end = min(steps, block_start + block_steps)
         base = offsets[block_start]
         projected = torch.addmm(bias, packed_inputs[base : offsets[block_end]], weight_ih_t)
-        if weight_half is not None:
+        if panels is not None:
             # the block's whole time loop in C; it leaves the state of every row still running at
             # the block's end in final_h, final_c, where the next block starts from
             rows = active[block_start]
             h_in, c_in = (h0, c0) if block_start == 0 else (final_h[:rows].clone(), final_c[:rows].clone())
             fused_kernels.layer_inference(
                 active[block_start:block_end], [offset - base for offset in offsets[block_start:block_end]],
-                chunk_size, projected, weight_half, h_in.contiguous(), c_in.contiguous(),
+                chunk_size, projected, panels, h_in.contiguous(), c_in.contiguous(),
                 hs[base : offsets[block_end]], masters[base : offsets[block_end]], final_h, final_c,
             )
             continue
@@ -240,13 +240,14 @@ def _inference_recurrence(
     return _unpack(inputs, valid, hs, masters, final_h, final_c)
 
 
-def _layer_loop_weight(fused_kernels: Kernels | None, inputs: Tensor, weight_hh: Tensor, h0: Tensor,
+def _layer_loop_panels(fused_kernels: Kernels | None, inputs: Tensor, weight_hh: Tensor, h0: Tensor,
                        c0: Tensor) -> Tensor | None:
-    """U in float16 for the C layer loop (csrc/layer_inference.c) when it takes this layer, else None.
+    """U's float16 panels for the C layer loop (csrc/layer_inference.c) when it takes this layer,
+    else None.
 
     It takes float32 CPU tensors whose U float16 holds exactly: a release's weights.  There it
     beat the step-by-step path at every batch size (parse of 1 / 8 / 64 / 256 dev sentences on
-    the 2-core Xeon, 2 threads: 9.9 / 30.9 / 151 / 492 ms against 4.7 / 18 / 115 / 423 ms)."""
+    the 2-core Xeon, 2 threads: 9.9 / 30.9 / 151 / 492 ms against 4.2 / 18 / 115 / 423 ms)."""
     if fused_kernels is None or not all(
         tensor.dtype == torch.float32 and tensor.device.type == "cpu" for tensor in (inputs, weight_hh, h0, c0)
     ):
