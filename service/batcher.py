@@ -195,9 +195,10 @@ class MicroBatcher:
         deadline = started + self.max_wait
         expected = 0
         if time.monotonic() - self._last_finished < REFILL_RECENT:
-            # the last batch's clients, and the requests that queued while it ran
+            # the last batch's clients, and the requests that queued while it ran and may join this one
             expected = self._last_requests + sum(
-                1 for job in (first, *self._pending) if job.state == "queued" and job.queued_at < self._last_finished
+                1 for job in (first, *self._pending)
+                if job.state == "queued" and job.key == first.key and job.queued_at < self._last_finished
             )
         refill_deadline = started + self.refill_wait
         while size < self.max_sentences:
