@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .cell import ONLSTMCell, cumax
-from .loss import softmax_nll
+from .loss import inference_nll, softmax_nll
 
 __all__ = [
     "LMOutput", "ONLSTMCell", "ONLSTMConfig", "ONLSTMLanguageModel", "State", "activation_regularization",
@@ -185,8 +185,10 @@ class ONLSTMLanguageModel(nn.Module):
         pieces = []
         for start in range(0, flat_hidden.size(0), chunk_tokens):
             piece_targets = flat_targets[start : start + chunk_tokens]
-            fused = softmax_nll(flat_hidden[start : start + chunk_tokens], self.embedding.weight, self.output_bias,
-                                piece_targets)
+            piece = (flat_hidden[start : start + chunk_tokens], self.embedding.weight, self.output_bias, piece_targets)
+            fused = softmax_nll(*piece)
+            if fused is None:
+                fused = inference_nll(*piece)
             if fused is not None:  # the C kernels: no (tokens, V) log-probabilities (see models.loss)
                 pieces.append(fused)
                 continue

@@ -304,3 +304,26 @@ def test_the_c_layer_loop_on_float16_weights_equals_the_plain_model(monkeypatch,
         with torch.inference_mode():
             fast(torch.randint(0, 40, (2, 5)))
     assert len(set(calls)) == len(fast.layers) - 1
+
+
+def test_inference_nll_equals_cross_entropy_through_its_kept_buffer(monkeypatch):
+    """Without autograd the loss is computed a slice at a time into one buffer the thread keeps
+    (made once, outside inference mode, so a later call without it may write to it too)."""
+    from onlstm.models import loss
+
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    monkeypatch.setattr(loss, "INFERENCE_SCORE_ROWS", 16)  # several slices, the last one short
+    monkeypatch.setattr(loss, "_score_buffers", __import__("threading").local())
+    torch.manual_seed(6)
+    hidden, weight = torch.randn(37, 6, dtype=torch.float64), torch.randn(50, 6, dtype=torch.float64)
+    bias, targets = torch.randn(50, dtype=torch.float64), torch.randint(0, 50, (37,))
+    expected = torch.nn.functional.cross_entropy(hidden @ weight.t() + bias, targets, reduction="none")
+    with torch.inference_mode():
+        first = loss.inference_nll(hidden, weight, bias, targets)
+    with torch.no_grad():
+        second = loss.inference_nll(hidden, weight, bias, targets)
+    torch.testing.assert_close(first, expected, **TIGHT)
+    torch.testing.assert_close(second, expected, **TIGHT)
+    assert loss._score_buffers.scores.shape == (16, 50)
+    assert loss.inference_nll(hidden, weight.requires_grad_(), bias, targets) is None  # a gradient is wanted
