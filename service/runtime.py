@@ -11,10 +11,11 @@ before it imports torch.
 - glibc's allocator: a fixed 128 KiB mmap threshold (the default threshold grows with each freed
   block, so a batch's large temporary tensors end up in the heap and stay resident) and two
   arenas (one per thread that allocates, otherwise).  The price is CPU: every large tensor is
-  a fresh mapping whose pages fault in, a fifth of the service's time under load (perf,
-  concurrency 32).  ``MALLOC_MMAP_THRESHOLD_`` in the environment wins (with
-  ``MALLOC_TRIM_THRESHOLD_``, glibc's own variables): 8 MiB and 32 MiB took concurrency 32 from
-  about 210 to 270 requests/s and the peak memory from 348 to 366 MB on the 2-core machine.
+  a fresh mapping whose pages fault in, so inference keeps its largest scratch tensors in
+  buffers (``models.loss.inference_nll``, ``models.recurrence._block_buffer``).
+  ``MALLOC_MMAP_THRESHOLD_`` in the environment wins (with ``MALLOC_TRIM_THRESHOLD_``, glibc's
+  own variables): 8 MiB and 32 MiB took concurrency 32 from 251 to 269 requests/s on the
+  2-core machine (before those buffers: from about 210 to 270, peak memory 348 -> 366 MB).
 """
 
 from __future__ import annotations
