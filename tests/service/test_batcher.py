@@ -4,6 +4,7 @@ queue timeouts, failures and shutdown; and the API's 503 when the queue is too s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -39,15 +40,22 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
+@contextlib.asynccontextmanager
+async def started_batcher(parse, **options):
+    """A started batcher on a one-thread executor, stopped on the way out."""
+    with ThreadPoolExecutor(1) as executor:
+        batcher = MicroBatcher(parse, executor, **options)
+        batcher.start()
+        yield batcher
+        await batcher.stop()
+
+
 def test_concurrent_requests_are_batched_and_get_their_own_results():
     async def scenario():
         fake = FakeParse(delay=0.01)
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=1000, max_wait=0.2)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=1000, max_wait=0.2) as batcher:
             requests = [[f"r{index}s{position}" for position in range(index % 4 + 1)] for index in range(30)]
             answers = await asyncio.gather(*(batcher.submit(items, "k") for items in requests))
-            await batcher.stop()
         return fake, requests, answers
 
     fake, requests, answers = run(scenario())
@@ -60,12 +68,9 @@ def test_concurrent_requests_are_batched_and_get_their_own_results():
 def test_batches_respect_the_size_bound_and_never_split_a_request():
     async def scenario():
         fake = FakeParse()
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=5, max_wait=0.05)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=5, max_wait=0.05) as batcher:
             requests = [["a", "b", "c"], ["d", "e"], ["f", "g"], ["h"], list("ijklmnop")]
             answers = await asyncio.gather(*(batcher.submit(items, 0) for items in requests))
-            await batcher.stop()
         return fake, requests, answers
 
     fake, requests, answers = run(scenario())
@@ -78,12 +83,9 @@ def test_batches_respect_the_size_bound_and_never_split_a_request():
 def test_requests_with_different_options_are_never_mixed():
     async def scenario():
         fake = FakeParse()
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=100, max_wait=0.05)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=100, max_wait=0.05) as batcher:
             keys = [(index % 3, "greedy") for index in range(12)]
             answers = await asyncio.gather(*(batcher.submit([f"x{index}"], key) for index, key in enumerate(keys)))
-            await batcher.stop()
         return fake, keys, answers
 
     fake, keys, answers = run(scenario())
@@ -97,9 +99,7 @@ def test_a_request_waiting_too_long_times_out_and_is_never_parsed():
     async def scenario():
         gate = threading.Event()
         fake = FakeParse(gate=gate)
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=1, max_wait=0, max_queue_wait=0.2)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=1, max_wait=0, max_queue_wait=0.2) as batcher:
             first = asyncio.ensure_future(batcher.submit(["first"], 0))
             await asyncio.to_thread(fake.entered.wait, 10)  # the first is now running, blocked on the gate
             with pytest.raises(QueueTimeout) as raised:
@@ -108,7 +108,6 @@ def test_a_request_waiting_too_long_times_out_and_is_never_parsed():
             gate.set()
             assert await first == [(0, "first")]  # running requests are waited for, not dropped
             await asyncio.sleep(0.05)
-            await batcher.stop()
         return fake
 
     fake = run(scenario())
@@ -119,9 +118,7 @@ def test_a_full_queue_refuses_at_once():
     async def scenario():
         gate = threading.Event()
         fake = FakeParse(gate=gate)
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=1, max_wait=0, max_queued=2)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=1, max_wait=0, max_queued=2) as batcher:
             running = asyncio.ensure_future(batcher.submit(["running"], 0))
             await asyncio.to_thread(fake.entered.wait, 10)
             queued = [asyncio.ensure_future(batcher.submit([f"q{index}"], 0)) for index in range(2)]
@@ -130,7 +127,6 @@ def test_a_full_queue_refuses_at_once():
                 await batcher.submit(["one too many"], 0)
             gate.set()
             assert len(await asyncio.gather(running, *queued)) == 3
-            await batcher.stop()
 
     run(scenario())
 
@@ -145,13 +141,10 @@ def test_a_failing_batch_fails_its_requests_and_the_batcher_goes_on():
         return items
 
     async def scenario():
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(parse, executor, max_sentences=1, max_wait=0)
-            batcher.start()
+        async with started_batcher(parse, max_sentences=1, max_wait=0) as batcher:
             with pytest.raises(ValueError, match="boom"):
                 await batcher.submit(["bad"], 0)
             assert await batcher.submit(["good"], 0) == ["good"]
-            await batcher.stop()
 
     run(scenario())
     assert calls == [["bad"], ["good"]]
@@ -230,9 +223,7 @@ def test_api_answers_503_with_retry_after_when_the_queue_is_too_slow(tiny_checkp
 def test_under_load_a_batch_refills_to_the_size_of_the_one_before_and_a_lone_client_never_waits():
     async def scenario():
         fake = FakeParse(delay=0.02)
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=100, refill_wait=0.5)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=100, refill_wait=0.5) as batcher:
             # three clients answered together come back a little apart: one batch again, not two
             await asyncio.gather(*(batcher.submit([f"a{index}"], 0) for index in range(3)))
 
@@ -247,7 +238,6 @@ def test_under_load_a_batch_refills_to_the_size_of_the_one_before_and_a_lone_cli
                 started = time.perf_counter()
                 await batcher.submit([f"c{index}"], 0)
                 lone.append(time.perf_counter() - started)
-            await batcher.stop()
         return fake, lone
 
     fake, lone = run(scenario())
@@ -260,9 +250,7 @@ def test_under_load_a_batch_refills_to_the_size_of_the_one_before_and_a_lone_cli
 def test_two_groups_of_clients_out_of_step_are_merged_into_one_batch():
     async def scenario():
         fake = FakeParse(delay=0.05)
-        with ThreadPoolExecutor(1) as executor:
-            batcher = MicroBatcher(fake, executor, max_sentences=100, refill_wait=0.5)
-            batcher.start()
+        async with started_batcher(fake, max_sentences=100, refill_wait=0.5) as batcher:
 
             async def client(name: str, start: float):
                 await asyncio.sleep(start)
@@ -273,7 +261,6 @@ def test_two_groups_of_clients_out_of_step_are_merged_into_one_batch():
             # until the batch after a's first waits for a's clients to come back beside b's
             await asyncio.gather(*(client(f"a{index}-", 0) for index in range(3)),
                                  *(client(f"b{index}-", 0.02) for index in range(3)))
-            await batcher.stop()
         return fake
 
     sizes = [len(items) for _, items in run(scenario()).batches]
