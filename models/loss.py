@@ -15,13 +15,11 @@ page faults and a fifth of the CPU time of parsing a batch of 32 sentences.
 
 from __future__ import annotations
 
-import threading
-
 import torch
 from torch import Tensor
 
-from .native import kernels
-from .recurrence import autocast_enabled
+from .native import Kernels, kernels
+from .recurrence import autocast_enabled, kept_buffer
 
 
 class _SoftmaxNLL(torch.autograd.Function):
@@ -52,6 +50,17 @@ class _SoftmaxNLL(torch.autograd.Function):
         return d_hidden, d_weight, d_bias, None, None
 
 
+def _loss_kernels(hidden: Tensor, weight: Tensor, bias: Tensor) -> Kernels | None:
+    """The C kernels when they can compute this loss: CPU tensors of one float dtype, no autocast,
+    2-D hidden; else None."""
+    fused_kernels = kernels()
+    if fused_kernels is None or not fused_kernels.supports(hidden, weight, bias):
+        return None
+    if autocast_enabled(hidden.device.type) or hidden.dim() != 2:
+        return None
+    return fused_kernels
+
+
 def softmax_nll(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor) -> Tensor | None:
     """Per-row negative log-likelihood (N,) from hidden (N, E), or None where the kernels cannot run
     (no compiler, a GPU tensor, half precision, autocast) or bring nothing (no gradient wanted):
@@ -60,39 +69,27 @@ def softmax_nll(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor) -
         # without a backward the saving is gone, and PyTorch's multi-threaded log-softmax was
         # faster at inference: 394 against 312 sentences/s in batches of 256 (2 threads)
         return None
-    fused_kernels = kernels()
-    if fused_kernels is None or not fused_kernels.supports(hidden, weight, bias):
-        return None
-    if autocast_enabled(hidden.device.type) or hidden.dim() != 2 or hidden.stride(-1) != 1:
+    fused_kernels = _loss_kernels(hidden, weight, bias)
+    if fused_kernels is None or hidden.stride(-1) != 1:
         return None
     return _SoftmaxNLL.apply(hidden, weight, bias, targets, fused_kernels)
 
 
 # Rows of scores at a time at inference: 64 x V floats, 2.6 MB for V = 10,000, kept per thread.
 INFERENCE_SCORE_ROWS = 64
-_score_buffers = threading.local()
-
-
-def _score_buffer(like: Tensor, vocab_size: int) -> Tensor:
-    buffer = getattr(_score_buffers, "scores", None)
-    if buffer is None or buffer.size(1) != vocab_size or buffer.dtype != like.dtype or buffer.device != like.device:
-        with torch.inference_mode(False):  # an ordinary tensor, which later calls without inference mode may write
-            buffer = torch.empty(INFERENCE_SCORE_ROWS, vocab_size, dtype=like.dtype, device=like.device)
-        _score_buffers.scores = buffer
-    return buffer
 
 
 def inference_nll(hidden: Tensor, weight: Tensor, bias: Tensor, targets: Tensor) -> Tensor | None:
-    """Per-row negative log-likelihood (N,) without autograd, through this thread's score buffer;
-    None where a gradient is wanted or the kernels cannot run (then ``F.cross_entropy``)."""
+    """Per-row negative log-likelihood (N,) without autograd, a slice of rows at a time through a
+    score buffer the thread keeps (``recurrence.kept_buffer``); None where a gradient is wanted or
+    the kernels cannot run (then ``F.cross_entropy``)."""
     if torch.is_grad_enabled() and (hidden.requires_grad or weight.requires_grad or bias.requires_grad):
         return None
-    fused_kernels = kernels()
-    if fused_kernels is None or not fused_kernels.supports(hidden, weight, bias):
+    fused_kernels = _loss_kernels(hidden, weight, bias)
+    if fused_kernels is None:
         return None
-    if autocast_enabled(hidden.device.type) or hidden.dim() != 2:
-        return None
-    buffer = _score_buffer(hidden, weight.size(0))
+    vocab_size = weight.size(0)
+    buffer = kept_buffer("scores", INFERENCE_SCORE_ROWS * vocab_size, hidden).view(-1, vocab_size)
     nll = hidden.new_empty(hidden.size(0))
     weight_t = weight.t()
     for start in range(0, hidden.size(0), INFERENCE_SCORE_ROWS):

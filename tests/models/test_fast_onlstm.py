@@ -314,7 +314,7 @@ def test_inference_nll_equals_cross_entropy_through_its_kept_buffer(monkeypatch)
     if native.kernels() is None:
         pytest.skip("the fused C kernels could not be built here (no C compiler?)")
     monkeypatch.setattr(loss, "INFERENCE_SCORE_ROWS", 16)  # several slices, the last one short
-    monkeypatch.setattr(loss, "_score_buffers", __import__("threading").local())
+    monkeypatch.setattr(recurrence, "_kept_buffers", __import__("threading").local())
     torch.manual_seed(6)
     hidden, weight = torch.randn(37, 6, dtype=torch.float64), torch.randn(50, 6, dtype=torch.float64)
     bias, targets = torch.randn(50, dtype=torch.float64), torch.randint(0, 50, (37,))
@@ -325,5 +325,5 @@ def test_inference_nll_equals_cross_entropy_through_its_kept_buffer(monkeypatch)
         second = loss.inference_nll(hidden, weight, bias, targets)
     torch.testing.assert_close(first, expected, **TIGHT)
     torch.testing.assert_close(second, expected, **TIGHT)
-    assert loss._score_buffers.scores.shape == (16, 50)
+    assert recurrence._kept_buffers.scores.shape == (16 * 50,)  # 16 rows of 50 scores
     assert loss.inference_nll(hidden, weight.requires_grad_(), bias, targets) is None  # a gradient is wanted
