@@ -40,7 +40,8 @@ MODEL_FIELDS = tuple(item.name for item in dataclasses.fields(ONLSTMConfig))
 # (and from a preset named there), together with where the (same) data lives.  Every other field
 # of a resumed run comes from its checkpoint.
 RUN_LENGTH_FIELDS = (
-    "epochs", "max_steps", "max_minutes", "eval_every", "checkpoint_every", "patience", "device", "threads", "precision"
+    "epochs", "max_steps", "max_minutes", "eval_every", "checkpoint_every", "patience", "device", "threads", "precision",
+    "cuda_graphs",
 )
 RESUMABLE_FIELDS = (*RUN_LENGTH_FIELDS, "data_dir")
 
@@ -90,6 +91,7 @@ class TrainConfig(BaseModel):
     # --- bookkeeping
     eval_every: NonNegativeInt = 0  # optimizer steps between dev evaluations (0 = once per epoch)
     checkpoint_every: PositiveInt = 200  # optimizer steps between resume checkpoints
+    keep_releases: bool = False  # also keep each evaluation's release (release-step{N}.safetensors), to choose later
     select_on: Literal["f1", "perplexity"] = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity"
     patience: NonNegativeInt = 0  # stop after this many evaluations without improvement (0 = never)
     max_bad_steps: PositiveInt = 10  # consecutive non-finite losses before the run stops
@@ -99,6 +101,10 @@ class TrainConfig(BaseModel):
     # "auto" = bf16 autocast on a GPU, fp32 on the CPU; "fp32" on a GPU keeps the fused recurrence
     # (one autograd node per layer), which is faster there than bf16 through the per-step path
     precision: Literal["auto", "bf16", "fp32"] = "auto"
+    # on a GPU, replay each window's forward, backward and clipping as a CUDA graph (one launch
+    # instead of thousands of small kernels; models.step); used when accumulate is 1, FGM is off
+    # and the run is one process, else the step runs eagerly (a warning says why)
+    cuda_graphs: bool = False
     release_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # storage dtype of the releases
     name: str = "onlstm"  # model name written in the release metadata
 

@@ -62,6 +62,7 @@ from ..models.checkpoint import (
 )
 from ..models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
 from ..models.parser import Parser
+from ..models.step import TrainStep
 from ..models.vocab import Vocab, is_punctuation
 from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
@@ -70,6 +71,10 @@ from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, t
 from .evaluate import evaluate_model, model_input, prepare_gold_trees
 
 logger = logging.getLogger("onlstm.training")
+
+# CUDA graphs recorded per run, one per window length: random BPTT around 70 draws a few dozen
+# lengths; the rare others run eagerly.  The graphs share one memory pool, so each costs little
+GRAPHED_WINDOW_LENGTHS = 64
 
 # --- setup ------------------------------------------------------------------------------
 
@@ -80,9 +85,13 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def uses_bf16(precision: str, device: torch.device) -> bool:
+    return precision == "bf16" or (precision == "auto" and device.type == "cuda")
+
+
 def make_autocast(precision: str, device: torch.device) -> torch.autocast:
     """bf16 autocast for ``bf16`` (and ``auto`` on a GPU); a disabled context for fp32."""
-    use_bf16 = precision == "bf16" or (precision == "auto" and device.type == "cuda")
+    use_bf16 = uses_bf16(precision, device)
     if device.type == "cuda" and not use_bf16:
         torch.backends.cuda.matmul.allow_tf32 = True  # fp32 storage, TF32 tensor-core products
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16)
@@ -437,6 +446,7 @@ class Trainer:
             else self.model
         )
         self.autocast = make_autocast(self.config.precision, self.device)
+        self.graph_step = self._make_graph_step()
         self.running_loss, self.running_tokens = 0.0, 0  # train loss since the last dev evaluation
         self.last_evaluation: dict = {}
 
@@ -542,6 +552,40 @@ class Trainer:
         """Zero hidden states, one per micro-batch."""
         return [self.model.init_state(self.config.batch_size) for _ in range(self.config.accumulate)]
 
+    def _reset_states(self) -> None:
+        """Back to zero hidden states (in place under CUDA graphs: the graphs read those tensors)."""
+        if self.graph_step is not None:
+            self.graph_step.reset_state()
+        else:
+            self.states = self._fresh_states()
+
+    def _make_graph_step(self) -> TrainStep | None:
+        """The CUDA-graph step (``cuda_graphs``) when the run is on a GPU and allows it; it
+        carries the hidden state from here on (``self.states`` is its state)."""
+        config = self.config
+        if not config.cuda_graphs or self.device.type != "cuda":
+            return None
+        blockers = [
+            reason
+            for reason, present in (
+                (f"accumulate is {config.accumulate} (graphs need 1)", config.accumulate > 1),
+                ("FGM is on (adversarial_epsilon)", self.fgm is not None),
+                ("the run has several processes (DDP)", self.distributed.enabled),
+            )
+            if present
+        ]
+        if blockers:
+            logger.warning("cuda_graphs: the training step runs eagerly, because %s", "; ".join(blockers))
+            return None
+        step = TrainStep(
+            self.model, None, config.batch_size, alpha=config.alpha, beta=config.beta, clip=config.clip,
+            cuda_graphs=True, autocast_dtype=torch.bfloat16 if uses_bf16(config.precision, self.device) else None,
+            max_graphs=GRAPHED_WINDOW_LENGTHS,
+        )
+        step.reset_state(self.states[0])
+        self.states = [step.state]
+        return step
+
     # --- the public steps -------------------------------------------------------------
 
     def resume(self, checkpoint: dict) -> None:
@@ -580,14 +624,17 @@ class Trainer:
         length = inputs.size(1)
         for group in optimizer.param_groups:  # AWD-LSTM: shorter windows take smaller steps
             group["lr"] = group.setdefault("base_lr", group["lr"]) * length / config.bptt
-        optimizer.zero_grad(set_to_none=True)
-        loss, self.states = accumulate_gradients(
-            self.ddp_model, inputs, targets, self.states, config, self.fgm, self.autocast
-        )
-        loss = mean_over_ranks(loss, self.distributed, self.device)  # every rank skips a bad step together
-        # the norm is measured (and clipped when config.clip) on every step: a finite loss can
-        # still give an infinite or NaN gradient, and one such step would poison every weight
-        gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip or math.inf).item()
+        if self.graph_step is not None:  # the same forward, backward and clipping, replayed
+            loss, gradient_norm = (value.item() for value in self.graph_step.step(inputs, targets))
+        else:
+            optimizer.zero_grad(set_to_none=True)
+            loss, self.states = accumulate_gradients(
+                self.ddp_model, inputs, targets, self.states, config, self.fgm, self.autocast
+            )
+            loss = mean_over_ranks(loss, self.distributed, self.device)  # every rank skips a bad step together
+            # the norm is measured (and clipped when config.clip) on every step: a finite loss can
+            # still give an infinite or NaN gradient, and one such step would poison every weight
+            gradient_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.clip or math.inf).item()
         if not (math.isfinite(loss) and math.isfinite(gradient_norm)):
             self._skip_bad_step(loss, gradient_norm)
             return None
@@ -726,7 +773,7 @@ class Trainer:
             progress.step + 1, loss, gradient_norm, progress.bad_steps_in_a_row, self.config.max_bad_steps,
         )
         self.optimizer.zero_grad(set_to_none=True)
-        self.states = self._fresh_states()
+        self._reset_states()
         if progress.bad_steps_in_a_row < self.config.max_bad_steps:
             return
         kept = (
@@ -773,7 +820,7 @@ class Trainer:
         """Back to the start of the streams with fresh hidden states; evaluate when once per epoch."""
         self.progress.epoch += 1
         self.progress.position = 0
-        self.states = self._fresh_states()
+        self._reset_states()
         if not self.config.eval_every:
             self.evaluate()
 
@@ -812,7 +859,7 @@ class Trainer:
             "training_tokens": self.n_tokens,
             "training_unk_share": round(self.unk_share, 4),
             "training_minutes": round(progress.elapsed_seconds / 60, 1),
-            "device": str(self.device),
+            "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "default_layer": evaluation["best_layer"],
             "default_decoder": "greedy",
             "train_config": config.to_dict(),
@@ -820,12 +867,16 @@ class Trainer:
         }
 
     def _write_evaluation(self, evaluation: dict, improved: bool) -> None:
-        """``last.safetensors`` (and ``best.safetensors`` when improved), ``metrics.jsonl``, ``curves.png``."""
+        """``last.safetensors`` (and ``best.safetensors`` when improved, ``release-step{N}.safetensors``
+        with ``keep_releases``), ``metrics.jsonl``, ``curves.png``."""
         dtype = getattr(torch, self.config.release_dtype)
         metadata = self._release_metadata(evaluation)
         save_release(self.out_dir / "last.safetensors", self.released_model, self.vocab, metadata, dtype)
         if improved:
             save_release(self.out_dir / "best.safetensors", self.released_model, self.vocab, metadata, dtype)
+        if self.config.keep_releases:
+            path = self.out_dir / f"release-step{self.progress.step}.safetensors"
+            save_release(path, self.released_model, self.vocab, metadata, dtype)
         with open(self.out_dir / "metrics.jsonl", "a") as log:
             log.write(json.dumps(evaluation) + "\n")
         plot_curves(self.out_dir / "metrics.jsonl", self.out_dir / "curves.png")

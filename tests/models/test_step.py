@@ -23,7 +23,7 @@ def test_on_a_cpu_cuda_graphs_fall_back_to_the_eager_step_which_trains_like_the_
     for window in range(4):
         ids = torch.randint(0, 30, (3, 8), generator=generator)
         torch.manual_seed(100 + window)  # the same dropout masks on both sides
-        nll = step.step(ids[:, :-1], ids[:, 1:])
+        nll, _ = step.step(ids[:, :-1], ids[:, 1:])
         torch.manual_seed(100 + window)
         twin_optimizer.zero_grad()
         detached = None if twin_state is None else [(h.detach(), c.detach()) for h, c in twin_state]

@@ -202,6 +202,19 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     assert [row["step"] for row in read_jsonl(interrupted / "steps.jsonl")] == list(range(1, 17))
 
 
+def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
+    from onlstm.models.parser import Parser
+
+    train(tiny_config.override(["max_steps=4", "eval_every=2", "keep_releases=true"]), tmp_path / "run")
+    kept = sorted(path.name for path in (tmp_path / "run").glob("release-step*.safetensors"))
+    assert kept == ["release-step2.safetensors", "release-step4.safetensors"]
+    metrics = read_jsonl(tmp_path / "run" / "metrics.jsonl")
+    for row in metrics:
+        parser = Parser.load(tmp_path / "run" / f"release-step{row['step']}.safetensors")
+        assert parser.metadata["steps"] == row["step"]
+        assert parser.metadata["dev_perplexity"] == pytest.approx(row["dev_perplexity"])
+
+
 def test_command_line_reports_bad_input(tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
