@@ -63,6 +63,10 @@ class TrainConfig(BaseModel):
     # a release (.safetensors) to start from: its vocabulary, layer sizes and punctuation treatment
     # replace the fields here, its weights the random initialisation; the optimizer starts fresh
     init_from: str = ""
+    # parameters kept as they are (names or name prefixes: "embedding", "layers.0", ...), e.g. the
+    # layers whose master forget gates give the trees, so that further training lowers perplexity
+    # without moving the trees: with init_from, ``--set freeze=embedding,layers.0,layers.1``
+    freeze: list[str] = Field(default_factory=list)
     # --- model: ONLSTMConfig's fields (sizes, dropouts); vocab_size = the most frequent normalised
     # tokens kept, <eos> and <unk> included
     model: ONLSTMConfig = Field(default_factory=ONLSTMConfig)
@@ -104,11 +108,11 @@ class TrainConfig(BaseModel):
     # on a GPU, replay each window's forward, backward and clipping as a CUDA graph (one launch
     # instead of thousands of small kernels; models.step); used when accumulate is 1, FGM is off
     # and the run is one process, else the step runs eagerly (a warning says why)
-    cuda_graphs: bool = False
+    cuda_graphs: bool = True
     release_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # storage dtype of the releases
     name: str = "onlstm"  # model name written in the release metadata
 
-    @field_validator("corpora", "betas", mode="before")
+    @field_validator("corpora", "betas", "freeze", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         """``--set corpora=ptb-train,my.txt`` and ``--set betas=0.9,0.999`` give lists."""

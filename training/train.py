@@ -237,12 +237,29 @@ def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     return release, config
 
 
+def freeze_parameters(model: torch.nn.Module, names: list[str]) -> None:
+    """Keep the parameters named by ``names`` (a name, or a prefix ending at a dot) as they are."""
+    if not names:
+        return
+    parameters = dict(model.named_parameters())
+    for name in names:
+        matched = [key for key in parameters if key == name or key.startswith(name + ".")]
+        if not matched:
+            prefixes = sorted({key.rsplit(".", 1)[0] for key in parameters} | set(parameters))
+            raise ConfigError(f"freeze: {name!r} names no parameter of the model; use one of {', '.join(prefixes)}")
+        for key in matched:
+            parameters[key].requires_grad_(False)
+    kept = sum(parameter.numel() for parameter in model.parameters() if not parameter.requires_grad)
+    logger.info("frozen: %s (%s of %s parameters)", ", ".join(names), f"{kept:,}", f"{count_parameters(model):,}")
+
+
 def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]
     if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        return torch.optim.SGD(trained, lr=config.lr, weight_decay=config.weight_decay)
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
-    return torch.optim.Adam(model.parameters(), lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(trained, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
+    return torch.optim.Adam(trained, lr=config.lr, betas=config.betas, weight_decay=config.weight_decay)
 
 
 def accumulate_gradients(
@@ -530,6 +547,7 @@ class Trainer:
         if initial is not None:
             model.load_state_dict(initial.model.state_dict())
         self.model = model.to(self.device)
+        freeze_parameters(self.model, config.freeze)
         self.optimizer = make_optimizer(config, self.model)
         self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
             self.optimizer, mode="min", factor=config.lr_factor, patience=config.lr_patience

@@ -270,6 +270,31 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     assert main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--init-from", missing]) == 2
 
 
+def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path):
+    from onlstm.models.checkpoint import load_release
+
+    base = tmp_path / "base"
+    train(tiny_config.override(["max_steps=4", "eval_every=4"]), base)
+    start = load_release(base / "best.safetensors").model.state_dict()
+    config = tiny_config.override(
+        [f"init_from={base / 'best.safetensors'}", "freeze=embedding,layers.0", "max_steps=6", "eval_every=3",
+         "average_decay=0.9"]
+    )
+    tuned = tmp_path / "tuned"
+    train(config, tuned)
+    after = load_release(tuned / "last.safetensors").model.state_dict()
+    for name, tensor in start.items():
+        if name == "embedding.weight" or name.startswith("layers.0."):
+            torch.testing.assert_close(after[name], tensor, rtol=0, atol=0, msg=name)  # kept bit for bit
+        else:
+            assert not torch.equal(after[name], tensor), name  # trained
+    metrics = read_jsonl(tuned / "metrics.jsonl")
+    # the first layer's trees come from the kept weights alone: the same F1 at every evaluation
+    assert len({row["dev_f1_per_layer"][0] for row in metrics}) == 1
+    with pytest.raises(ValueError, match=r"freeze: 'layer.0' names no parameter of the model; use one of .*layers\.0"):
+        train(config.override(["freeze=layer.0"]), tmp_path / "typo")
+
+
 def test_weight_averaging_releases_the_average_and_leaves_the_online_path_unchanged(tiny_config, tmp_path):
     from onlstm.models.checkpoint import load_release, load_resume
 
