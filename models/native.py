@@ -43,6 +43,7 @@ OPENMP_FLAGS = ["-fopenmp"]
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-ffast-math", "-fPIC", "-c"]
 LINK_FLAGS = ["-shared"]
 LIBRARIES = ["-lmvec", "-lm"]
+DROPCONNECT_VALUES_PER_THREAD = 1 << 16  # below this a mask is drawn on one thread
 _CTYPES = {torch.float32: ("f32", ctypes.c_float), torch.float64: ("f64", ctypes.c_double)}
 
 # A step's gate arithmetic is split across threads from this many rows per thread.  Measured on the
@@ -82,6 +83,12 @@ class Kernels:
             loss_backward.restype = None
             self.logsumexp_functions[dtype] = logsumexp
             self.loss_backward_functions[dtype] = loss_backward
+        self.dropconnect_functions = {}
+        for dtype, (suffix, scalar) in _CTYPES.items():
+            dropconnect = getattr(library, f"onlstm_dropconnect_{suffix}")
+            dropconnect.argtypes = [integer, integer, pointer, pointer, ctypes.c_ulonglong, ctypes.c_ulonglong, scalar]
+            dropconnect.restype = None
+            self.dropconnect_functions[dtype] = dropconnect
         self.layer_function = library.onlstm_layer_inference_f16
         self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 9
         self.layer_function.restype = None
@@ -135,6 +142,17 @@ class Kernels:
         _split_rows(rows, lambda start, count: function(
             count, width, address + start * stride * size, stride, lse.data_ptr() + start * size,
             targets.data_ptr() + start * 8, grad.data_ptr() + start * size), 64)
+
+    def dropconnect(self, source: Tensor, out: Tensor, seed: int, keep: float) -> None:
+        """out = source * mask / keep, the mask drawn from ``seed`` alone (a keep-probability ``keep``
+        per element); the same seed gives the same mask, so the backward applies it to the gradient
+        with this same call.  Both contiguous, of the same size and dtype."""
+        function = self.dropconnect_functions[source.dtype]
+        source_address, out_address, size = source.data_ptr(), out.data_ptr(), source.element_size()
+        threshold, scale = min(int(keep * 2**32), 2**32), 1.0 / keep
+        _split_rows(source.numel(), lambda start, count: function(
+            count, start, source_address + start * size, out_address + start * size, seed, threshold, scale),
+            DROPCONNECT_VALUES_PER_THREAD)
 
     def layer_inference(self, active: list[int], offsets: list[int], chunk_size: int, gates: Tensor,
                         panels: Tensor, h0: Tensor, c0: Tensor, hs: Tensor, masters: Tensor, final_h: Tensor,

