@@ -9,8 +9,10 @@ from nltk import Tree
 from onlstm.models.tree import (
     balanced_spans,
     decode_spans,
+    escape_token,
     greedy_spans,
     left_branching_spans,
+    random_spans,
     right_branching_spans,
     spans_to_tree,
     split_spans,
@@ -148,6 +150,35 @@ def test_tree_leaves_and_ptb_string_escape_brackets():
     parsed = Tree.fromstring(text)
     assert len(parsed.leaves()) == 5
     assert set(tree_to_spans(parsed)) == set(spans)
+
+
+def nltk_ptb_string(tree, preterminals=None):
+    """The brute-force rendering: nltk's own pformat of a deep copy with escaped leaves."""
+    escaped = tree.copy(deep=True)
+    for index, position in enumerate(escaped.treepositions("leaves")):
+        leaf = escape_token(escaped[position])
+        if preterminals is None:
+            escaped[position] = leaf
+        else:
+            label = preterminals if isinstance(preterminals, str) else preterminals[index]
+            escaped[position] = Tree(escape_token(label), [leaf])
+    return escaped.pformat(margin=10**9)
+
+
+def test_ptb_string_is_nltk_s_pformat_of_the_escaped_tree():
+    generator = random.Random(3)
+    vocabulary = ["the", "(", ")", "a(b", "c)d", "-LRB-", "{", "}", "[", "]", "x", "N", "é"]
+    trees = [Tree("S", []), Tree("S", ["alone"]), Tree.fromstring("(S (NP (DT the) (NN cat)) (VP sat) (. .))")]
+    for _ in range(200):
+        tokens = [generator.choice(vocabulary) for _ in range(generator.randint(1, 12))]
+        trees.append(spans_to_tree(tokens, random_spans(len(tokens), generator)))
+    for tree in trees:
+        assert to_ptb_string(tree) == nltk_ptb_string(tree)
+        assert to_ptb_string(tree, "T") == nltk_ptb_string(tree, "T")
+        tags = [generator.choice(["NN", "-LRB-", "(", "DT"]) for _ in tree.leaves()]
+        assert to_ptb_string(tree, tags) == nltk_ptb_string(tree, tags)
+    with pytest.raises(ValueError, match="2 preterminal labels for 3 leaves"):
+        to_ptb_string(spans_to_tree(["a", "b", "c"], [(0, 3), (0, 2)]), ["T", "T"])
 
 
 def test_nested_form():
