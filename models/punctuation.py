@@ -18,7 +18,7 @@ smallest one around it. Restricted to the words, the tree is exactly the words-o
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from .tree import Span
 
@@ -85,28 +85,47 @@ def attach(word_spans: Sequence[Span], word_positions: Sequence[int], sides: Seq
         constituents over token indices, the whole sentence included when it has >= 2 tokens.
     """
     n_tokens = len(sides)
-    spans = {(word_positions[start], word_positions[end - 1] + 1) for start, end in word_spans}
+    spans = _SpanIndex((word_positions[start], word_positions[end - 1] + 1) for start, end in word_spans)
     # marks joining the left, left to right, so that ". ”" both join the sentence before them
     for position in range(n_tokens):
-        if sides[position] == LEFT:
-            ending_here = [span for span in spans if span[1] == position]
-            if ending_here:
-                largest = min(ending_here)
-                spans.discard(largest)
-                spans.add((largest[0], position + 1))
+        starts = spans.by_end.get(position)
+        if sides[position] == LEFT and starts:
+            largest = min(starts)
+            spans.move((largest, position), (largest, position + 1))
     partners = _pairs(sides, tokens)
     for position in range(n_tokens - 1, -1, -1):
-        if sides[position] == RIGHT:
-            starting_after = [span for span in spans if span[0] == position + 1]
-            if starting_after:
-                # an opening mark joins the constituent its closing mark ends, else the largest one
-                closed = [span for span in starting_after if span[1] == partners.get(position, -2) + 1]
-                chosen = closed[0] if closed else max(starting_after, key=lambda span: span[1])
-                spans.discard(chosen)
-                spans.add((position, chosen[1]))
+        ends = spans.by_start.get(position + 1)
+        if sides[position] == RIGHT and ends:
+            # an opening mark joins the constituent its closing mark ends, else the largest one
+            closing = partners.get(position, -2) + 1
+            end = closing if closing in ends else max(ends)
+            spans.move((position + 1, end), (position, end))
     if n_tokens >= 2:
         spans.add((0, n_tokens))
-    return sorted(spans, key=lambda span: (span[0], -span[1]))
+    return sorted(spans.spans, key=lambda span: (span[0], -span[1]))
+
+
+class _SpanIndex:
+    """A set of spans with the starts of those ending at each position and the ends of those
+    starting at each: a mark finds its constituent without scanning every span."""
+
+    def __init__(self, spans: Iterable[Span]):
+        self.spans: set[Span] = set()
+        self.by_end: dict[int, set[int]] = {}
+        self.by_start: dict[int, set[int]] = {}
+        for span in spans:
+            self.add(span)
+
+    def add(self, span: Span) -> None:
+        self.spans.add(span)
+        self.by_end.setdefault(span[1], set()).add(span[0])
+        self.by_start.setdefault(span[0], set()).add(span[1])
+
+    def move(self, old: Span, new: Span) -> None:
+        self.spans.discard(old)
+        self.by_end[old[1]].discard(old[0])
+        self.by_start[old[0]].discard(old[1])
+        self.add(new)
 
 
 def _pairs(sides: Sequence[str | None], tokens: Sequence[str] | None) -> dict[int, int]:

@@ -80,3 +80,45 @@ def test_restricted_to_the_words_the_tree_is_the_words_tree(words_tree, tokens):
     assert set(restrict_spans(spans, [not mark for mark in is_mark])) == word_spans
     assert (0, len(tokens)) in spans
     spans_to_tree(tokens, spans)  # a well-nested bracketing: no crossing spans
+
+
+def scanning_attach(word_spans, word_positions, sides, tokens):
+    """The brute-force rule: every mark scans all spans for the one it joins."""
+    spans = {(word_positions[start], word_positions[end - 1] + 1) for start, end in word_spans}
+    for position in range(len(sides)):
+        ending_here = [span for span in spans if span[1] == position]
+        if sides[position] == punctuation.LEFT and ending_here:
+            largest = min(ending_here)
+            spans.discard(largest)
+            spans.add((largest[0], position + 1))
+    partners = punctuation._pairs(sides, tokens)
+    for position in range(len(sides) - 1, -1, -1):
+        starting_after = [span for span in spans if span[0] == position + 1]
+        if sides[position] == punctuation.RIGHT and starting_after:
+            closed = [span for span in starting_after if span[1] == partners.get(position, -2) + 1]
+            chosen = closed[0] if closed else max(starting_after, key=lambda span: span[1])
+            spans.discard(chosen)
+            spans.add((position, chosen[1]))
+    if len(sides) >= 2:
+        spans.add((0, len(sides)))
+    return sorted(spans, key=lambda span: (span[0], -span[1]))
+
+
+def test_attach_equals_the_scanning_rule_on_random_sentences():
+    import random
+
+    from onlstm.models.tree import decode_spans
+
+    generator = random.Random(5)
+    marks = [",", ".", "(", ")", "``", "''", '"', "$", "--", ";", "!", "'"]
+    for _ in range(500):
+        tokens = [generator.choice(marks) if generator.random() < 0.35 else f"w{index}" for index in range(20)]
+        tokens = tokens[: generator.randint(1, 20)]
+        is_mark = [is_punctuation(token) for token in tokens]
+        kept = [index for index, mark in enumerate(is_mark) if not mark]
+        if not kept:
+            continue
+        word_spans = decode_spans([generator.random() for _ in kept], generator.choice(["greedy", "split"]))
+        sides = punctuation.directions(tokens, None, is_mark)
+        expected = scanning_attach(word_spans, kept, sides, tokens)
+        assert punctuation.attach(word_spans, kept, sides, tokens) == expected, tokens
