@@ -28,7 +28,7 @@ import itertools
 import logging
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -63,6 +63,33 @@ def _one_thread_after_fork() -> None:
 os.register_at_fork(after_in_child=_one_thread_after_fork)
 
 
+class LayerSpans(Sequence):
+    """Each layer's spans, a layer decoded (and its punctuation attached) when first read:
+    most callers read only the layer that built the tree.  Compares, prints and pickles as a list."""
+
+    def __init__(self, count: int, decode: Callable[[int], list[tuple[int, int]]]):
+        self._decode, self._done = decode, [None] * count
+
+    def __len__(self) -> int:
+        return len(self._done)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        if self._done[index] is None:
+            self._done[index] = self._decode(range(len(self))[index])
+        return self._done[index]
+
+    def __eq__(self, other: object) -> bool:
+        return list(self) == list(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __repr__(self) -> str:
+        return repr(list(self))
+
+    def __reduce__(self):
+        return list, (list(self),)
+
+
 @dataclass
 class ParseResult:
     """One parsed sentence.
@@ -81,7 +108,7 @@ class ParseResult:
     sentence: Sentence | None = None
     unk_share: float = 0.0  # share of the tokens the model read that are outside its vocabulary
     warnings: list[str] = field(default_factory=list)
-    layer_spans: list[list[tuple[int, int]]] = field(default_factory=list)  # [layer][span], same decoder
+    layer_spans: Sequence[list[tuple[int, int]]] = field(default_factory=list)  # [layer][span], same decoder
 
     @property
     def offsets(self) -> list[tuple[int, int]] | None:
@@ -307,12 +334,17 @@ class Parser:
                 layer: int, decoder: str) -> ParseResult:
         tokens = list(sentence.tokens)
         if len(kept) == len(tokens):
-            layer_spans = [decode_spans(distances, decoder) for distances in word_distances]
+            def decode(index: int) -> list[tuple[int, int]]:
+                return decode_spans(word_distances[index], decoder)
         else:
             read = set(kept)
             sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
-            layer_spans = [marks.attach(decode_spans(distances, decoder), kept, sides, tokens) if distances else
-                           ([(0, len(tokens))] if len(tokens) >= 2 else []) for distances in word_distances]
+
+            def decode(index: int) -> list[tuple[int, int]]:
+                if not word_distances[index]:
+                    return [(0, len(tokens))] if len(tokens) >= 2 else []
+                return marks.attach(decode_spans(word_distances[index], decoder), kept, sides, tokens)
+        layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]
         unknown = sum(1 for word in words if normalize(word) not in self.vocab)

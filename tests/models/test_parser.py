@@ -196,6 +196,28 @@ def test_all_layers_give_trees(parser):
     assert result.layer_tree(0).leaves() == result.tokens
 
 
+def test_other_layers_are_decoded_when_read_and_behave_as_lists(parser):
+    import pickle
+
+    from onlstm.models import punctuation
+    from onlstm.models.tree import decode_spans
+
+    text = "“ Yes , ” the company said ( quietly ) , “ earnings will rise . ”"
+    result = parser.parse(text)
+    assert result.layer_spans._done.count(None) == parser.n_layers - 1  # only the tree's layer so far
+    tokens, is_mark = result.tokens, [is_punctuation(token) for token in result.tokens]
+    kept = [index for index, mark in enumerate(is_mark) if not mark]
+    sides = punctuation.directions(tokens, result.sentence.offsets, is_mark)
+    words = [[layer[index] for index in kept] for layer in result.layer_distances]
+    expected = [punctuation.attach(decode_spans(layer, "greedy"), kept, sides, tokens) for layer in words]
+    assert result.layer_spans == expected and list(result.layer_spans) == expected
+    assert result.layer_spans[-1] == expected[-1] and result.layer_spans[1:] == expected[1:]
+    assert result.layer_spans[result.layer] == result.spans
+    copy = pickle.loads(pickle.dumps(result))
+    assert copy.layer_spans == expected and type(copy.layer_spans) is list
+    assert repr(result.layer_spans) == repr(expected)
+
+
 CHILD_PARSES = """
 import multiprocessing, sys, torch
 from onlstm.models.parser import Parser
