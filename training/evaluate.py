@@ -22,6 +22,7 @@ code).  ``write_evalb_files`` writes the same brackets for EVALB.  The command l
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -490,6 +491,23 @@ def parser_distances(parser, golds: Sequence[GoldSentence], mode: str, batch_siz
     punctuation = "model" if mode == "words" else None
     inputs = [model_input(gold, mode) for gold in golds]
     return parser.layer_distances(inputs, batch_size=batch_size, punctuation=punctuation)
+
+
+def read_perplexity(parser, sentences: Sequence[Sequence[str]], punctuation: str, batch_size: int = 64) -> dict:
+    """The model's perplexity over ``sentences`` as it reads them under ``punctuation``: a fresh
+    state per sentence, exp of the mean NLL over every token read and each sentence's ``<eos>``;
+    ``{"perplexity", "loss" (mean NLL), "unk_share" (of the tokens read), "tokens" (read, <eos> included)}``."""
+    results = parser.parse([list(sentence) for sentence in sentences], layer=0, punctuation=punctuation,
+                           batch_size=batch_size)
+    total_nll = total_tokens = total_unknown = 0.0
+    for sentence, result in zip(sentences, results):
+        n_words = len(parser.model_positions(sentence, punctuation))
+        total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
+        total_tokens += n_words + 1
+        total_unknown += result.unk_share * n_words
+    loss = total_nll / max(total_tokens, 1)
+    return {"perplexity": math.exp(loss), "loss": loss, "tokens": int(total_tokens),
+            "unk_share": total_unknown / max(total_tokens - len(sentences), 1)}
 
 
 def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:

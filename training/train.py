@@ -68,7 +68,7 @@ from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
 from .config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
-from .evaluate import evaluate_model, model_input, prepare_gold_trees
+from .evaluate import evaluate_model, model_input, prepare_gold_trees, read_perplexity
 
 logger = logging.getLogger("onlstm.training")
 
@@ -343,14 +343,7 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
         Release(model=model, vocab=vocab, metadata={"punctuation": punctuation}), model.embedding.weight.device
     )
     try:
-        sentences = [tree_tokens(tree) for tree in gold_trees]
-        results = parser.parse(sentences, layer=0, punctuation=punctuation, batch_size=64)
-        total_nll = total_tokens = total_unknown = 0.0
-        for sentence, result in zip(sentences, results):
-            n_words = len(parser.model_positions(sentence, punctuation))
-            total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
-            total_tokens += n_words + 1
-            total_unknown += result.unk_share * n_words
+        read = read_perplexity(parser, [tree_tokens(tree) for tree in gold_trees], punctuation)
         golds = prepare_gold_trees(gold_trees)
         distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
     finally:
@@ -364,9 +357,9 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     half = len(golds) // 2
     best_layer = max(range(len(f1s)), key=f1s.__getitem__)
     return {
-        "dev_loss": total_nll / total_tokens,
-        "dev_unk_share": total_unknown / max(total_tokens - len(sentences), 1),
-        "dev_perplexity": math.exp(total_nll / total_tokens),
+        "dev_loss": read["loss"],
+        "dev_unk_share": read["unk_share"],
+        "dev_perplexity": read["perplexity"],
         "dev_f1_per_layer": f1s,
         "dev_corpus_f1_per_layer": f1_per_layer(0, len(golds), "corpus_f1"),
         "dev_f1_per_layer_halves": [f1_per_layer(0, half), f1_per_layer(half, len(golds))] if half else [],

@@ -26,8 +26,10 @@ from ..training.evaluate import (
     evaluate_model,
     format_table,
     gold_files,
+    model_input,
     parser_distances,
     prepare_gold_trees,
+    read_perplexity,
     sentence_brackets,
     unk_share,
     write_evalb_files,
@@ -61,11 +63,15 @@ def build_argparser() -> argparse.ArgumentParser:
 
 def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size: int, evalb: Path | None) -> dict:
     """One mode's report for a loaded parser: every layer and decoder, the baselines, the share
-    of ``<unk>`` tokens, and (with ``evalb``) the EVALB files of the default row."""
+    of ``<unk>`` tokens, the model's perplexity over what it read, and (with ``evalb``) the EVALB
+    files of the default row."""
     distances = parser_distances(parser, golds, mode, batch_size)
     report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders)
     report["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder}
     report["unk_share"] = unk_share(parser, golds, mode)
+    # as a parse reads them (a words-only model drops the marks): what the service's perplexity means
+    read = read_perplexity(parser, [model_input(gold, mode) for gold in golds], parser.default_punctuation, batch_size)
+    report["perplexity"], report["perplexity_tokens"] = read["perplexity"], read["tokens"]
     if evalb is not None:
         layer = parser.default_layer
         decoder = decoders[0] if len(decoders) == 1 else parser.default_decoder
@@ -96,6 +102,9 @@ def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
         print(format_table(report))
         if report.get("unk_share") is not None:
             print(f"<unk>: {100 * report['unk_share']:.1f}% of the tokens the model read are outside its vocabulary")
+        if report.get("perplexity") is not None:
+            print(f"perplexity: {report['perplexity']:.1f} over the {report['perplexity_tokens']:,} tokens the model "
+                  "read (<eos> included), a fresh state per sentence")
         if "evalb" in report:
             evalb = report["evalb"]
             print(

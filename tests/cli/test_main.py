@@ -35,6 +35,17 @@ def test_eval_on_a_checkpoint_prints_the_model_beside_the_baselines(tiny_checkpo
         assert layers == {0, 1, 2, "mean"}
         assert all(0 <= row["sentence_f1"] <= 100 for row in rows["model"])
         assert rows["n_sentences"] == 328
+    # the perplexity of what the model read: in raw mode the same figure as training's dev evaluation
+    from onlstm.models.checkpoint import load_release
+    from onlstm.training.config import TrainConfig
+    from onlstm.training.train import evaluate_dev, load_dev_trees
+
+    release = load_release(tiny_checkpoint)
+    config = TrainConfig(data_dir=str(shared_data))
+    expected = evaluate_dev(release.model, release.vocab, config, load_dev_trees(config))["dev_perplexity"]
+    raw, words = report["reports"]["raw"], report["reports"]["words"]
+    assert raw["perplexity"] == pytest.approx(expected, rel=1e-6)
+    assert 1 < words["perplexity"] and words["perplexity_tokens"] <= raw["perplexity_tokens"]
 
 
 def test_eval_with_a_missing_checkpoint_says_so(tmp_path, shared_data, capsys):

@@ -360,6 +360,9 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
             seen.append(punctuation)
             return right_branching_model([])(token_lists)
 
+        def parse(self, token_lists, layer=0, punctuation=None, batch_size=64):
+            return [types.SimpleNamespace(perplexity=10.0, unk_share=0.0) for _ in token_lists]
+
     monkeypatch.setitem(sys.modules, "onlstm.models.parser", types.SimpleNamespace(Parser=FakeParser))
     (tmp_path / "a.mrg").write_text(f"( {CAT} )\n")
     assert evaluate_command.main(["--files", str(tmp_path), "--mode", "both"]) == 0
@@ -368,6 +371,8 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
     # words mode reads 6 words, "mat" outside the vocabulary; raw mode (this fake reads every token) "." too
     assert "<unk>: 16.7% of the tokens the model read" in out and "<unk>: 28.6% of the tokens" in out
     assert seen == ["model", None]  # words mode feeds every word to the model
+    # perplexity over what the model read, <eos> included: 6 words + 1, then 7 tokens + 1
+    assert "perplexity: 10.0 over the 7 tokens" in out and "perplexity: 10.0 over the 8 tokens" in out
 
 
 def test_cli_reports_missing_data(tmp_path, capsys):
