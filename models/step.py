@@ -145,7 +145,10 @@ class TrainStep:
         with torch.cuda.graph(graph, pool=self.pool):
             static_nll, static_norm = self._body(static_inputs, static_targets)
         self.graphs[length] = _Graph(graph, static_inputs, static_targets, static_nll, static_norm)
-        logger.info("captured a CUDA graph of the training step for windows of %d steps", length)
+        # the first at INFO, the others (a few dozen window lengths) at DEBUG
+        logger.log(logging.INFO if len(self.graphs) == 1 else logging.DEBUG,
+                   "captured a CUDA graph of the training step for windows of %d steps (%d graphs)", length,
+                   len(self.graphs))
         return self.graphs[length]
 
     def _replay(self, captured: _Graph, inputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
