@@ -91,8 +91,8 @@ class TrainConfig(BaseModel):
     average_decay: float = Field(0.0, ge=0.0, lt=1.0)
     # DropConnect's masks on a CPU: "native" from the C kernel (models.cell.drop_connect, 30x
     # faster), "torch" from F.dropout, the random stream the bundled model was trained with (the
-    # default preset keeps it, so that the model is reproduced step for step); both the same
-    # distribution.  On a GPU F.dropout either way.
+    # default preset, its recipe, keeps it; runs saved before this setting resume on it); both
+    # the same distribution.  On a GPU F.dropout either way.
     dropconnect_sampler: Literal["native", "torch"] = "native"
     epochs: NonNegativeInt = 10
     max_steps: NonNegativeInt = 0  # stop after this many optimizer steps (0 = no limit)

@@ -218,7 +218,7 @@ def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
 def test_dropconnect_sampler_reaches_every_layer_and_the_average(tiny_config, tmp_path):
     from onlstm.training.train import Trainer
 
-    assert load_preset("default").dropconnect_sampler == "torch"  # the bundled model's stream, reproduced
+    assert load_preset("default").dropconnect_sampler == "torch"  # the stream the bundled model was trained on
     assert TrainConfig().dropconnect_sampler == "native"
     for sampler, native in (("torch", False), ("native", True)):
         trainer = Trainer(tiny_config.override([f"dropconnect_sampler={sampler}", "average_decay=0.9"]),
