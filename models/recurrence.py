@@ -203,22 +203,23 @@ def _inference_recurrence(
     new = inputs.new_empty
     hs = new(offsets[-1], hidden_size)
     masters = new(offsets[-1], 2, n_chunks)
-    cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
     final_h, final_c = h0.clone(), c0.clone()
     fused_kernels = kernels()
     panels = _layer_loop_panels(fused_kernels, inputs, weight_hh, h0, c0)
-    step = _gate_arithmetic
-    # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
-    # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
-    if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
-        step, c0 = fused_kernels.step_forward, c0.contiguous()
+    if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
+        cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
+        step = _gate_arithmetic
+        # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
+        # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
+        if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
+            step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
+    gate_size = weight_ih.size(0)
     block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
     for block_start in range(0, steps, block_steps):
         block_end = min(steps, block_start + block_steps)
         base = offsets[block_start]
         block_inputs = packed_inputs[base : offsets[block_end]]
-        gate_size = weight_ih.size(0)
         block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, inputs).view(-1, gate_size)
         projected = torch.addmm(bias, block_inputs, weight_ih_t, out=block_gates)
         if panels is not None:
