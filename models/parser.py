@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 PUNCTUATION_MODES = ("attach", "model")
 _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
+# distances lie in [0, 1], so a bias of n already gives every sentence of up to n words the
+# all-right (or, negative, all-left) tree: a larger one is taken for a typo
+MAX_BIAS = 100.0
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 # positions whose vocabulary scores are computed at once for perplexity (x V floats, twice)
 NLL_SLICE_ROWS = 128
@@ -159,6 +162,8 @@ class Parser:
         self.default_layer = int(self.metadata.get("default_layer", min(1, self.n_layers - 1)))
         self.default_decoder = str(self.metadata.get("default_decoder", "greedy"))
         self.default_punctuation = str(self.metadata.get("punctuation", "attach"))
+        # releases before the prior was introduced decode the model's own distances
+        self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
         # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
         self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])
 
@@ -176,7 +181,8 @@ class Parser:
         """A short content version: the release's own, else the prefix of its weights' SHA-256."""
         return str(self.metadata.get("version") or self.digest[:12] or "unknown")
 
-    def check_options(self, layer: int | None, decoder: str | None, punctuation: str | None) -> tuple[int, str, str]:
+    def check_options(self, layer: int | None, decoder: str | None, punctuation: str | None,
+                      right_branching_bias: float | None = None) -> tuple[int, str, str, float]:
         """The options with defaults filled in; ``ValueError`` naming what to change otherwise."""
         layer = self.default_layer if layer is None else layer
         if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.n_layers:
@@ -193,7 +199,13 @@ class Parser:
                 "punctuation (its vocabulary has none, so every mark would be read as <unk>): use "
                 "punctuation='attach'"
             )
-        return layer, decoder, punctuation
+        bias = self.default_right_branching_bias if right_branching_bias is None else right_branching_bias
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -MAX_BIAS <= bias <= MAX_BIAS:
+            raise ValueError(
+                f"right_branching_bias must be a number between {-MAX_BIAS:g} and {MAX_BIAS:g} (0: the model's own "
+                f"distances; {self.default_right_branching_bias:g}: this model's default), got {bias!r}"
+            )
+        return layer, decoder, punctuation, float(bias)
 
     # --- the model's view ---------------------------------------------------------------
 
@@ -312,6 +324,7 @@ class Parser:
         punctuation: str | None = None,
         batch_size: int = 64,
         with_perplexity: bool = True,
+        right_branching_bias: float | None = None,
     ) -> list[ParseResult]:
         """Parse sentences: each a ``str`` (one sentence, tokenized here), a token list or a ``Sentence``.
 
@@ -320,22 +333,25 @@ class Parser:
             decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.tree``).
             punctuation: ``attach`` or ``model`` (see the module doc).
             with_perplexity: ``False`` skips the vocabulary projection (faster; perplexity is NaN).
+            right_branching_bias: strength of the linear right-branching prior the decoder
+                applies to the distances (``models.tree.right_branching_prior``; 0: none;
+                default: the model's, chosen on dev). ``distances`` in the results stay the model's.
         """
-        layer, decoder, punctuation = self.check_options(layer, decoder, punctuation)
+        layer, decoder, punctuation, bias = self.check_options(layer, decoder, punctuation, right_branching_bias)
         inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
         positions, runs = self._read(token_lists, punctuation, batch_size, with_perplexity)
         return [
-            self._result(sentence, kept, word_distances, perplexity, layer, decoder)
+            self._result(sentence, kept, word_distances, perplexity, layer, decoder, bias)
             for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)
         ]
 
     def _result(self, sentence: Sentence, kept: list[int], word_distances: list[list[float]], perplexity: float,
-                layer: int, decoder: str) -> ParseResult:
+                layer: int, decoder: str, bias: float) -> ParseResult:
         tokens = list(sentence.tokens)
         if len(kept) == len(tokens):
             def decode(index: int) -> list[tuple[int, int]]:
-                return decode_spans(word_distances[index], decoder)
+                return decode_spans(word_distances[index], decoder, bias)
         else:
             read = set(kept)
             sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
@@ -343,7 +359,7 @@ class Parser:
             def decode(index: int) -> list[tuple[int, int]]:
                 if not word_distances[index]:
                     return [(0, len(tokens))] if len(tokens) >= 2 else []
-                return marks.attach(decode_spans(word_distances[index], decoder), kept, sides, tokens)
+                return marks.attach(decode_spans(word_distances[index], decoder, bias), kept, sides, tokens)
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]

@@ -10,6 +10,13 @@ the token with the largest distance starts the right part, and the right part is
 greedy rule favours right-branching trees): the largest distance marks a split
 *between* two tokens and both halves are built recursively.
 
+``right_branching_prior`` makes a bias explicit and tunable: it lowers the distance of
+token t of n by ``strength * t / n`` before decoding, so that in any span an earlier
+split wins a near tie; 0 is the model's own distances, a large strength gives the
+right-branching tree, a negative one leans left.  English is mostly right-branching
+(the right-branching baseline scores 39.3 on dev); a model's default strength is chosen
+on one half of dev and reported on the other (model card).
+
 A tree is represented by its spans: ``(start, end)`` token offsets, end exclusive,
 of every constituent with two or more tokens, the whole sentence included, in
 pre-order.  ``spans_to_tree`` turns spans into an ``nltk.Tree``.
@@ -93,12 +100,23 @@ DECODERS: dict[str, Callable[[Sequence[float]], list[Span]]] = {
 }
 
 
-def decode_spans(distances: Sequence[float], decoder: str = "greedy") -> list[Span]:
-    """Spans from distances with the named decoder (``greedy`` or ``split``)."""
+def right_branching_prior(distances: Sequence[float], strength: float) -> list[float]:
+    """``d_t - strength * t / n`` for token t (0-based) of n: a linear prior towards
+    right-branching trees (left-branching when ``strength`` is negative)."""
+    n = len(distances)
+    if not strength:
+        return list(distances)
+    return [distance - strength * position / n for position, distance in enumerate(distances)]
+
+
+def decode_spans(distances: Sequence[float], decoder: str = "greedy", right_branching_bias: float = 0.0) -> list[Span]:
+    """Spans from distances with the named decoder (``greedy`` or ``split``), after
+    ``right_branching_prior(distances, right_branching_bias)``."""
     try:
-        return DECODERS[decoder](distances)
+        decode = DECODERS[decoder]
     except KeyError:
         raise ValueError(f"unknown decoder {decoder!r}; choose one of {sorted(DECODERS)}") from None
+    return decode(right_branching_prior(distances, right_branching_bias))
 
 
 def spans_to_tree(tokens: Sequence[str], spans: Sequence[Span]) -> Tree:

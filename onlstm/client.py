@@ -203,8 +203,10 @@ def _parse_plan(data: _Input, options: dict[str, Any], limits: RequestLimits) ->
     return results
 
 
-def _options(layer: int | None, decoder: str | None, punctuation: str | None, all_layers: bool) -> dict[str, Any]:
-    options: dict[str, Any] = {"layer": layer, "decoder": decoder, "punctuation": punctuation}
+def _options(layer: int | None, decoder: str | None, punctuation: str | None, all_layers: bool,
+             right_branching_bias: float | None = None) -> dict[str, Any]:
+    options: dict[str, Any] = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
+                               "right_branching_bias": right_branching_bias}
     options = {name: value for name, value in options.items() if value is not None}
     if all_layers:
         options["all_layers"] = True
@@ -284,11 +286,12 @@ class Client(_ClientBase):
 
     def parse(self, *, text: str | None = None, sentences: Sequence[str] | None = None,
               tokens: Sequence[Sequence[str]] | None = None, layer: int | None = None, decoder: str | None = None,
-              punctuation: str | None = None, all_layers: bool = False) -> list[ParseResult]:
+              punctuation: str | None = None, all_layers: bool = False,
+              right_branching_bias: float | None = None) -> list[ParseResult]:
         """Parse exactly one of ``text`` (running text), ``sentences`` (one raw sentence each) or
         ``tokens`` (pre-tokenized sentences); one ``ParseResult`` per sentence, in order."""
         plan = _parse_plan(_Input.from_arguments(text, sentences, tokens),
-                           _options(layer, decoder, punctuation, all_layers), self.limits)
+                           _options(layer, decoder, punctuation, all_layers, right_branching_bias), self.limits)
         try:
             body = next(plan)
             while True:
@@ -345,10 +348,10 @@ class AsyncClient(_ClientBase):
     async def parse(self, *, text: str | None = None, sentences: Sequence[str] | None = None,
                     tokens: Sequence[Sequence[str]] | None = None, layer: int | None = None,
                     decoder: str | None = None, punctuation: str | None = None,
-                    all_layers: bool = False) -> list[ParseResult]:
+                    all_layers: bool = False, right_branching_bias: float | None = None) -> list[ParseResult]:
         """See ``Client.parse``."""
         plan = _parse_plan(_Input.from_arguments(text, sentences, tokens),
-                           _options(layer, decoder, punctuation, all_layers), self.limits)
+                           _options(layer, decoder, punctuation, all_layers, right_branching_bias), self.limits)
         try:
             body = next(plan)
             while True:

@@ -26,6 +26,8 @@ from nltk.tree import Tree
 from .models.parser import ParseResult
 from .models.text import tokenize
 
+OPTIONS = ("layer", "decoder", "punctuation", "right_branching_bias")
+
 __all__ = ["ONLSTMParser"]
 
 
@@ -37,7 +39,8 @@ class ONLSTMParser(ParserI):
         url: base URL of an ``onlstm serve`` service; sentences are then parsed there.
         api_key: the service's API key, if it has one.
         parser: an already loaded ``onlstm.Parser`` to use instead of loading one.
-        layer, decoder, punctuation: defaults of every call (each call may override them).
+        layer, decoder, punctuation, right_branching_bias: defaults of every call (each call may
+            override them).
         batch_size: sentences per model call (local) or per ``parse_sents`` slice (both modes).
         device: torch device of the local model.
         timeout: seconds per HTTP request (service mode).
@@ -45,12 +48,14 @@ class ONLSTMParser(ParserI):
 
     def __init__(self, checkpoint: str | None = None, *, url: str | None = None, api_key: str | None = None,
                  parser: Any = None, layer: int | None = None, decoder: str | None = None,
-                 punctuation: str | None = None, batch_size: int = 64, device: str = "cpu", timeout: float = 60.0):
+                 punctuation: str | None = None, right_branching_bias: float | None = None, batch_size: int = 64,
+                 device: str = "cpu", timeout: float = 60.0):
         if url is not None and (checkpoint is not None or parser is not None):
             raise ValueError("give either url= (a running service) or checkpoint=/parser= (a local model), not both")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation}
+        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
+                        "right_branching_bias": right_branching_bias}
         self.batch_size = batch_size
         self.client = None
         self.parser = None
@@ -88,9 +93,9 @@ class ONLSTMParser(ParserI):
         if not token_lists:
             return []
         chosen = {**self.options, **options}
-        unknown = set(chosen) - {"layer", "decoder", "punctuation"}
+        unknown = set(chosen) - set(OPTIONS)
         if unknown:
-            raise TypeError(f"unknown option(s) {sorted(unknown)}; the options are layer, decoder and punctuation")
+            raise TypeError(f"unknown option(s) {sorted(unknown)}; the options are {', '.join(OPTIONS)}")
         if self.client is not None:
             return self.client.parse(tokens=token_lists, **chosen)
         return self.parser.parse_many(token_lists, batch_size=self.batch_size, **chosen)
@@ -100,7 +105,7 @@ class ONLSTMParser(ParserI):
     def parse_sents(self, sents: Iterable[Sequence[str]], *args: Any, **options: Any) -> Iterator[Iterator[Tree]]:
         """One iterator (of one tree) per sentence; sentences are parsed ``batch_size`` at a time."""
         if args:
-            raise TypeError("parse_sents takes the sentences and keyword options (layer, decoder, punctuation)")
+            raise TypeError(f"parse_sents takes the sentences and keyword options ({', '.join(OPTIONS)})")
         sentences = iter(sents)
         while batch := list(itertools.islice(sentences, self.batch_size)):
             for result in self.parse_results(batch, **options):

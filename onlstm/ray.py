@@ -99,7 +99,8 @@ class _SentenceParser(_ParserActor):
 
 def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool = False,
                   checkpoint: str | None = None, layer: int | None = None, decoder: str | None = None,
-                  punctuation: str | None = None, all_layers: bool = False, rows_per_batch: int = 256,
+                  punctuation: str | None = None, right_branching_bias: float | None = None,
+                  all_layers: bool = False, rows_per_batch: int = 256,
                   model_batch_size: int = 64, actors: int | None = None, threads: int = 1,
                   use_gpus: bool | None = None) -> ray.data.Dataset:
     """Parse a Ray Dataset whose ``column`` holds one sentence per row (lazy, streaming).
@@ -108,7 +109,7 @@ def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool
         column: a raw sentence (``str``, tokenized in the actor) or, with ``tokenized=True``,
             a list of tokens.
         checkpoint: release checkpoint, present at this path on every node (default: bundled model).
-        layer, decoder, punctuation, all_layers: as ``Parser.parse`` and the HTTP API.
+        layer, decoder, punctuation, right_branching_bias, all_layers: as ``Parser.parse`` and the HTTP API.
         rows_per_batch: rows handed to an actor at a time; model_batch_size: sentences per model call.
         actors: size of the actor pool (default: one per GPU, else cluster CPUs / ``threads``).
         threads: torch threads (and Ray CPUs) per CPU actor.
@@ -124,7 +125,8 @@ def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool
     if rows_per_batch < 1 or model_batch_size < 1 or threads < 1:
         raise ValueError("rows_per_batch, model_batch_size and threads must be at least 1")
     pool, cpus, gpus, device = _cluster_plan(use_gpus, actors, threads)
-    options = {"layer": layer, "decoder": decoder, "punctuation": punctuation}
+    options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
+               "right_branching_bias": right_branching_bias}
     logger.info("parsing with %d actors (%g CPUs, %g GPUs each, device %s)", pool, cpus, gpus, device)
     return ds.map_batches(
         _SentenceParser,

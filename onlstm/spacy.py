@@ -59,36 +59,37 @@ class NonConstituentError(ValueError):
 
 @Language.factory(
     "onlstm",
-    default_config={"checkpoint": None, "layer": None, "decoder": None, "punctuation": None, "batch_size": 64,
-                    "device": "cpu"},
+    default_config={"checkpoint": None, "layer": None, "decoder": None, "punctuation": None,
+                    "right_branching_bias": None, "batch_size": 64, "device": "cpu"},
     assigns=[f"doc._.{PARSES}"],
     requires=["token.is_sent_start"],
 )
 def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, layer: int | None,
-                          decoder: str | None, punctuation: str | None, batch_size: int,
-                          device: str) -> ONLSTMComponent:
+                          decoder: str | None, punctuation: str | None, right_branching_bias: float | None,
+                          batch_size: int, device: str) -> ONLSTMComponent:
     """The ``onlstm`` factory.  Config: ``checkpoint`` (a release file; null: the bundled model),
-    ``layer``, ``decoder``, ``punctuation`` (null: the model's defaults), ``batch_size``
-    (sentences per model call), ``device`` (torch device)."""
+    ``layer``, ``decoder``, ``punctuation``, ``right_branching_bias`` (null: the model's defaults),
+    ``batch_size`` (sentences per model call), ``device`` (torch device)."""
     return ONLSTMComponent(name, checkpoint=checkpoint, layer=layer, decoder=decoder, punctuation=punctuation,
-                           batch_size=batch_size, device=device)
+                           right_branching_bias=right_branching_bias, batch_size=batch_size, device=device)
 
 
 class ONLSTMComponent:
     """Parses every sentence of a Doc and stores its tree for the ``Span._`` attributes."""
 
     def __init__(self, name: str = "onlstm", *, checkpoint: str | None = None, layer: int | None = None,
-                 decoder: str | None = None, punctuation: str | None = None, batch_size: int = 64,
-                 device: str = "cpu"):
+                 decoder: str | None = None, punctuation: str | None = None,
+                 right_branching_bias: float | None = None, batch_size: int = 64, device: str = "cpu"):
         from .models.parser import Parser
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.name = name
         self.parser = Parser.load(checkpoint, device=device)
-        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation}
+        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
+                        "right_branching_bias": right_branching_bias}
         self.batch_size = batch_size
-        self._parse([["check", "options"]])  # a bad layer, decoder or punctuation fails here, at add_pipe
+        self._parse([["check", "options"]])  # a bad option fails here, at add_pipe
         install_extensions()
 
     def __call__(self, doc: Doc) -> Doc:

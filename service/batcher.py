@@ -6,7 +6,7 @@ for up to ``max_wait`` seconds or until the batch holds ``max_sentences`` senten
 while the model was busy with the previous batch; a lone request goes at once),
 then runs ``parse`` once on all their sentences in a thread pool (the model sorts them
 by length into padded batches) and hands each request its own slice of the results.
-Only requests with the same parse options (layer, decoder, punctuation) share a
+Only requests with the same parse options (layer, decoder, punctuation, prior) share a
 batch, because those options apply to a whole ``Parser.parse`` call.
 
 At most ``concurrent_batches`` model calls run at once; while they all run, new

@@ -84,11 +84,11 @@ def make_lifespan(load: ParserLoader):
             torch.set_num_threads(settings.threads)
         executor = ThreadPoolExecutor(max_workers=settings.concurrent_batches, thread_name_prefix="onlstm-parse")
 
-        def run_parse(items: list[Sentence], key: tuple[int, str, str]) -> list[ParseResult]:
+        def run_parse(items: list[Sentence], key: tuple[int, str, str, float]) -> list[ParseResult]:
             assert state.parser is not None  # requests reach the batcher only once the model is loaded
-            layer, decoder, punctuation = key
+            layer, decoder, punctuation, bias = key
             return state.parser.parse_many(items, layer=layer, decoder=decoder, punctuation=punctuation,
-                                           batch_size=settings.batch_max_sentences)
+                                           right_branching_bias=bias, batch_size=settings.batch_max_sentences)
 
         state.batcher = MicroBatcher(
             run_parse, executor,

@@ -81,6 +81,11 @@ class ParseRequest(BaseModel):
         description="attach: punctuation is kept out of the model and attached afterwards; "
         "model: every token goes to the model (default: the model's training setting).",
     )
+    right_branching_bias: float | None = Field(
+        None, ge=-100, le=100, allow_inf_nan=False,
+        description="Strength of the linear right-branching prior applied to the distances before decoding "
+        "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's, chosen on dev).",
+    )
     all_layers: bool = Field(False, description="Also return every layer's distances (layer_distances).")
 
     @model_validator(mode="after")
@@ -200,6 +205,8 @@ class ModelCard(BaseModel):
     n_layers: int
     default_layer: int
     default_decoder: str
+    default_right_branching_bias: float = Field(
+        0.0, description="The right-branching prior's strength used unless a request names another.")
     punctuation: str
     vocabulary_size: int
     parameters: int

@@ -21,6 +21,7 @@ code).  ``write_evalb_files`` writes the same brackets for EVALB.  The command l
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -56,6 +57,7 @@ TRACE_TAG = "-NONE-"
 RECALL_LABELS = ("NP", "VP", "PP", "SBAR", "ADJP")
 MODES = ("words", "raw")
 DECODER_NAMES = ("greedy", "split")
+DEFAULT_KEYS = ("layer", "decoder", "right_branching_bias")  # what marks a report's default row
 RANDOM_SEEDS = (0, 1, 2)
 WSJ10_MAX_WORDS = 10
 MEAN_LAYER = "mean"
@@ -338,6 +340,7 @@ def evaluate_model(
     mode: str = "words",
     decoders: Sequence[str] = DECODER_NAMES,
     baselines: bool = True,
+    right_branching_biases: Sequence[float] = (0.0,),
 ) -> dict:
     """Score a model's per-layer distances on gold trees, every layer and decoder.
 
@@ -349,11 +352,13 @@ def evaluate_model(
         mode: ``"words"`` or ``"raw"``.
         decoders: names understood by ``models.tree.decode_spans``.
         baselines: also score the baselines on the same sentences.
+        right_branching_biases: strengths of the decoders' right-branching prior to score
+            (``models.tree.right_branching_prior``; 0: the distances as they are).
     Returns:
         A JSON-serialisable dict: ``mode``, ``n_sentences``, ``n_wsj10``, ``n_layers``,
         ``baselines`` (rows from ``evaluate_baselines``) and ``model``: one row per layer
-        (0-based, then ``"mean"``, the per-token mean over layers) and decoder, each
-        ``{"name", "layer", "decoder", **score_brackets(...)}``.
+        (0-based, then ``"mean"``, the per-token mean over layers), decoder and prior, each
+        ``{"name", "layer", "decoder", "right_branching_bias", **score_brackets(...)}``.
     """
     _check_mode(mode)
     golds = _as_golds(gold_trees)
@@ -382,11 +387,12 @@ def evaluate_model(
             per_sentence = [mean_layer(layers) for layers in distances]
         else:
             per_sentence = [[float(value) for value in layers[layer]] for layers in distances]
-        for decoder in decoders:
-            trees = [decode_spans(values, decoder) for values in per_sentence]
+        for decoder, bias in itertools.product(decoders, right_branching_biases):
+            trees = [decode_spans(values, decoder, bias) for values in per_sentence]
             metrics = score_spans(golds, trees, mode)
             name = f"layer {layer} {decoder}" if layer != MEAN_LAYER else f"mean {decoder}"
-            rows.append({"name": name, "layer": layer, "decoder": decoder, **metrics})
+            name += f", prior {bias:g}" if bias else ""
+            rows.append({"name": name, "layer": layer, "decoder": decoder, "right_branching_bias": bias, **metrics})
             logger.info("%s: sentence F1 %.1f", name, metrics["sentence_f1"] or 0.0)
     wsj10 = sum(gold.n_words <= WSJ10_MAX_WORDS for gold in golds)
     return {
@@ -425,8 +431,8 @@ def format_table(report: dict) -> str:
     """A plain-text table of one report (baselines first, then the model's rows).
 
     Columns: sentence F1, corpus F1, WSJ10 sentence F1, and label recall for NP, VP, PP,
-    SBAR, ADJP.  If ``report["default"]`` is ``{"layer": ..., "decoder": ...}``, that row is
-    marked with ``*``.
+    SBAR, ADJP.  If ``report["default"]`` is ``{"layer": ..., "decoder": ...,
+    "right_branching_bias": ...}``, that row is marked with ``*``.
     """
     default = report.get("default") or {}
     header = ["", "sent F1", "corpus F1", "WSJ10 F1", *RECALL_LABELS]
@@ -441,7 +447,7 @@ def format_table(report: dict) -> str:
     for row in report.get("baselines", []):
         body.append([row["name"], *cells(row)])
     for row in report.get("model", []):
-        mark = " *" if row.get("layer") == default.get("layer") and row.get("decoder") == default.get("decoder") else ""
+        mark = " *" if default and all(row.get(key, 0.0) == default.get(key, 0.0) for key in DEFAULT_KEYS) else ""
         body.append([row["name"] + mark, *cells(row)])
     widths = [max(len(line[column]) for line in [header, *body]) for column in range(len(header))]
 
@@ -461,7 +467,9 @@ def format_table(report: dict) -> str:
             lines.append("-" * len(lines[1]))
         lines.append(render(line))
     if default and report.get("model"):
-        lines.append(f"* default: layer {default.get('layer')}, decoder {default.get('decoder')}")
+        prior = default.get("right_branching_bias") or 0.0
+        lines.append(f"* default: layer {default.get('layer')}, decoder {default.get('decoder')}"
+                     + (f", right-branching prior {prior:g}" if prior else ""))
     return "\n".join(lines)
 
 

@@ -335,7 +335,8 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
 
     ``dev_f1_per_layer_halves`` scores the first and the second half of the dev sentences (in
     file order) apart, so that a checkpoint or recipe chosen on one half can be reported on
-    the other: the size of the selection bias.
+    the other: the size of the selection bias.  F1 is scored with the greedy decoder and
+    ``config.right_branching_bias``; with a prior, ``dev_f1_per_layer_without_prior`` beside it.
     """
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
@@ -349,13 +350,15 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     finally:
         model.train(was_training)
 
-    def f1_per_layer(start: int, end: int, key: str = "sentence_f1") -> list[float]:
-        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False)
+    def f1_per_layer(start: int, end: int, key: str = "sentence_f1", bias: float = config.right_branching_bias
+                     ) -> list[float]:
+        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False, (bias,))
         return [row[key] for row in report["model"] if isinstance(row["layer"], int)]
 
     f1s = f1_per_layer(0, len(golds))
     half = len(golds) // 2
     best_layer = max(range(len(f1s)), key=f1s.__getitem__)
+    without_prior = {"dev_f1_per_layer_without_prior": f1_per_layer(0, len(golds), bias=0.0)} if config.right_branching_bias else {}
     return {
         "dev_loss": read["loss"],
         "dev_unk_share": read["unk_share"],
@@ -365,6 +368,7 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
         "dev_f1_per_layer_halves": [f1_per_layer(0, half), f1_per_layer(half, len(golds))] if half else [],
         "dev_f1": f1s[best_layer],
         "best_layer": best_layer,
+        **without_prior,
     }
 
 
@@ -875,6 +879,7 @@ class Trainer:
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "default_layer": evaluation["best_layer"],
             "default_decoder": "greedy",
+            "default_right_branching_bias": config.right_branching_bias,
             "train_config": config.to_dict(),
             **{key: value for key, value in evaluation.items() if key.startswith("dev_")},
         }

@@ -49,6 +49,10 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
     parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
     parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
+    parser.add_argument(
+        "--right-branching-bias", type=float, action="append", metavar="STRENGTH",
+        help="score the decoders with this right-branching prior (repeatable; default: 0 and the model's own)",
+    )
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
     parser.add_argument(
@@ -61,13 +65,18 @@ def build_argparser() -> argparse.ArgumentParser:
     return parser
 
 
-def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size: int, evalb: Path | None) -> dict:
-    """One mode's report for a loaded parser: every layer and decoder, the baselines, the share
-    of ``<unk>`` tokens, the model's perplexity over what it read, and (with ``evalb``) the EVALB
-    files of the default row."""
+def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size: int, evalb: Path | None,
+                biases: list[float] | None = None) -> dict:
+    """One mode's report for a loaded parser: every layer, decoder and prior strength (``biases``;
+    default: none and the model's), the baselines, the share of ``<unk>`` tokens, the model's
+    perplexity over what it read, and (with ``evalb``) the EVALB files of the default row."""
     distances = parser_distances(parser, golds, mode, batch_size)
-    report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders)
-    report["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder}
+    default_bias = parser.default_right_branching_bias
+    biases = biases or sorted({0.0, default_bias})
+    report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders,
+                            right_branching_biases=biases)
+    report["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
+                         "right_branching_bias": default_bias}
     report["unk_share"] = unk_share(parser, golds, mode)
     # as a parse reads them (a words-only model drops the marks): what the service's perplexity means
     read = read_perplexity(parser, [model_input(gold, mode) for gold in golds], parser.default_punctuation, batch_size)
@@ -75,15 +84,18 @@ def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size:
     if evalb is not None:
         layer = parser.default_layer
         decoder = decoders[0] if len(decoders) == 1 else parser.default_decoder
+        bias = default_bias if default_bias in biases else biases[0]
         predictions = [
-            sentence_brackets(gold, decode_spans(per_layer[layer], decoder), mode)
+            sentence_brackets(gold, decode_spans(per_layer[layer], decoder, bias), mode)
             for gold, per_layer in zip(golds, distances)
         ]
         paths = write_evalb_files(evalb, golds, predictions, name=f"predicted-{mode}")
-        row = next(row for row in report["model"] if row["layer"] == layer and row["decoder"] == decoder)
+        row = next(row for row in report["model"]
+                   if row["layer"] == layer and row["decoder"] == decoder and row["right_branching_bias"] == bias)
         report["evalb"] = {
             "layer": layer,
             "decoder": decoder,
+            "right_branching_bias": bias,
             "corpus_f1": row["corpus_f1"],
             "wsj10_corpus_f1": row["wsj10_corpus_f1"],
             **{name: str(path) for name, path in paths.items()},
@@ -108,7 +120,8 @@ def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
         if "evalb" in report:
             evalb = report["evalb"]
             print(
-                f"EVALB files (layer {evalb['layer']} {evalb['decoder']}: corpus F1 {evalb['corpus_f1']:.2f}, "
+                f"EVALB files (layer {evalb['layer']} {evalb['decoder']}, right-branching prior "
+                f"{evalb['right_branching_bias']:g}: corpus F1 {evalb['corpus_f1']:.2f}, "
                 f"WSJ10 corpus F1 {evalb['wsj10_corpus_f1']:.2f}): "
                 f"evalb -p {evalb['parameters']} {evalb['gold']} {evalb['predicted']}"
             )
@@ -146,9 +159,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         except CheckpointError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
-        output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder}
+        output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
+                             "right_branching_bias": parser.default_right_branching_bias}
+        try:
+            for bias in args.right_branching_bias or []:
+                parser.check_options(None, None, None, bias)
+        except ValueError as error:
+            print(f"error: --{error}".replace("right_branching_bias", "right-branching-bias"), file=sys.stderr)
+            return 2
         for mode in modes:
-            output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb)
+            output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
+                                                  args.right_branching_bias)
     if args.json:
         json.dump(output, sys.stdout, indent=2)
         sys.stdout.write("\n")

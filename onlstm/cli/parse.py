@@ -214,6 +214,7 @@ class _Options:
     all_layers: bool
     model: dict[str, str]  # name and version, written with the output
     preterminals: bool = False
+    right_branching_bias: float | None = None
 
 
 def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], first_index: int) -> str:
@@ -223,6 +224,7 @@ def _format_chunk(parser: Parser, options: _Options, chunk: list[_Sentence], fir
         layer=options.layer,
         decoder=options.decoder,
         punctuation=options.punctuation,
+        right_branching_bias=options.right_branching_bias,
         batch_size=options.batch_size,
     )
     text = io.StringIO()
@@ -296,6 +298,9 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
     parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
     parser.add_argument("--punctuation", choices=PUNCTUATION_MODES, default=None, help="punctuation handling (default: the model's)")
+    parser.add_argument("--right-branching-bias", type=float, default=None, metavar="STRENGTH",
+                        help="the decoder's right-branching prior, d_t - STRENGTH * t / n (0: the model's own distances; "
+                        "default: the model's)")
     parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances and tree")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per model batch (default 64)")
     parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
@@ -353,16 +358,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the model: {error}{hint}", file=sys.stderr)
         return 1
     try:
-        parser.check_options(arguments.layer, arguments.decoder, arguments.punctuation)
+        parser.check_options(arguments.layer, arguments.decoder, arguments.punctuation, arguments.right_branching_bias)
     except ValueError as error:
-        print(f"error: {error}".replace("layer must", "--layer must").replace("punctuation=", "--punctuation "),
-              file=sys.stderr)
+        message = f"error: {error}".replace("layer must", "--layer must").replace("punctuation=", "--punctuation ")
+        print(message.replace("right_branching_bias must", "--right-branching-bias must"), file=sys.stderr)
         return 2
     model = {"name": parser.name, "version": parser.version}
     print(f"onlstm parse: model {model['name']} (version {model['version']})", file=sys.stderr)
     options = _Options(
         arguments.format, arguments.layer, arguments.decoder, arguments.punctuation, arguments.batch_size,
-        arguments.all_layers, model, arguments.preterminals,
+        arguments.all_layers, model, arguments.preterminals, arguments.right_branching_bias,
     )
 
     progress = None

@@ -93,6 +93,19 @@ def test_tokens_input_is_used_as_given(tiny_checkpoint, capsys, monkeypatch):
     assert "offsets" not in record and len(record["layer_distances"]) == 3
 
 
+def test_the_right_branching_prior_option(tiny_checkpoint, capsys, monkeypatch):
+    from onlstm.models.parser import Parser
+
+    words = "the company said it expects earnings to rise sharply next year"
+    code, out, _ = run(["--input-format", "lines", "--right-branching-bias", "0.7"], tiny_checkpoint, capsys,
+                       (words + "\n").encode(), monkeypatch)
+    assert code == 0
+    expected = Parser.load(tiny_checkpoint).parse(words, right_branching_bias=0.7)
+    assert json.loads(out)["spans"] == [list(span) for span in expected.spans]
+    code, _, err = run(["--right-branching-bias", "nan"], tiny_checkpoint, capsys, b"a b\n", monkeypatch)
+    assert code == 2 and "--right-branching-bias must be a number between -100 and 100" in err
+
+
 def test_text_input_is_split_into_sentences_by_default(tiny_checkpoint, capsys, monkeypatch):
     text = "The cat sat\non the mat. A dog ran.\n\nStocks fell. The U.S. Steel Corp. rose 5%.\n"
     code, out, _ = run([], tiny_checkpoint, capsys, text.encode(), monkeypatch)

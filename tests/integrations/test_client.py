@@ -69,8 +69,10 @@ def test_tokens_and_sentences_keep_their_order_and_options(service, parser):
     with Client(service, api_key=API_KEY) as client:
         results = client.parse(tokens=TOKENS, layer=2, decoder="split", all_layers=True)
         by_sentences = client.parse(sentences=["The cat sat.", "A dog chased the cat into the garden!"])
+        with_prior = client.parse(tokens=TOKENS, right_branching_bias=0.7)
     local = parser.parse_many(TOKENS, layer=2, decoder="split")
     assert_same(results, local)
+    assert_same(with_prior, parser.parse_many(TOKENS, right_branching_bias=0.7))
     assert all(len(result.layer_distances) == 3 for result in results)
     assert [result.layer_tree(0) for result in results] == [result.layer_tree(0) for result in local]
     assert [result.tokens for result in by_sentences] == [["The", "cat", "sat", "."],

@@ -38,6 +38,8 @@ def check_parser_interface(nltk_parser: ONLSTMParser, parser: Parser) -> None:
     # options per call, as with the library
     split_trees = [result.tree for result in parser.parse_many(SENTENCES, layer=0, decoder="split")]
     assert [nltk_parser.parse_one(sentence, layer=0, decoder="split") for sentence in SENTENCES] == split_trees
+    leaning = [result.tree for result in parser.parse_many(SENTENCES, right_branching_bias=0.7)]
+    assert [nltk_parser.parse_one(sentence, right_branching_bias=0.7) for sentence in SENTENCES] == leaning
     with pytest.raises(NotImplementedError, match="no grammar"):
         nltk_parser.grammar()
     with pytest.raises(TypeError, match="use raw_parse"):

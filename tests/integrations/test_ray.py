@@ -73,9 +73,9 @@ def test_parse_dataset_equals_the_library(local_ray, tiny_checkpoint):
 
     tokenized = ray.data.from_items([{"id": index, "words": result.tokens} for index, result in enumerate(expected)])
     parsed = parse_dataset(tokenized, column="words", tokenized=True, checkpoint=str(tiny_checkpoint),
-                           decoder="split", all_layers=True, actors=1)
+                           decoder="split", right_branching_bias=0.7, all_layers=True, actors=1)
     by_id = {row["id"]: row for row in parsed.iter_rows()}
-    split = parser.parse_many([result.tokens for result in expected], decoder="split")
+    split = parser.parse_many([result.tokens for result in expected], decoder="split", right_branching_bias=0.7)
     assert [by_id[index]["tree"] for index in range(len(split))] == [to_ptb_string(result.tree) for result in split]
     assert all(len(row["layer_distances"]) == 3 for row in by_id.values())
     with pytest.raises(ValueError, match="no column 'sentence'"):

@@ -147,7 +147,8 @@ def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
     assert loaded.config["components"]["onlstm"]["checkpoint"] == str(tiny_checkpoint)
     assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
         [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
-    assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach"}
+    assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach",
+                                                 "right_branching_bias": None}
 
 
 @pytest.mark.slow

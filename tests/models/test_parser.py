@@ -8,9 +8,10 @@ import sys
 import pytest
 import torch
 
+from onlstm.models.checkpoint import load_release, save_release
 from onlstm.models.parser import Parser, ParseResult
 from onlstm.models.text import Sentence
-from onlstm.models.tree import tree_to_spans
+from onlstm.models.tree import decode_spans, right_branching_spans, tree_to_spans
 from onlstm.models.vocab import is_punctuation
 
 
@@ -97,6 +98,46 @@ def test_options_are_validated(parser):
         parser.parse_many(["a b", ""])
     split = parser.parse("the cat sat on the mat", decoder="split", layer=0)
     assert split.layer == 0 and len(split.spans) == 5
+
+
+def test_the_right_branching_prior_decodes_the_shifted_distances(parser):
+    sentence = SENTENCES[4].split()
+    words = [token for token in sentence if not is_punctuation(token)]
+    plain = parser.parse(words, right_branching_bias=0)
+    assert parser.default_right_branching_bias == 0.0  # a release without the setting: no prior
+    assert parser.parse(words).spans == plain.spans
+    for decoder in ("greedy", "split"):
+        for bias in (0.3, -0.3):
+            result = parser.parse(words, decoder=decoder, right_branching_bias=bias)
+            assert result.distances == plain.distances  # the model's, not the shifted ones
+            assert result.spans == decode_spans(plain.distances, decoder, bias)
+            for layer in range(parser.n_layers):
+                assert result.layer_spans[layer] == decode_spans(plain.layer_distances[layer], decoder, bias)
+    assert set(parser.parse(words, right_branching_bias=2.0 * len(words)).spans) == set(right_branching_spans(len(words)))
+    # with punctuation attached, the words' tree is the prior's tree over the words
+    from onlstm.training.evaluate import restrict_spans
+
+    with_marks = parser.parse(sentence, right_branching_bias=0.4)
+    alone = parser.parse(words, right_branching_bias=0.4)
+    assert set(restrict_spans(with_marks.spans, [not is_punctuation(token) for token in sentence])) == set(alone.spans)
+
+
+def test_a_release_carries_its_default_prior(tiny_checkpoint, tmp_path):
+    release = load_release(tiny_checkpoint)
+    path = tmp_path / "with-prior.safetensors"
+    save_release(path, release.model, release.vocab, {**release.metadata, "default_right_branching_bias": 0.4},
+                 dtype=torch.float32)
+    biased = Parser.load(path)
+    assert biased.default_right_branching_bias == 0.4
+    words = SENTENCES[2].split()
+    plain = biased.parse(words, right_branching_bias=0.0)
+    assert biased.parse(words).spans == decode_spans(plain.distances, "greedy", 0.4)
+
+
+@pytest.mark.parametrize("bad", [True, "0.4", float("nan"), float("inf"), 101.0, -1e9, [0.4]])
+def test_a_bad_prior_is_refused_naming_the_range(parser, bad):
+    with pytest.raises(ValueError, match=r"right_branching_bias must be a number between -100 and 100 .*got"):
+        parser.parse("the cat sat", right_branching_bias=bad)
 
 
 def test_punctuation_model_is_refused_for_a_vocabulary_without_punctuation(parser):

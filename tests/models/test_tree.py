@@ -13,6 +13,7 @@ from onlstm.models.tree import (
     greedy_spans,
     left_branching_spans,
     random_spans,
+    right_branching_prior,
     right_branching_spans,
     spans_to_tree,
     split_spans,
@@ -133,6 +134,32 @@ def test_every_decoder_gives_a_full_binary_tree(decoder):
         assert set(tree_to_spans(tree)) == set(spans)
         for subtree in tree.subtrees():
             assert len(subtree) in (1, 2)
+
+
+@pytest.mark.parametrize("decoder", ["greedy", "split"])
+def test_right_branching_prior_is_the_decoder_on_shifted_distances(decoder):
+    rng = random.Random(1)
+    for n in range(1, 25):
+        distances = [rng.random() for _ in range(n)]
+        assert decode_spans(distances, decoder, 0.0) == decode_spans(distances, decoder)
+        for strength in (0.1, 0.4, -0.3):
+            shifted = [distances[t] - strength * t / n for t in range(n)]
+            assert right_branching_prior(distances, strength) == pytest.approx(shifted)
+            assert decode_spans(distances, decoder, strength) == decode_spans(shifted, decoder)
+
+
+def test_right_branching_prior_leans_right_and_left():
+    rng = random.Random(2)
+    for n in range(2, 25):
+        distances = [rng.random() for _ in range(n)]
+        # the prior lowers each next token by strength / n = 2, more than any two distances in [0, 1) differ
+        assert set(decode_spans(distances, "greedy", 2.0 * n)) == set(right_branching_spans(n))
+        assert set(decode_spans(distances, "split", 2.0 * n)) == set(right_branching_spans(n))
+        assert set(decode_spans(distances, "split", -2.0 * n)) == set(left_branching_spans(n))
+    # a near tie goes to the earlier token: [[a b] [c d]] becomes [a [b [c d]]]
+    distances = [0.5, 0.6, 0.61, 0.1]
+    assert set(decode_spans(distances, "greedy")) == {(0, 4), (0, 2), (2, 4)}
+    assert set(decode_spans(distances, "greedy", 0.1)) == {(0, 4), (1, 4), (2, 4)}
 
 
 def test_unknown_decoder_is_refused():

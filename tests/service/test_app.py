@@ -166,6 +166,18 @@ def test_options_layer_decoder_punctuation_and_all_layers(client, parser):
     assert client.post("/parse", json={"tokens": [tokens]}).json()["results"][0]["layer_distances"] is None
 
 
+def test_the_right_branching_prior_option(client, parser):
+    tokens = ["the", "company", "said", "it", "expects", "earnings", "to", "rise", "sharply", "."]
+    for bias in (0.4, 1, -0.5, 0):  # a JSON integer is a number too
+        result = client.post("/parse", json={"tokens": [tokens], "right_branching_bias": bias}).json()["results"][0]
+        expected = parser.parse(tokens, right_branching_bias=bias)
+        assert result["spans"] == [list(span) for span in expected.spans]
+        assert result["distances"] == pytest.approx(expected.distances)  # the model's own, whatever the prior
+    rightmost = client.post("/parse", json={"tokens": [tokens[:-1]], "right_branching_bias": 50}).json()
+    assert rightmost["results"][0]["tree"].startswith("(S the (X company (X said")
+    assert client.get("/model").json()["default_right_branching_bias"] == parser.default_right_branching_bias
+
+
 def test_punctuation_model_is_refused_for_a_model_without_punctuation(client):
     response = client.post("/parse", json={"text": "The cat sat.", "punctuation": "model"})
     assert response.status_code == 422
@@ -228,6 +240,9 @@ def test_bad_bodies_are_client_errors(client, body, status, code):
         ({"text": "a", "layer": "top"}, "layer"),
         ({"text": "a", "decoder": "cky"}, "decoder"),
         ({"text": "a", "punctuation": "drop"}, "punctuation"),
+        ({"text": "a", "right_branching_bias": 101}, "right_branching_bias"),
+        ({"text": "a", "right_branching_bias": "0.4"}, "right_branching_bias"),
+        ({"text": "a", "right_branching_bias": True}, "right_branching_bias"),
         ({"text": "a", "sentense": "typo"}, "sentense"),
     ],
 )

@@ -272,7 +272,7 @@ def right_branching_model(calls):
 
 
 def _metrics(row):
-    return {key: value for key, value in row.items() if key not in ("name", "layer", "decoder")}
+    return {key: value for key, value in row.items() if key not in ("name", "layer", "decoder", "right_branching_bias")}
 
 
 @pytest.mark.parametrize("mode", ["words", "raw"])
@@ -345,7 +345,7 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         n_layers = 2
         default_layer = 0
         default_decoder = "split"
-
+        default_right_branching_bias = 0.5
         default_punctuation = "attach"
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
 
@@ -367,7 +367,9 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
     (tmp_path / "a.mrg").write_text(f"( {CAT} )\n")
     assert evaluate_command.main(["--files", str(tmp_path), "--mode", "both"]) == 0
     out = capsys.readouterr().out
-    assert out.count("layer 0 split *") == 2
+    # every row without the prior and with the model's; the default is marked in both modes
+    assert out.count("layer 0 split, prior 0.5 *") == 2 and out.count("layer 0 split  ") == 2
+    assert "* default: layer 0, decoder split, right-branching prior 0.5" in out
     # words mode reads 6 words, "mat" outside the vocabulary; raw mode (this fake reads every token) "." too
     assert "<unk>: 16.7% of the tokens the model read" in out and "<unk>: 28.6% of the tokens" in out
     assert seen == ["model", None]  # words mode feeds every word to the model

@@ -307,6 +307,29 @@ def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path)
         train(config.override(["freeze=layer.0"]), tmp_path / "typo")
 
 
+def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny_config, tmp_path):
+    from onlstm.models.parser import Parser
+    from onlstm.training.evaluate import evaluate_model, model_input, prepare_gold_trees
+    from onlstm.training.train import load_dev_trees
+
+    plain, leaning = tmp_path / "plain", tmp_path / "leaning"
+    train(tiny_config.override(["max_steps=4"]), plain)
+    train(tiny_config.override(["max_steps=4", "right_branching_bias=0.6"]), leaning)
+    plain_rows, leaning_rows = read_jsonl(plain / "metrics.jsonl"), read_jsonl(leaning / "metrics.jsonl")
+    assert [row["train_loss"] for row in leaning_rows] == [row["train_loss"] for row in plain_rows]  # decoding only
+    for before, after in zip(plain_rows, leaning_rows):
+        assert after["dev_f1_per_layer_without_prior"] == pytest.approx(before["dev_f1_per_layer"])
+        assert "dev_f1_per_layer_without_prior" not in before
+    parser = Parser.load(leaning / "last.safetensors")
+    assert parser.default_right_branching_bias == 0.6 and Parser.load(plain / "last.safetensors").default_right_branching_bias == 0
+    # the recorded F1 is the release's own with its default prior
+    golds = prepare_gold_trees(load_dev_trees(tiny_config))
+    distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
+    report = evaluate_model(golds, lambda _: distances, "words", ("greedy",), False, (0.6,))
+    f1s = [row["sentence_f1"] for row in report["model"] if isinstance(row["layer"], int)]
+    assert f1s == pytest.approx(leaning_rows[-1]["dev_f1_per_layer"], abs=0.05)
+
+
 def test_weight_averaging_releases_the_average_and_leaves_the_online_path_unchanged(tiny_config, tmp_path):
     from onlstm.models.checkpoint import load_release, load_resume
 

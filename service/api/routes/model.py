@@ -37,6 +37,7 @@ async def model_card(service: Service, loaded: LoadedParser) -> ModelCard:
         n_layers=parser.n_layers,
         default_layer=parser.default_layer,
         default_decoder=parser.default_decoder,
+        default_right_branching_bias=parser.default_right_branching_bias,
         punctuation=parser.default_punctuation,
         vocabulary_size=len(parser.vocab),
         parameters=sum(parameter.numel() for parameter in parser.model.parameters()),

@@ -60,7 +60,7 @@ async def parse(
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = loaded
     try:  # options the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
-        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation)
+        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation, payload.right_branching_bias)
     except ValueError as error:
         code = "invalid_layer" if str(error).startswith("layer") else "unsupported_option"
         raise APIError(422, code, str(error)) from None
