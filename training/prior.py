@@ -33,7 +33,9 @@ def half_scores(golds: list, distances: list, layer: int, grid: Sequence[float])
     parts = {"first": (0, half), "second": (half, len(golds)), "all": (0, len(golds))}
     scores: dict[float, dict[str, float]] = {strength: {} for strength in grid}
     for part, (start, end) in parts.items():
-        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False, grid)
+        part_distances = distances[start:end]
+        report = evaluate_model(golds[start:end], lambda _, chosen=part_distances: chosen, "words", ("greedy",),
+                                False, grid)
         for row in report["model"]:
             if row["layer"] == layer:
                 scores[row["right_branching_bias"]][part] = row["sentence_f1"]
