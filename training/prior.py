@@ -8,6 +8,13 @@ are decoded greedily with each strength of ``--grid`` and scored on the two halv
 sentences (file order, as training's ``dev_f1_per_layer_halves``).  The strength with the best
 mean sentence F1 over the checkpoints on the choosing half is the choice; the other half's
 figure beside it is what to expect on sentences that did not choose it.
+
+    python -m onlstm.training.prior --stamp 0.4 runs/s1/last.safetensors --out model.safetensors
+
+writes a copy of a release (the same weights) whose default strength is 0.4, with its dev
+figures scored again as training scores them with that prior (``dev_f1_per_layer``,
+``dev_f1``, ``default_layer``, ``dev_f1_per_layer_without_prior``): what the release would
+carry had the run been trained with ``right_branching_bias=0.4``.
 """
 
 from __future__ import annotations
@@ -57,6 +64,28 @@ def choose(table: dict[str, dict[float, dict[str, float]]], choose_on: str) -> d
             "mean_f1_other_half": means[chosen][other], "means": means}
 
 
+def stamp_release(path: Path, strength: float, out: Path, data: str | None = None) -> dict:
+    """Copy the release at ``path`` to ``out`` with ``strength`` as its default prior and its dev
+    figures scored with it; returns the new metadata."""
+    from safetensors.torch import load_file
+
+    from ..models.checkpoint import load_release, save_release
+    from .config import TrainConfig
+    from .train import evaluate_dev, load_dev_trees
+
+    release = load_release(path)
+    saved = dict(release.metadata.get("train_config") or {})
+    config = TrainConfig.from_saved({**saved, "right_branching_bias": strength, "dev_max_sentences": 0,
+                                     "data_dir": data or ""})
+    evaluation = evaluate_dev(release.model, release.vocab, config, load_dev_trees(config))
+    metadata = {**release.metadata, **{key: value for key, value in evaluation.items() if key.startswith("dev_")},
+                "default_layer": evaluation["best_layer"], "default_right_branching_bias": strength,
+                "train_config": {**saved, "right_branching_bias": strength} if saved else {}}
+    stored_dtype = next(iter(load_file(str(path)).values())).dtype  # the weights go back as they were stored
+    save_release(out, release.model, release.vocab, metadata, stored_dtype)
+    return metadata
+
+
 def build_argument_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m onlstm.training.prior", description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoints", nargs="+", help="release checkpoints (.safetensors)")
@@ -66,11 +95,23 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--layer", type=int, default=None, help="layer to decode (default: each model's default)")
     parser.add_argument("--data", default=None, help="the data folder holding ptb-sample (default: $ONLSTM_DATA)")
     parser.add_argument("--json", type=Path, default=None, help="also write every figure to this file")
+    parser.add_argument("--stamp", type=float, default=None, metavar="STRENGTH",
+                        help="instead: copy the one checkpoint to --out with this default strength (see above)")
+    parser.add_argument("--out", type=Path, default=None, help="--stamp: the release to write")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_argument_parser().parse_args(argv)
+    if arguments.stamp is not None:
+        if len(arguments.checkpoints) != 1 or arguments.out is None:
+            print("error: --stamp takes one checkpoint and --out PATH", file=sys.stderr)
+            return 2
+        metadata = stamp_release(Path(arguments.checkpoints[0]), arguments.stamp, arguments.out, arguments.data)
+        print(f"{arguments.out}: default right_branching_bias {arguments.stamp:g}, dev F1 {metadata['dev_f1']:.1f} "
+              f"(layer {metadata['default_layer']}; without the prior "
+              f"{max(metadata.get('dev_f1_per_layer_without_prior') or [float('nan')]):.1f})")
+        return 0
     try:
         grid = sorted({float(value) for value in arguments.grid.split(",") if value.strip()})
     except ValueError:

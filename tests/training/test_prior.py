@@ -30,3 +30,27 @@ def test_the_choice_is_the_best_mean_on_the_choosing_half(tiny_checkpoint, share
 def test_a_bad_grid_is_refused(capsys):
     assert prior.main(["x.safetensors", "--grid", "0,strong"]) == 2
     assert "--grid takes numbers" in capsys.readouterr().err
+
+
+def test_stamping_keeps_the_weights_and_sets_the_default(tiny_checkpoint, shared_data, tmp_path, capsys):
+    from onlstm.models.checkpoint import load_release, save_release
+
+    # a release that training wrote: its train_config is in the metadata
+    original = load_release(tiny_checkpoint)
+    trained = tmp_path / "trained.safetensors"
+    save_release(trained, original.model, original.vocab, {**original.metadata, "train_config": {"seed": 7}})
+    out = tmp_path / "stamped.safetensors"
+    assert prior.main(["--stamp", "0.5", str(trained), "--out", str(out), "--data", str(shared_data)]) == 0
+    assert "default right_branching_bias 0.5" in capsys.readouterr().out
+    before, after = load_release(trained), load_release(out)
+    assert after.digest == before.digest  # the same weights, bit for bit, in the same dtype
+    assert after.metadata["default_right_branching_bias"] == 0.5
+    assert after.metadata["train_config"] == {"seed": 7, "right_branching_bias": 0.5}
+    assert Parser.load(out).default_right_branching_bias == 0.5
+    golds = prepare_gold_trees(read_treebank(gold_files(data=shared_data)))
+    distances = parser_distances(Parser.load(out), golds, "words")
+    for bias, key in ((0.5, "dev_f1_per_layer"), (0.0, "dev_f1_per_layer_without_prior")):
+        report = evaluate_model(golds, lambda _: distances, "words", ("greedy",), False, (bias,))
+        expected = [row["sentence_f1"] for row in report["model"] if isinstance(row["layer"], int)]
+        assert after.metadata[key] == expected
+    assert prior.main(["--stamp", "0.5", str(trained), str(trained)]) == 2
