@@ -20,6 +20,7 @@ const elements = {
   layer: document.getElementById("layer"),
   layerHint: document.getElementById("layer-hint"),
   decoder: document.getElementById("decoder"),
+  prior: document.getElementById("prior"),
   allLayers: document.getElementById("all-layers"),
   button: document.getElementById("parse-button"),
   error: document.getElementById("error"),
@@ -132,6 +133,11 @@ function fillDecoderChoices(card) {
   }
 }
 
+function fillPrior(card) {
+  state.defaultPrior = typeof card.default_right_branching_bias === "number" ? card.default_right_branching_bias : null;
+  if (state.defaultPrior !== null) elements.prior.value = String(state.defaultPrior);
+}
+
 async function showModel() {
   let response;
   try {
@@ -159,6 +165,7 @@ async function showModel() {
   elements.modelInfo.innerHTML = facts.join(" · ");
   fillLayerChoices(card);
   fillDecoderChoices(card);
+  fillPrior(card);
 }
 
 function buildRequest(text) {
@@ -166,6 +173,9 @@ function buildRequest(text) {
   if (elements.layer.value !== "") request.layer = Number(elements.layer.value);
   // the decoder is sent only when it is not the model's own (unknown until /model answers)
   if (elements.decoder.value !== state.defaultDecoder) request.decoder = elements.decoder.value;
+  // like the decoder: sent only when it differs from the model's own; an empty box is the default
+  const prior = elements.prior.value.trim() === "" ? null : Number(elements.prior.value);
+  if (prior !== null && Number.isFinite(prior) && prior !== state.defaultPrior) request.right_branching_bias = prior;
   if (elements.allLayers.checked) request.all_layers = true;
   return request;
 }

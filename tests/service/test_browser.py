@@ -94,7 +94,7 @@ def page_checkpoint(tmp_path_factory) -> Path:
     model, vocab = make_tiny_model()
     path = tmp_path_factory.mktemp("page-checkpoint") / "tiny-page.safetensors"
     metadata = {"name": "onlstm-tiny-page", "default_layer": 1, "default_decoder": "greedy", "punctuation": "attach",
-                "dev_perplexity": 123.4, "dev_f1": 51.0, "dev_f1_per_layer": DEV_F1_PER_LAYER, "training_data": ["test"]}
+                "default_right_branching_bias": 0.3, "dev_perplexity": 123.4, "dev_f1": 51.0, "dev_f1_per_layer": DEV_F1_PER_LAYER, "training_data": ["test"]}
     save_release(path, model, vocab, metadata, dtype=torch.float32)
     return path
 
@@ -283,6 +283,21 @@ def test_the_layer_selector_gives_each_layers_dev_f1_and_marks_the_default(brows
     submit(browser, "The cat sat on the mat!")
     wait(browser, lambda driver: len(driver.find_elements(by().CSS_SELECTOR, "#results .main-tree svg")) == 1)
     assert "layer 2" in browser.find_element(by().CSS_SELECTOR, "#results .stats").text
+
+
+def test_the_prior_box_shows_the_default_and_parses_with_the_chosen_strength(browser, page_server):
+    text = "The company said it expects earnings to rise sharply next year."
+    open_page(browser, page_server)
+    box = browser.find_element(by().ID, "prior")
+    assert box.get_attribute("value") == "0.3"  # the model's default, from /model
+    for strength in ("50", "-50", "0.3"):
+        box.clear()
+        box.send_keys(strength)
+        submit(browser, text)
+        expected = api_parse(page_server, text=text, right_branching_bias=float(strength))["results"][0]["tree"]
+        wait(browser, lambda driver: [element.get_attribute("textContent") for element
+                                      in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+    assert api_parse(page_server, text=text)["results"][0]["tree"] == expected  # 0.3 is the default
 
 
 def test_the_ptb_strings_copy_and_download(browser, page_server, downloads):
