@@ -43,6 +43,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -917,7 +918,26 @@ class Trainer:
 def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:
     """Train (or with ``resume`` continue from ``out_dir/last.pt``); returns the last dev
     evaluation with the best score and the number of steps."""
-    return Trainer(config, out_dir, resume=resume).fit()
+    with flush_subnormals():
+        return Trainer(config, out_dir, resume=resume).fit()
+
+
+@contextlib.contextmanager
+def flush_subnormals() -> Iterator[None]:
+    """Read and write subnormal floats (below 1.2e-38 in float32) as zero on the CPU while training.
+
+    After about a thousand steps of the default recipe some weights of the recurrent and input
+    matrices and tens of thousands of their gradients are subnormal, and x86 cores take a slow
+    microcode path for every operation on one: the steps slowed from 2,200 to 850 tokens/s
+    halfway through the run. Flushed, the same run resumed at step 2,000 takes 2,500 tokens/s
+    with the same loss 40 steps later to every printed digit. Threads started inside inherit the
+    setting; the caller's setting (off, torch's default) is restored afterwards.
+    """
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
 
 
 def saved_config(out_dir: Path) -> TrainConfig | None:

@@ -295,8 +295,8 @@ def test_the_prior_box_shows_the_default_and_parses_with_the_chosen_strength(bro
         box.send_keys(strength)
         submit(browser, text)
         expected = api_parse(page_server, text=text, right_branching_bias=float(strength))["results"][0]["tree"]
-        wait(browser, lambda driver: [element.get_attribute("textContent") for element
-                                      in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+        wait(browser, lambda driver, tree=expected: [element.get_attribute("textContent") for element
+                                                   in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [tree])
     assert api_parse(page_server, text=text)["results"][0]["tree"] == expected  # 0.3 is the default
 
 

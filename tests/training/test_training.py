@@ -368,3 +368,24 @@ def test_weight_averaging_releases_the_average_and_leaves_the_online_path_unchan
     assert read_jsonl(interrupted / "metrics.jsonl")[-1]["dev_perplexity"] == pytest.approx(
         averaged_rows[-1]["dev_perplexity"], rel=1e-6
     )
+
+
+def subnormals_survive() -> bool:
+    return (torch.tensor([1e-39]) * 2).item() != 0.0
+
+
+def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config, tmp_path, monkeypatch):
+    from onlstm.training.train import Trainer
+
+    seen = []
+    step = Trainer.train_step
+
+    def watched_step(self, inputs, targets):
+        seen.append(subnormals_survive())
+        return step(self, inputs, targets)
+
+    monkeypatch.setattr(Trainer, "train_step", watched_step)
+    assert subnormals_survive()
+    train(tiny_config.override(["max_steps=2", "eval_every=2"]), tmp_path / "run")
+    assert seen == [False, False]  # flushed in every step
+    assert subnormals_survive()  # and torch's default again afterwards
