@@ -93,6 +93,16 @@ class Kernels:
         self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 9
         self.layer_function.restype = None
         self.layer_threads_shared = bool(library.onlstm_layer_threads_shared())
+        self.flush_function = library.onlstm_set_flush_subnormals
+        self.flush_function.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.flush_function.restype = ctypes.c_int
+
+    def flush_subnormals(self, on: bool) -> bool:
+        """Flush-to-zero and denormals-are-zero on or off in this thread and in each of torch's
+        ``torch.get_num_threads()`` OpenMP threads (``torch.set_flush_denormal`` reaches this
+        thread only); False where the core is not x86 or the pool is not shared (one thread)."""
+        done = bool(self.flush_function(int(on), torch.get_num_threads()))
+        return done and (self.layer_threads_shared or torch.get_num_threads() == 1)
 
     def step_forward(self, gates: Tensor, c_prev: Tensor, chunk_size: int, c_out: Tensor, h_out: Tensor,
                      masters_out: Tensor) -> None:

@@ -22,6 +22,9 @@
 #include <omp.h>
 #endif
 #include <string.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 #ifdef __AVX512F__
 #include <immintrin.h>
 #endif
@@ -184,4 +187,23 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
 #endif
         }
     }
+}
+
+/* Flush-to-zero and denormals-are-zero (the MXCSR bits 0x8000 and 0x0040) on or off in the calling
+ * thread and in every thread of an OpenMP team of `threads`: the pool that torch's parallel loops
+ * and MKL's products run on.  torch.set_flush_denormal changes the calling thread only, and the
+ * pool's threads keep their own MXCSR.  Returns 0 (and changes nothing) off x86. */
+int onlstm_set_flush_subnormals(int on, int threads) {
+#if defined(__x86_64__) || defined(__i386__)
+#pragma omp parallel num_threads(threads)
+    {
+        unsigned int csr = _mm_getcsr();
+        _mm_setcsr(on ? (csr | 0x8040u) : (csr & ~0x8040u));
+    }
+    return 1;
+#else
+    (void)on;
+    (void)threads;
+    return 0;
+#endif
 }

@@ -1,6 +1,7 @@
 """Training: gradient accumulation, FGM, batching, and an end-to-end tiny run with resume."""
 
 import json
+import platform
 import random
 
 import pytest
@@ -389,3 +390,22 @@ def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config
     train(tiny_config.override(["max_steps=2", "eval_every=2"]), tmp_path / "run")
     assert seen == [False, False]  # flushed in every step
     assert subnormals_survive()  # and torch's default again afterwards
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="MXCSR is x86's")
+def test_subnormals_are_flushed_in_every_thread_of_torchs_pool():
+    from onlstm.models import native
+    from onlstm.training.train import flush_subnormals
+
+    if native.kernels() is None or not native.kernels().layer_threads_shared:
+        pytest.skip("needs the C kernels built with OpenMP")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        tiny = torch.full((1 << 22,), 1e-39)  # large enough for torch to split the product over both threads
+        assert (tiny * 2 != 0).all()
+        with flush_subnormals():
+            assert (tiny * 2 == 0).all()  # set_flush_denormal alone leaves the second thread's half
+        assert (tiny * 2 != 0).all()
+    finally:
+        torch.set_num_threads(threads)
