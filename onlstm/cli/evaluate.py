@@ -134,6 +134,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.evalb and args.baselines_only:
         print("error: --evalb writes a model's trees: leave out --baselines-only", file=sys.stderr)
         return 2
+    if args.evalb and args.evalb.exists() and not args.evalb.is_dir():
+        print(f"error: --evalb {args.evalb} is a file; give a folder (new or existing) for the EVALB files",
+              file=sys.stderr)
+        return 2
     try:
         files = gold_files(args.files, args.data, args.split)
         golds = prepare_gold_trees(read_treebank(files))

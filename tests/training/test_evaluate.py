@@ -377,6 +377,14 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
     assert "perplexity: 10.0 over the 7 tokens" in out and "perplexity: 10.0 over the 8 tokens" in out
 
 
+def test_cli_refuses_an_evalb_path_that_is_a_file(tmp_path, capsys):
+    taken = tmp_path / "evalb"
+    taken.write_text("a build of evalb, say")
+    assert evaluate_command.main(["--evalb", str(taken)]) == 2
+    assert "is a file; give a folder" in capsys.readouterr().err
+    assert taken.read_text() == "a build of evalb, say"
+
+
 def test_cli_reports_missing_data(tmp_path, capsys):
     assert evaluate_command.main(["--data", str(tmp_path), "--baselines-only"]) == 2
     assert "missing" in capsys.readouterr().err

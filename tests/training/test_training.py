@@ -126,9 +126,12 @@ def test_the_model_config_is_nested_once_and_older_flat_configs_still_load():
     nested = load_preset("default").to_dict()
     flat = {**{key: value for key, value in nested.items() if key != "model"}, **nested["model"]}
     assert TrainConfig.from_dict(flat) == load_preset("default")
-    # the bundled model was trained with the default preset (on one thread)
-    bundled = load_release(DEFAULT_CHECKPOINT).metadata["train_config"]
-    assert TrainConfig.from_saved(bundled).differences(load_preset("default")) == {"threads": (1, 0)}
+    # the bundled model was trained with the default preset (on one thread, its one resume
+    # checkpoint at the end), and carries the preset's right-branching prior as its default
+    bundled = load_release(DEFAULT_CHECKPOINT).metadata
+    assert TrainConfig.from_saved(bundled["train_config"]).differences(load_preset("default")) == {
+        "threads": (1, 0), "checkpoint_every": (2000, 100)}
+    assert bundled["default_right_branching_bias"] == load_preset("default").right_branching_bias == 0.4
 
 
 @pytest.mark.parametrize(
