@@ -35,6 +35,10 @@ PARSE_EXAMPLES: dict[str, dict[str, Any]] = {
         "summary": "Choosing the layer and decoder, with every layer's distances",
         "value": {"text": "The cat sat on the mat.", "layer": 1, "decoder": "split", "all_layers": True},
     },
+    "prior": {
+        "summary": "The model's own distances, without the right-branching prior",
+        "value": {"text": "The cat sat on the mat.", "right_branching_bias": 0},
+    },
 }
 
 

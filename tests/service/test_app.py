@@ -407,7 +407,9 @@ def test_metrics_count_requests_sentences_tokens_and_batches(make_client):
 def test_docs_have_examples(client):
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/parse"]["post"]["requestBody"]["content"]["application/json"]
-    assert set(body["examples"]) >= {"text", "sentences", "tokens"}
+    assert set(body["examples"]) >= {"text", "sentences", "tokens", "options", "prior"}
+    for name, example in body["examples"].items():  # every example is a request the service takes
+        assert client.post("/parse", json=example["value"]).status_code == 200, name
     assert client.get("/docs").status_code == 200
 
 
