@@ -65,7 +65,8 @@ def test_evalb_scores_the_dev_split_as_onlstm_eval_does(tmp_path, capsys):
     output = json.loads(capsys.readouterr().out)
     for mode in ("words", "raw"):
         report = output["reports"][mode]
-        default = next(row for row in report["model"] if row["layer"] == output["default"]["layer"])
+        default = next(row for row in report["model"] if all(row[key] == output["default"][key] for key in
+                                                             ("layer", "decoder", "right_branching_bias")))
         files = report["evalb"]
         assert files["corpus_f1"] == default["corpus_f1"]
         scored = subprocess.run(
