@@ -38,6 +38,7 @@ ROOT_LABEL = "S"
 # string unreadable; PTB spells them -LRB- / -RRB- (and their brace/bracket kin).
 _PTB_ESCAPES = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
 _PTB_UNESCAPES = {value: key for key, value in _PTB_ESCAPES.items()}
+_CLOSE, _SPACE = object(), object()  # markers on to_ptb_string's stack
 
 
 def _argmax(values: Sequence[float], start: int, end: int) -> int:
@@ -57,20 +58,24 @@ def greedy_spans(distances: Sequence[float]) -> list[Span]:
         spans of length >= 2 in pre-order, ``(0, n)`` first when n >= 2.
     """
     spans: list[Span] = []
-
-    def build(lo: int, hi: int) -> None:
+    # the recursion build(lo, k); emit (k, hi); build(k + 1, hi), with an explicit stack: a
+    # right-branching chain is as deep as the sentence is long, deeper than Python's call stack
+    pending: list[tuple[bool, int, int]] = [(True, 0, len(distances))]  # (build?, lo, hi)
+    while pending:
+        build, lo, hi = pending.pop()
+        if not build:
+            spans.append((lo, hi))
+            continue
         if hi - lo < 2:
-            return
+            continue
         spans.append((lo, hi))
         k = _argmax(distances, lo, hi)
+        pending.append((True, k + 1, hi))
         if k > lo:
-            build(lo, k)
             # the right part [w_k, rest] is a constituent of its own
             if hi - k >= 2:
-                spans.append((k, hi))
-        build(k + 1, hi)
-
-    build(0, len(distances))
+                pending.append((False, k, hi))
+            pending.append((True, lo, k))
     return spans
 
 
@@ -81,16 +86,15 @@ def split_spans(distances: Sequence[float]) -> list[Span]:
     ``distances[0]`` is never used.
     """
     spans: list[Span] = []
-
-    def build(lo: int, hi: int) -> None:
+    pending = [(0, len(distances))]  # pre-order with an explicit stack, as greedy_spans
+    while pending:
+        lo, hi = pending.pop()
         if hi - lo < 2:
-            return
+            continue
         spans.append((lo, hi))
         k = _argmax(distances, lo + 1, hi)
-        build(lo, k)
-        build(k, hi)
-
-    build(0, len(distances))
+        pending.append((k, hi))
+        pending.append((lo, k))
     return spans
 
 
@@ -141,43 +145,85 @@ def spans_to_tree(tokens: Sequence[str], spans: Sequence[Span]) -> Tree:
                 return end
         return start + 1
 
-    def subtree(lo: int, hi: int, label: str) -> Tree:
-        children: list[Tree | str] = []
-        position = lo
+    def children_of(lo: int, hi: int) -> list[Span]:
+        children, position = [], lo
         while position < hi:
             end = child_end(position, (lo, hi))
-            children.append(tokens[position] if end - position == 1 else subtree(position, end, NODE_LABEL))
+            children.append((position, end))
             position = end
-        return Tree(label, children)
+        return children
 
-    return subtree(0, n, ROOT_LABEL)
+    # nodes are built after their children with an explicit stack: a tree as deep as the
+    # sentence is long would overflow Python's call stack
+    built: dict[Span, Tree] = {}
+    pending: list[tuple[Span, list[Span] | None]] = [((0, n), None)]
+    while pending:
+        (lo, hi), children = pending.pop()
+        if children is None:
+            children = children_of(lo, hi)
+            pending.append(((lo, hi), children))
+            pending.extend((child, None) for child in children if child[1] - child[0] > 1)
+            continue
+        label = ROOT_LABEL if (lo, hi) == (0, n) else NODE_LABEL
+        built[lo, hi] = Tree(label, [tokens[first] if last - first == 1 else built.pop((first, last))
+                                     for first, last in children])
+    return built[0, n]
+
+
+def _preorder(tree: Tree) -> list[Tree]:
+    """Every subtree (not the leaves), each before its descendants, without recursion."""
+    order, pending = [], [tree]
+    while pending:
+        node = pending.pop()
+        order.append(node)
+        pending.extend(child for child in reversed(node) if isinstance(child, Tree))
+    return order
 
 
 def tree_to_spans(tree: Tree) -> list[Span]:
     """Spans of two or more leaves of any ``nltk.Tree`` (each once), sorted by (start, -end)."""
-    spans: set[Span] = set()
-
-    def walk(node: Tree | str, start: int) -> int:
-        if not isinstance(node, Tree):
-            return start + 1
-        end = start
+    if not isinstance(tree, Tree):
+        return []
+    order = _preorder(tree)
+    sizes: dict[int, int] = {}
+    for node in reversed(order):  # children before their parents
+        sizes[id(node)] = sum(sizes[id(child)] if isinstance(child, Tree) else 1 for child in node)
+    starts, spans = {id(tree): 0}, set()
+    for node in order:  # parents before their children
+        position = starts[id(node)]
+        if sizes[id(node)] >= 2:
+            spans.add((position, position + sizes[id(node)]))
         for child in node:
-            end = walk(child, end)
-        if end - start >= 2:
-            spans.add((start, end))
-        return end
-
-    walk(tree, 0)
+            if isinstance(child, Tree):
+                starts[id(child)] = position
+            position += sizes[id(child)] if isinstance(child, Tree) else 1
     return sorted(spans, key=lambda span: (span[0], -span[1]))
 
 
 def tree_to_nested(tree: Tree | str) -> list | str:
     """Nested lists of tokens: ``[["The", "cat"], ["sat"]]``-style JSON form of a tree."""
+
+    def collapses(node: Tree) -> bool:  # a node over one bare token is that token
+        return len(node) == 1 and not isinstance(node[0], Tree)
+
     if not isinstance(tree, Tree):
         return tree
-    if len(tree) == 1 and not isinstance(tree[0], Tree):
+    if collapses(tree):
         return tree[0]
-    return [tree_to_nested(child) for child in tree]
+    root: list = []
+    pending = [(tree, root)]
+    while pending:
+        node, out = pending.pop()
+        for child in node:
+            if not isinstance(child, Tree):
+                out.append(child)
+            elif collapses(child):
+                out.append(child[0])
+            else:
+                inner: list = []
+                out.append(inner)
+                pending.append((child, inner))
+    return root
 
 
 def escape_token(token: str) -> str:
@@ -202,23 +248,34 @@ def to_ptb_string(tree: Tree, preterminals: str | Sequence[str] | None = None) -
             expect: one label for all (``"T"`` gives ``(X (T The) (T cat))``), or one per
             leaf (the input's own part-of-speech tags). ``None``: bare leaves.
     """
-    if preterminals is not None and not isinstance(preterminals, str) and len(preterminals) != len(tree.leaves()):
-        raise ValueError(f"{len(preterminals)} preterminal labels for {len(tree.leaves())} leaves")
+    if preterminals is not None and not isinstance(preterminals, str):
+        n_leaves = sum(not isinstance(child, Tree) for node in _preorder(tree) for child in node)
+        if len(preterminals) != n_leaves:
+            raise ValueError(f"{len(preterminals)} preterminal labels for {n_leaves} leaves")
     leaf_index = 0
-
-    def render(node: Tree | str) -> str:
-        nonlocal leaf_index
-        if isinstance(node, Tree):
-            label = node.label() if isinstance(node.label(), str) else repr(node.label())
-            return f"({label} {' '.join(render(child) for child in node)})"
-        leaf = escape_token(node)
-        if preterminals is not None:
-            label = preterminals if isinstance(preterminals, str) else preterminals[leaf_index]
-            leaf = f"({escape_token(label)} {leaf})"
-        leaf_index += 1
-        return leaf
-
-    return render(tree)
+    parts: list[str] = []
+    # an explicit stack (a tree as deep as the sentence is long would overflow Python's): a node
+    # writes "(label", then " child" for each child, then ")"
+    pending: list = [tree]
+    while pending:
+        item = pending.pop()
+        if item is _CLOSE or item is _SPACE:
+            parts.append(")" if item is _CLOSE else " ")
+        elif isinstance(item, Tree):
+            label = item.label() if isinstance(item.label(), str) else repr(item.label())
+            parts.append(f"({label}" if len(item) else f"({label} ")
+            pending.append(_CLOSE)
+            for child in reversed(item):
+                pending.append(child)
+                pending.append(_SPACE)
+        else:
+            leaf = escape_token(item)
+            if preterminals is not None:
+                label = preterminals if isinstance(preterminals, str) else preterminals[leaf_index]
+                leaf = f"({escape_token(label)} {leaf})"
+            leaf_index += 1
+            parts.append(leaf)
+    return "".join(parts)
 
 
 def left_branching_spans(n: int) -> list[Span]:

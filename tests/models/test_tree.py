@@ -223,3 +223,22 @@ def test_baselines():
 def test_spans_must_cover_the_sentence():
     with pytest.raises(ValueError, match="whole sentence"):
         spans_to_tree(["a", "b", "c"], [(0, 2)])
+
+
+def test_trees_deeper_than_pythons_call_stack():
+    """A right-branching chain is as deep as the sentence is long: every tree function walks
+    it without recursion (5,000 tokens, five times Python's default recursion limit)."""
+    n = 5000
+    tokens = [f"w{index}" for index in range(n)]
+    for spans, side in ((decode_spans([0.5] * n, "greedy", 2.0 * n), -1), (decode_spans([0.5] * n, "split", -2.0 * n), 0)):
+        tree = spans_to_tree(tokens, spans)
+        assert set(tree_to_spans(tree)) == set(spans)
+        text = to_ptb_string(tree, preterminals=["T"] * n)
+        assert text.count("(T ") == n and text.count("(") == text.count(")") == 2 * n - 1
+        nested, depth = tree_to_nested(tree), 0
+        while isinstance(nested, list):  # down the chain: the last child (right) or the first (left)
+            nested, depth = nested[side], depth + 1
+        assert depth == n - 1
+    chain = spans_to_tree(tokens[:4], right_branching_spans(4))
+    assert tree_to_nested(chain) == ["w0", ["w1", ["w2", "w3"]]]
+    assert to_ptb_string(chain) == "(S w0 (X w1 (X w2 w3)))"
