@@ -38,7 +38,7 @@ from nltk import Tree
 from . import punctuation as marks
 from .checkpoint import Release, load_release
 from .text import Sentence, split_text
-from .tree import DECODERS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
+from .tree import DECODERS, MAX_RIGHT_BRANCHING_BIAS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 from .vocab import UNK, is_punctuation, normalize
 
 logger = logging.getLogger(__name__)
@@ -46,9 +46,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
 PUNCTUATION_MODES = ("attach", "model")
 _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
-# distances lie in [0, 1], so a bias of n already gives every sentence of up to n words the
-# all-right (or, negative, all-left) tree: a larger one is taken for a typo
-MAX_BIAS = 100.0
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 # positions whose vocabulary scores are computed at once for perplexity (x V floats, twice)
 NLL_SLICE_ROWS = 128
@@ -200,9 +197,10 @@ class Parser:
                 "punctuation='attach'"
             )
         bias = self.default_right_branching_bias if right_branching_bias is None else right_branching_bias
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -MAX_BIAS <= bias <= MAX_BIAS:
+        limit = MAX_RIGHT_BRANCHING_BIAS
+        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -limit <= bias <= limit:
             raise ValueError(
-                f"right_branching_bias must be a number between {-MAX_BIAS:g} and {MAX_BIAS:g} (0: the model's own "
+                f"right_branching_bias must be a number between {-limit:g} and {limit:g} (0: the model's own "
                 f"distances; {self.default_right_branching_bias:g}: this model's default), got {bias!r}"
             )
         return layer, decoder, punctuation, float(bias)

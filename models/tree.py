@@ -39,6 +39,10 @@ ROOT_LABEL = "S"
 _PTB_ESCAPES = {"(": "-LRB-", ")": "-RRB-", "[": "-LSB-", "]": "-RSB-", "{": "-LCB-", "}": "-RCB-"}
 _PTB_UNESCAPES = {value: key for key, value in _PTB_ESCAPES.items()}
 _CLOSE, _SPACE = object(), object()  # markers on to_ptb_string's stack
+# distances lie in [0, 1], so a right-branching prior of strength n already gives every sentence
+# of up to n words the all-right (or, negative, all-left) tree: a larger one is taken for a typo
+# (the library, the HTTP API and training refuse it)
+MAX_RIGHT_BRANCHING_BIAS = 100.0
 
 
 def _argmax(values: Sequence[float], start: int, end: int) -> int:

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
+from ..models.tree import MAX_RIGHT_BRANCHING_BIAS
+
 Decoder = Literal["greedy", "split"]
 Punctuation = Literal["attach", "model"]
 
@@ -86,7 +88,7 @@ class ParseRequest(BaseModel):
         "model: every token goes to the model (default: the model's training setting).",
     )
     right_branching_bias: float | None = Field(
-        None, ge=-100, le=100, allow_inf_nan=False,
+        None, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS, allow_inf_nan=False,
         description="Strength of the linear right-branching prior applied to the distances before decoding "
         "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's, chosen on dev).",
     )

@@ -31,6 +31,7 @@ from pydantic import (
 )
 
 from ..models.onlstm import ONLSTMConfig
+from ..models.tree import MAX_RIGHT_BRANCHING_BIAS
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,8 @@ class TrainConfig(BaseModel):
     select_on: Literal["f1", "perplexity"] = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity"
     # the decoder's right-branching prior (models.tree.right_branching_prior) with which dev F1 is
     # scored and selected, recorded as the release's default; 0: the model's own distances
-    right_branching_bias: float = Field(0.0, ge=-100, le=100, allow_inf_nan=False)
+    right_branching_bias: float = Field(0.0, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS,
+                                        allow_inf_nan=False)
     patience: NonNegativeInt = 0  # stop after this many evaluations without improvement (0 = never)
     max_bad_steps: PositiveInt = 10  # consecutive non-finite losses before the run stops
     seed: int = 1111
