@@ -22,6 +22,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -35,6 +36,8 @@ SOURCE = Path(__file__).parent / "csrc" / "recurrence_kernels.c"
 # the layer loop of csrc/layer_inference.c, built with OpenMP where the compiler has it (and without:
 # one thread) so that it shares torch's libgomp and thread pool
 LAYER_SOURCE = Path(__file__).parent / "csrc" / "layer_inference.c"
+# products on the AMX tile units where the CPU has them (stubs elsewhere), built into the same library
+AMX_SOURCE = Path(__file__).parent / "csrc" / "amx_product.c"
 OPENMP_FLAGS = ["-fopenmp"]
 # -ffast-math lets the compiler call glibc's vectorised exp (libmvec); the kernels never produce
 # an infinity or a NaN from finite inputs, which is the assumption fast-math adds. It is given to
@@ -90,8 +93,14 @@ class Kernels:
             dropconnect.restype = None
             self.dropconnect_functions[dtype] = dropconnect
         self.layer_function = library.onlstm_layer_inference_f16
-        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 9
+        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 11 + [integer]
         self.layer_function.restype = None
+        self.amx = _amx_wanted() and bool(library.onlstm_amx_available())
+        self.amx_min_rows = AMX_MIN_ROWS
+        self.amx_function = library.onlstm_amx_matmul
+        self.amx_function.argtypes = [integer, integer, pointer, integer, integer, pointer, integer, integer, pointer,
+                                      integer, integer, pointer, integer]
+        self.amx_function.restype = None
         self.layer_threads_shared = bool(library.onlstm_layer_threads_shared())
         self.flush_function = library.onlstm_set_flush_subnormals
         self.flush_function.argtypes = [ctypes.c_int, ctypes.c_int]
@@ -166,23 +175,48 @@ class Kernels:
 
     def layer_inference(self, active: list[int], offsets: list[int], chunk_size: int, gates: Tensor,
                         panels: Tensor, h0: Tensor, c0: Tensor, hs: Tensor, masters: Tensor, final_h: Tensor,
-                        final_c: Tensor) -> None:
+                        final_c: Tensor, amx_weights: Tensor | None = None) -> None:
         """A layer's time loop over the given steps in C, as ``recurrence._inference_recurrence``
         computes it.
 
         gates (P, G) float32 hold W x + b of the packed positions and are activated in place;
         panels is ``half_panels(U)``; h0, c0 (active[0], H); writes hs (P, H), masters (P, 2, n),
         and each row's state after its last step here into final_h, final_c (B, H).  On as many
-        threads as torch uses, when built with OpenMP."""
+        threads as torch uses, when built with OpenMP.  With ``amx_weights`` (``amx_panels(U)``),
+        steps of ``amx_min_rows`` rows or more multiply on the AMX units."""
         hidden_size = h0.size(1)
         threads = torch.get_num_threads() if self.layer_threads_shared else 1
         rows = torch.tensor([*active, *offsets], dtype=torch.long)
-        cs = gates.new_empty(2, active[0] if active else 0, hidden_size)
+        batch_size = active[0] if active else 0
+        cs = gates.new_empty(2, batch_size, hidden_size)
         tensors = [gates, panels, h0, c0, hs, masters, final_h, final_c, cs]
         if not all(tensor.is_contiguous() for tensor in tensors):
             raise ValueError("the C layer loop needs contiguous tensors")
+        amx_inputs = None
+        if amx_weights is not None and batch_size >= self.amx_min_rows:
+            # h's bfloat16 parts: rows and columns padded to whole tiles, the padding zero
+            amx_inputs = torch.zeros(3, -(-batch_size // 16) * 16, -(-hidden_size // 32) * 32, dtype=torch.int16)
+        else:
+            amx_weights = None
         self.layer_function(len(active), rows.data_ptr(), rows.data_ptr() + 8 * len(active), hidden_size,
-                            chunk_size, threads, *[tensor.data_ptr() for tensor in tensors])
+                            chunk_size, threads, *[tensor.data_ptr() for tensor in tensors],
+                            _pointer_or_none(amx_weights), _pointer_or_none(amx_inputs), self.amx_min_rows)
+
+    def amx_matmul(self, inputs: Tensor, tiles: Tensor, out: Tensor) -> None:
+        """out (rows, N) += inputs (rows, K) . W^T on the AMX units, float32 (five passes), W given as
+        ``amx_panels(W)``; float32 CPU tensors, rows stored contiguously."""
+        rows, width = inputs.shape
+        k_tiles = tiles.size(2)
+        if width > 32 * k_tiles or out.size(1) > 16 * tiles.size(1) or out.size(0) != rows:
+            raise ValueError(f"amx_matmul: inputs {tuple(inputs.shape)}, out {tuple(out.shape)} do not fit "
+                             f"tiles {tuple(tiles.shape)}")
+        if rows == 0:
+            return
+        (x, x_stride), (y, y_stride) = _row(inputs), _row(out)
+        scratch = kept_int16("amx_inputs", 3 * -(-rows // 16) * 16 * 32 * k_tiles)
+        threads = torch.get_num_threads() if self.layer_threads_shared else 1
+        self.amx_function(rows, width, x, x_stride, k_tiles, tiles.data_ptr(), tiles.size(1) // 2, 5, y, y_stride,
+                          out.size(1), scratch.data_ptr(), threads)
 
     @staticmethod
     def supports(*tensors: Tensor) -> bool:
@@ -218,6 +252,58 @@ def half_panels(weight: Tensor) -> Tensor | None:
     forget = weakref.ref(weight, lambda _: _half_panels.pop(key, None))
     _half_panels[key] = (forget, weight._version, panels)
     return panels
+
+
+# AMX products from this many rows; below, the float16 panels on AVX-512 were faster
+AMX_MIN_ROWS = 16
+# id(W) -> (a weak reference to W, the version of its values, its AMX tiles or None)
+_amx_panels: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
+
+
+def amx_panels(weight: Tensor) -> Tensor | None:
+    """W (N, K) as csrc/amx_product.c reads it: (2, N / 16, K / 32, 16, 16, 2) int16 holding
+    bfloat16 bits, both sizes rounded up to whole tiles (32 columns of N at a time) with zeros,
+    the first part W rounded to bfloat16 and the second the rest, which is exact when every value
+    of W is a float16 value (a release's weights); None otherwise.  Cached as ``half_panels``."""
+    key = id(weight)
+    cached = _amx_panels.get(key)
+    if cached is not None and cached[0]() is weight and cached[1] == weight._version:
+        return cached[2]
+    values = weight.detach()
+    tiles = None
+    if values.dtype == torch.float32 and torch.equal(values.to(torch.float16).to(values.dtype), values):
+        rows, width = values.shape
+        padded = torch.nn.functional.pad(values, (0, -width % 32, 0, -rows % 32))
+        high = padded.to(torch.bfloat16)
+        low = (padded - high.float()).to(torch.bfloat16)
+        tiles = torch.stack([
+            part.view(padded.size(0) // 16, 16, padded.size(1) // 32, 16, 2).permute(0, 2, 3, 1, 4).contiguous()
+            for part in (high, low)
+        ]).view(torch.int16)
+    forget = weakref.ref(weight, lambda _: _amx_panels.pop(key, None))
+    _amx_panels[key] = (forget, weight._version, tiles)
+    return tiles
+
+
+_kept_int16 = threading.local()
+
+
+def kept_int16(name: str, numel: int) -> Tensor:
+    """A flat int16 scratch tensor of at least ``numel`` values that this thread keeps under ``name``."""
+    buffer = getattr(_kept_int16, name, None)
+    if buffer is None or buffer.numel() < numel:
+        with torch.inference_mode(False):
+            buffer = torch.empty(numel, dtype=torch.int16)
+        setattr(_kept_int16, name, buffer)
+    return buffer[:numel]
+
+
+def _amx_wanted() -> bool:
+    return os.environ.get("ONLSTM_AMX", "1").strip().lower() not in ("0", "false", "no", "off")
+
+
+def _pointer_or_none(tensor: Tensor | None) -> int | None:
+    return None if tensor is None else tensor.data_ptr()
 
 
 def _row(tensor: Tensor) -> tuple[int, int]:
@@ -314,7 +400,7 @@ def _build_and_load() -> Kernels | None:
     if compiler is None or platform.system() != "Linux":
         logger.info("no C compiler found (or not Linux): the ON-LSTM recurrence runs its pure PyTorch path")
         return None
-    sources = SOURCE.read_bytes() + LAYER_SOURCE.read_bytes()
+    sources = SOURCE.read_bytes() + LAYER_SOURCE.read_bytes() + AMX_SOURCE.read_bytes()
     settings = [compiler, *FLAGS, *OPENMP_FLAGS, *LINK_FLAGS, platform.machine(), _cpu_flags()]
     digest = hashlib.sha256(sources + " ".join(settings).encode())
     target = _cache_dir() / f"recurrence_kernels-{digest.hexdigest()[:16]}.so"
@@ -339,13 +425,16 @@ def _compile(compiler: str, building: Path, output: Path) -> None:
     def run(command: list[str]) -> None:
         subprocess.run(command, check=True, capture_output=True, text=True, timeout=120)
 
-    step_objects, layer_objects = building / "kernels.o", building / "layer.o"
+    step_objects, layer_objects, amx_objects = building / "kernels.o", building / "layer.o", building / "amx.o"
     run([compiler, *FLAGS, str(SOURCE), "-o", str(step_objects)])
     try:
-        run([compiler, *FLAGS, *OPENMP_FLAGS, str(LAYER_SOURCE), "-o", str(layer_objects)])
+        for source, objects in ((LAYER_SOURCE, layer_objects), (AMX_SOURCE, amx_objects)):
+            run([compiler, *FLAGS, *OPENMP_FLAGS, str(source), "-o", str(objects)])
         openmp = OPENMP_FLAGS
     except subprocess.CalledProcessError as error:
         logger.info("no OpenMP in %s (%s): the C layer loop will run on one thread", compiler, error.stderr[:200])
-        run([compiler, *FLAGS, str(LAYER_SOURCE), "-o", str(layer_objects)])
+        for source, objects in ((LAYER_SOURCE, layer_objects), (AMX_SOURCE, amx_objects)):
+            run([compiler, *FLAGS, str(source), "-o", str(objects)])
         openmp = []
-    run([compiler, *LINK_FLAGS, *openmp, str(step_objects), str(layer_objects), "-o", str(output), *LIBRARIES])
+    run([compiler, *LINK_FLAGS, *openmp, str(step_objects), str(layer_objects), str(amx_objects), "-o", str(output),
+         *LIBRARIES])

@@ -19,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .native import Kernels, half_panels, kernels
+from .native import Kernels, amx_panels, half_panels, kernels
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -206,6 +206,7 @@ def _inference_recurrence(
     final_h, final_c = h0.clone(), c0.clone()
     fused_kernels = kernels()
     panels = _layer_loop_panels(fused_kernels, inputs, weight_hh, h0, c0)
+    amx_weights = amx_panels(weight_hh) if panels is not None and fused_kernels.amx else None
     if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
         cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
         step = _gate_arithmetic
@@ -215,13 +216,18 @@ def _inference_recurrence(
             step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
     gate_size = weight_ih.size(0)
+    input_tiles = amx_panels(weight_ih) if amx_weights is not None and packed_inputs.stride(-1) == 1 else None
     block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
     for block_start in range(0, steps, block_steps):
         block_end = min(steps, block_start + block_steps)
         base = offsets[block_start]
         block_inputs = packed_inputs[base : offsets[block_end]]
         block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, inputs).view(-1, gate_size)
-        projected = torch.addmm(bias, block_inputs, weight_ih_t, out=block_gates)
+        if input_tiles is not None and block_inputs.size(0) >= fused_kernels.amx_min_rows:
+            projected = block_gates.copy_(bias.expand_as(block_gates))
+            fused_kernels.amx_matmul(block_inputs, input_tiles, projected)
+        else:
+            projected = torch.addmm(bias, block_inputs, weight_ih_t, out=block_gates)
         if panels is not None:
             # the block's whole time loop in C; it leaves the state of every row still running at
             # the block's end in final_h, final_c, where the next block starts from
@@ -230,7 +236,7 @@ def _inference_recurrence(
             fused_kernels.layer_inference(
                 active[block_start:block_end], [offset - base for offset in offsets[block_start:block_end]],
                 chunk_size, projected, panels, h_in.contiguous(), c_in.contiguous(),
-                hs[base : offsets[block_end]], masters[base : offsets[block_end]], final_h, final_c,
+                hs[base : offsets[block_end]], masters[base : offsets[block_end]], final_h, final_c, amx_weights,
             )
             continue
         for t in range(block_start, block_end):

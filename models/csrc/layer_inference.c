@@ -21,6 +21,7 @@
 #ifdef _OPENMP
 #include <omp.h>
 #endif
+#include <stdint.h>
 #include <string.h>
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
@@ -137,12 +138,27 @@ static void panel_product(const _Float16 *panels, long hidden, long gate_size, l
     }
 }
 
+/* csrc/amx_product.c */
+void onlstm_amx_begin(void);
+void onlstm_amx_end(void);
+void onlstm_amx_split(long rows, long width, const float *x, long x_stride, uint16_t *parts, long part_stride,
+                      long k_pad, long n_parts);
+void onlstm_amx_product(long rows, long k_tiles, long pair_first, long pair_last, const uint16_t *a,
+                        long a_part_stride, const uint16_t *b, long b_part_stride, long passes, float *out,
+                        long out_stride, long n_valid);
+
+/* With ``amx_weights`` (U packed for csrc/amx_product.c, its panels those of ``panels``), a step of
+ * at least ``amx_min_rows`` rows takes U h on the AMX units (float32 in five passes), reading h
+ * from ``amx_inputs`` (3, active[0] rounded up to 16, H rounded up to 32), which each thread fills
+ * with the bfloat16 parts of the rows of h it has just computed. */
 void onlstm_layer_inference_f16(long steps, const long *active, const long *offsets, long hidden, long chunk,
                                 long threads, float *gates, const _Float16 *panels, const float *h0,
                                 const float *c0, float *hs, float *masters, float *final_h, float *final_c,
-                                float *cs) {
+                                float *cs, const uint16_t *amx_weights, uint16_t *amx_inputs, long amx_min_rows) {
     long gate_size = 4 * hidden + 2 * (hidden / chunk), masters_size = 2 * (hidden / chunk);
     long batch = steps > 0 ? active[0] : 0;
+    long k_tiles = (hidden + 31) / 32, k_pad = k_tiles * 32;
+    long input_part = (batch + 15) / 16 * 16 * k_pad, weight_part = (gate_size + PANEL - 1) / PANEL * 2 * k_tiles * 512;
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
@@ -156,12 +172,29 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
         /* this thread's share of U: the same panels at every step, so they stay in its core's cache */
         long panel_count = (gate_size + PANEL - 1) / PANEL;
         long panel_first = panel_count * thread / team, panel_last = panel_count * (thread + 1) / team;
+        if (amx_weights) {
+            onlstm_amx_begin();
+            if (batch >= amx_min_rows) {
+                long first = batch < team ? 0 : batch * thread / team;
+                long last = batch < team ? (thread == 0 ? batch : 0) : batch * (thread + 1) / team;
+                if (last > first)
+                    onlstm_amx_split(last - first, hidden, h0 + first * hidden, hidden, amx_inputs + first * k_pad,
+                                     input_part, k_pad, 3);
+            }
+#ifdef _OPENMP
+#pragma omp barrier
+#endif
+        }
         for (long t = 0; t < steps; t++) {
             long rows = active[t], start = offsets[t];
             if (rows == 0) continue;
             float *step_gates = gates + start * gate_size;
             const float *h_prev = t == 0 ? h0 : hs + offsets[t - 1] * hidden;
-            panel_product(panels, hidden, gate_size, panel_first, panel_last, h_prev, rows, step_gates);
+            if (amx_weights && rows >= amx_min_rows)
+                onlstm_amx_product(rows, k_tiles, panel_first, panel_last, amx_inputs, input_part, amx_weights,
+                                   weight_part, 5, step_gates, gate_size, gate_size);
+            else
+                panel_product(panels, hidden, gate_size, panel_first, panel_last, h_prev, rows, step_gates);
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
@@ -181,11 +214,16 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
                     memcpy(final_h + r * hidden, hs + (start + r) * hidden, hidden * sizeof(float));
                     memcpy(final_c + r * hidden, c_now + r * hidden, hidden * sizeof(float));
                 }
+                long converted = row_last < next ? row_last : next;  /* the rows that go on */
+                if (amx_weights && next >= amx_min_rows && converted > row_first)
+                    onlstm_amx_split(converted - row_first, hidden, hs + (start + row_first) * hidden, hidden,
+                                     amx_inputs + row_first * k_pad, input_part, k_pad, 3);
             }
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
         }
+        if (amx_weights) onlstm_amx_end();
     }
 }
 
