@@ -231,26 +231,27 @@ class Parser:
             for row, ids in enumerate(encoded):
                 inputs[row, 1 : len(ids) + 1] = torch.tensor(ids, dtype=torch.long)
                 targets[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            output = self.model(inputs.to(self.device), lengths)
-            distances = output.distances.float().cpu()
+            # only real positions are read: in a length-sorted batch of 256 dev sentences, padding
+            # is over half of the (B, T) grid
+            output = self.model.read_packed(inputs.to(self.device), lengths)
+            valid = output.valid.cpu()  # (T, B)
+            distances = torch.zeros(self.n_layers, longest, len(batch))
+            distances[:, valid] = output.distances.float().cpu()
             nll = None
             if with_perplexity:
-                # only real positions go through the vocabulary projection: in a length-sorted
-                # batch of 256 dev sentences, padding is over half of the (B, T) grid
-                valid = torch.arange(longest) < lengths.unsqueeze(1)
-                nll = torch.full((len(batch), longest), math.nan)
-                valid_hidden, valid_targets = output.hidden[valid.to(self.device)], targets[valid].to(self.device)
+                valid_targets = targets.t()[valid].to(self.device)
+                nll = torch.full((longest, len(batch)), math.nan)
                 # slices of NLL_SLICE_ROWS positions: the (rows, V) scores and their log-softmax stay
                 # near 5 MB each for V = 10000, which keeps the service's peak memory low
                 nll[valid] = torch.cat([
-                    self.model.token_nll(valid_hidden[start : start + NLL_SLICE_ROWS],
+                    self.model.token_nll(output.hidden[start : start + NLL_SLICE_ROWS],
                                          valid_targets[start : start + NLL_SLICE_ROWS])
                     for start in range(0, valid_targets.size(0), NLL_SLICE_ROWS)
                 ]).float().cpu()
             for row, index in enumerate(batch):
                 n = len(encoded[row])
-                per_layer = distances[:, row, 1 : n + 1].tolist()
-                perplexity = math.exp(nll[row, : n + 1].mean().item()) if nll is not None else math.nan
+                per_layer = distances[:, 1 : n + 1, row].tolist()
+                perplexity = math.exp(nll[: n + 1, row].mean().item()) if nll is not None else math.nan
                 results[index] = (per_layer, perplexity)
         return results
 

@@ -183,36 +183,50 @@ def _inference_recurrence(
     inputs: Tensor, valid: Tensor | None, weight_ih: Tensor, bias: Tensor, weight_hh: Tensor, h0: Tensor,
     c0: Tensor, active: list[int], chunk_size: int,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """The recurrence without autograd, in bounded memory.
-
-    Real positions are packed time-major (step t holds rows ``[0, active[t])``, as in a
-    ``PackedSequence``), and their input projection is computed a block of steps at a time
-    (about ``INFERENCE_BLOCK_ROWS`` positions: still one efficient matrix product) and accumulated
-    into in place, so memory grows with the batch's tokens times H, not times G = 4H + 2n.
-
-    Returns outputs (T, B, H), final h and c (B, H), forget and input distances (T, B);
-    0 at padded steps.
-    """
+    """The recurrence without autograd, in bounded memory, on (T, B, input) inputs: ``packed_inference``
+    on their real positions.  Returns outputs (T, B, H), final h and c (B, H), forget and input
+    distances (T, B); 0 at padded steps."""
     steps, batch_size, _ = inputs.shape
-    hidden_size = h0.size(1)
-    n_chunks = hidden_size // chunk_size
     packed_inputs = inputs.reshape(steps * batch_size, -1) if valid is None else inputs[valid]
+    hs, masters, final_h, final_c = packed_inference(packed_inputs, active, weight_ih, bias, weight_hh, h0, c0,
+                                                     chunk_size)
+    return _unpack(inputs, valid, hs, masters, final_h, final_c)
+
+
+def packed_inference(
+    packed_inputs: Tensor, active: list[int], weight_ih: Tensor, bias: Tensor, weight_hh: Tensor, h0: Tensor,
+    c0: Tensor, chunk_size: int,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """One layer without autograd over packed positions.
+
+    Positions are packed time-major (step t holds rows ``[0, active[t])``, as in a
+    ``PackedSequence``; rows sorted by length, longest first): packed_inputs (P, input), P the sum
+    of ``active``.  Their input projection is computed a block of steps at a time (about
+    ``INFERENCE_BLOCK_ROWS`` positions: still one efficient matrix product) and accumulated into in
+    place, so memory grows with the batch's tokens times H, not times G = 4H + 2n.
+
+    Returns hs (P, H), the master gates' cumulative sums (P, 2, n) (``_unpack`` turns them into
+    distances), and the final h and c (B, H) of every row, B = h0's rows.
+    """
+    batch_size, hidden_size = h0.shape
+    n_chunks = hidden_size // chunk_size
     offsets = [0]
     for rows in active:
         offsets.append(offsets[-1] + rows)
-    new = inputs.new_empty
+    steps = len(active)
+    new = packed_inputs.new_empty
     hs = new(offsets[-1], hidden_size)
     masters = new(offsets[-1], 2, n_chunks)
     final_h, final_c = h0.clone(), c0.clone()
     fused_kernels = kernels()
-    panels = _layer_loop_panels(fused_kernels, inputs, weight_hh, h0, c0)
+    panels = _layer_loop_panels(fused_kernels, packed_inputs, weight_hh, h0, c0)
     amx_weights = amx_panels(weight_hh) if panels is not None and fused_kernels.amx else None
     if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
         cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
         step = _gate_arithmetic
         # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
         # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
-        if fused_kernels is not None and fused_kernels.supports(inputs, weight_ih, weight_hh, h0, c0):
+        if fused_kernels is not None and fused_kernels.supports(packed_inputs, weight_ih, weight_hh, h0, c0):
             step, c0 = fused_kernels.step_forward, c0.contiguous()
     weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
     gate_size = weight_ih.size(0)
@@ -222,7 +236,7 @@ def _inference_recurrence(
         block_end = min(steps, block_start + block_steps)
         base = offsets[block_start]
         block_inputs = packed_inputs[base : offsets[block_end]]
-        block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, inputs).view(-1, gate_size)
+        block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, packed_inputs).view(-1, gate_size)
         if input_tiles is not None and block_inputs.size(0) >= fused_kernels.amx_min_rows:
             projected = block_gates.copy_(bias.expand_as(block_gates))
             fused_kernels.amx_matmul(block_inputs, input_tiles, projected)
@@ -250,7 +264,7 @@ def _inference_recurrence(
             gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
             step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
             _hand_over(active, t, final_h, final_c, hs[start : start + rows], cs[t % 2])
-    return _unpack(inputs, valid, hs, masters, final_h, final_c)
+    return hs, masters, final_h, final_c
 
 
 _kept_buffers = threading.local()

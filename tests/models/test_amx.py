@@ -62,8 +62,9 @@ def test_the_tiles_hold_the_float16_weights_exactly_and_other_weights_get_none(a
 
 @pytest.mark.parametrize("threads, block_rows", [(1, 512), (2, 512), (2, 40)])
 def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, threads, block_rows):
-    """Every product on AMX (from one row up): the layer loop, the input projections, the scores;
-    rows that end at different steps, some blocks of steps below the AMX threshold."""
+    """Every product on AMX from three rows up (the layer loop, the input projections; the scores
+    stay on PyTorch's product); rows that end at different steps, some blocks of steps below the
+    threshold."""
     from onlstm.models import recurrence
 
     monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
@@ -99,7 +100,7 @@ def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, th
 
 
 def test_the_bundled_model_parses_the_same_with_and_without_amx(amx, monkeypatch, shared_data):
-    """80 dev sentences in one batch: all three kinds of product on AMX, the late steps below it."""
+    """80 dev sentences in one batch: both kinds of product on AMX, the late steps below it."""
     from onlstm import Parser
     from onlstm.training.corpora import ptb_split_files, read_treebank, tree_tokens
 

@@ -157,6 +157,37 @@ def check_inference(fast, plain, ids, lengths):
             torch.testing.assert_close(c, c_plain, **TIGHT)
 
 
+@pytest.mark.parametrize("block_rows", [512, 3])
+def test_reading_only_the_packed_positions_equals_the_plain_model(monkeypatch, block_rows, backend):
+    """``read_packed`` (what the parser calls): rows sorted longest first run packed layer to layer;
+    other orders, autograd, training mode and the per-step path go through ``forward``."""
+    monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
+    fast, plain, stepwise = twin_models(**NO_DROPOUT)
+    for model in (fast, plain, stepwise):
+        model.eval()
+    ids = torch.randint(0, 40, (5, 8))
+    forward_calls = []
+    original_forward = type(fast).forward
+    monkeypatch.setattr(type(fast), "forward", lambda self, *args: forward_calls.append(1) or original_forward(self, *args))
+    for lengths, model, context, packed in (
+        (torch.tensor([8, 8, 5, 2, 1]), fast, torch.inference_mode, True),
+        (torch.tensor([8, 8, 5, 2, 1]), fast, torch.no_grad, True),
+        (torch.tensor([2, 8, 5, 8, 1]), fast, torch.inference_mode, False),  # not sorted
+        (torch.tensor([8, 8, 5, 2, 1]), fast, torch.enable_grad, False),
+        (torch.tensor([8, 8, 5, 2, 1]), stepwise, torch.inference_mode, False),
+    ):
+        with torch.no_grad():
+            expected = plain(ids, lengths)
+        forward_calls.clear()
+        with context():
+            got = model.read_packed(ids, lengths)
+        assert bool(forward_calls) != packed
+        valid = torch.arange(8).unsqueeze(1) < lengths  # (T, B)
+        assert torch.equal(got.valid, valid)
+        torch.testing.assert_close(got.hidden, expected.hidden.transpose(0, 1)[valid], **TIGHT)
+        torch.testing.assert_close(got.distances, expected.distances.transpose(1, 2)[:, valid], **TIGHT)
+
+
 def test_float32_agrees_within_float32_rounding(backend):
     fast, plain, _ = twin_models(dtype=torch.float32)
     ids = torch.randint(0, 40, (4, 12))
