@@ -6,7 +6,9 @@ Two figures per batch size:
   spans -> ``nltk.Tree``), what a user of the library gets;
 * the model alone as the parser runs it (padded, length-sorted batches; recurrence and
   the perplexity's softmax normaliser), with its matrix-product FLOP rate as a fraction
-  of the best ``torch.matmul`` rate measured in the same run on the same threads.
+  of the best ``torch.matmul`` rate measured in the same run on the same threads; where the
+  CPU has AMX units, the model alone without them too (``native.without_amx``: the
+  recurrence's products on AVX-512 and PyTorch's float32 product).
 
 FLOPs counted are the useful ones: ``2 * (input + hidden) * gates`` per layer and
 ``2 * embedding * vocabulary`` for the output projection, per real token (``<eos>``
@@ -20,6 +22,7 @@ import time
 import torch
 
 from benchmarks.common import default_checkpoint, dev_sentences, matmul_peak
+from onlstm.models import native
 from onlstm.models.parser import Parser
 
 BATCH_SIZES = (1, 16, 64, 256)
@@ -50,6 +53,8 @@ def run(quick: bool = False) -> dict:
     parser.parse(sentences[:32], batch_size=32)  # warm-up: allocator, thread pool
     peak = matmul_peak(0.5 if quick else 2.0)
     repeats = 1 if quick else 3
+    fused_kernels = native.kernels()
+    amx = fused_kernels is not None and fused_kernels.amx
     rows = []
     for batch_size in BATCH_SIZES:
         # batch 1 walks the sentences one by one: a subset keeps the run short
@@ -59,6 +64,10 @@ def run(quick: bool = False) -> dict:
         # the model's part of the same work: what Parser._run does (encode, pad, forward, NLL)
         model_seconds = best_of(lambda: parser._run(words, batch_size, True), repeats)  # noqa: B023
         rate = useful_flops(parser, words, True) / model_seconds / 1e9
+        without_amx = None
+        if amx:
+            with native.without_amx():
+                without_amx = len(words) / best_of(lambda: parser._run(words, batch_size, True), repeats)  # noqa: B023
         rows.append({
             "batch_size": batch_size,
             "sentences": len(words),
@@ -66,6 +75,7 @@ def run(quick: bool = False) -> dict:
             "model_sentences_per_second": len(words) / model_seconds,
             "model_gflops": rate,
             "matmul_fraction": rate / peak["gflops"],
+            "model_sentences_per_second_without_amx": without_amx,
         })
     # the peak again after the rows: the best of both, so that a burst of background load
     # during one measurement cannot make the fractions look better than they are
@@ -81,6 +91,7 @@ def run(quick: bool = False) -> dict:
         "benchmark": "inference_speed",
         "model": description,
         "threads": torch.get_num_threads(),
+        "amx": amx,
         "dev_sentences": len(sentences),
         "mean_tokens": sum(map(len, sentences)) / len(sentences),
         "matmul_peak_gflops": peak["gflops"],
@@ -96,12 +107,14 @@ def table(result: dict) -> list[str]:
     lines = [
         f"Inference over {result['dev_sentences']} dev sentences (mean {result['mean_tokens']:.1f} tokens), "
         f"{result['model']}, {result['threads']} threads; best torch.matmul {result['matmul_peak_gflops']:.1f} GFLOP/s",
-        "    batch   parse sent/s   model sent/s   model GFLOP/s   of matmul peak",
+        "    batch   parse sent/s   model sent/s   model GFLOP/s   of matmul peak   model without AMX",
     ]
     for row in result["rows"]:
+        without = row.get("model_sentences_per_second_without_amx")
         lines.append(
             f"    {row['batch_size']:>5}   {row['parse_sentences_per_second']:>12.1f}   "
             f"{row['model_sentences_per_second']:>12.1f}   {row['model_gflops']:>13.1f}   {row['matmul_fraction']:>14.0%}"
+            f"   {f'{without:.1f} sent/s' if without else 'no AMX here':>17}"
         )
     lines.append(
         f"    trees only (no perplexity), batch 256: {result['trees_only_sentences_per_second_b256']:.1f} sent/s, "

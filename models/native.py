@@ -379,6 +379,20 @@ def disabled():
         _disabled -= 1
 
 
+@contextlib.contextmanager
+def without_amx():
+    """Within this context inference multiplies without the AMX units (benchmarks compare the two)."""
+    fused_kernels = kernels()
+    saved = fused_kernels.amx if fused_kernels is not None else False
+    if fused_kernels is not None:
+        fused_kernels.amx = False
+    try:
+        yield
+    finally:
+        if fused_kernels is not None:
+            fused_kernels.amx = saved
+
+
 def kernels() -> Kernels | None:
     """The compiled kernels, building them on first use; None when they are off or cannot be built."""
     if _disabled:
