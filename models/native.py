@@ -207,6 +207,8 @@ class Kernels:
         ``amx_panels(W)``; float32 CPU tensors, rows stored contiguously."""
         rows, width = inputs.shape
         k_tiles = tiles.size(2)
+        if inputs.dtype != torch.float32 or out.dtype != torch.float32:
+            raise ValueError(f"amx_matmul takes float32 tensors, got {inputs.dtype} and {out.dtype}")
         if width > 32 * k_tiles or out.size(1) > 16 * tiles.size(1) or out.size(0) != rows:
             raise ValueError(f"amx_matmul: inputs {tuple(inputs.shape)}, out {tuple(out.shape)} do not fit "
                              f"tiles {tuple(tiles.shape)}")
