@@ -11,7 +11,7 @@ import torch
 
 from onlstm.models import native
 
-from .test_fast_onlstm import NO_DROPOUT, twin_models
+from .test_fast_onlstm import release_like_twins
 
 
 @pytest.fixture
@@ -69,13 +69,7 @@ def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, th
 
     monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
     monkeypatch.setattr(amx, "amx_min_rows", 3)
-    fast, plain, _ = twin_models(dtype=torch.float32, hidden_size=40, chunk_size=4, **NO_DROPOUT)
-    with torch.no_grad():
-        for parameter in fast.parameters():
-            parameter.copy_(parameter.half().float())
-    plain.load_state_dict(fast.state_dict())
-    fast.eval()
-    plain.eval()
+    fast, plain = release_like_twins(hidden_size=40, chunk_size=4)
     torch.manual_seed(threads)
     ids = torch.randint(0, 40, (20, 9))
     lengths = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])

@@ -57,6 +57,17 @@ def twin_models(dtype=torch.float64, **overrides):
     return fast, plain, stepwise
 
 
+def release_like_twins(**overrides):
+    """The fast and the plain model in float32 and evaluation mode, with float16 values for
+    weights as a release has (what the C layer loop and the AMX products take)."""
+    fast, plain, _ = twin_models(dtype=torch.float32, **overrides, **NO_DROPOUT)
+    with torch.no_grad():
+        for parameter in fast.parameters():
+            parameter.copy_(parameter.half().float())
+    plain.load_state_dict(fast.state_dict())
+    return fast.eval(), plain.eval()
+
+
 def run(model, ids, lengths=None, seed=1, train=False, state_seed=None):
     """Forward and backward of a loss that uses every output; returns (output, loss, gradients)."""
     model.train(train)
@@ -301,13 +312,7 @@ def test_the_c_layer_loop_on_float16_weights_equals_the_plain_model(monkeypatch,
     if native.kernels() is None:
         pytest.skip("the fused C kernels could not be built here (no C compiler?)")
     monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
-    fast, plain, _ = twin_models(dtype=torch.float32, hidden_size=18, chunk_size=3, **NO_DROPOUT)
-    with torch.no_grad():
-        for parameter in fast.parameters():
-            parameter.copy_(parameter.half().float())
-    plain.load_state_dict(fast.state_dict())
-    fast.eval()
-    plain.eval()
+    fast, plain = release_like_twins(hidden_size=18, chunk_size=3)
     calls = []
     layer_inference = native.Kernels.layer_inference
     monkeypatch.setattr(native.Kernels, "layer_inference",
