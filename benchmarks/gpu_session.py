@@ -2,7 +2,8 @@
 
     python -m benchmarks.gpu_session --out DIR [--budget 530] [--parallel 4]
 
-1. the CUDA tests (``tests/training/test_cuda_graphs.py``, ``tests/models/test_step.py``);
+1. the CUDA tests (``tests/training/test_cuda_graphs.py``, ``tests/models/test_step.py``, the parser on
+   CUDA in ``tests/models/test_parser.py``);
 2. ``python -m benchmarks.gpu_check --steps 5``: tokens/s against the reference implementation;
 3. the plan ``training/sweeps/long-gpu.json`` with ``cuda_graphs`` on when the CUDA tests passed
    (off otherwise), every run stopped when the budget is spent;
@@ -27,7 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "training" / "sweeps" / "long-gpu.json"
-CUDA_TESTS = ["tests/training/test_cuda_graphs.py", "tests/models/test_step.py"]
+CUDA_TESTS = ["tests/training/test_cuda_graphs.py", "tests/models/test_step.py",
+              "tests/models/test_parser.py::test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu"]
 PERPLEXITY_LIMIT = 200.0  # issue 16: the shipped model's dev perplexity
 
 

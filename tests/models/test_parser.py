@@ -282,3 +282,25 @@ def test_a_forked_child_parses_after_the_parent_used_threads(tiny_checkpoint, tm
                             timeout=120, env={**os.environ, "OMP_NUM_THREADS": "2"})
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "['the', 'dog', 'ran', 'after', 'the', 'cat']"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu():
+    """Inference on CUDA (the packed layers on the per-step path, TF32 off) gives the CPU's trees."""
+    sentences = [
+        "the company said it expects earnings to rise in the fourth quarter".split(),
+        "stocks fell sharply".split(),
+        "a spokesman for the bank declined to comment on the report , which was published on monday .".split(),
+        ["hello"],
+    ]
+    cpu = Parser.load().parse_many(sentences, batch_size=3)
+    previous = torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = False
+    try:
+        gpu = Parser.load(device="cuda").parse_many(sentences, batch_size=3)
+    finally:
+        torch.backends.cuda.matmul.allow_tf32 = previous
+    for on_cpu, on_gpu in zip(cpu, gpu):
+        assert on_gpu.spans == on_cpu.spans
+        assert on_gpu.distances == pytest.approx(on_cpu.distances, abs=1e-4)
+        assert on_gpu.perplexity == pytest.approx(on_cpu.perplexity, rel=1e-4)
