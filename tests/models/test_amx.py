@@ -6,6 +6,8 @@ at float32's rounding, and the model and the parser with it to themselves withou
 where the CPU has AMX (the project's machines do) and are skipped elsewhere.
 """
 
+import platform
+
 import pytest
 import torch
 
@@ -108,3 +110,34 @@ def test_the_bundled_model_parses_the_same_with_and_without_amx(amx, monkeypatch
     for got, want in zip(with_amx, without):
         assert got.perplexity == pytest.approx(want.perplexity, rel=1e-5)
         assert got.distances == pytest.approx(want.distances, abs=1e-5)
+
+
+def test_onlstm_amx_0_turns_the_amx_products_off(amx, monkeypatch):
+    monkeypatch.setattr(native, "_loaded", {})  # loaded again from the cache, reading the variable
+    monkeypatch.setenv("ONLSTM_AMX", "0")
+    assert native.kernels() is not None and not native.kernels().amx
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="builds for an x86-64 level")
+def test_built_for_a_cpu_without_avx512_or_amx_the_model_computes_the_same(monkeypatch, tmp_path):
+    """Many users' CPUs have neither: built for x86-64-v3 (AVX2), the AMX functions are stubs that
+    say no, the layer loop takes its portable panel code, and the model still equals the plain one."""
+    if native.kernels() is None:
+        pytest.skip("the fused C kernels could not be built here (no C compiler?)")
+    monkeypatch.setattr(native, "_loaded", {})
+    monkeypatch.setenv("ONLSTM_CACHE", str(tmp_path))
+    monkeypatch.setattr(native, "FLAGS", [
+        "-march=x86-64-v3" if flag == "-march=native" else flag
+        for flag in native.FLAGS if flag != "-mprefer-vector-width=512"
+    ])
+    portable = native.kernels()
+    assert portable is not None and not portable.amx
+    assert len(list(tmp_path.glob("recurrence_kernels-*.so"))) == 1
+    fast, plain = release_like_twins(hidden_size=40, chunk_size=4)
+    ids = torch.randint(0, 40, (20, 9))
+    lengths = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])
+    with torch.inference_mode():
+        got, expected = fast(ids, lengths), plain(ids, lengths)
+    for row, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length])
+        torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length])
