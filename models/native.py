@@ -97,6 +97,8 @@ class Kernels:
         self.layer_function.restype = None
         self.amx = _amx_wanted() and bool(library.onlstm_amx_available())
         self.amx_min_rows = AMX_MIN_ROWS
+        logger.info("C kernels loaded; products on the AMX tile units at inference: %s", "on" if self.amx else (
+            "off (ONLSTM_AMX=0)" if not _amx_wanted() else "off (this CPU, compiler or kernel has none)"))
         self.amx_function = library.onlstm_amx_matmul
         self.amx_function.argtypes = [integer, integer, pointer, integer, integer, pointer, integer, integer, pointer,
                                       integer, integer, pointer, integer]
