@@ -5,7 +5,8 @@
  * bfloat16 pass here 0.48 ms, the five below 1.5 ms).  bfloat16 keeps 8 bits of a value, so the
  * float32 product is split into exact pieces: a release's weights are float16 values
  * (models/checkpoint.py), 11 bits, and each is the sum of two bfloat16 values, w = w_hi + w_lo;
- * a float32 activation is the sum of three, x = x_hi + x_mid + x_lo.  Every product of two bfloat16 values is exact in float32, so
+ * a float32 activation is the sum of three, x = x_hi + x_mid + x_lo.  Every product of two
+ * bfloat16 values is exact in float32, so
  *     x . w = x_hi w_hi + x_mid w_hi + x_lo w_hi + x_hi w_lo + x_mid w_lo    (+ x_lo w_lo)
  * with the last term under 2^-24 of the sum and left out: five passes give the float32 product
  * up to the order of the additions (tests/models/test_amx.py holds it to float64).  One pass,
