@@ -430,7 +430,7 @@ def _build_and_load() -> Kernels | None:
     if compiler is None or platform.system() != "Linux":
         logger.info("no C compiler found (or not Linux): the ON-LSTM recurrence runs its pure PyTorch path")
         return None
-    sources = SOURCE.read_bytes() + LAYER_SOURCE.read_bytes() + AMX_SOURCE.read_bytes()
+    sources = b"".join(path.read_bytes() for path in (SOURCE, LAYER_SOURCE, AMX_SOURCE, *SOURCE.parent.glob("*.h")))
     settings = [compiler, *FLAGS, *OPENMP_FLAGS, *LINK_FLAGS, platform.machine(), _cpu_flags()]
     digest = hashlib.sha256(sources + " ".join(settings).encode())
     target = _cache_dir() / f"recurrence_kernels-{digest.hexdigest()[:16]}.so"

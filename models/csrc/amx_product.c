@@ -27,11 +27,10 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "openmp_team.h"
+
 #if defined(__AMX_TILE__) && defined(__AMX_BF16__) && defined(__AVX512BF16__) && defined(__linux__)
 #include <immintrin.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -143,16 +142,12 @@ void onlstm_amx_matmul(long rows, long width, const float *x, long x_stride, lon
                        long threads) {
     long k_pad = k_tiles * 32, part = (rows + 15) / 16 * 16 * k_pad, weight_part = pairs * 2 * k_tiles * 512;
     long n_parts = passes > 1 ? 3 : 1;
+    (void)threads;  /* unused without OpenMP */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
     {
-#ifdef _OPENMP
-        long thread = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        long thread = 0, team = 1;
-        (void)threads;
-#endif
+        ONLSTM_TEAM(thread, team);
         long first = rows * thread / team, last = rows * (thread + 1) / team;
         onlstm_amx_split(last - first, width, x + first * x_stride, x_stride, scratch + first * k_pad, part, k_pad,
                          n_parts);

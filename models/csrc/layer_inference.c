@@ -18,11 +18,10 @@
  * reads it; hs (P, H), masters (P, 2n); h0, c0 (active[0], H); final_h, final_c (B, H) receive
  * the state of each row at its last step within the call; cs (2, B, H) is scratch.
  */
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 #include <stdint.h>
 #include <string.h>
+
+#include "openmp_team.h"
 #if defined(__x86_64__) || defined(__i386__)
 #include <xmmintrin.h>
 #endif
@@ -159,16 +158,12 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
     long batch = steps > 0 ? active[0] : 0;
     long k_tiles = (hidden + 31) / 32, k_pad = k_tiles * 32;
     long input_part = (batch + 15) / 16 * 16 * k_pad, weight_part = (gate_size + PANEL - 1) / PANEL * 2 * k_tiles * 512;
+    (void)threads;  /* unused without OpenMP */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
 #endif
     {
-#ifdef _OPENMP
-        long thread = omp_get_thread_num(), team = omp_get_num_threads();
-#else
-        long thread = 0, team = 1;
-        (void)threads;
-#endif
+        ONLSTM_TEAM(thread, team);
         /* this thread's share of U: the same panels at every step, so they stay in its core's cache */
         long panel_count = (gate_size + PANEL - 1) / PANEL;
         long panel_first = panel_count * thread / team, panel_last = panel_count * (thread + 1) / team;
