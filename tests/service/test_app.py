@@ -457,3 +457,16 @@ def test_small_token_requests_are_checked_and_rendered_on_the_event_loop_with_th
         assert alone["perplexity"] == pytest.approx(batched["perplexity"], rel=1e-4)
     error = client.post("/parse", json={"tokens": [["a", "b c"]]})
     assert error.status_code == 422
+
+
+def test_the_schema_s_option_names_are_the_library_s():
+    """The HTTP schema spells the decoders and punctuation modes for OpenAPI; they must stay the
+    ones ``Parser`` accepts."""
+    from typing import get_args
+
+    from onlstm.models.parser import PUNCTUATION_MODES
+    from onlstm.models.tree import DECODERS
+    from onlstm.service.schemas import Decoder, Punctuation
+
+    assert set(get_args(Decoder)) == set(DECODERS)
+    assert set(get_args(Punctuation)) == set(PUNCTUATION_MODES)
