@@ -37,7 +37,7 @@ from torch import Tensor, nn
 
 from .cell import ONLSTMCell, cumax
 from .loss import inference_nll, softmax_nll
-from .recurrence import autocast_enabled, packed_inference
+from .recurrence import _active_rows, _distances, autocast_enabled, packed_inference
 
 __all__ = [
     "LMOutput", "ONLSTMCell", "ONLSTMConfig", "ONLSTMLanguageModel", "PackedLMOutput", "State",
@@ -208,14 +208,14 @@ class ONLSTMLanguageModel(nn.Module):
             output = self(ids, lengths)
             return PackedLMOutput(hidden=output.hidden.transpose(0, 1)[valid],
                                   distances=output.distances.transpose(1, 2)[:, valid], valid=valid)
-        active = [sum(1 for length in length_list if length > t) for t in range(steps)]
+        active = _active_rows(length_list, steps, batch_size)
         x = F.embedding(ids.t()[valid], weight)  # (P, E)
         distances = []
         for layer in self.layers:
             zeros = weight.new_zeros(batch_size, layer.hidden_size)
             x, masters, _, _ = packed_inference(x, active, layer.input_projection.weight, layer.input_projection.bias,
                                                 layer.weight_hh, zeros, zeros, layer.chunk_size)
-            distances.append(1.0 - masters[:, 1].mean(dim=-1))  # 1 - mean of the master forget gate
+            distances.append(_distances(masters)[0])  # the forget distances
         return PackedLMOutput(hidden=x, distances=torch.stack(distances), valid=valid)
 
     def logits(self, hidden: Tensor) -> Tensor:

@@ -304,8 +304,7 @@ def _unpack(
     """Packed positions back to (T, B, ...): outputs, final h and c, forget and input distances."""
     steps, batch_size, _ = inputs.shape
     hidden_size = hs.size(1)
-    means = masters.mean(dim=-1)
-    packed_distances = torch.stack([1.0 - means[:, 1], 1.0 - means[:, 0]], dim=-1)  # forget, input
+    packed_distances = torch.stack(_distances(masters), dim=-1)  # forget, input
     if valid is None:
         outputs = hs.view(steps, batch_size, hidden_size)
         distances = packed_distances.view(steps, batch_size, 2)
@@ -318,7 +317,7 @@ def _unpack(
 
 
 def _distances(masters: Tensor) -> tuple[Tensor, Tensor]:
-    """(T, B, 2, n) cumulative master sums -> forget and input distances, each (T, B)."""
+    """(..., 2, n) cumulative master sums -> forget and input distances, each (...)."""
     means = masters.mean(dim=-1)
     return 1.0 - means[..., 1], 1.0 - means[..., 0]
 
