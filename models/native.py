@@ -108,6 +108,10 @@ class Kernels:
         self.flush_function.argtypes = [ctypes.c_int, ctypes.c_int]
         self.flush_function.restype = ctypes.c_int
 
+    def _threads(self) -> int:
+        """Threads for the C loops: torch's, when they share its OpenMP pool, else one."""
+        return torch.get_num_threads() if self.layer_threads_shared else 1
+
     def flush_subnormals(self, on: bool) -> bool:
         """Flush-to-zero and denormals-are-zero on or off in this thread and in each of torch's
         ``torch.get_num_threads()`` OpenMP threads (``torch.set_flush_denormal`` reaches this
@@ -187,7 +191,7 @@ class Kernels:
         threads as torch uses, when built with OpenMP.  With ``amx_weights`` (``amx_panels(U)``),
         steps of ``amx_min_rows`` rows or more multiply on the AMX units."""
         hidden_size = h0.size(1)
-        threads = torch.get_num_threads() if self.layer_threads_shared else 1
+        threads = self._threads()
         rows = torch.tensor([*active, *offsets], dtype=torch.long)
         batch_size = active[0] if active else 0
         cs = gates.new_empty(2, batch_size, hidden_size)
@@ -218,7 +222,7 @@ class Kernels:
             return
         (x, x_stride), (y, y_stride) = _row(inputs), _row(out)
         scratch = kept_int16("amx_inputs", 3 * -(-rows // 16) * 16 * 32 * k_tiles)
-        threads = torch.get_num_threads() if self.layer_threads_shared else 1
+        threads = self._threads()
         self.amx_function(rows, width, x, x_stride, k_tiles, tiles.data_ptr(), tiles.size(1) // 2, 5, y, y_stride,
                           out.size(1), scratch.data_ptr(), threads)
 
@@ -231,31 +235,40 @@ class Kernels:
 
 PANEL = 32  # gates per panel, as in csrc/layer_inference.c
 
-# id(U) -> (a weak reference to U, the version of its values, its float16 panels or None)
-_half_panels: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
+# id(W) -> (a weak reference to W, the version of its values, what was made of it or None), per kind
+_WeightCache = dict[int, tuple[weakref.ref, int, Tensor | None]]
+_half_panels: _WeightCache = {}
+
+
+def _per_weight(cache: _WeightCache, weight: Tensor, make) -> Tensor | None:
+    """``make(weight.detach())``, cached per tensor and per version of its values (an update in
+    place is seen); the entry goes when the tensor does."""
+    key = id(weight)
+    cached = cache.get(key)
+    if cached is not None and cached[0]() is weight and cached[1] == weight._version:
+        return cached[2]
+    made = make(weight.detach())
+    forget = weakref.ref(weight, lambda _: cache.pop(key, None))
+    cache[key] = (forget, weight._version, made)
+    return made
 
 
 def half_panels(weight: Tensor) -> Tensor | None:
     """U (G, H) in float16 as the C layer loop reads it, (G / 32 rounded up, H, 32): 32 gates side
     by side for each k, zero beyond G; None unless float16 holds every value of U exactly (a
     release's weights are float16 values, the weights of a model in training are not).  Cached
-    per tensor and per version of its values, so an update in place is seen; the entry goes
-    when the tensor does."""
-    key = id(weight)
-    cached = _half_panels.get(key)
-    if cached is not None and cached[0]() is weight and cached[1] == weight._version:
-        return cached[2]
-    values = weight.detach()
+    per tensor and per version of its values."""
+    return _per_weight(_half_panels, weight, _make_half_panels)
+
+
+def _make_half_panels(values: Tensor) -> Tensor | None:
     half = values.to(torch.float16)
-    panels = None
-    if torch.equal(half.to(values.dtype), values):
-        gate_size, hidden_size = half.shape
-        panel_count = -(-gate_size // PANEL)
-        padded = torch.nn.functional.pad(half, (0, 0, 0, panel_count * PANEL - gate_size))
-        panels = padded.view(panel_count, PANEL, hidden_size).transpose(1, 2).contiguous()
-    forget = weakref.ref(weight, lambda _: _half_panels.pop(key, None))
-    _half_panels[key] = (forget, weight._version, panels)
-    return panels
+    if not torch.equal(half.to(values.dtype), values):
+        return None
+    gate_size, hidden_size = half.shape
+    panel_count = -(-gate_size // PANEL)
+    padded = torch.nn.functional.pad(half, (0, 0, 0, panel_count * PANEL - gate_size))
+    return padded.view(panel_count, PANEL, hidden_size).transpose(1, 2).contiguous()
 
 
 # AMX products from this many rows.  Below it the C layer loop's float16 panels are faster: a step
@@ -263,8 +276,7 @@ def half_panels(weight: Tensor) -> Tensor | None:
 # batches of 4 / 8 / 16 / 32, parse sentences/s on the 2-core Xeon: without AMX 445 / 551 / 592 / 593,
 # from 4 rows 340 / 480 / 587 / 657, from 16 rows 453 / 563 / 606 / 658.
 AMX_MIN_ROWS = 16
-# id(W) -> (a weak reference to W, the version of its values, its AMX tiles or None)
-_amx_panels: dict[int, tuple[weakref.ref, int, Tensor | None]] = {}
+_amx_panels: _WeightCache = {}
 
 
 def amx_panels(weight: Tensor) -> Tensor | None:
@@ -272,28 +284,24 @@ def amx_panels(weight: Tensor) -> Tensor | None:
     bfloat16 bits, both sizes rounded up to whole tiles (32 columns of N at a time) with zeros,
     the first part W rounded to bfloat16 and the second the rest, which is exact when every value
     of W is a float16 value (a release's weights); None otherwise.  Cached as ``half_panels``."""
-    key = id(weight)
-    cached = _amx_panels.get(key)
-    if cached is not None and cached[0]() is weight and cached[1] == weight._version:
-        return cached[2]
-    values = weight.detach()
-    tiles = None
-    if values.dtype == torch.float32 and _float16_values(values):
-        rows, width = values.shape
-        tiles = torch.empty(2, -(-rows // 32) * 2, -(-width // 32), 16, 16, 2, dtype=torch.bfloat16)
-        # 512 rows of W at a time: the temporaries stay near a megabyte (the whole of a 10,000-word
-        # embedding at once took the service's peak memory up by 24 MB at start-up)
-        for start in range(0, rows, 512):
-            block = torch.nn.functional.pad(values[start : start + 512], (0, -width % 32, 0, -min(512, rows - start) % 32))
-            high = block.to(torch.bfloat16)
-            low = (block - high.float()).to(torch.bfloat16)
-            for index, part in enumerate((high, low)):
-                tiles[index, start // 16 : start // 16 + block.size(0) // 16] = (
-                    part.view(block.size(0) // 16, 16, block.size(1) // 32, 16, 2).permute(0, 2, 3, 1, 4))
-        tiles = tiles.view(torch.int16)
-    forget = weakref.ref(weight, lambda _: _amx_panels.pop(key, None))
-    _amx_panels[key] = (forget, weight._version, tiles)
-    return tiles
+    return _per_weight(_amx_panels, weight, _make_amx_panels)
+
+
+def _make_amx_panels(values: Tensor) -> Tensor | None:
+    if values.dtype != torch.float32 or not _float16_values(values):
+        return None
+    rows, width = values.shape
+    tiles = torch.empty(2, -(-rows // 32) * 2, -(-width // 32), 16, 16, 2, dtype=torch.bfloat16)
+    # 512 rows of W at a time: the temporaries stay near a megabyte (the whole of a 10,000-word
+    # embedding at once took the service's peak memory up by 24 MB at start-up)
+    for start in range(0, rows, 512):
+        block = torch.nn.functional.pad(values[start : start + 512], (0, -width % 32, 0, -min(512, rows - start) % 32))
+        high = block.to(torch.bfloat16)
+        low = (block - high.float()).to(torch.bfloat16)
+        for index, part in enumerate((high, low)):
+            tiles[index, start // 16 : start // 16 + block.size(0) // 16] = (
+                part.view(block.size(0) // 16, 16, block.size(1) // 32, 16, 2).permute(0, 2, 3, 1, 4))
+    return tiles.view(torch.int16)
 
 
 _kept_int16 = threading.local()
@@ -457,14 +465,16 @@ def _compile(compiler: str, building: Path, output: Path) -> None:
 
     step_objects, layer_objects, amx_objects = building / "kernels.o", building / "layer.o", building / "amx.o"
     run([compiler, *FLAGS, str(SOURCE), "-o", str(step_objects)])
-    try:
+    def threaded(openmp: list[str]) -> None:  # the sources whose loops run on OpenMP threads
         for source, objects in ((LAYER_SOURCE, layer_objects), (AMX_SOURCE, amx_objects)):
-            run([compiler, *FLAGS, *OPENMP_FLAGS, str(source), "-o", str(objects)])
+            run([compiler, *FLAGS, *openmp, str(source), "-o", str(objects)])
+
+    try:
+        threaded(OPENMP_FLAGS)
         openmp = OPENMP_FLAGS
     except subprocess.CalledProcessError as error:
         logger.info("no OpenMP in %s (%s): the C layer loop will run on one thread", compiler, error.stderr[:200])
-        for source, objects in ((LAYER_SOURCE, layer_objects), (AMX_SOURCE, amx_objects)):
-            run([compiler, *FLAGS, str(source), "-o", str(objects)])
+        threaded([])
         openmp = []
     run([compiler, *LINK_FLAGS, *openmp, str(step_objects), str(layer_objects), str(amx_objects), "-o", str(output),
          *LIBRARIES])
