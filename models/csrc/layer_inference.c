@@ -146,6 +146,12 @@ void onlstm_amx_product(long rows, long k_tiles, long pair_first, long pair_last
                         long a_part_stride, const uint16_t *b, long b_part_stride, long passes, float *out,
                         long out_stride, long n_valid);
 
+/* Rows [first, last) of `rows` for this thread of the team; all of them on thread 0 below a row each. */
+static void row_share(long rows, long thread, long team, long *first, long *last) {
+    *first = rows < team ? 0 : rows * thread / team;
+    *last = rows < team ? (thread == 0 ? rows : 0) : rows * (thread + 1) / team;
+}
+
 /* With ``amx_weights`` (U packed for csrc/amx_product.c, its panels those of ``panels``), a step of
  * at least ``amx_min_rows`` rows takes U h on the AMX units (float32 in five passes), reading h
  * from ``amx_inputs`` (3, active[0] rounded up to 16, H rounded up to 32), which each thread fills
@@ -157,7 +163,8 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
     long gate_size = 4 * hidden + 2 * (hidden / chunk), masters_size = 2 * (hidden / chunk);
     long batch = steps > 0 ? active[0] : 0;
     long k_tiles = (hidden + 31) / 32, k_pad = k_tiles * 32;
-    long input_part = (batch + 15) / 16 * 16 * k_pad, weight_part = (gate_size + PANEL - 1) / PANEL * 2 * k_tiles * 512;
+    long panel_count = (gate_size + PANEL - 1) / PANEL;
+    long input_part = (batch + 15) / 16 * 16 * k_pad, weight_part = panel_count * 2 * k_tiles * 512;
     (void)threads;  /* unused without OpenMP */
 #ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
@@ -165,13 +172,12 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
     {
         ONLSTM_TEAM(thread, team);
         /* this thread's share of U: the same panels at every step, so they stay in its core's cache */
-        long panel_count = (gate_size + PANEL - 1) / PANEL;
         long panel_first = panel_count * thread / team, panel_last = panel_count * (thread + 1) / team;
         if (amx_weights) {
             onlstm_amx_begin();
             if (batch >= amx_min_rows) {
-                long first = batch < team ? 0 : batch * thread / team;
-                long last = batch < team ? (thread == 0 ? batch : 0) : batch * (thread + 1) / team;
+                long first, last;
+                row_share(batch, thread, team, &first, &last);
                 if (last > first)
                     onlstm_amx_split(last - first, hidden, h0 + first * hidden, hidden, amx_inputs + first * k_pad,
                                      input_part, k_pad, 3);
@@ -193,9 +199,9 @@ void onlstm_layer_inference_f16(long steps, const long *active, const long *offs
 #ifdef _OPENMP
 #pragma omp barrier
 #endif
-            /* the gate arithmetic, a share of the rows each (all of them on thread 0 below a row each) */
-            long row_first = rows < team ? 0 : rows * thread / team;
-            long row_last = rows < team ? (thread == 0 ? rows : 0) : rows * (thread + 1) / team;
+            /* the gate arithmetic, a share of the rows each */
+            long row_first, row_last;
+            row_share(rows, thread, team, &row_first, &row_last);
             if (row_last > row_first) {
                 const float *c_prev = t == 0 ? c0 : cs + ((t - 1) % 2) * batch * hidden;
                 float *c_now = cs + (t % 2) * batch * hidden;
