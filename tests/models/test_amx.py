@@ -37,6 +37,17 @@ def float32_close(got: torch.Tensor, want: torch.Tensor, float32: torch.Tensor) 
     assert error.mean() <= 2 * float32_error.mean() + 1e-9, (error.mean(), float32_error.mean())
 
 
+# 20 rows (over the 16 of a tile) that end at different steps, some below three active rows
+LENGTHS = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])
+
+
+def assert_same_at_real_positions(got, expected, lengths: torch.Tensor) -> None:
+    """Outputs and distances of two models' ``forward`` agree at every real position (float32)."""
+    for row, length in enumerate(lengths.tolist()):
+        torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length])
+        torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length])
+
+
 @pytest.mark.parametrize("rows", [1, 16, 17, 40, 300])
 @pytest.mark.parametrize("width, outputs", [(18, 50), (200, 840), (600, 2520)])
 def test_the_amx_product_is_the_float32_product_and_adds_to_its_output(amx, rows, width, outputs):
@@ -74,7 +85,7 @@ def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, th
     fast, plain = release_like_twins(hidden_size=40, chunk_size=4)
     torch.manual_seed(threads)
     ids = torch.randint(0, 40, (20, 9))
-    lengths = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])
+    lengths = LENGTHS
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
@@ -86,9 +97,8 @@ def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, th
                 plain.logits(expected.hidden).transpose(1, 2), ids, reduction="none")
     finally:
         torch.set_num_threads(previous)
+    assert_same_at_real_positions(got, expected, lengths)
     for row, length in enumerate(lengths.tolist()):
-        torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length])
-        torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length])
         torch.testing.assert_close(nll[row, :length], expected_nll[row, :length])
     for (h, c), (h_plain, c_plain) in zip(got.state, expected.state):
         torch.testing.assert_close(h, h_plain)
@@ -135,9 +145,7 @@ def test_built_for_a_cpu_without_avx512_or_amx_the_model_computes_the_same(monke
     assert len(list(tmp_path.glob("recurrence_kernels-*.so"))) == 1
     fast, plain = release_like_twins(hidden_size=40, chunk_size=4)
     ids = torch.randint(0, 40, (20, 9))
-    lengths = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])
+    lengths = LENGTHS
     with torch.inference_mode():
         got, expected = fast(ids, lengths), plain(ids, lengths)
-    for row, length in enumerate(lengths.tolist()):
-        torch.testing.assert_close(got.hidden[row, :length], expected.hidden[row, :length])
-        torch.testing.assert_close(got.distances[:, row, :length], expected.distances[:, row, :length])
+    assert_same_at_real_positions(got, expected, lengths)
