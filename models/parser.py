@@ -11,7 +11,8 @@ Each sentence is read from a fresh state as ``<eos> w1 ... wn`` and scored on
 ``w1 ... wn <eos>``; the distance of word ``wi`` is the one computed at the step that
 reads ``wi``.  Sentences are sorted by length and parsed in padded batches; a
 sentence gets the same result alone or in a batch (the recurrence never looks at
-padding).
+padding; the order in which its products are summed depends on the batch size, so distances and
+perplexities agree to about 1e-6 relative, and the trees are the same).
 
 Punctuation: models trained on words only (the reference protocol, and the default
 recipe) never see punctuation.  With ``punctuation="attach"`` punctuation tokens are
@@ -31,20 +32,21 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from nltk import Tree
 
 from . import punctuation as marks
 from .checkpoint import Release, load_release
+from .options import OptionError, ParseOptions
 from .text import Sentence, split_text
-from .tree import DECODERS, MAX_RIGHT_BRANCHING_BIAS, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
+from .tree import decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 from .vocab import UNK, is_punctuation, normalize
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
-PUNCTUATION_MODES = ("attach", "model")
 _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 # positions whose vocabulary scores are computed at once for perplexity (x V floats, twice)
@@ -109,6 +111,7 @@ class ParseResult:
     unk_share: float = 0.0  # share of the tokens the model read that are outside its vocabulary
     warnings: list[str] = field(default_factory=list)
     layer_spans: Sequence[list[tuple[int, int]]] = field(default_factory=list)  # [layer][span], same decoder
+    options: ParseOptions | None = None  # what built it, the model's defaults filled in
 
     @property
     def offsets(self) -> list[tuple[int, int]] | None:
@@ -123,8 +126,11 @@ class ParseResult:
             raise ValueError(f"layer must be between 0 and {len(self.layer_spans) - 1}, got {layer}")
         return spans_to_tree(self.tokens, self.layer_spans[layer])
 
-    def to_dict(self, all_layers: bool = False) -> dict:
-        """The JSON form of one parse, shared by the HTTP API and ``onlstm parse --format jsonl``."""
+    def to_dict(self, all_layers: bool | None = None) -> dict:
+        """The JSON form of one parse, shared by the HTTP API and ``onlstm parse --format jsonl``;
+        every layer's distances and trees too when ``all_layers`` (default: the options' ``all_layers``)."""
+        if all_layers is None:
+            all_layers = self.options is not None and self.options.all_layers
         record = {
             "tokens": list(self.tokens),
             "tree": to_ptb_string(self.tree),
@@ -178,32 +184,29 @@ class Parser:
         """A short content version: the release's own, else the prefix of its weights' SHA-256."""
         return str(self.metadata.get("version") or self.digest[:12] or "unknown")
 
-    def check_options(self, layer: int | None, decoder: str | None, punctuation: str | None,
-                      right_branching_bias: float | None = None) -> tuple[int, str, str, float]:
-        """The options with defaults filled in; ``ValueError`` naming what to change otherwise."""
-        layer = self.default_layer if layer is None else layer
-        if isinstance(layer, bool) or not isinstance(layer, int) or not 0 <= layer < self.n_layers:
-            raise ValueError(f"layer must be an integer between 0 and {self.n_layers - 1}, got {layer!r}")
-        decoder = decoder or self.default_decoder
-        if decoder not in DECODERS:
-            raise ValueError(f"decoder must be one of {sorted(DECODERS)}, got {decoder!r}")
-        punctuation = punctuation or self.default_punctuation
-        if punctuation not in PUNCTUATION_MODES:
-            raise ValueError(f"punctuation must be one of {PUNCTUATION_MODES}, got {punctuation!r}")
+    def resolve(self, options: ParseOptions | None = None, **values: Any) -> ParseOptions:
+        """``options`` (and keyword values over them) with this model's defaults filled in.
+
+        Raises ``OptionError`` for what this model cannot take: a layer it lacks
+        (``invalid_layer``), punctuation it never read (``unsupported_option``).
+        """
+        options = ParseOptions.of(options, **values)
+        layer = self.default_layer if options.layer is None else options.layer
+        if layer >= self.n_layers:
+            raise OptionError("layer", "invalid_layer",
+                              f"must be an integer between 0 and {self.n_layers - 1} (this model's layers)", layer)
+        punctuation = options.punctuation or self.default_punctuation
         if punctuation == "model" and not self.reads_punctuation:
-            raise ValueError(
-                f"punctuation='model' feeds punctuation to the model, but {self.name!r} was trained without "
-                "punctuation (its vocabulary has none, so every mark would be read as <unk>): use "
-                "punctuation='attach'"
-            )
-        bias = self.default_right_branching_bias if right_branching_bias is None else right_branching_bias
-        limit = MAX_RIGHT_BRANCHING_BIAS
-        if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -limit <= bias <= limit:
-            raise ValueError(
-                f"right_branching_bias must be a number between {-limit:g} and {limit:g} (0: the model's own "
-                f"distances; {self.default_right_branching_bias:g}: this model's default), got {bias!r}"
-            )
-        return layer, decoder, punctuation, float(bias)
+            raise OptionError(
+                "punctuation", "unsupported_option",
+                f"must be 'attach' for {self.name!r}: it was trained without punctuation (its vocabulary has "
+                "none, so every mark would be read as <unk>)", punctuation)
+        bias = self.default_right_branching_bias if options.right_branching_bias is None \
+            else options.right_branching_bias
+        # every field is valid already (checked when `options` was built, or this model's own defaults)
+        return ParseOptions.model_construct(layer=layer, decoder=options.decoder or self.default_decoder,
+                                            punctuation=punctuation, right_branching_bias=float(bias),
+                                            all_layers=options.all_layers)
 
     # --- the model's view ---------------------------------------------------------------
 
@@ -275,7 +278,8 @@ class Parser:
 
     # --- the public calls ---------------------------------------------------------------
 
-    def parse(self, sentence: SentenceLike | Sequence[SentenceLike], **options) -> ParseResult | list[ParseResult]:
+    def parse(self, sentence: SentenceLike | Sequence[SentenceLike], options: ParseOptions | None = None,
+              **values: Any) -> ParseResult | list[ParseResult]:
         """Parse one sentence, or a list of them.
 
         A ``str`` is ONE sentence (tokenized here, not split: use ``parse_text`` for a text
@@ -284,7 +288,7 @@ class Parser:
         lists or ``Sentence`` objects) gives a list.  Options as for ``parse_many``.
         """
         if isinstance(sentence, (str, Sentence)):
-            return self.parse_many([sentence], **options)[0]
+            return self.parse_many([sentence], options, **values)[0]
         if isinstance(sentence, (list, tuple)):
             if sentence and all(isinstance(item, str) for item in sentence):
                 for index, token in enumerate(sentence):
@@ -294,60 +298,70 @@ class Parser:
                             f"({token[:40]!r}) contains whitespace: for several sentences use "
                             "parse_many([...]), for a text parse_text(...)"
                         )
-                return self.parse_many([sentence], **options)[0]
-            return self.parse_many(sentence, **options)
+                return self.parse_many([sentence], options, **values)[0]
+            return self.parse_many(sentence, options, **values)
         raise TypeError(
             f"parse() takes a str (one sentence), a list of str (one tokenized sentence), a Sentence, "
             f"or a list of token lists / Sentences; got {type(sentence).__name__}"
         )
 
-    def parse_text(self, text: str, **options) -> list[ParseResult]:
+    def parse_text(self, text: str, options: ParseOptions | None = None, **values: Any) -> list[ParseResult]:
         """Split ``text`` into sentences and parse each; offsets are relative to ``text``."""
         if not isinstance(text, str):
             raise TypeError(f"parse_text() takes a str, got {type(text).__name__}")
-        return self.parse_many(split_text(text), **options)
+        return self.parse_many(split_text(text), options, **values)
 
-    def parse_iter(self, sentences: Iterable[SentenceLike], chunk_size: int = 1024, **options) -> Iterator[ParseResult]:
+    def parse_iter(self, sentences: Iterable[SentenceLike], options: ParseOptions | None = None,
+                   chunk_size: int = 1024, **values: Any) -> Iterator[ParseResult]:
         """Parse a stream of sentences of any length, ``chunk_size`` at a time, in order."""
         if isinstance(sentences, (str, Sentence)):
             raise TypeError("parse_iter() takes an iterable of sentences; for one sentence use parse()")
+        resolved = self.resolve(options, **{name: value for name, value in values.items()
+                                            if name not in ("batch_size", "with_perplexity")})
+        run = {name: value for name, value in values.items() if name in ("batch_size", "with_perplexity")}
         iterator = iter(sentences)
         while chunk := list(itertools.islice(iterator, chunk_size)):
-            yield from self.parse_many(chunk, **options)
+            yield from self.parse_many(chunk, resolved, **run)
 
     def parse_many(
         self,
         sentences: Iterable[SentenceLike],
-        layer: int | None = None,
-        decoder: str | None = None,
-        punctuation: str | None = None,
+        options: ParseOptions | None = None,
+        *,
         batch_size: int = 64,
         with_perplexity: bool = True,
-        right_branching_bias: float | None = None,
+        **values: Any,
     ) -> list[ParseResult]:
         """Parse sentences: each a ``str`` (one sentence, tokenized here), a token list or a ``Sentence``.
 
         Args:
-            layer: 0-based layer whose distances build the tree (default: best on dev).
-            decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.tree``).
-            punctuation: ``attach`` or ``model`` (see the module doc).
-            with_perplexity: ``False`` skips the vocabulary projection (faster; perplexity is NaN).
-            right_branching_bias: strength of the linear right-branching prior the decoder
+            options: a ``ParseOptions`` (``None``: the model's defaults); keyword ``values``
+                (``layer=1``, ``decoder="split"``, ``punctuation``, ``right_branching_bias``,
+                ``all_layers``) are laid over it, validated as ``ParseOptions`` fields:
+                layer: 0-based layer whose distances build the tree (default: best on dev).
+                decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.tree``).
+                punctuation: ``attach`` or ``model`` (see the module doc).
+                right_branching_bias: strength of the linear right-branching prior the decoder
                 applies to the distances (``models.tree.right_branching_prior``; 0: none;
                 default: the model's, chosen on dev). ``distances`` in the results stay the model's.
+            batch_size: sentences per model call.
+            with_perplexity: ``False`` skips the vocabulary projection (faster; perplexity is NaN).
+        Raises:
+            OptionError: an option this model cannot take (its ``code`` is stable).
         """
-        layer, decoder, punctuation, bias = self.check_options(layer, decoder, punctuation, right_branching_bias)
+        resolved = self.resolve(options, **values)
         inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
-        positions, runs = self._read(token_lists, punctuation, batch_size, with_perplexity)
+        positions, runs = self._read(token_lists, resolved.punctuation, batch_size, with_perplexity)
         return [
-            self._result(sentence, kept, word_distances, perplexity, layer, decoder, bias)
+            self._result(sentence, kept, word_distances, perplexity, resolved)
             for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)
         ]
 
     def _result(self, sentence: Sentence, kept: list[int], word_distances: list[list[float]], perplexity: float,
-                layer: int, decoder: str, bias: float) -> ParseResult:
+                options: ParseOptions) -> ParseResult:
         tokens = list(sentence.tokens)
+        decoder, bias = str(options.decoder), float(options.right_branching_bias or 0.0)
         if len(kept) == len(tokens):
             def decode(index: int) -> list[tuple[int, int]]:
                 return decode_spans(word_distances[index], decoder, bias)
@@ -356,9 +370,8 @@ class Parser:
             sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
 
             def decode(index: int) -> list[tuple[int, int]]:
-                if not word_distances[index]:
-                    return [(0, len(tokens))] if len(tokens) >= 2 else []
                 return marks.attach(decode_spans(word_distances[index], decoder, bias), kept, sides, tokens)
+        layer = int(options.layer or 0)
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]
@@ -368,6 +381,7 @@ class Parser:
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
             tree=spans_to_tree(tokens, layer_spans[layer]), layer=layer, layer_distances=per_layer,
             sentence=sentence, unk_share=unk_share, warnings=_warnings(words, unknown), layer_spans=layer_spans,
+            options=options,
         )
 
 

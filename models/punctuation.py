@@ -8,11 +8,12 @@ and then attaches each mark where a treebank puts it:
 * closing marks (``)``, ``”``, a closing ``"``) join what they close, and commas, colons,
   dashes and final marks (``. ! ?``) join the constituent before them.
 
-A mark that joins the words before it becomes the last child of the largest constituent
-that ends with the word before it (``(X (X the old man) ,)``, not ``(X , which)``); one
-that joins the words after it becomes the first child of the largest constituent that
-starts with the word after it. Where there is no such constituent the mark hangs from the
-smallest one around it. Restricted to the words, the tree is exactly the words-only tree.
+A mark that joins the words before it makes a new node with the largest constituent that
+ends with the word before it (``(X (X the old man) ,)``, not ``(X , which)``); one that
+joins the words after it, with the largest constituent that starts with the word after it;
+a pair of brackets or quotes encloses what the words between them allow.  The tree stays
+binary (n tokens, n - 1 spans), and restricted to the words it is exactly the words-only
+tree.
 """
 
 from __future__ import annotations
@@ -74,40 +75,53 @@ def _quote_opens(token: str, index: int, tokens: Sequence[str], offsets: Sequenc
 
 def attach(word_spans: Sequence[Span], word_positions: Sequence[int], sides: Sequence[str | None],
            tokens: Sequence[str] | None = None) -> list[Span]:
-    """Spans over all tokens from spans over the words and the side each mark joins.
+    """Spans of a binary tree over all tokens from the spans of a binary tree over the words.
+
+    Each mark is inserted as a leaf beside one constituent ``X`` (a word or a node), joining it
+    in a new node ``(X mark)`` or ``(mark X)``: every node keeps two children, so n tokens give
+    n - 1 spans, and deleting the marks (and the nodes left with one child) gives back the
+    words' tree exactly.  ``X`` is the largest constituent that ends with the token before the
+    mark (marks joining the left) or starts with the token after it (marks joining the right);
+    a closing mark stops at the node its opening mark made, so ``( see Table 2 )`` stays
+    together, and an opening mark takes nothing beyond its closing mark.
 
     Args:
-        word_spans: constituents over word indices ``[start, end)`` (pre-order or any order).
+        word_spans: the words' binary tree as constituents ``[start, end)`` over word indices,
+            the whole sentence included (any order).
         word_positions: for each word, its index among all tokens (increasing).
         sides: per token, ``LEFT``/``RIGHT`` for marks and ``None`` for words (``directions``).
-        tokens: the tokens, to pair opening and closing marks (without them, any mark joining the left closes).
+        tokens: the tokens, to pair opening and closing marks (without them, a mark joining the
+            left closes the nearest opening one).
     Returns:
-        constituents over token indices, the whole sentence included when it has >= 2 tokens.
+        constituents over token indices, the whole sentence included when it has >= 2 tokens,
+        sorted by (start, -end).
     """
     n_tokens = len(sides)
+    if not word_positions:  # marks only: no words to join, the right-branching tree over the marks
+        return [(start, n_tokens) for start in range(n_tokens - 1)]
     spans = _SpanIndex((word_positions[start], word_positions[end - 1] + 1) for start, end in word_spans)
-    # marks joining the left, left to right, so that ". ”" both join the sentence before them
-    for position in range(n_tokens):
-        starts = spans.by_end.get(position)
-        if sides[position] == LEFT and starts:
-            largest = min(starts)
-            spans.move((largest, position), (largest, position + 1))
+    placed = [side is None for side in sides]
     partners = _pairs(sides, tokens)
+    # Opening marks first, right to left: a closing mark then finds the node its opening mark made.
+    # Every token after an opening mark is placed by then but for marks joining the left.
     for position in range(n_tokens - 1, -1, -1):
-        ends = spans.by_start.get(position + 1)
-        if sides[position] == RIGHT and ends:
-            # an opening mark joins the constituent its closing mark ends, else the largest one
-            closing = partners.get(position, -2) + 1
-            end = closing if closing in ends else max(ends)
-            spans.move((position + 1, end), (position, end))
-    if n_tokens >= 2:
-        spans.add((0, n_tokens))
+        if sides[position] == RIGHT:
+            anchor = placed.index(True, position + 1)
+            spans.join_right(position, anchor, partners.get(position))
+            placed[position] = True
+    closing_of = {closing: opening for opening, closing in partners.items()}
+    # Then the rest, left to right: every token before such a mark is placed, so it joins the
+    # constituents ending at the token just before it.
+    for position in range(n_tokens):
+        if sides[position] == LEFT:
+            spans.join_left(position, closing_of.get(position))
     return sorted(spans.spans, key=lambda span: (span[0], -span[1]))
 
 
 class _SpanIndex:
     """A set of spans with the starts of those ending at each position and the ends of those
-    starting at each: a mark finds its constituent without scanning every span."""
+    starting at each: a mark finds its constituent without scanning every span.  A span runs
+    from its first to its last placed token; marks not placed yet may lie inside it."""
 
     def __init__(self, spans: Iterable[Span]):
         self.spans: set[Span] = set()
@@ -127,15 +141,53 @@ class _SpanIndex:
         self.by_start[old[0]].discard(old[1])
         self.add(new)
 
+    def join_left(self, mark: int, opening: int | None) -> None:
+        """``(X mark)`` for the largest X ending at ``mark`` (starting at or after ``opening``, if
+        one does); the nodes around X that ended there now end after the mark."""
+        starts = self.by_end.get(mark, set())
+        eligible = [start for start in starts if opening is None or start >= opening]
+        # none inside the pair: a mark between (the "." of `it is . "`) joined a larger constituent,
+        # which the closing mark then joins too, rather than that mark alone
+        joined = min(eligible or starts or [mark - 1])
+        for start in [start for start in starts if start < joined]:
+            self.move((start, mark), (start, mark + 1))
+        self.add((joined, mark + 1))
+
+    def join_right(self, mark: int, anchor: int, closing: int | None) -> None:
+        """``(mark X)`` for the largest X starting at ``anchor`` (ending at or before ``closing``,
+        if given); the nodes around X that started there now start at the mark."""
+        ends = self.by_start.get(anchor, set())
+        eligible = [end for end in ends if closing is None or end <= closing]
+        joined = max(eligible) if eligible else anchor + 1
+        for end in [end for end in ends if end > joined]:
+            self.move((anchor, end), (mark, end))
+        self.add((mark, joined))
+
+
+# what each closing mark closes (a straight quote closes its own kind)
+_CLOSES = {")": {"("}, "]": {"["}, "}": {"{"}, "-RRB-": {"-LRB-", "("}, "-RSB-": {"-LSB-", "["},
+           "-RCB-": {"-LCB-", "{"}, "”": {"“", '"'}, "’": {"‘", "'", "`"}, "»": {"«"}, "''": {"``", '"'},
+           '"': {'"', "“", "``"}, "'": {"'", "‘", "`"}}
+
 
 def _pairs(sides: Sequence[str | None], tokens: Sequence[str] | None) -> dict[int, int]:
-    """Each opening mark's closing mark: the next closing bracket or quote after the words that follow it."""
+    """Each opening mark's closing mark: the nearest closing bracket or quote of its kind with a
+    word between them (``" Yes , "`` pairs the two quotes); openings left unclosed pair with nothing."""
     partners: dict[int, int] = {}
-    waiting: list[int] = []
+    waiting: list[int] = []  # opening marks, innermost last
+    last_word = -1
     for position, side in enumerate(sides):
-        closes = tokens is None or tokens[position] in _CLOSING or tokens[position] in _AMBIGUOUS_QUOTES
-        if side == RIGHT:
+        if side is None:
+            last_word = position
+        elif side == RIGHT:
             waiting.append(position)
-        elif side == LEFT and closes and waiting and position > waiting[-1] + 1 and sides[position - 1] is None:
-            partners[waiting.pop()] = position
+        elif tokens is None:
+            if waiting and last_word > waiting[-1]:
+                partners[waiting.pop()] = position
+        else:
+            opens = _CLOSES.get(tokens[position], set())
+            match = next((depth for depth in range(len(waiting) - 1, -1, -1) if tokens[waiting[depth]] in opens), None)
+            if match is not None and last_word > waiting[match]:
+                partners[waiting[match]] = position
+                del waiting[match:]  # openings inside the pair that never closed stay unpaired
     return partners

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 __version__ = "0.3.1"
 
-__all__ = ["Parser", "ParseResult", "__version__"]
+__all__ = ["OptionError", "ParseOptions", "Parser", "ParseResult", "__version__"]
 
 # `import onlstm` stays light (no torch) so that `onlstm --version` and the subcommands'
 # --help answer at once; the public names load on first use.
-_LAZY = {"Parser": ".models.parser", "ParseResult": ".models.parser"}
+_LAZY = {"Parser": ".models.parser", "ParseResult": ".models.parser", "ParseOptions": ".models.options",
+         "OptionError": ".models.options"}
 
 
 def __getattr__(name: str):

@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from ..models.checkpoint import CheckpointError
+from ..models.options import ParseOptions
 from ..models.parser import Parser, ParseResult
 from ..models.text import Sentence
 from .batcher import MicroBatcher
@@ -84,11 +85,9 @@ def make_lifespan(load: ParserLoader):
             torch.set_num_threads(settings.threads)
         executor = ThreadPoolExecutor(max_workers=settings.concurrent_batches, thread_name_prefix="onlstm-parse")
 
-        def run_parse(items: list[Sentence], key: tuple[int, str, str, float]) -> list[ParseResult]:
+        def run_parse(items: list[Sentence], options: ParseOptions) -> list[ParseResult]:
             assert state.parser is not None  # requests reach the batcher only once the model is loaded
-            layer, decoder, punctuation, bias = key
-            return state.parser.parse_many(items, layer=layer, decoder=decoder, punctuation=punctuation,
-                                           right_branching_bias=bias, batch_size=settings.batch_max_sentences)
+            return state.parser.parse_many(items, options, batch_size=settings.batch_max_sentences)
 
         state.batcher = MicroBatcher(
             run_parse, executor,

@@ -156,6 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         output["reports"] = {mode: baseline_report(golds, mode) for mode in modes}
     else:
         from ..models.checkpoint import CheckpointError
+        from ..models.options import OptionError
         from ..models.parser import Parser  # lazy: the baselines need no model code
 
         try:
@@ -167,9 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                              "right_branching_bias": parser.default_right_branching_bias}
         try:
             for bias in args.right_branching_bias or []:
-                parser.check_options(None, None, None, bias)
-        except ValueError as error:
-            print(f"error: --{error}".replace("right_branching_bias", "right-branching-bias"), file=sys.stderr)
+                parser.resolve(right_branching_bias=bias)
+        except OptionError as error:
+            print(f"error: {error.message_for('--right-branching-bias')}", file=sys.stderr)
             return 2
         for mode in modes:
             output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,

@@ -46,7 +46,8 @@ from typing import IO, Any
 from nltk.tree import Tree, TreePrettyPrinter
 
 from ..models.checkpoint import CheckpointError
-from ..models.parser import PUNCTUATION_MODES, Parser, ParseResult
+from ..models.options import PUNCTUATION_MODES, OptionError
+from ..models.parser import Parser, ParseResult
 from ..models.text import Sentence, split_text
 from ..models.tree import DECODERS, to_ptb_string
 
@@ -358,10 +359,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: cannot load the model: {error}{hint}", file=sys.stderr)
         return 1
     try:
-        parser.check_options(arguments.layer, arguments.decoder, arguments.punctuation, arguments.right_branching_bias)
-    except ValueError as error:
-        message = f"error: {error}".replace("layer must", "--layer must").replace("punctuation=", "--punctuation ")
-        print(message.replace("right_branching_bias must", "--right-branching-bias must"), file=sys.stderr)
+        parser.resolve(layer=arguments.layer, decoder=arguments.decoder, punctuation=arguments.punctuation,
+                       right_branching_bias=arguments.right_branching_bias)
+    except OptionError as error:
+        print(f"error: {error.message_for('--' + error.option.replace('_', '-'))}", file=sys.stderr)
         return 2
     model = {"name": parser.name, "version": parser.version}
     print(f"onlstm parse: model {model['name']} (version {model['version']})", file=sys.stderr)

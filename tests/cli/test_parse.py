@@ -103,7 +103,7 @@ def test_the_right_branching_prior_option(tiny_checkpoint, capsys, monkeypatch):
     expected = Parser.load(tiny_checkpoint).parse(words, right_branching_bias=0.7)
     assert json.loads(out)["spans"] == [list(span) for span in expected.spans]
     code, _, err = run(["--right-branching-bias", "nan"], tiny_checkpoint, capsys, b"a b\n", monkeypatch)
-    assert code == 2 and "--right-branching-bias must be a number between -100 and 100" in err
+    assert code == 2 and "--right-branching-bias must be a finite number between -100 and 100" in err
 
 
 def test_text_input_is_split_into_sentences_by_default(tiny_checkpoint, capsys, monkeypatch):

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from onlstm.models.checkpoint import load_release, save_release
+from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser, ParseResult
 from onlstm.models.text import Sentence
 from onlstm.models.tree import decode_spans, right_branching_spans, tree_to_spans
@@ -41,9 +42,9 @@ def test_fields(parser):
         assert result.tree.leaves() == result.tokens
         assert set(tree_to_spans(result.tree)) == set(result.spans)
         n = len(result.tokens)
-        n_words = sum(not is_punctuation(token) for token in result.tokens)
-        # binary over the words; each punctuation mark joins an existing constituent
-        assert len(result.spans) == max(n_words - 1, 1 if n >= 2 else 0)
+        # binary over every token: each punctuation mark makes a node with the constituent it joins
+        assert len(result.spans) == max(n - 1, 0)
+        assert all(len(node) == 2 for node in result.tree.subtrees()) or n == 1
         if n >= 2:
             assert (0, n) in result.spans
 
@@ -136,19 +137,23 @@ def test_a_release_carries_its_default_prior(tiny_checkpoint, tmp_path):
 
 @pytest.mark.parametrize("bad", [True, "0.4", float("nan"), float("inf"), 101.0, -1e9, [0.4]])
 def test_a_bad_prior_is_refused_naming_the_range(parser, bad):
-    with pytest.raises(ValueError, match=r"right_branching_bias must be a number between -100 and 100 .*got"):
+    with pytest.raises(OptionError, match=r"right_branching_bias must be a finite number between -100 and 100 .*got") \
+            as refused:
         parser.parse("the cat sat", right_branching_bias=bad)
+    assert (refused.value.code, refused.value.option) == ("invalid_right_branching_bias", "right_branching_bias")
 
 
 def test_punctuation_model_is_refused_for_a_vocabulary_without_punctuation(parser):
     assert not parser.reads_punctuation
-    with pytest.raises(ValueError, match="trained without punctuation.*use punctuation='attach'"):
+    with pytest.raises(OptionError, match="punctuation must be 'attach' for .* trained without punctuation") as refused:
         parser.parse("The cat sat .", punctuation="model")
+    assert refused.value.code == "unsupported_option"
 
 
 def test_only_punctuation(parser):
     result = parser.parse(["!", "?"])
     assert result.tokens == ["!", "?"] and result.spans == [(0, 2)]
+    assert parser.parse(["(", "!", "?", ")"]).spans == [(0, 4), (1, 4), (2, 4)]  # right-branching over marks
     assert math.isfinite(result.perplexity)
 
 
@@ -304,3 +309,71 @@ def test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu():
         assert on_gpu.spans == on_cpu.spans
         assert on_gpu.distances == pytest.approx(on_cpu.distances, abs=1e-4)
         assert on_gpu.perplexity == pytest.approx(on_cpu.perplexity, rel=1e-4)
+
+
+# --- ParseOptions and binary trees everywhere -------------------------------------------------
+
+
+def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser):
+    options = ParseOptions(layer=0, decoder="split")
+    result = parser.parse("The cat sat on the mat .", options)
+    assert result.options == ParseOptions(layer=0, decoder="split", punctuation="attach", right_branching_bias=0.0)
+    assert result.options.resolved and result.layer == 0
+    # keyword values are laid over the object, and equal to it when they say the same
+    assert parser.parse("The cat sat on the mat .", options, layer=1).layer == 1
+    assert parser.parse("The cat sat on the mat .", layer=0, decoder="split").spans == result.spans
+    assert parser.resolve(options) == result.options and hash(parser.resolve(options)) == hash(result.options)
+    assert result.to_dict().keys() == parser.parse("a b", layer=0).to_dict().keys()
+    assert "layer_trees" in parser.parse("a b", all_layers=True).to_dict()
+
+
+@pytest.mark.parametrize("values,code,option", [
+    ({"layer": 5}, "invalid_layer", "layer"),
+    ({"layer": True}, "invalid_layer", "layer"),
+    ({"layer": "1"}, "invalid_layer", "layer"),
+    ({"decoder": "cky"}, "invalid_decoder", "decoder"),
+    ({"punctuation": "drop"}, "invalid_punctuation", "punctuation"),
+    ({"all_layers": "yes"}, "invalid_all_layers", "all_layers"),
+    ({"beam": 3}, "unknown_option", "beam"),
+])
+def test_every_bad_option_has_a_stable_code_and_names_the_option(parser, values, code, option):
+    with pytest.raises(OptionError) as refused:
+        parser.parse("a b", **values)
+    assert (refused.value.code, refused.value.option) == (code, option)
+    assert str(refused.value).startswith(option)
+    flag = "--" + option.replace("_", "-")
+    assert refused.value.message_for(flag).startswith(flag + " ")
+    with pytest.raises(TypeError, match="ParseOptions"):
+        parser.parse("a b", {"layer": 1})
+
+
+def test_options_are_frozen():
+    options = ParseOptions(layer=1)
+    with pytest.raises(Exception):  # noqa: B017 - pydantic's frozen-instance error
+        options.layer = 2  # type: ignore[misc]
+    assert options.replace(layer=2).layer == 2 and options.layer == 1
+
+
+def test_the_decoder_names_are_the_trees_decoders():
+    from onlstm.models.options import DECODER_NAMES, Decoder
+    from onlstm.models.tree import DECODERS
+
+    assert tuple(DECODERS) == DECODER_NAMES == Decoder.__args__
+
+
+HOSTILE = [
+    ["(", "a", ")"], ["``", "a", "''"], ['"', "a", "b", '"', "."], [".", ",", "a", "b"], ["a", "b", "(", "["],
+    ["!", "?", "..."], ["(", "(", "a", ")", ")"], ["a", ")", "b", "(", "c"], ["“", "a", "”", "‘", "b", "’", "."],
+    ["-LRB-", "a", "b", "-RRB-", "c", "--", "d", ";", "e", ":", "f", "!", "?"], ["$", "5", "%", "#", "a"],
+    ["a", "'", "b", "'", "c", '"', "d", '"', "e", "«", "f", "»"], [","], ["a"],
+]
+
+
+@pytest.mark.parametrize("tokens", HOSTILE)
+def test_hostile_marks_give_binary_trees(parser, tokens):
+    for decoder in ("greedy", "split"):
+        for bias in (0.0, 0.4, -3.0):
+            result = parser.parse(tokens, decoder=decoder, right_branching_bias=bias)
+            assert len(set(result.spans)) == len(tokens) - 1
+            assert all(len(node) == 2 for node in result.tree.subtrees()) or len(tokens) == 1
+            assert result.tree.leaves() == tokens

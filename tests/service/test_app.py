@@ -464,7 +464,7 @@ def test_the_schema_s_option_names_are_the_library_s():
     ones ``Parser`` accepts."""
     from typing import get_args
 
-    from onlstm.models.parser import PUNCTUATION_MODES
+    from onlstm.models.options import PUNCTUATION_MODES
     from onlstm.models.tree import DECODERS
     from onlstm.service.schemas import Decoder, Punctuation
 

@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
+from ....models.options import OptionError
 from ....models.parser import ParseResult
 from ...batcher import BatcherUnavailable
 from ...errors import APIError
@@ -60,10 +61,10 @@ async def parse(
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = loaded
     try:  # options the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
-        key = parser.check_options(payload.layer, payload.decoder, payload.punctuation, payload.right_branching_bias)
-    except ValueError as error:
-        code = "invalid_layer" if str(error).startswith("layer") else "unsupported_option"
-        raise APIError(422, code, str(error)) from None
+        key = parser.resolve(layer=payload.layer, decoder=payload.decoder, punctuation=payload.punctuation,
+                             right_branching_bias=payload.right_branching_bias, all_layers=payload.all_layers)
+    except OptionError as error:
+        raise APIError(422, error.code, str(error)) from None
     prepared = await prepare(payload, service)
     service.metrics.in_flight.inc()
     try:
