@@ -10,17 +10,23 @@ re-tokenizes).
 
 Sentence splitting (``split_text``, ``sentence_spans``) is rule-based, in the spirit of
 the "Golden Rules" of sentence boundary detection (abbreviations, initials, numbered
-lists, quotations, parentheses, ellipses, URLs and e-mails, numbers). It looks at the
-whitespace-separated chunks of the text once each, with no regular expression that can
-backtrack, so its time is linear in the length of the text.
+lists, quotations, parentheses, ellipses, URLs and e-mails, numbers). Lowercase informal
+text (``i went home. then i slept.``) ends its sentences before a lowercase word too, except
+after an abbreviation (``e.g. the``, ``etc. and``, ``Mr. smith``, ``U.S. officials``), an
+ellipsis or a closing quote (``"Why?" he asked``). It looks at the whitespace-separated chunks
+of the text once each, with no regular expression that can backtrack, so its time is linear in
+the length of the text.
 
 Tokenization (``tokenize``) follows the Penn Treebank conventions the model's vocabulary
 expects (NLTK's rule-based Treebank tokenizer), with what that tokenizer gets wrong
 fixed: URLs and e-mail addresses stay whole, currency symbols are split from amounts
 (``€3.5`` -> ``€ 3.5``, as ``$3.5`` -> ``$ 3.5``), numbers are split from their units
-(``3.8m`` -> ``3.8 m``, ``10km`` -> ``10 km``) but not from ordinals or decades (``5th``,
-``1990s``), and Chinese and Japanese characters, written without spaces, become one token
-each.
+(``3.8m`` -> ``3.8 m``, ``10km`` -> ``10 km``, ``25°C`` -> ``25 °C``) but not from ordinals
+or decades (``5th``, ``1990s``, ``'80s``), and Chinese and Japanese characters, written without
+spaces, become one token each. A curly apostrophe makes the same tokens as a straight one
+(``isn’t`` -> ``is n’t``; ``normalize`` reads them alike), each emoji is one token (a symbol,
+which the parser leaves out of what the model reads, as it does punctuation), and a full stop
+that ends a sentence never stays on its word (``1. Buy milk`` -> ``1 . Buy milk``).
 """
 
 from __future__ import annotations
@@ -30,7 +36,10 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import regex  # NLTK's own dependency: Unicode grapheme clusters and emoji properties, which re lacks
 from nltk.tokenize import NLTKWordTokenizer
+
+from .vocab import EMOJI_COMPONENTS, ZERO_WIDTH_JOINER
 
 Offsets = tuple[tuple[int, int], ...]
 
@@ -113,6 +122,17 @@ _POSTPOSITIVE = frozenset("""co corp inc ltd llc plc bros jr esq etc al dept uni
 _NEVER_FINAL = frozenset("""e.g i.e cf vs viz ca approx""".split())
 # Multi-period abbreviations of times: before a capitalised word they usually end the sentence.
 _TIMES = frozenset({"a.m", "p.m"})
+# Abbreviations written in lowercase inside a sentence (``approx. the``, ``5 hrs. later``): a
+# lowercase word after them continues the sentence, where after an ordinary word it begins one.
+_LOWERCASE_ABBREVIATIONS = frozenset("""abbr acad admin adv apt assoc asst attn ave avg bldg blvd cit cont corp
+    dept dist div esp excl fl ft gal govt hr hrs hwy ibid incl inst intl lb lbs max mfg min misc mo mos natl
+    oz pkg pl pop pres qt rd resp sq seq tel temp univ wk wks yr yrs cc cu""".split())
+_ABBREVIATIONS = _PREPOSITIVE | _BEFORE_NUMBERS | _POSTPOSITIVE | _NEVER_FINAL | _LOWERCASE_ABBREVIATIONS
+# Abbreviations that are common words too (``I said no. then ...``): abbreviations only before a number.
+_ALSO_WORDS = frozenset({"no"})
+# Lowercase informal text: a sentence that ends in one of these letters (``how r u?``) can end
+# before a lowercase word; any other single letter with a stop is an initial.
+_ONE_LETTER_WORDS = frozenset("iu")
 # Words that commonly begin a sentence: after an abbreviation such as ``U.S.`` they decide
 # whether the full stop also ends the sentence (``... the U.S. How about you?``) or not
 # (``... the U.S. Government ...``).
@@ -334,9 +354,12 @@ def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
             # a spaced ellipsis follows: ". . ." inside a sentence, ". . . ." (or a full stop
             # and ". . .") at its end
             last = _spaced_ellipsis_end(chunks, index + 1)
+            if last == index + 1 and not core.endswith("."):
+                index += 1
+                continue  # one stop written apart from its word (``drive . they``): judged as a stop
             dots = last - index + (1 if core.endswith(".") else 0)
             after = chunks[last + 1].text if last + 1 < len(chunks) else ""
-            if after and _starts_sentence_like(after) and dots >= 4:
+            if after and (_starts_sentence_like(after) or _starts_lowercase(after)) and dots >= 4:
                 ends.append(index if core.endswith(".") and not core.endswith("..") else last)
             index = last + 1
             continue
@@ -346,9 +369,45 @@ def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
     return ends
 
 
+def _starts_lowercase(piece: str) -> bool:
+    return piece.lstrip(_OPENERS)[:1].islower()
+
+
+def is_abbreviation(word: str, following: str = "") -> bool:
+    """Whether ``word`` (without its final full stop) is an abbreviation whose stop does not end a
+    sentence before the word ``following``: a listed one, a unit (``40 cc. of``), a multi-period
+    one (``U.S``, ``e.g``) or an initial (``J``)."""
+    lowered = word.lower().rsplit("-", 1)[-1]  # ``a 3-by-6-ft. sign``
+    if lowered in _ALSO_WORDS:
+        return following[:1].isdigit()
+    if lowered in _ABBREVIATIONS or (lowered in _UNITS and lowered != "am") or "." in lowered:
+        return True
+    return len(lowered) == 1 and lowered.isalpha() and lowered not in _ONE_LETTER_WORDS
+
+
+def _ends_before_lowercase(chunk: str, core: str, following: str) -> bool:
+    """Lowercase informal text (``i went home. then i slept.``) ends its sentences before a
+    lowercase word; edited text does so only after a quotation (``"Why?" he asked``), a brand
+    (``Yahoo! in``) or an abbreviation (``etc. and``), where the sentence goes on."""
+    if chunk != core:
+        return False  # a closing quote or bracket after the mark: a reporting clause follows
+    if core.endswith(("..", "…")):
+        return False  # an ellipsis before a lowercase word is a pause
+    if not core.strip(".!?"):
+        return True  # a mark written apart from its word (``drive . they``, ``the deal ? watch``)
+    word = _word_of(core[:-1]).rstrip(_CLOSERS)
+    if not any(char.isalnum() for char in word):
+        return False
+    if core[-1] in "!?":
+        return not core.lstrip(_OPENERS)[:1].isupper()
+    return not is_abbreviation(word, following)
+
+
 def _ends(chunks: Sequence[_Chunk], index: int, core: str, following: str) -> bool:
     if core[-1] in _WIDE_TERMINATORS:
         return True
+    if _starts_lowercase(following):
+        return _ends_before_lowercase(chunks[index].text, core, following)
     if core[-1] in "!?" or core.endswith(("...", "…")):
         return _starts_sentence_like(following)
     if core in (".", "...") or core.endswith(".."):
@@ -384,7 +443,15 @@ _WORD_TOKENIZER = NLTKWordTokenizer()
 _URL_PREFIXES = ("http://", "https://", "ftp://", "www.")
 _TRAILING_URL_PUNCTUATION = ".,;:!?" + _CLOSERS
 _UNITS = frozenset("""k m bn b mn tn km kg g mg mm cm ml l kw kwh mw gw mph kph km/h lb lbs oz ft yd mi gb mb tb kb
-    ghz mhz hz h hr hrs min mins ms sec secs am pm bp""".split())
+    ghz mhz hz h hr hrs min mins ms sec secs am pm bp ° °c °f""".split())
+_CURLY_APOSTROPHE = "\u2019"
+_EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}]")
+_PICTOGRAPH = regex.compile(r"\p{Extended_Pictographic}")
+_REGIONAL_INDICATOR = regex.compile(r"\p{Regional_Indicator}")
+_SKIN_TONES = frozenset(map(chr, range(0x1F3FB, 0x1F400)))
+_APOSTROPHES = "'’‘"
+_ELIDED_YEAR = re.compile(r"[0-9]{2}s?")  # '80s, ’69
+_APOSTROPHES_AND_HYPHENS = str.maketrans("", "", _APOSTROPHES + "-")
 
 
 def _is_cjk(char: str) -> bool:
@@ -423,11 +490,36 @@ def _is_email(piece: str) -> bool:
 
 
 def _nltk_spans(sentence: str) -> list[tuple[int, int]]:
+    # NLTK knows contractions (it's, isn't) only with the straight apostrophe and takes the curly
+    # one for a closing quote (it ’ s); the two have the same length, so the spans fit the text
+    # as written, and a curly closing quote is still split off as a straight one is.
+    straight = sentence.replace(_CURLY_APOSTROPHE, "'")
     try:
-        return list(_WORD_TOKENIZER.span_tokenize(sentence))
+        return list(_WORD_TOKENIZER.span_tokenize(straight))
     except ValueError:
         # span alignment fails on some unusual quote sequences: whitespace pieces instead
         return [match.span() for match in re.finditer(r"\S+", sentence)]
+
+
+def _join_elided_years(sentence: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """``'80s`` and ``’69`` are one word, as in the Penn Treebank, where NLTK splits off the apostrophe."""
+    joined: list[tuple[int, int]] = []
+    for start, end in spans:
+        if joined and _elides_a_year(sentence, joined[-1], start, end):
+            joined[-1] = (joined[-1][0], end)
+        else:
+            joined.append((start, end))
+    return joined
+
+
+def _elides_a_year(sentence: str, previous: tuple[int, int], start: int, end: int) -> bool:
+    apostrophe_start, apostrophe_end = previous
+    if apostrophe_end != start or apostrophe_end - apostrophe_start != 1 or sentence[apostrophe_start] not in _APOSTROPHES:
+        return False
+    if apostrophe_start > 0 and sentence[apostrophe_start - 1].isalnum():
+        return False  # rock'80s is not an elided year
+    # a quoted number ('80') keeps its quotes
+    return _ELIDED_YEAR.fullmatch(sentence, start, end) is not None and sentence[end : end + 1] not in _APOSTROPHES
 
 
 def _merge_protected(spans: list[tuple[int, int]], protected: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -470,7 +562,58 @@ def _split_token(token: str) -> list[int]:
         cuts.append(number_end)
     if any(_is_cjk(char) for char in token):
         cuts.extend(index for index in range(1, len(token)) if _is_cjk(token[index]) or _is_cjk(token[index - 1]))
-    return sorted(set(cuts))
+    if _EMOJI.search(token):
+        cuts.extend(_emoji_cuts(token))
+    if "…" in token:  # NLTK splits "..." off words but not the one-character ellipsis (waited…then)
+        cuts.extend(match.end() for match in re.finditer("…+|[^…]+", token))
+    return sorted(cut for cut in set(cuts) if 0 < cut < len(token))
+
+
+def _emoji_cuts(token: str) -> list[int]:
+    """Both edges of each emoji: ``it👍🏽`` -> ``it 👍🏽``, ``🙂🙂`` -> ``🙂 🙂``.
+
+    An emoji is one token however many code points it holds (a ZWJ family, a skin tone, a
+    flag's two regional indicators). Written out rather than with ``regex``'s ``\\X``, whose
+    time grows with the square of a run of regional indicators.
+    """
+    cuts = []
+    index = 0
+    while index < len(token):
+        if _EMOJI.match(token, index) is None:
+            index += 1
+            continue
+        cuts.append(index)
+        index = _emoji_end(token, index)
+        cuts.append(index)
+    return cuts
+
+
+def _emoji_end(token: str, start: int) -> int:
+    """The end of the emoji that begins at ``start``."""
+    if _REGIONAL_INDICATOR.match(token, start):
+        pair = _REGIONAL_INDICATOR.match(token, start + 1) is not None
+        return start + (2 if pair else 1)
+    end = start + 1
+    while end < len(token):
+        if token[end] in _SKIN_TONES or (token[end] in EMOJI_COMPONENTS and token[end] != ZERO_WIDTH_JOINER):
+            end += 1
+        elif token[end] == ZERO_WIDTH_JOINER and _PICTOGRAPH.match(token, end + 1):
+            end += 2
+        else:
+            break
+    return end
+
+
+def _has_stuck_stop(token: str, following: str) -> bool:
+    """A full stop that ends a sentence, glued to its word inside a sentence the splitter kept
+    whole (``"It's weak. It blows out," says Zinn.``) or to a list number (``1. Buy milk``):
+    abbreviations and capitalised words (``Calif.``, maybe an abbreviation) keep theirs."""
+    body = token[:-1]
+    if not body or not token.endswith(".") or body.endswith("."):
+        return False
+    if body[0].isdigit() and body[-1].isdigit():
+        return all(char.isdigit() or char in ",." for char in body)
+    return body.islower() and body.translate(_APOSTROPHES_AND_HYPHENS).isalpha() and not is_abbreviation(body, following)
 
 
 def tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
@@ -478,12 +621,16 @@ def tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
 
     The tokens are the characters as written (``"`` stays ``"``, not ````/''``).
     """
-    spans = _merge_protected(_nltk_spans(sentence), _protected_spans(sentence))
+    spans = _join_elided_years(sentence, _merge_protected(_nltk_spans(sentence), _protected_spans(sentence)))
     tokens = []
-    for start, end in spans:
+    for index, (start, end) in enumerate(spans):
         token = sentence[start:end]
         previous = start
-        for cut in _split_token(token) if not _is_url(token) and not _is_email(token) else []:
+        cuts = [] if _is_url(token) or _is_email(token) else _split_token(token)
+        following = sentence[spans[index + 1][0] : spans[index + 1][1]] if index + 1 < len(spans) else ""
+        if following and _has_stuck_stop(token, following) and len(token) - 1 not in cuts:
+            cuts.append(len(token) - 1)  # NLTK splits only the stop at the very end of the text
+        for cut in cuts:
             tokens.append((sentence[previous : start + cut], previous, start + cut))
             previous = start + cut
         tokens.append((sentence[previous:end], previous, end))

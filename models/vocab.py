@@ -18,22 +18,32 @@ UNK = "<unk>"  # any token outside the vocabulary
 SPECIALS = (EOS, UNK)
 
 _DIGITS = re.compile(r"[0-9]+")
+# News and web text write the apostrophe curly (it’s, ’80s); the training text, like the vocabulary,
+# has the straight one only.
+_STRAIGHT_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
 
 def normalize(token: str) -> str:
-    """Lowercase and replace every run of digits by ``N`` (``1.5`` -> ``N.N``)."""
+    """Lowercase, straighten curly apostrophes (``n’t`` -> ``n't``) and replace every run of
+    digits by ``N`` (``1.5`` -> ``N.N``)."""
     if token in SPECIALS:
         return token
-    return _DIGITS.sub("N", token.lower())
+    return _DIGITS.sub("N", token.lower().translate(_STRAIGHT_APOSTROPHES))
 
 
 # Symbols the Penn Treebank tags as words (``%`` NN, ``&`` CC, ``+`` SYM ...): they stay in the text.
 _WORDLIKE_SYMBOLS = frozenset({"%", "&", "@", "+", "=", "*", "/", "<", ">", "^", "~", "|"})
 
 
+# The joiner, selectors and tags inside an emoji sequence (👨‍👩‍👧, ❤️, the flag of Scotland) are not
+# symbols themselves; the emoji they belong to is.
+ZERO_WIDTH_JOINER = "\u200d"
+EMOJI_COMPONENTS = frozenset(ZERO_WIDTH_JOINER + "\ufe0e\ufe0f\u20e3") | frozenset(map(chr, range(0xE0020, 0xE0080)))
+
+
 def is_punctuation(token: str) -> bool:
-    """True for tokens made only of punctuation or symbol characters (``,``, ``--``, ``$``, ``''``),
-    but not the symbols the Penn Treebank tags as words (``%``, ``&``, ...).
+    """True for tokens made only of punctuation or symbol characters (``,``, ``--``, ``$``, ``''``,
+    an emoji), but not the symbols the Penn Treebank tags as words (``%``, ``&``, ...).
 
     PTB bracket escapes (``-LRB-``) count as punctuation too.
     """
@@ -41,7 +51,8 @@ def is_punctuation(token: str) -> bool:
         return True
     if token in _WORDLIKE_SYMBOLS:
         return False
-    return bool(token) and all(unicodedata.category(char)[0] in "PS" for char in token)
+    symbols = [char for char in token if char not in EMOJI_COMPONENTS]
+    return bool(symbols) and all(unicodedata.category(char)[0] in "PS" for char in symbols)
 
 
 class Vocab:
