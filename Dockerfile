@@ -37,6 +37,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
 
 WORKDIR /src
 COPY pyproject.toml README.md ./
+COPY build_backend ./build_backend
 COPY models ./models
 COPY training ./training
 COPY service ./service
