@@ -21,6 +21,11 @@ it finished (another group of clients, which the wait merges with the first).  A
 never waits (its previous batch held one request).
 A request still queued after ``max_queue_wait`` seconds is dropped and its caller
 gets ``QueueTimeout`` (the service answers 503 with Retry-After).
+
+``drain(deadline)`` (on SIGTERM) keeps parsing what can finish by the deadline and refuses
+the rest with ``ShuttingDown``, which has not been parsed and may go to another replica: at
+once the queued requests that the recent rate of the model cannot reach in time, new ones
+likewise, and at the deadline whatever still waits.  Batches already running finish.
 """
 
 from __future__ import annotations
@@ -43,7 +48,9 @@ BatchObserver = Callable[[int, int, float], None]
 
 
 class BatcherUnavailable(RuntimeError):
-    """The batcher cannot take the request (queue full, or shutting down)."""
+    """The batcher cannot take the request (queue full, or shutting down); ``code`` is the API's."""
+
+    code = "overloaded"
 
     def __init__(self, message: str, retry_after: int):
         super().__init__(message)
@@ -52,6 +59,15 @@ class BatcherUnavailable(RuntimeError):
 
 class QueueTimeout(BatcherUnavailable):
     """The request waited in the queue longer than allowed and was dropped."""
+
+
+class ShuttingDown(BatcherUnavailable):
+    """The service is draining and the request was not parsed: safe to send again, to another replica."""
+
+    code = "shutting_down"
+
+    def __init__(self) -> None:
+        super().__init__("the service is shutting down and did not parse this request; send it again", 1)
 
 
 @dataclass(eq=False)
@@ -66,6 +82,8 @@ class _Job:
 # A batch refills only to the size of a batch that finished this recently (seconds): after a
 # quiet spell a lone request goes at once.
 REFILL_RECENT = 0.05
+# Weight of the newest batch in the running estimate of the model's seconds per sentence
+RATE_SMOOTHING = 0.3
 
 
 class MicroBatcher:
@@ -97,6 +115,9 @@ class MicroBatcher:
         self._running: set[asyncio.Task] = set()
         self._collector: asyncio.Task | None = None
         self._closed = False
+        self._seconds_per_sentence: float | None = None  # the model's recent rate, for the drain
+        self._drain_deadline: float | None = None  # time.monotonic() by which a draining batcher is done
+        self.refused = 0  # requests refused by the drain
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -112,12 +133,43 @@ class MicroBatcher:
                 await self._collector
             except asyncio.CancelledError:
                 pass
-        while self._pending:
-            job = self._pending.popleft()
-            if not job.future.done():
-                job.future.set_exception(BatcherUnavailable("the service is shutting down; retry shortly", 5))
+        self._refuse(list(self._pending))
+        self._pending.clear()
         if self._running:
             await asyncio.wait(self._running, timeout=grace)
+
+    def drain(self, deadline: float) -> None:
+        """Parse what can finish by ``deadline`` (``time.monotonic()``) and refuse the rest."""
+        self._drain_deadline = deadline
+        self._refuse([job for job in self._pending if not self._finishes_in_time(job)])
+        loop = asyncio.get_running_loop()
+        loop.call_later(max(0.0, deadline - time.monotonic()), lambda: self._refuse(list(self._pending)))
+
+    async def idle(self) -> None:
+        """Return once nothing is queued or running."""
+        while self.queued or self._running:
+            await asyncio.sleep(0.05)
+
+    def _finishes_in_time(self, job: _Job) -> bool:
+        """Whether ``job`` (queued, or about to be) should be done by the drain's deadline at the model's
+        recent rate, counting the sentences queued before it; true while no rate is known yet."""
+        if self._drain_deadline is None or self._seconds_per_sentence is None:
+            return True
+        ahead = 0
+        for queued in self._pending:
+            if queued is job:
+                break
+            if queued.state == "queued":
+                ahead += len(queued.items)
+        expected = (ahead + len(job.items)) * self._seconds_per_sentence
+        return time.monotonic() + expected <= self._drain_deadline
+
+    def _refuse(self, jobs: list[_Job]) -> None:
+        for job in jobs:
+            if job.state == "queued" and not job.future.done():
+                job.state = "abandoned"
+                job.future.set_exception(ShuttingDown())
+                self.refused += 1
 
     @property
     def queued(self) -> int:
@@ -128,7 +180,7 @@ class MicroBatcher:
     async def submit(self, items: list[Any], key: Hashable) -> list[Any]:
         """Results for ``items`` (parsed with options ``key``), in order."""
         if self._closed:
-            raise BatcherUnavailable("the service is shutting down; retry shortly", 5)
+            raise ShuttingDown()
         if not items:
             return []
         if self.queued >= self.max_queued:
@@ -137,6 +189,10 @@ class MicroBatcher:
         # mark a failure as seen even when the caller has gone (no "exception never retrieved" noise)
         job.future.add_done_callback(lambda future: future.cancelled() or future.exception())
         self._pending.append(job)
+        if not self._finishes_in_time(job):
+            self._pending.remove(job)
+            self.refused += 1
+            raise ShuttingDown()
         self._arrived.set()
         try:
             # shield: a timeout must not cancel the shared future before we decide what to do
@@ -237,8 +293,14 @@ class MicroBatcher:
         finally:
             self._last_requests, self._last_finished = len(batch), time.monotonic()
             self._slots.release()
+        seconds = time.perf_counter() - started
+        rate = seconds / len(items)
+        previous = self._seconds_per_sentence
+        self._seconds_per_sentence = rate if previous is None else previous + RATE_SMOOTHING * (rate - previous)
+        if self._drain_deadline is not None:  # a fresher rate: refuse now what it cannot reach in time
+            self._refuse([job for job in self._pending if not self._finishes_in_time(job)])
         if self._on_batch is not None:
-            self._on_batch(len(batch), len(items), time.perf_counter() - started)
+            self._on_batch(len(batch), len(items), seconds)
         start = 0
         for job in batch:
             end = start + len(job.items)

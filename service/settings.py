@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     max_queued_requests: int = Field(1000, ge=1, le=1_000_000, description="Requests waiting beyond this get 503.")
 
     # --- deployment ----------------------------------------------------------------------
+    drain_timeout_s: float = Field(
+        20.0, ge=0, le=3600,
+        description="On SIGTERM, how long the requests already in the service may take: /ready answers 503 at once, "
+        "new parse requests 503 shutting_down, and queued ones that cannot finish by then are refused the same "
+        "way. Under Kubernetes' default 30 s grace period, with room for a preStop pause.",
+    )
     api_key: SecretStr | None = Field(
         None, description="When set, POST /parse needs it in an X-API-Key header (or Authorization: Bearer ...)."
     )

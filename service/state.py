@@ -1,5 +1,5 @@
 """What one running service holds: its settings, metrics, the parser once loaded (or why it
-could not be), the micro-batcher and the text-preparation workers."""
+could not be), the micro-batcher, the text-preparation workers and the parse requests admitted."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 from ..models.parser import Parser
 from .batcher import MicroBatcher
+from .drain import Admission
 from .errors import APIError
 from .metrics import Metrics
 from .preparation import Limits, PreparationPool
@@ -50,6 +51,7 @@ class ServiceState:
     batcher: MicroBatcher | None = None
     preparation: PreparationPool | None = None
     background: set[asyncio.Task] = field(default_factory=set)
+    admission: Admission = field(default_factory=Admission)
 
     @property
     def limits(self) -> Limits:

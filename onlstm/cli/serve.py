@@ -9,11 +9,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # imported at run time only when serving, so that --help stays fast
-    import uvicorn
-
+    from ..service.drain import DrainingServer
     from ..service.settings import Settings
 
-GRACEFUL_SHUTDOWN_SECONDS = 10  # requests in flight at SIGTERM get this long to finish
+# After the drain (service/drain.py) has answered every parse request, uvicorn's own shutdown
+# gives the responses still being written this long.
+GRACEFUL_SHUTDOWN_SECONDS = 5
 
 
 def build_argument_parser() -> argparse.ArgumentParser:
@@ -30,16 +31,17 @@ def build_argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def build_server(settings: Settings) -> uvicorn.Server:
+def build_server(settings: Settings) -> DrainingServer:
     """The uvicorn server ``onlstm serve`` runs (the container's CMD runs exactly this).
 
     Idle keep-alive connections are kept ``settings.keep_alive_s`` (75 s by default, longer than
-    clients' and load balancers' own expiry), requests in flight at SIGTERM get
-    ``GRACEFUL_SHUTDOWN_SECONDS`` to finish, and the h11 protocol bounds each request's head in
-    time and size (service/protocol.py)."""
+    clients' and load balancers' own expiry), SIGTERM drains the service within
+    ``settings.drain_timeout_s`` (service/drain.py), and the h11 protocol bounds each request's
+    head in time and size (service/protocol.py)."""
     import uvicorn
 
     from ..service.app import create_app
+    from ..service.drain import DrainingServer
     from ..service.protocol import bounded_h11_protocol
 
     app = create_app(settings)
@@ -49,7 +51,7 @@ def build_server(settings: Settings) -> uvicorn.Server:
                             access_log=False, http=protocol, h11_max_incomplete_event_size=settings.max_header_bytes,
                             timeout_keep_alive=settings.keep_alive_s,
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
-    return uvicorn.Server(config)
+    return DrainingServer(config, app.state.service, settings.drain_timeout_s)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -68,9 +70,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     server = build_server(settings)
 
-    # uvicorn handles SIGTERM/SIGINT itself while it serves (stop accepting, let requests in flight
-    # finish, run the shutdown), then re-raises the signal with the handlers it found installed, so
-    # that the default handler would kill the process and the exit status would be -15.  A graceful
+    # While it serves, the server handles SIGTERM/SIGINT itself (the first drains, service/drain.py);
+    # uvicorn then re-raises a signal that stopped it with the handlers it found installed, so that
+    # the default handler would kill the process and the exit status would be -15.  A graceful
     # shutdown is a success: the handlers below only ask the server to stop (which makes the re-raise
     # harmless and also covers a signal that arrives before uvicorn installs its own), and the
     # command exits 0.

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 
 from onlstm.models.parser import Parser
 from onlstm.service.app import create_app
-from onlstm.service.batcher import BatcherUnavailable, MicroBatcher, QueueTimeout
+from onlstm.service.batcher import BatcherUnavailable, MicroBatcher, QueueTimeout, ShuttingDown
 from onlstm.service.settings import load_settings
 
 
@@ -172,6 +172,31 @@ def test_stop_fails_queued_requests_with_a_retry_hint():
                 await batcher.submit(["late"], 0)
 
     run(scenario())
+
+
+def test_drain_parses_what_can_finish_by_the_deadline_and_refuses_the_rest_unparsed():
+    async def scenario():
+        fake = FakeParse(delay=0.1)  # 0.1 s a batch of one sentence
+        async with started_batcher(fake, max_sentences=1) as batcher:
+            await batcher.submit(["measured"], 0)  # the model's rate is now known
+            submitted = [asyncio.ensure_future(batcher.submit([f"q{index}"], 0)) for index in range(8)]
+            await asyncio.to_thread(fake.entered.wait, 10)
+            await asyncio.sleep(0.01)
+            started = time.monotonic()
+            batcher.drain(started + 0.35)  # room for about three of the eight
+            with pytest.raises(ShuttingDown):
+                await batcher.submit(["new"], 0)
+            outcomes = await asyncio.gather(*submitted, return_exceptions=True)
+            await batcher.idle()
+            return outcomes, time.monotonic() - started, batcher.refused
+
+    outcomes, seconds, refused = run(scenario())
+    parsed = [outcome for outcome in outcomes if isinstance(outcome, list)]
+    assert all(isinstance(outcome, ShuttingDown) for outcome in outcomes if not isinstance(outcome, list))
+    assert 2 <= len(parsed) <= 5, outcomes
+    assert parsed == [[(0, f"q{index}")] for index in range(len(parsed))]  # in order: the oldest finish
+    assert refused == 9 - len(parsed)  # and the new one
+    assert seconds < 0.8  # refused at once, not after their turn
 
 
 class GatedParser(Parser):

@@ -1,4 +1,5 @@
-"""GET /health (liveness: the process answers) and GET /ready (readiness: the model is loaded)."""
+"""GET /health (liveness: the process answers) and GET /ready (readiness: the model is loaded, and the
+service is not draining)."""
 
 from __future__ import annotations
 
@@ -21,8 +22,11 @@ async def health() -> Health:
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
             summary="Readiness: the model is loaded")
 async def ready(service: Service) -> Any:
-    """200 once the model is loaded; 503 while loading (with Retry-After), and 503 with the reason
-    and no Retry-After when it cannot be loaded (a bad checkpoint does not fix itself)."""
+    """200 once the model is loaded; 503 while loading (with Retry-After), 503 with the reason
+    and no Retry-After when it cannot be loaded (a bad checkpoint does not fix itself), and 503
+    "draining" from SIGTERM on (the process is about to exit)."""
+    if service.admission.draining:
+        return JSONResponse(Readiness(status="draining", model=service.model).model_dump(), status_code=503)
     if service.parser is not None:
         return Readiness(status="ready", model=service.model)
     if service.load_error is not None:

@@ -14,7 +14,7 @@ from ...errors import APIError
 from ...preparation import PreparedInput, prepare_tokens
 from ...schemas import PARSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
 from ...state import ServiceState
-from ..deps import LoadedParser, Service, require_api_key
+from ..deps import LoadedParser, Service, admit_parse_request, require_api_key
 
 router = APIRouter()
 ERRORS = {
@@ -25,7 +25,8 @@ ERRORS = {
           "per-sentence limit was exceeded, the input took too long to prepare (input_too_complex), or an "
           "option does not apply to the loaded model (unsupported_option)"},
     503: {"model": ErrorResponse, "description": "The model is not loaded yet (with Retry-After), could not be "
-          "loaded (no Retry-After: restart with a good checkpoint), or the service is overloaded"},
+          "loaded (no Retry-After: restart with a good checkpoint), the service is overloaded, or it is shutting "
+          "down (shutting_down: not parsed, send it again)"},
 }
 
 
@@ -54,7 +55,7 @@ def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[st
 
 
 @router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees",
-             dependencies=[Depends(require_api_key)])
+             dependencies=[Depends(require_api_key), Depends(admit_parse_request)])
 async def parse(
     payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service, loaded: LoadedParser
 ) -> dict[str, Any]:
@@ -70,7 +71,7 @@ async def parse(
     try:
         results = await batcher.submit(prepared.sentences, key)
     except BatcherUnavailable as error:
-        raise APIError(503, "overloaded", str(error), headers={"Retry-After": str(error.retry_after)}) from None
+        raise APIError(503, error.code, str(error), headers={"Retry-After": str(error.retry_after)}) from None
     finally:
         service.metrics.in_flight.dec()
     if prepared.n_tokens <= INLINE_TOKENS and not payload.all_layers:
