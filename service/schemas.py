@@ -3,44 +3,34 @@
 Static shape rules (types, exactly one input form, option values) live here;
 the size limits depend on settings and are checked in ``service.app`` before any
 model work, so that their errors can name the limit and its value.
+
+The option fields (names, types, bounds, descriptions) are ``ParseOptions``'s own:
+``ParseRequest`` inherits them.  The examples are the bundled model's real answers, kept in
+``examples.json`` (``tests/service/test_examples.py`` re-parses them and rewrites the file).
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from typing_extensions import TypeAliasType
 
-from ..models.tree import MAX_RIGHT_BRANCHING_BIAS
-
-Decoder = Literal["greedy", "split"]
-Punctuation = Literal["attach", "model"]
+from ..models.options import ParseOptions
 
 # A tree as nested JSON lists whose leaves are the tokens: [["The", "cat"], ["sat", "."]]
 NestedTree = TypeAliasType("NestedTree", "str | list[NestedTree]")
 
+EXAMPLES_PATH = Path(__file__).with_name("examples.json")
+# {"parse": {name: {"summary", "request", "response"}}, "model": the GET /model answer}
+EXAMPLES: dict[str, Any] = json.loads(EXAMPLES_PATH.read_text(encoding="utf-8"))
 PARSE_EXAMPLES: dict[str, dict[str, Any]] = {
-    "text": {
-        "summary": "Raw text (split into sentences and tokenized)",
-        "value": {"text": "The cat sat on the mat. A dog chased it into the garden."},
-    },
-    "sentences": {
-        "summary": "One raw sentence per item (each tokenized)",
-        "value": {"sentences": ["The cat sat on the mat.", "Stocks fell 3 % in heavy trading."]},
-    },
-    "tokens": {
-        "summary": "Pre-tokenized sentences (used as given)",
-        "value": {"tokens": [["The", "cat", "sat", "on", "the", "mat", "."]]},
-    },
-    "options": {
-        "summary": "Choosing the layer and decoder, with every layer's distances",
-        "value": {"text": "The cat sat on the mat.", "layer": 1, "decoder": "split", "all_layers": True},
-    },
-    "prior": {
-        "summary": "The model's own distances, without the right-branching prior",
-        "value": {"text": "The cat sat on the mat.", "right_branching_bias": 0},
-    },
+    name: {"summary": example["summary"], "value": example["request"]} for name, example in EXAMPLES["parse"].items()
+}
+PARSE_RESPONSE_EXAMPLES: dict[str, dict[str, Any]] = {
+    name: {"summary": example["summary"], "value": example["response"]} for name, example in EXAMPLES["parse"].items()
 }
 
 
@@ -61,8 +51,8 @@ STRICT_NOTE = (
 )
 
 
-class ParseRequest(BaseModel):
-    """Exactly one of ``text``, ``sentences`` or ``tokens``, plus options."""
+class ParseRequest(ParseOptions):
+    """Exactly one of ``text``, ``sentences`` or ``tokens``, plus the options (``ParseOptions``'s fields)."""
 
     # strict: JSON types are taken as declared, never coerced; the schema says so (x-strict)
     model_config = ConfigDict(extra="forbid", strict=True,
@@ -75,24 +65,14 @@ class ParseRequest(BaseModel):
     tokens: list[list[str]] | None = Field(
         None, min_length=1, description="Pre-tokenized sentences; tokens are used exactly as given."
     )
-    layer: int | None = Field(
-        None, ge=0, description="0-based layer whose distances build the tree (default: the model's best on dev)."
-    )
-    decoder: Decoder | None = Field(
-        None,
-        description="greedy: the paper's top-down rule; split: the unbiased split-point rule (default: the model's).",
-    )
-    punctuation: Punctuation | None = Field(
-        None,
-        description="attach: punctuation is kept out of the model and attached afterwards; "
-        "model: every token goes to the model (default: the model's training setting).",
-    )
-    right_branching_bias: float | None = Field(
-        None, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS, allow_inf_nan=False,
-        description="Strength of the linear right-branching prior applied to the distances before decoding "
-        "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's, chosen on dev).",
-    )
-    all_layers: bool = Field(False, description="Also return every layer's distances (layer_distances).")
+
+    # pydantic's own validation, not ParseOptions' (which raises the first problem as an OptionError):
+    # the API's 422 lists every problem with its field, as for the input fields
+    __init__ = BaseModel.__init__
+
+    def options(self) -> ParseOptions:
+        """The request's options as a plain ``ParseOptions`` (validated already, with the request)."""
+        return ParseOptions.model_construct(**{name: getattr(self, name) for name in ParseOptions.model_fields})
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> ParseRequest:
@@ -175,27 +155,7 @@ class ParseResponse(BaseModel):
     model: ModelName
     results: list[SentenceResult]
 
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "model": {"name": "onlstm-ptb", "version": "3f2a9c1b7d04"},
-                    "results": [
-                        {
-                            "tokens": ["The", "cat", "sat", "."],
-                            "tree": "(S (X The cat) (X sat .))",
-                            "nested": [["The", "cat"], ["sat", "."]],
-                            "spans": [[0, 4], [0, 2], [2, 4]],
-                            "distances": [0.21, 0.35, 0.62, 0.62],
-                            "perplexity": 87.3,
-                            "layer": 1,
-                            "offsets": [[0, 3], [4, 7], [8, 11], [11, 12]],
-                        }
-                    ],
-                }
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["parse"]["text"]["response"]]})
 
 
 class LayerCard(BaseModel):
@@ -207,7 +167,6 @@ class LayerCard(BaseModel):
 class ModelCard(BaseModel):
     name: str
     version: str
-    path: str | None = Field(description="File the model was loaded from.")
     n_layers: int
     default_layer: int
     default_decoder: str
@@ -223,6 +182,8 @@ class ModelCard(BaseModel):
     dev_f1_per_layer: Any = None
     layers: list[LayerCard] = Field(description="Every layer with its dev F1 (from dev_f1_per_layer) and the default.")
     metadata: dict[str, Any] = Field(description="Everything the checkpoint's card records.")
+
+    model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["model"]]})
 
 
 class Health(BaseModel):

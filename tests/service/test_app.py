@@ -388,6 +388,8 @@ def test_model_card(client, tiny_checkpoint):
     assert card["n_layers"] == 3 and card["default_layer"] == 1 and card["default_decoder"] == "greedy"
     assert card["dev_perplexity"] == 123.4 and card["dev_f1"] == 40.0 and card["training_data"] == ["test"]
     assert card["parameters"] == sum(parameter.numel() for parameter in release.model.parameters())
+    # the model by name and version: nothing of the server's file system
+    assert "path" not in card and str(tiny_checkpoint.parent) not in json.dumps(card)
 
 
 def test_metrics_count_requests_sentences_tokens_and_batches(make_client):
@@ -459,14 +461,14 @@ def test_small_token_requests_are_checked_and_rendered_on_the_event_loop_with_th
     assert error.status_code == 422
 
 
-def test_the_schema_s_option_names_are_the_library_s():
-    """The HTTP schema spells the decoders and punctuation modes for OpenAPI; they must stay the
-    ones ``Parser`` accepts."""
-    from typing import get_args
+def test_the_request_s_options_are_parse_options_own_fields():
+    """Names, types, bounds and descriptions are written once, in ``ParseOptions``."""
+    from onlstm.models.options import ParseOptions
+    from onlstm.service.schemas import ParseRequest
 
-    from onlstm.models.options import PUNCTUATION_MODES
-    from onlstm.models.tree import DECODERS
-    from onlstm.service.schemas import Decoder, Punctuation
-
-    assert set(get_args(Decoder)) == set(DECODERS)
-    assert set(get_args(Punctuation)) == set(PUNCTUATION_MODES)
+    assert issubclass(ParseRequest, ParseOptions)
+    for name, field in ParseOptions.model_fields.items():
+        assert repr(ParseRequest.model_fields[name]) == repr(field), name
+    request = ParseRequest.model_validate({"text": "a", "layer": 1, "right_branching_bias": 0.0})
+    assert request.options() == ParseOptions(layer=1, right_branching_bias=0.0)
+    assert type(request.options()) is ParseOptions

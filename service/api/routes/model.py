@@ -1,4 +1,8 @@
-"""GET /model: the loaded model and its card, with each layer's dev F1."""
+"""GET /model: the loaded model and its card, with each layer's dev F1.
+
+The model is named by its name and version only: where the server keeps its checkpoint is
+no client's business (and would tell a caller about the server's file system).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +37,6 @@ async def model_card(service: Service, loaded: LoadedParser) -> ModelCard:
     return ModelCard(
         name=service.model.name,
         version=service.model.version,
-        path=str(parser.path) if parser.path else None,
         n_layers=parser.n_layers,
         default_layer=parser.default_layer,
         default_decoder=parser.default_decoder,

@@ -7,17 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends
 from starlette.concurrency import run_in_threadpool
 
-from ....models.options import OptionError
-from ....models.parser import ParseResult
+from ....models.options import OptionError, ParseOptions
+from ....models.parser import Parser, ParseResult
 from ...batcher import BatcherUnavailable
 from ...errors import APIError
 from ...preparation import PreparedInput, prepare_tokens
-from ...schemas import PARSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
+from ...schemas import PARSE_EXAMPLES, PARSE_RESPONSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
 from ...state import ServiceState
 from ..deps import LoadedParser, Service, admit_parse_request, require_api_key
 
 router = APIRouter()
-ERRORS = {
+RESPONSES = {
+    200: {"description": "One result per sentence, in order (the examples: the bundled model's answers to the "
+          "request examples)", "content": {"application/json": {"examples": PARSE_RESPONSE_EXAMPLES}}},
     400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
     401: {"model": ErrorResponse, "description": "An API key is configured and the request lacks it (X-API-Key)"},
     413: {"model": ErrorResponse, "description": "A size limit was exceeded (body bytes, sentences per request)"},
@@ -50,22 +52,31 @@ def count_tokens(sentences: list[list[str]]) -> int:
     return sum(len(tokens) for tokens in sentences)
 
 
+def batch_key(parser: Parser, options: ParseOptions) -> ParseOptions:
+    """The options with the model's defaults filled in: requests with equal ones share a batch.
+
+    ``all_layers`` is left out (set false): it changes what is rendered, not the model's work,
+    so requests that differ only in it are parsed together and each rendered as it asked.
+    """
+    try:  # what the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
+        resolved = parser.resolve(options)
+    except OptionError as error:
+        raise APIError(422, error.code, str(error)) from None
+    return resolved.model_copy(update={"all_layers": False})
+
+
 def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
     return [result.to_dict(all_layers) for result in results]
 
 
-@router.post("/parse", response_model=ParseResponse, responses=ERRORS, summary="Parse sentences into binary trees",
+@router.post("/parse", response_model=ParseResponse, responses=RESPONSES, summary="Parse sentences into binary trees",
              dependencies=[Depends(require_api_key), Depends(admit_parse_request)])
 async def parse(
     payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service, loaded: LoadedParser
 ) -> dict[str, Any]:
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = loaded
-    try:  # options the loaded model cannot take (a layer it lacks, punctuation="model" without punctuation)
-        key = parser.resolve(layer=payload.layer, decoder=payload.decoder, punctuation=payload.punctuation,
-                             right_branching_bias=payload.right_branching_bias, all_layers=payload.all_layers)
-    except OptionError as error:
-        raise APIError(422, error.code, str(error)) from None
+    key = batch_key(parser, payload.options())
     prepared = await prepare(payload, service)
     service.metrics.in_flight.inc()
     try:
