@@ -6,15 +6,25 @@ at start-up with a message naming the variable, instead of at the first request.
 
 from __future__ import annotations
 
+import difflib
+import logging
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("api_key",)
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
+# ONLSTM_* variables that are not service settings: read by every command (models/native.py), by
+# training and the tests (training/corpora.py, the data; tests/service/test_browser.py, screenshots)
+# and by the benchmarks (the reference implementation)
+OTHER_VARIABLES = ("ONLSTM_NATIVE", "ONLSTM_AMX", "ONLSTM_CACHE", "ONLSTM_DATA", "ONLSTM_PEERS", "ONLSTM_SCREENSHOTS")
 
 
 class SettingsError(ValueError):
@@ -156,30 +166,56 @@ class Settings(BaseSettings):
         kind, _, index = value.partition(":")
         if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
             raise ValueError(f"{value!r} is not a device; use cpu, cuda or cuda:N")
-        return value
-
-    @model_validator(mode="after")
-    def _device_available(self) -> Settings:
-        if self.device.startswith("cuda"):
+        # checked here rather than after all fields, so that the error names ONLSTM_DEVICE
+        if kind == "cuda":
             import torch  # only needed for this check; torch is imported by the model anyway
 
             if not torch.cuda.is_available():
-                raise ValueError(f"device {self.device!r} was asked for but torch sees no CUDA GPU; use cpu")
-        return self
+                raise ValueError(f"device {value!r} was asked for but torch sees no CUDA GPU; use cpu")
+        return value
 
 
-def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment (overrides win); ``SettingsError`` with a readable message if bad."""
+def unknown_variables(environment: Mapping[str, str | None]) -> list[str]:
+    """A message for each ``ONLSTM_*`` name in ``environment`` that nothing reads, with the closest
+    known name: pydantic-settings ignores unknown names, so a misspelt setting would silently keep
+    its default.  Names are compared in upper case, as pydantic-settings reads them."""
+    prefix = "ONLSTM_"
+    known = [field.upper() for field in Settings.model_fields] + [name.removeprefix(prefix) for name in OTHER_VARIABLES]
+    messages = []
+    for name in sorted(environment):
+        # compared without the prefix, which every name shares (else ONLSTM_ZZZ is "close" to ONLSTM_AMX)
+        suffix = name.upper().removeprefix(prefix)
+        if name.upper().startswith(prefix) and suffix not in known:
+            closest = difflib.get_close_matches(suffix, known, n=1)
+            suggestion = f"; did you mean {prefix}{closest[0]}?" if closest else ""
+            messages.append(f"{name} is not an onlstm setting and is ignored{suggestion}")
+    return messages
+
+
+def load_settings(flags: Mapping[str, object] | None = None, **overrides: object) -> Settings:
+    """Settings from the environment and ``.env``, where ``flags`` (command-line options, by
+    setting name) and ``overrides`` win.  Unknown ``ONLSTM_*`` names are logged as warnings.
+    Bad values raise ``SettingsError``, each named as the user gave it: ``--port`` for a flag,
+    ``ONLSTM_PORT`` otherwise."""
+    flags = dict(flags or {})
+    env_file = Settings.model_config["env_file"]
+    for message in unknown_variables({**dotenv_values(env_file), **os.environ}):
+        logger.warning(message)
     try:
-        return Settings(**overrides)
+        return Settings(**{**flags, **overrides})
     except ValidationError as error:
         lines = []
         for problem in error.errors():
-            field = ".".join(str(part) for part in problem["loc"]) or "settings"
-            variable = f"ONLSTM_{field.upper()}"
-            shown = os.environ.get(variable)
+            field = ".".join(str(part) for part in problem["loc"])
             secret = field in SECRET_FIELDS  # never echo a key back, not even a wrong one
-            value = f"={shown!r}" if shown is not None and field not in overrides and not secret else ""
+            if not field:  # a check across fields
+                name, shown = "settings", None
+            elif field in flags and field not in overrides:
+                name, shown = "--" + field.replace("_", "-"), flags[field]
+            else:
+                name = f"ONLSTM_{field.upper()}"
+                shown = None if field in overrides else os.environ.get(name)
+            value = f"={shown!r}" if shown is not None and not secret else ""
             message = problem["msg"].removeprefix("Value error, ")
-            lines.append(f"  {variable}{value}: {message}")
+            lines.append(f"  {name}{value}: {message}")
         raise SettingsError("invalid service settings:\n" + "\n".join(lines)) from None

@@ -64,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     overrides = {name: value for name, value in vars(arguments).items() if value is not None}
     try:
-        settings = load_settings(**overrides)
+        settings = load_settings(flags=overrides)  # errors name the flag typed: --port, not ONLSTM_PORT
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
