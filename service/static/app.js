@@ -13,6 +13,8 @@ const ZOOM_STEP = 1.25;
 const MAX_ZOOM = 3;
 // below this share of the natural size, leaf words are drawn slanted in narrow columns
 const COMPACT_BELOW = 0.85;
+// left of the first word's column, where there are bars: the distance axis and its tick labels
+const AXIS_ROOM = 34;
 
 const elements = {
   form: document.getElementById("parse-form"),
@@ -24,6 +26,7 @@ const elements = {
   allLayers: document.getElementById("all-layers"),
   button: document.getElementById("parse-button"),
   error: document.getElementById("error"),
+  modelError: document.getElementById("model-error"),
   results: document.getElementById("results"),
   modelInfo: document.getElementById("model-info"),
   status: document.getElementById("status"),
@@ -33,6 +36,7 @@ const state = {
   layers: [], // [{index, devF1 (number|null), isDefault}] from GET /model
   results: [], // the results on screen, for the downloads
   defaultDecoder: null,
+  model: "loading", // "loading" | "ready" | "failed" | "unreachable", from GET /ready
 };
 
 function plural(count, word, pluralWord = `${word}s`) {
@@ -138,25 +142,47 @@ function fillPrior(card) {
   if (state.defaultPrior !== null) elements.prior.value = String(state.defaultPrior);
 }
 
+function setModelState(model, info, problem = null) {
+  // Parse is offered only while the model can answer: a model that failed to load is an error
+  // in plain sight, not a footnote under a button that can only fail
+  state.model = model;
+  document.body.dataset.model = model;
+  elements.modelInfo.textContent = info;
+  elements.button.disabled = model !== "ready";
+  elements.button.title = model === "ready" ? "" : info;
+  elements.modelError.hidden = !problem;
+  elements.modelError.textContent = problem || "";
+}
+
+function waitForModel(readiness) {
+  if (readiness.status === "failed") {
+    setModelState("failed", "No model: it could not be loaded.",
+      `The model could not be loaded, so nothing can be parsed: ${(readiness.error || "no reason given").replace(/\.$/, "")}. `
+      + "The service's log says more; fix the checkpoint and restart it.");
+    return;
+  }
+  const draining = readiness.status === "draining";
+  setModelState("loading", draining ? "The service is shutting down…" : "The model is loading…");
+  window.setTimeout(showModel, 2000);
+}
+
 async function showModel() {
   let response;
   try {
     response = await fetch("/ready");
   } catch (error) {
-    elements.modelInfo.textContent = "The service cannot be reached; is it running?";
+    setModelState("unreachable", "The service cannot be reached.",
+      "The service cannot be reached; is it running? The page tries again every few seconds.");
+    window.setTimeout(showModel, 5000);
     return;
   }
   const readiness = await response.json().catch(() => ({}));
   if (response.status !== 200) {
-    if (readiness.status === "failed") {
-      elements.modelInfo.textContent = `The model could not be loaded: ${readiness.error}`;
-      return;
-    }
-    elements.modelInfo.textContent = "The model is loading…";
-    window.setTimeout(showModel, 2000);
+    waitForModel(readiness);
     return;
   }
   const card = await (await fetch("/model")).json();
+  setModelState("ready", "");
   const facts = [`<strong>${escapeHtml(card.name)}</strong> (version ${escapeHtml(card.version)})`];
   if (Number.isInteger(card.n_layers)) facts.push(plural(card.n_layers, "layer"));
   if (Number.isInteger(card.vocabulary_size)) facts.push(`${plural(card.vocabulary_size, "word")} in the vocabulary`);
@@ -195,6 +221,7 @@ async function addLayerTrees(request, results) {
 
 async function parseText(event) {
   event.preventDefault();
+  if (state.model !== "ready") return; // Ctrl+Enter submits even while the button is disabled
   const text = elements.text.value;
   if (!text.trim()) {
     showError("Type a sentence first.");
@@ -213,7 +240,7 @@ async function parseText(event) {
   } catch (error) {
     showError(error instanceof RequestFailed ? error.message : `The page failed: ${error.message}`);
   } finally {
-    elements.button.disabled = false;
+    elements.button.disabled = state.model !== "ready";
     elements.button.textContent = "Parse";
     elements.results.removeAttribute("aria-busy");
   }
@@ -460,10 +487,10 @@ const measure = (() => {
   return (word) => context.measureText(word).width;
 })();
 
-function columnLayout(words, compact) {
+function columnLayout(words, compact, axisRoom) {
   // one column per word: wide enough for the word, or (compact) narrow with slanted words
   const centers = [];
-  let x = compact ? 14 : 12;
+  let x = (compact ? 14 : 12) + axisRoom;
   for (const word of words) {
     const width = compact ? 22 : Math.max(measure(word) + 16, 36);
     centers.push(x + width / 2);
@@ -476,12 +503,17 @@ function columnLayout(words, compact) {
   return { centers: centers.map((center) => center + leftOverhang), width: x + 12 + leftOverhang, labelDepth };
 }
 
-function naturalWidth(words) {
-  return columnLayout(words, false).width;
+function hasBars(words, distances) {
+  return Array.isArray(distances) && distances.length === words.length;
+}
+
+function naturalWidth(words, distances) {
+  return columnLayout(words, false, hasBars(words, distances) ? AXIS_ROOM : 0).width;
 }
 
 function drawTree(words, root, distances, compact, available) {
-  const { centers, width, labelDepth } = columnLayout(words, compact);
+  const withBars = hasBars(words, distances);
+  const { centers, width, labelDepth } = columnLayout(words, compact, withBars ? AXIS_ROOM : 0);
   // room above the root for its dot, drawn at a constant size on screen (see treeView)
   const top = Math.max(14, 7 / Math.min(1, available / width));
 
@@ -494,10 +526,9 @@ function drawTree(words, root, distances, compact, available) {
   const levelGap = levels ? Math.max(16, Math.min(40, 440 / levels)) : 0;
   const leafPointY = top + levels * levelGap; // where the edges end
   const labelY = leafPointY + 16;
-  const hasBars = Array.isArray(distances) && distances.length === words.length;
   const barTop = leafPointY + labelDepth + 8;
-  const barHeight = hasBars ? 70 : 0;
-  const svgHeight = hasBars ? barTop + barHeight + (compact ? 22 : 30) : barTop + 4;
+  const barHeight = withBars ? 70 : 0;
+  const svgHeight = withBars ? barTop + barHeight + (compact ? 22 : 30) : barTop + 4;
 
   const svg = svgElement("svg", {
     class: compact ? "parse-tree compact" : "parse-tree", viewBox: `0 0 ${width} ${svgHeight}`, role: "img",
@@ -554,37 +585,56 @@ function drawTree(words, root, distances, compact, available) {
     dot.addEventListener("mouseleave", () => highlight(false));
   }
   draw(root);
-  if (hasBars) drawBars(svg, words, distances, centers, width, barTop, barHeight, compact);
+  if (withBars) drawBars(svg, words, distances, centers, width, barTop, barHeight, compact);
   return { svg, rootX: root.x, rootY: root.y, top };
 }
 
+function axisTicks(highest) {
+  // round steps of about a quarter of the range: 0, 0.25, ... 1 for distances in [0, 1]
+  const rough = highest / 4;
+  const power = 10 ** Math.floor(Math.log10(rough));
+  const step = [1, 2, 2.5, 5, 10].map((factor) => factor * power).find((candidate) => candidate >= rough - 1e-12);
+  const count = Math.ceil(highest / step - 1e-9);
+  return Array.from({ length: count + 1 }, (_, index) => Number((index * step).toFixed(6)));
+}
+
+function drawAxis(group, ticks, y, right) {
+  // gridlines first, so that the bars are drawn over them
+  const x = AXIS_ROOM - 4;
+  for (const value of ticks) {
+    if (value > 0) svgElement("line", { class: "gridline", x1: x, x2: right, y1: y(value), y2: y(value) }, group);
+    svgElement("line", { class: "tick", x1: x - 4, x2: x, y1: y(value), y2: y(value) }, group);
+    svgElement("text", { class: "tick-label", x: x - 6, y: y(value) + 3.5 }, group).textContent = String(value);
+  }
+  svgElement("line", { class: "axis", x1: x, x2: x, y1: y(0), y2: y(ticks[ticks.length - 1]) }, group);
+  svgElement("line", { class: "axis", x1: x, x2: right, y1: y(0), y2: y(0) }, group);
+}
+
 function drawBars(svg, words, distances, centers, width, barTop, barHeight, compact) {
-  // the distances: words decide the scale; punctuation the parser attached above every
-  // word (distance beyond the words' range) is drawn full height in another colour
+  // Bars start at 0 (distances lie in [0, 1]), so that their heights compare as the values do,
+  // on an axis up to 1, or further for words that go higher.  Punctuation the parser attached
+  // above every word (a distance beyond the axis) is drawn full height in another colour.
   const bars = svgElement("g", { class: "bars" }, svg);
   const wordValues = distances.filter((_, index) => !PUNCTUATION.test(words[index]));
-  const scaleValues = wordValues.length ? wordValues : distances;
-  const low = Math.min(...scaleValues);
-  const high = Math.max(...scaleValues);
-  const span = high - low || 1;
+  const ticks = axisTicks(Math.max(1, ...(wordValues.length ? wordValues : distances)));
+  const top = ticks[ticks.length - 1];
+  const baseline = barTop + barHeight;
+  const y = (value) => baseline - (Math.max(0, Math.min(value, top)) / top) * barHeight;
+  drawAxis(bars, ticks, y, width - 8);
+  svgElement("text", { class: "axis-label", x: 2, y: baseline + (compact ? 16 : 24) }, bars).textContent = "distance";
   const barWidth = compact ? 14 : 18;
-  // enough decimals that values the bars show as different do not print the same
-  const decimals = Math.min(4, Math.max(2, Math.ceil(-Math.log10(span)) + 1));
-  svgElement("line", { class: "axis", x1: 8, x2: width - 8, y1: barTop + barHeight, y2: barTop + barHeight }, bars);
-  svgElement("text", { class: "axis-label", x: 8, y: barTop + barHeight + (compact ? 16 : 24) }, bars).textContent = "distance";
   distances.forEach((distance, index) => {
-    const clipped = distance > high;
-    const share = clipped ? 1 : (distance - low) / span;
-    const h = 4 + share * (barHeight - 4);
+    const height = Math.max(1, baseline - y(distance)); // a zero is a sliver on the axis, not nothing
     const bar = svgElement("rect", {
-      class: clipped ? "bar top" : "bar", x: centers[index] - barWidth / 2, width: barWidth, rx: 2,
-      y: barTop + barHeight - h, height: h,
+      class: distance > top ? "bar top" : "bar", x: centers[index] - barWidth / 2, width: barWidth, rx: 2,
+      y: baseline - height, height,
     }, bars);
+    bar.dataset.value = String(distance);
     svgElement("title", {}, bar).textContent = `${words[index]}: ${distance.toFixed(4)}`;
     // the values under the bars only where the columns leave room to read them
     if (!compact) {
-      svgElement("text", { class: "bar-value", x: centers[index], y: barTop + barHeight + 12 }, bars)
-        .textContent = distance.toFixed(decimals);
+      svgElement("text", { class: "bar-value", x: centers[index], y: baseline + 12 }, bars)
+        .textContent = distance.toFixed(2);
     }
   });
 }
@@ -654,7 +704,7 @@ function treeView(tokens, ptb, distances, label) {
   function draw() {
     const available = scroller.clientWidth;
     if (!available) return false; // not laid out yet (hidden); the observer calls again
-    const compact = naturalWidth(words) * COMPACT_BELOW > available;
+    const compact = naturalWidth(words, distances) * COMPACT_BELOW > available;
     drawing = drawTree(words, root, distances, compact, available);
     scroller.replaceChildren(drawing.svg);
     apply();
@@ -693,6 +743,10 @@ function treeView(tokens, ptb, distances, label) {
 // --- wiring ---------------------------------------------------------------------------
 
 elements.form.addEventListener("submit", parseText);
+// An error is about the text that was sent: it goes as soon as the form is edited, and when the
+// browser's own check (an empty box) stops a submit, which the page never sees as a submit.
+elements.form.addEventListener("input", () => showError(null));
+elements.form.addEventListener("invalid", () => showError(null), true);
 elements.text.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) elements.form.requestSubmit();
 });

@@ -23,7 +23,7 @@ import torch
 
 from onlstm.models.checkpoint import save_release
 
-from ..helpers import free_port, make_tiny_model, running_server
+from ..helpers import ServerProcess, free_port, make_tiny_model, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -397,3 +397,104 @@ def test_plurals_keyboard_and_favicon(browser, page_server):
         " !(element.getAttribute('aria-label') || element.labels?.length || element.textContent.trim()))"
         ".map((element) => element.outerHTML);")
     assert unnamed == []
+
+
+def test_an_old_error_goes_when_the_form_is_edited_or_the_browser_refuses_a_submit(browser, page_server):
+    open_page(browser, page_server)
+    error = browser.find_element(by().ID, "error")
+    submit(browser, "Words " + "word " * 299)
+    wait(browser, lambda driver: error.is_displayed())
+    # the box emptied without an input event: `required` stops the submit in the browser itself
+    box = browser.find_element(by().ID, "text")
+    browser.execute_script("arguments[0].value = '';", box)
+    assert error.is_displayed()
+    browser.find_element(by().ID, "parse-button").click()
+    assert browser.execute_script("return arguments[0].validity.valueMissing", box)
+    wait(browser, lambda driver: not error.is_displayed(), timeout=5)
+    # an edit of the text: the error was about the text sent before
+    submit(browser, "Words " + "word " * 299)
+    wait(browser, lambda driver: error.is_displayed())
+    box.send_keys(" more")
+    wait(browser, lambda driver: not error.is_displayed(), timeout=5)
+
+
+def test_a_model_that_failed_to_load_is_an_error_and_parse_is_off(browser, tmp_path, shots):
+    from selenium.webdriver.common.keys import Keys
+
+    broken = tmp_path / "broken.safetensors"
+    broken.write_bytes(b"not a checkpoint at all")
+    server = ServerProcess(broken, tmp_path / "server.log")
+    try:
+        server.wait_answering()
+        assert httpx.get(f"{server.base}/ready", timeout=10).json()["status"] == "failed"
+        browser.get(f"{server.base}/")
+        banner = wait(browser, lambda driver: driver.find_element(by().ID, "model-error").is_displayed()
+                      and driver.find_element(by().ID, "model-error"))
+        assert banner.text.startswith("The model could not be loaded, so nothing can be parsed: "), banner.text
+        assert banner.get_attribute("role") == "alert"
+        assert rect(browser, banner)["bottom"] <= rect(browser, browser.find_element(by().ID, "text"))["top"]
+        button = browser.find_element(by().ID, "parse-button")
+        assert not button.is_enabled()
+        # nor does the keyboard parse: no request, no results, no second error
+        browser.find_element(by().ID, "text").send_keys(Keys.CONTROL, Keys.ENTER)
+        time.sleep(0.5)
+        assert browser.find_elements(by().CSS_SELECTOR, "#results article") == []
+        assert not browser.find_element(by().ID, "error").is_displayed()
+        browser.save_screenshot(str(shots / "model-failed.png"))
+    finally:
+        server.kill()
+
+
+def test_while_the_model_loads_the_page_says_so_and_parse_waits(browser, page_server):
+    # the page's first GET /ready answers "loading", as a real one does while the model loads
+    script = """(() => {
+      const realFetch = window.fetch.bind(window);
+      let loadingAnswers = 1;
+      window.fetch = (resource, options) => {
+        if (String(resource).endsWith("/ready") && loadingAnswers-- > 0) {
+          return Promise.resolve(new Response('{"status": "loading"}',
+            {status: 503, headers: {"Content-Type": "application/json"}}));
+        }
+        return realFetch(resource, options);
+      };
+    })();"""
+    added = browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": script})
+    try:
+        browser.get(f"{page_server}/")
+        info = browser.find_element(by().ID, "model-info")
+        wait(browser, lambda driver: info.text == "The model is loading…", timeout=5)
+        assert not browser.find_element(by().ID, "parse-button").is_enabled()
+        assert not browser.find_element(by().ID, "model-error").is_displayed()
+        # the page asks again, and the model is there
+        wait(browser, lambda driver: "version" in info.text, timeout=15)
+        assert browser.find_element(by().ID, "parse-button").is_enabled()
+    finally:
+        browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": added["identifier"]})
+
+
+def test_distance_bars_start_at_zero_on_an_axis_with_ticks(browser, page_server, shots):
+    sentence = "The company said it expects earnings to rise sharply next year."
+    (expected,) = api_parse(page_server, text=sentence)["results"]
+    (card,) = parse_in_page(browser, page_server, sentence, 1)
+    figure = card.find_element(by().CSS_SELECTOR, ".main-tree svg")
+    labels = [label.get_attribute("textContent") for label in figure.find_elements(by().CSS_SELECTOR, ".tick-label")]
+    assert labels == ["0", "0.25", "0.5", "0.75", "1"]
+    ticks = figure.find_elements(by().CSS_SELECTOR, "line.tick")
+    zero, one = rect(browser, ticks[0])["top"], rect(browser, ticks[-1])["top"]
+    assert zero - one > 50, (zero, one)  # the axis is drawn tall enough to read
+    bars = figure.find_elements(by().CSS_SELECTOR, "rect.bar")
+    values = [float(bar.get_attribute("data-value")) for bar in bars]
+    assert values == pytest.approx(expected["distances"])
+    # every bar within the axis stands from 0 to its value: 0.44 is drawn at 44% of the axis
+    for bar, value in zip(bars, values):
+        if "top" in bar.get_attribute("class"):
+            assert value > 1
+            continue
+        drawn = rect(browser, bar)
+        assert drawn["bottom"] == pytest.approx(zero, abs=1)
+        assert drawn["top"] == pytest.approx(zero - value * (zero - one), abs=1.5), (value, drawn, zero, one)
+    # the tick labels sit left of the first word's column
+    first_word = rect(browser, figure.find_element(by().CSS_SELECTOR, "text.leaf"))
+    assert all(rect(browser, label)["right"] <= first_word["left"] + 4
+               for label in figure.find_elements(by().CSS_SELECTOR, ".tick-label"))
+    snapshot(browser, card, shots / "distance-axis.png")
