@@ -1,10 +1,12 @@
 """Python client of the HTTP service (``pip install 'onlstm-parser[client]'``, which adds httpx).
 
+    from onlstm import ParseOptions
     from onlstm.client import Client
 
     with Client("http://127.0.0.1:8000") as client:
         results = client.parse(text="The cat sat on the mat. Stocks fell sharply.")
-        print(results[0].tree)           # (S (X The cat) (X sat (X on (X the mat))) .)
+        print(results[0].tree)           # (S (X (X The cat) (X sat (X on (X the mat)))) .)
+        client.parse(tokens=[["A", "dog", "barked"]], options=ParseOptions(layer=0), decoder="split")
 
 ``parse`` returns the library's own ``ParseResult`` objects (``.tree`` is an ``nltk.Tree``),
 so code written against ``Parser.parse`` works against a service.  Inputs larger than one
@@ -29,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from .models.options import ParseOptions
 from .models.parser import ParseResult
 from .models.text import sentence_spans
 from .records import result_from_record
@@ -203,14 +206,10 @@ def _parse_plan(data: _Input, options: dict[str, Any], limits: RequestLimits) ->
     return results
 
 
-def _options(layer: int | None, decoder: str | None, punctuation: str | None, all_layers: bool,
-             right_branching_bias: float | None = None) -> dict[str, Any]:
-    options: dict[str, Any] = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
-                               "right_branching_bias": right_branching_bias}
-    options = {name: value for name, value in options.items() if value is not None}
-    if all_layers:
-        options["all_layers"] = True
-    return options
+def _option_fields(options: ParseOptions | None, values: dict[str, Any]) -> dict[str, Any]:
+    """The request's option fields: ``options`` with keyword ``values`` over them, validated here
+    (a bad one raises ``OptionError`` before anything is sent), the model's defaults left out."""
+    return ParseOptions.of(options, **values).model_dump(exclude_defaults=True)
 
 
 class _ClientBase:
@@ -285,13 +284,18 @@ class Client(_ClientBase):
             attempt += 1
 
     def parse(self, *, text: str | None = None, sentences: Sequence[str] | None = None,
-              tokens: Sequence[Sequence[str]] | None = None, layer: int | None = None, decoder: str | None = None,
-              punctuation: str | None = None, all_layers: bool = False,
-              right_branching_bias: float | None = None) -> list[ParseResult]:
+              tokens: Sequence[Sequence[str]] | None = None, options: ParseOptions | None = None,
+              **values: Any) -> list[ParseResult]:
         """Parse exactly one of ``text`` (running text), ``sentences`` (one raw sentence each) or
-        ``tokens`` (pre-tokenized sentences); one ``ParseResult`` per sentence, in order."""
-        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens),
-                           _options(layer, decoder, punctuation, all_layers, right_branching_bias), self.limits)
+        ``tokens`` (pre-tokenized sentences); one ``ParseResult`` per sentence, in order.
+
+        ``options`` (a ``ParseOptions``) and keyword ``values`` over them (``layer=1``,
+        ``decoder``, ``punctuation``, ``right_branching_bias``, ``all_layers``) are checked here,
+        as the library checks them: a bad one raises ``OptionError`` with the same ``code``.
+        What depends on the service's model (a layer it lacks) comes back as ``ServiceError``
+        with that code."""
+        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens), _option_fields(options, values),
+                           self.limits)
         try:
             body = next(plan)
             while True:
@@ -346,12 +350,11 @@ class AsyncClient(_ClientBase):
             attempt += 1
 
     async def parse(self, *, text: str | None = None, sentences: Sequence[str] | None = None,
-                    tokens: Sequence[Sequence[str]] | None = None, layer: int | None = None,
-                    decoder: str | None = None, punctuation: str | None = None,
-                    all_layers: bool = False, right_branching_bias: float | None = None) -> list[ParseResult]:
+                    tokens: Sequence[Sequence[str]] | None = None, options: ParseOptions | None = None,
+                    **values: Any) -> list[ParseResult]:
         """See ``Client.parse``."""
-        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens),
-                           _options(layer, decoder, punctuation, all_layers, right_branching_bias), self.limits)
+        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens), _option_fields(options, values),
+                           self.limits)
         try:
             body = next(plan)
             while True:

@@ -6,12 +6,17 @@
     tree = parser.parse_one("The cat sat on the mat .".split())
     remote = ONLSTMParser(url="http://127.0.0.1:8000")     # a running `onlstm serve`, through onlstm.client
     trees = [next(parses) for parses in remote.parse_sents([["A", "dog", "barked", "."]])]
+    split = ONLSTMParser(options=ParseOptions(decoder="split"), layer=0)   # options, keyword values over them
 
 As NLTK's ``CoreNLPParser`` does for CoreNLP, ``parse`` and ``parse_sents`` take token lists
 and ``raw_parse`` / ``raw_parse_sents`` take strings (tokenized here, or by the service).
 Each sentence has exactly one parse: the binary tree of the model's syntactic distances
 (root ``S``, inner nodes ``X``, leaves the tokens).  ``parse_results`` gives the full
 ``ParseResult`` objects (distances, perplexity).
+
+Options are a ``ParseOptions`` (``options=``) with keyword values over it, for the parser
+(its defaults) and for each call (over the parser's); they are checked when given, with the
+library's ``OptionError`` and its codes, in both modes.
 """
 
 from __future__ import annotations
@@ -23,10 +28,9 @@ from typing import Any
 from nltk.parse.api import ParserI
 from nltk.tree import Tree
 
+from .models.options import ParseOptions
 from .models.parser import ParseResult
 from .models.text import tokenize
-
-OPTIONS = ("layer", "decoder", "punctuation", "right_branching_bias")
 
 __all__ = ["ONLSTMParser"]
 
@@ -39,23 +43,22 @@ class ONLSTMParser(ParserI):
         url: base URL of an ``onlstm serve`` service; sentences are then parsed there.
         api_key: the service's API key, if it has one.
         parser: an already loaded ``onlstm.Parser`` to use instead of loading one.
-        layer, decoder, punctuation, right_branching_bias: defaults of every call (each call may
-            override them).
+        options: a ``ParseOptions``, the defaults of every call (each call may override them);
+            keyword ``values`` (``layer=1``, ``decoder``, ``punctuation``, ``right_branching_bias``)
+            are laid over it.
         batch_size: sentences per model call (local) or per ``parse_sents`` slice (both modes).
         device: torch device of the local model.
         timeout: seconds per HTTP request (service mode).
     """
 
     def __init__(self, checkpoint: str | None = None, *, url: str | None = None, api_key: str | None = None,
-                 parser: Any = None, layer: int | None = None, decoder: str | None = None,
-                 punctuation: str | None = None, right_branching_bias: float | None = None, batch_size: int = 64,
-                 device: str = "cpu", timeout: float = 60.0):
+                 parser: Any = None, options: ParseOptions | None = None, batch_size: int = 64,
+                 device: str = "cpu", timeout: float = 60.0, **values: Any):
         if url is not None and (checkpoint is not None or parser is not None):
             raise ValueError("give either url= (a running service) or checkpoint=/parser= (a local model), not both")
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
-                        "right_branching_bias": right_branching_bias}
+        self.options = ParseOptions.of(options, **values)
         self.batch_size = batch_size
         self.client = None
         self.parser = None
@@ -87,47 +90,58 @@ class ONLSTMParser(ParserI):
 
     # --- results -------------------------------------------------------------------------
 
-    def parse_results(self, sentences: Sequence[Sequence[str]], **options: Any) -> list[ParseResult]:
-        """Full results (tree, distances, perplexity) of token lists, in order."""
+    def parse_results(self, sentences: Sequence[Sequence[str]], options: ParseOptions | None = None,
+                      **values: Any) -> list[ParseResult]:
+        """Full results (tree, distances, perplexity) of token lists, in order; ``options`` and
+        keyword ``values`` are laid over the parser's own."""
+        return self._results(sentences, self._options(options, values))
+
+    def _results(self, sentences: Sequence[Sequence[str]], options: ParseOptions) -> list[ParseResult]:
         token_lists = [_tokens(sentence) for sentence in sentences]
         if not token_lists:
             return []
-        chosen = {**self.options, **options}
-        unknown = set(chosen) - set(OPTIONS)
-        if unknown:
-            raise TypeError(f"unknown option(s) {sorted(unknown)}; the options are {', '.join(OPTIONS)}")
         if self.client is not None:
-            return self.client.parse(tokens=token_lists, **chosen)
-        return self.parser.parse_many(token_lists, batch_size=self.batch_size, **chosen)
+            return self.client.parse(tokens=token_lists, options=options)
+        return self.parser.parse_many(token_lists, options, batch_size=self.batch_size)
+
+    def _options(self, options: ParseOptions | None, values: dict[str, Any]) -> ParseOptions:
+        """The parser's options with a call's over them (what the call sets, a ``None`` keeping the parser's)."""
+        if options is None and not values:
+            return self.options
+        return self.options.replace(**ParseOptions.of(options, **values).model_dump(exclude_unset=True))
 
     # --- ParserI ------------------------------------------------------------------------------
 
-    def parse_sents(self, sents: Iterable[Sequence[str]], *args: Any, **options: Any) -> Iterator[Iterator[Tree]]:
+    def parse_sents(self, sents: Iterable[Sequence[str]], *args: Any, options: ParseOptions | None = None,
+                    **values: Any) -> Iterator[Iterator[Tree]]:
         """One iterator (of one tree) per sentence; sentences are parsed ``batch_size`` at a time."""
         if args:
-            raise TypeError(f"parse_sents takes the sentences and keyword options ({', '.join(OPTIONS)})")
-        sentences = iter(sents)
+            raise TypeError("parse_sents takes the sentences, options= (a ParseOptions) and keyword option values")
+        chosen = self._options(options, values)  # a bad option fails here, before the first sentence
+        return self._trees(iter(sents), chosen)
+
+    def _trees(self, sentences: Iterator[Sequence[str]], options: ParseOptions) -> Iterator[Iterator[Tree]]:
         while batch := list(itertools.islice(sentences, self.batch_size)):
-            for result in self.parse_results(batch, **options):
+            for result in self._results(batch, options):
                 yield iter([result.tree])
 
-    def parse(self, sent: Sequence[str], *args: Any, **options: Any) -> Iterator[Tree]:
+    def parse(self, sent: Sequence[str], *args: Any, **values: Any) -> Iterator[Tree]:
         """An iterator over the one tree of a tokenized sentence."""
-        return next(self.parse_sents([sent], *args, **options))
+        return next(self.parse_sents([sent], *args, **values))
 
-    def parse_one(self, sent: Sequence[str], *args: Any, **options: Any) -> Tree:
-        return self.parse_results([sent], **options)[0].tree
+    def parse_one(self, sent: Sequence[str], *args: Any, **values: Any) -> Tree:
+        return self.parse_results([sent], **values)[0].tree
 
-    def parse_all(self, sent: Sequence[str], *args: Any, **options: Any) -> list[Tree]:
-        return [self.parse_one(sent, *args, **options)]
+    def parse_all(self, sent: Sequence[str], *args: Any, **values: Any) -> list[Tree]:
+        return [self.parse_one(sent, *args, **values)]
 
     # --- raw strings, as CoreNLPParser ---------------------------------------------------------
 
-    def raw_parse(self, sentence: str, *args: Any, **options: Any) -> Iterator[Tree]:
+    def raw_parse(self, sentence: str, *args: Any, **values: Any) -> Iterator[Tree]:
         """Parse one untokenized sentence (Penn-Treebank tokenization, as the service's)."""
-        return next(self.raw_parse_sents([sentence], *args, **options))
+        return next(self.raw_parse_sents([sentence], *args, **values))
 
-    def raw_parse_sents(self, sentences: Iterable[str], *args: Any, **options: Any) -> Iterator[Iterator[Tree]]:
+    def raw_parse_sents(self, sentences: Iterable[str], *args: Any, **values: Any) -> Iterator[Iterator[Tree]]:
         def tokenized() -> Iterator[list[str]]:
             for sentence in sentences:
                 if not isinstance(sentence, str):
@@ -137,7 +151,7 @@ class ONLSTMParser(ParserI):
                     raise ValueError(f"the sentence {sentence!r} has no tokens")
                 yield tokens
 
-        return self.parse_sents(tokenized(), *args, **options)
+        return self.parse_sents(tokenized(), *args, **values)
 
 
 def _tokens(sentence: Sequence[str]) -> list[str]:

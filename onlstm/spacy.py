@@ -10,6 +10,11 @@
     sentence._.parse_string    # '(S (X The cat) (X sat (X on (X the mat))) .)'
     list(sentence._.children)  # the root's child constituents, as Spans: The cat | sat on the mat | .
 
+The options are the config keys ``layer``, ``decoder``, ``punctuation`` and
+``right_branching_bias`` (JSON values, as spaCy's config needs; null: the model's default),
+made into one ``ParseOptions`` when the component is created and checked then, with the
+library's ``OptionError``; ``ONLSTMComponent(options=ParseOptions(...))`` takes one directly.
+
 The factory is registered through the ``spacy_factories`` entry point, so no import of
 this module is needed.  Each sentence is parsed with spaCy's own tokens (whitespace tokens
 are left out of the model and absorbed by the constituents around them); ``nlp.pipe``
@@ -39,13 +44,16 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
 from .models.tree import escape_token
+
+if TYPE_CHECKING:  # the module stays light until the component is created (see above)
+    from .models.options import ParseOptions
 
 __all__ = ["NonConstituentError", "ONLSTMComponent", "make_onlstm_component"]
 
@@ -77,19 +85,18 @@ def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, laye
 class ONLSTMComponent:
     """Parses every sentence of a Doc and stores its tree for the ``Span._`` attributes."""
 
-    def __init__(self, name: str = "onlstm", *, checkpoint: str | None = None, layer: int | None = None,
-                 decoder: str | None = None, punctuation: str | None = None,
-                 right_branching_bias: float | None = None, batch_size: int = 64, device: str = "cpu"):
+    def __init__(self, name: str = "onlstm", *, checkpoint: str | None = None, options: ParseOptions | None = None,
+                 batch_size: int = 64, device: str = "cpu", **values: Any):
+        from .models.options import ParseOptions
         from .models.parser import Parser
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.name = name
+        self.options = ParseOptions.of(options, **values)  # a bad option fails here, at add_pipe
         self.parser = Parser.load(checkpoint, device=device)
-        self.options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
-                        "right_branching_bias": right_branching_bias}
+        self.parser.resolve(self.options)  # and one this model cannot take (a layer it lacks)
         self.batch_size = batch_size
-        self._parse([["check", "options"]])  # a bad option fails here, at add_pipe
         install_extensions()
 
     def __call__(self, doc: Doc) -> Doc:
@@ -101,7 +108,7 @@ class ONLSTMComponent:
             yield from self._annotate(list(batch))
 
     def _parse(self, token_lists: list[list[str]]) -> list:
-        return self.parser.parse_many(token_lists, batch_size=self.batch_size, **self.options)
+        return self.parser.parse_many(token_lists, self.options, batch_size=self.batch_size)
 
     def _annotate(self, docs: list[Doc]) -> list[Doc]:
         pending: list[tuple[Doc, Span, list[int]]] = []
@@ -174,15 +181,20 @@ def _locate(span: Span) -> tuple[dict[str, Any], list[tuple[int, int]], int]:
         raise NonConstituentError(f"the span {span.text!r} is not a constituent of its sentence's tree") from None
 
 
-def _child_bounds(constituents: list[tuple[int, int]], position: int) -> list[tuple[int, int]]:
-    start, end = constituents[position]
-    children, expected = [], start
-    for inner_start, inner_end in constituents[position + 1 :]:
-        if inner_start >= end:
-            break
-        if inner_start >= expected:  # the first constituent at or after the previous child's end
-            children.append((inner_start, inner_end))
-            expected = inner_end
+def _children_of(constituents: list[tuple[int, int]]) -> dict[tuple[int, int], list[tuple[int, int]]]:
+    """Each constituent's child constituents, in order, in one pass over the pre-order list.
+
+    With a stack of the open constituents, not recursion: a sentence's tree can be as deep as
+    it is long (a right-branching chain of 1,000 tokens), deeper than Python's call stack.
+    """
+    children: dict[tuple[int, int], list[tuple[int, int]]] = {bounds: [] for bounds in constituents}
+    open_constituents: list[tuple[int, int]] = []
+    for bounds in constituents:
+        while open_constituents and open_constituents[-1][1] <= bounds[0]:
+            open_constituents.pop()  # ends before this one starts: not its parent
+        if open_constituents:
+            children[open_constituents[-1]].append(bounds)
+        open_constituents.append(bounds)
     return children
 
 
@@ -196,7 +208,7 @@ def get_constituents(span: Span) -> Iterator[Span]:
 
 def get_children(span: Span) -> Iterator[Span]:
     _, constituents, position = _locate(span)
-    for start, end in _child_bounds(constituents, position):
+    for start, end in _children_of(constituents)[constituents[position]]:
         yield span.doc[start:end]
 
 
@@ -210,19 +222,31 @@ def get_parent(span: Span) -> Span | None:
 
 def get_parse_string(span: Span) -> str:
     record, constituents, position = _locate(span)
-    positions = {bounds: index for index, bounds in enumerate(constituents)}
+    children = _children_of(constituents)
     root = (record["start"], record["end"])
-
-    def bracketed(index: int) -> str:
-        start, end = constituents[index]
-        children = _child_bounds(constituents, index)
-        if not children:  # a token
-            text = escape_token(span.doc[start].text)
-            return f"({ROOT_LABEL} {text})" if (start, end) == root else text
-        label = ROOT_LABEL if (start, end) == root else NODE_LABEL
-        return f"({label} {' '.join(bracketed(positions[child]) for child in children)})"
-
-    return bracketed(position)
+    pieces: list[str] = []
+    # pre-order with an explicit stack (see _children_of): a constituent, or None for its ")"
+    pending: list[tuple[int, int] | None] = [constituents[position]]
+    opened = True  # just after "(X ": the next constituent needs no space before it
+    while pending:
+        bounds = pending.pop()
+        if bounds is None:
+            pieces.append(")")
+            opened = False
+            continue
+        if not opened:
+            pieces.append(" ")
+        inner = children[bounds]
+        if inner:
+            pieces.append(f"({ROOT_LABEL if bounds == root else NODE_LABEL} ")
+            pending.append(None)
+            pending.extend(reversed(inner))
+            opened = True
+        else:  # a token
+            token = escape_token(span.doc[bounds[0]].text)
+            pieces.append(f"({ROOT_LABEL} {token})" if bounds == root else token)
+            opened = False
+    return "".join(pieces)
 
 
 def get_distances(span: Span) -> list[float | None]:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from onlstm import ParseResult
+from onlstm import OptionError, ParseOptions, ParseResult
 from onlstm.client import AsyncClient, Client, RequestLimits, ServiceError, ServiceUnreachable
 from onlstm.models.parser import Parser
 
@@ -102,6 +102,41 @@ def test_errors_carry_the_service_code_and_message(service):
         client.parse(text="The cat sat.")
     assert (unauthorized.value.status, unauthorized.value.code) == (401, "unauthorized")
     assert unauthorized.value.request_id
+
+
+PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- nothing.", "!?", "Yes !",
+              "'Quoted' [bracketed] {braced} text ;", '" " ( )', "-- dash first", "last ,"]
+
+
+@pytest.mark.parametrize("values", [
+    {}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100}, {"right_branching_bias": -100},
+    {"right_branching_bias": 0, "decoder": "split", "all_layers": True},
+])
+def test_every_result_is_a_binary_tree_equal_to_the_librarys(service, parser, values):
+    with Client(service, api_key=API_KEY) as client:
+        by_keywords = client.parse(sentences=PUNCTUATED, **values)
+        by_options = client.parse(sentences=PUNCTUATED, options=ParseOptions(**values))
+    local = parser.parse_many(PUNCTUATED, **values)
+    assert_same(by_keywords, local)
+    assert_same(by_options, local)
+    for result in by_keywords:
+        assert len(result.spans) == max(len(result.tokens) - 1, 0), (values, result.tokens, result.spans)
+        if len(result.tokens) > 1:
+            assert all(len(node) == 2 for node in result.tree.subtrees()), str(result.tree)
+
+
+def test_options_over_options_and_the_same_codes_as_the_library():
+    # checked before anything is sent: the service here does not exist
+    with Client(f"http://127.0.0.1:{free_port()}", timeout=5) as client:
+        for values, code in [({"layer": -1}, "invalid_layer"), ({"layer": "1"}, "invalid_layer"),
+                             ({"decoder": "cky"}, "invalid_decoder"), ({"punctuation": "drop"}, "invalid_punctuation"),
+                             ({"right_branching_bias": math.inf}, "invalid_right_branching_bias"),
+                             ({"all_layers": "yes"}, "invalid_all_layers"), ({"beam": 3}, "unknown_option")]:
+            with pytest.raises(OptionError) as raised:
+                client.parse(text="The cat sat.", **values)
+            assert raised.value.code == code, values
+        with pytest.raises(TypeError, match="ParseOptions"):
+            client.parse(text="The cat sat.", options={"layer": 1})
 
 
 def test_wrong_arguments_and_an_unreachable_service():

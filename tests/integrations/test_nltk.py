@@ -6,7 +6,10 @@ import pytest
 from nltk.parse.api import ParserI
 from nltk.tree import Tree
 
+from onlstm.client import ServiceError
+from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser
+from onlstm.models.tree import to_ptb_string, tree_to_spans
 from onlstm.nltk import ONLSTMParser
 
 from ..helpers import serving
@@ -21,6 +24,22 @@ SENTENCES = [
 @pytest.fixture(scope="module")
 def parser(tiny_checkpoint) -> Parser:
     return Parser.load(tiny_checkpoint)
+
+
+PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- nothing.", "!?", "Yes !",
+              "'Quoted' [bracketed] {braced} text ;", '" " ( )', "-- dash first", "last ,"]
+OPTION_GRID = [{}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100},
+               {"right_branching_bias": -100}, {"right_branching_bias": 0, "decoder": "split"}]
+
+
+def check_binary_trees(nltk_parser: ONLSTMParser) -> None:
+    """n tokens, n - 1 brackets, every node with two children: every decoder, layer, prior, punctuation."""
+    for values in OPTION_GRID:
+        for parses in nltk_parser.raw_parse_sents(PUNCTUATED, **values):
+            tree = next(parses)
+            if len(tree.leaves()) > 1:
+                assert len(tree_to_spans(tree)) == len(tree.leaves()) - 1, (values, str(tree))
+                assert all(len(node) == 2 for node in tree.subtrees()), (values, str(tree))
 
 
 def check_parser_interface(nltk_parser: ONLSTMParser, parser: Parser) -> None:
@@ -44,8 +63,29 @@ def check_parser_interface(nltk_parser: ONLSTMParser, parser: Parser) -> None:
         nltk_parser.grammar()
     with pytest.raises(TypeError, match="use raw_parse"):
         nltk_parser.parse_one("the cat sat")
-    with pytest.raises(TypeError, match="unknown option"):
-        nltk_parser.parse_one(SENTENCES[0], beam=3)
+    # options are checked here, as the library checks them, before anything is parsed or sent
+    for call, code in [(lambda: nltk_parser.parse_one(SENTENCES[0], beam=3), "unknown_option"),
+                       (lambda: nltk_parser.parse_sents(SENTENCES, layer=-1), "invalid_layer"),
+                       (lambda: nltk_parser.parse_results(SENTENCES, right_branching_bias=101),
+                        "invalid_right_branching_bias"),
+                       (lambda: ONLSTMParser(parser=parser, decoder="cky"), "invalid_decoder")]:
+        with pytest.raises(OptionError) as raised:
+            call()
+        assert raised.value.code == code
+    # a ParseOptions, with keyword values over it, for the parser and for a call
+    chosen = ParseOptions(layer=0, decoder="split")
+    assert [nltk_parser.parse_one(sentence, options=chosen) for sentence in SENTENCES] == split_trees
+    assert [nltk_parser.parse_one(sentence, options=ParseOptions(layer=0), decoder="split")
+            for sentence in SENTENCES] == split_trees
+    check_binary_trees(nltk_parser)
+
+
+def test_a_sentence_of_1200_tokens_as_deep_as_it_is_long(parser):
+    nltk_parser = ONLSTMParser(parser=parser, options=ParseOptions(right_branching_bias=100))
+    tokens = [f"word{index % 40}" for index in range(1200)]
+    tree = nltk_parser.parse_one(tokens)
+    assert to_ptb_string(tree) == to_ptb_string(parser.parse(tokens, right_branching_bias=100).tree)
+    assert len(tree_to_spans(tree)) == 1199
 
 
 def test_local_model(tiny_checkpoint, parser):
@@ -69,5 +109,13 @@ def test_service_mode(tiny_checkpoint, parser, tmp_path):
         try:
             check_parser_interface(nltk_parser, parser)
             assert repr(nltk_parser) == f"ONLSTMParser({server.base!r})"
+            with pytest.raises(ServiceError) as beyond:  # what depends on the service's model: its answer
+                nltk_parser.parse_one(SENTENCES[0], layer=5)
+            assert (beyond.value.status, beyond.value.code) == (422, "invalid_layer")
+            # the service's longest sentence (250 tokens), as deep as it is long, through HTTP and back
+            tokens = [f"word{index % 40}" for index in range(250)]
+            for bias in (100, -100):
+                tree = nltk_parser.parse_one(tokens, right_branching_bias=bias)
+                assert to_ptb_string(tree) == to_ptb_string(parser.parse(tokens, right_branching_bias=bias).tree)
         finally:
             nltk_parser.close()

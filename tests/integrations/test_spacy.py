@@ -9,11 +9,13 @@ import zipfile
 
 import pytest
 import spacy
+from nltk import Tree
 from spacy.tokens import DocBin
 
+from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser
-from onlstm.models.tree import to_ptb_string
-from onlstm.spacy import NonConstituentError
+from onlstm.models.tree import to_ptb_string, tree_to_spans
+from onlstm.spacy import NonConstituentError, ONLSTMComponent
 
 from ..helpers import REPO
 
@@ -69,9 +71,9 @@ def test_pipe_and_call_agree_and_pipe_batches_the_sentences(tiny_checkpoint):
     calls = []
     parse = component.parser.parse_many
 
-    def counting_parse(token_lists, **options):
+    def counting_parse(token_lists, *options, **values):
         calls.append(len(token_lists))
-        return parse(token_lists, **options)
+        return parse(token_lists, *options, **values)
 
     component.parser.parse_many = counting_parse
     piped = list(nlp.pipe(TEXTS, batch_size=8))
@@ -112,8 +114,9 @@ def test_errors_name_the_fix(tiny_checkpoint):
     nlp.add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
     with pytest.raises(ValueError, match="add_pipe\\('sentencizer'\\)"):
         nlp("The cat sat.")
-    with pytest.raises(ValueError, match="layer must be .*between 0 and 2"):
+    with pytest.raises(OptionError, match="layer must be .*between 0 and 2") as beyond:
         make_nlp(tiny_checkpoint, layer=9)
+    assert beyond.value.code == "invalid_layer"
     unparsed = spacy.blank("en")("Hi there.")  # a pipeline without the component
     with pytest.raises(ValueError, match="no ON-LSTM parse"):
         _ = unparsed[0:2]._.parse_string
@@ -147,8 +150,7 @@ def test_options_travel_in_the_saved_pipeline_config(tiny_checkpoint, tmp_path):
     assert loaded.config["components"]["onlstm"]["checkpoint"] == str(tiny_checkpoint)
     assert [sentence._.parse_string for sentence in loaded(TEXTS[0]).sents] == \
         [sentence._.parse_string for sentence in nlp(TEXTS[0]).sents]
-    assert loaded.get_pipe("onlstm").options == {"layer": 0, "decoder": "split", "punctuation": "attach",
-                                                 "right_branching_bias": None}
+    assert loaded.get_pipe("onlstm").options == ParseOptions(layer=0, decoder="split", punctuation="attach")
 
 
 @pytest.mark.slow
@@ -172,3 +174,72 @@ def test_parses_come_back_from_worker_processes(tiny_checkpoint):
     here = [nlp(text) for text in TEXTS * 2]
     assert [[sentence._.parse_string for sentence in doc.sents] for doc in in_workers] == \
         [[sentence._.parse_string for sentence in doc.sents] for doc in here]
+
+
+# --- ParseOptions, binary trees, long sentences ----------------------------------------------
+
+
+@pytest.mark.parametrize("config, code", [
+    ({"layer": -1}, "invalid_layer"), ({"decoder": "cky"}, "invalid_decoder"),
+    ({"punctuation": "drop"}, "invalid_punctuation"), ({"right_branching_bias": 101}, "invalid_right_branching_bias"),
+    ({"right_branching_bias": -100.5}, "invalid_right_branching_bias"), ({"layer": 3}, "invalid_layer"),
+    ({"punctuation": "model"}, "unsupported_option"),  # the tiny model's vocabulary has no punctuation
+])
+def test_bad_config_options_raise_the_librarys_codes(tiny_checkpoint, config, code):
+    with pytest.raises(OptionError) as raised:
+        make_nlp(tiny_checkpoint, **config)
+    assert raised.value.code == code
+
+
+def test_the_component_takes_parse_options(tiny_checkpoint, parser):
+    component = ONLSTMComponent(checkpoint=str(tiny_checkpoint), options=ParseOptions(layer=0), decoder="split")
+    assert component.options == ParseOptions(layer=0, decoder="split")
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    doc = component(nlp("The cat sat on the mat."))
+    expected = parser.parse(["The", "cat", "sat", "on", "the", "mat", "."], layer=0, decoder="split")
+    assert next(doc.sents)._.parse_string == to_ptb_string(expected.tree)
+    with pytest.raises(OptionError) as unknown:
+        ONLSTMComponent(checkpoint=str(tiny_checkpoint), beam=3)
+    assert unknown.value.code == "unknown_option"
+
+
+PUNCTUATED = [
+    '"Stop!" she said (twice).', "(Really?)", "... and then, well -- nothing.", "!?", "Hello", "Yes !",
+    "'Quoted' [bracketed] {braced} text ;", '" " ( )',
+]
+
+
+@pytest.mark.parametrize("options", [
+    {}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100}, {"right_branching_bias": -100},
+    {"right_branching_bias": 0, "decoder": "split"},
+])
+def test_every_sentence_is_a_binary_tree(tiny_checkpoint, options):
+    nlp = make_nlp(tiny_checkpoint, **options)
+    for doc in nlp.pipe(PUNCTUATED):
+        for sentence in doc.sents:
+            kept = words(sentence)
+            tree = Tree.fromstring(sentence._.parse_string) if len(kept) > 1 else None
+            if tree is None:
+                continue
+            assert len(tree_to_spans(tree)) == len(kept) - 1, (sentence.text, sentence._.parse_string)
+            assert all(len(child) == 2 for child in tree.subtrees()), sentence._.parse_string
+
+
+@pytest.mark.parametrize("bias", [100, -100, None])
+def test_a_sentence_of_1400_tokens(tiny_checkpoint, parser, bias):
+    """A right-branching chain (bias 100) is as deep as the sentence is long: no recursion may follow it."""
+    nlp = make_nlp(tiny_checkpoint, right_branching_bias=bias)
+    text = " ".join(f"the cat sat on mat number {index}" for index in range(200)) + "."  # one sentence
+    sentence = next(nlp(text).sents)
+    n = len(sentence)
+    assert n == 1401
+    expected = parser.parse(words(sentence), right_branching_bias=bias)
+    assert sentence._.parse_string == to_ptb_string(expected.tree)
+    constituents = list(sentence._.constituents)
+    assert len(constituents) == 2 * n - 1  # binary: n tokens, n - 1 brackets
+    start, end = min(expected.spans, key=lambda span: span[1] - span[0])  # a bracket of two tokens, deep inside
+    deepest = sentence[start:end]
+    assert deepest._.parent is not None and len(list(deepest._.children)) == 2
+    assert deepest._.parse_string.count("(") == 1
+    assert len(list(sentence._.children)) == 2
