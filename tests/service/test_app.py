@@ -70,8 +70,9 @@ def check_result(result: dict, tokens: list[str]) -> None:
     assert tree.leaves() == [escape_token(token) for token in tokens]
     spans = [tuple(span) for span in result["spans"]]
     assert sorted(spans) == sorted(tree_to_spans(tree))
-    if n >= 2:
-        assert (0, n) in spans
+    if n >= 2:  # binary: n - 1 brackets, every node with two children
+        assert (0, n) in spans and len(spans) == n - 1
+        assert all(len(node) == 2 for node in tree.subtrees())
     assert all(end - start >= 2 and 0 <= start < end <= n for start, end in spans)
     assert len(result["distances"]) == n and all(math.isfinite(value) for value in result["distances"])
     assert isinstance(result["perplexity"], float) and math.isfinite(result["perplexity"]) and result["perplexity"] > 0
@@ -188,6 +189,46 @@ def test_punctuation_model_is_refused_for_a_model_without_punctuation(client):
 def test_punctuation_only_sentence_parses(client):
     result = client.post("/parse", json={"text": "... !?"}).json()["results"][0]
     check_result(result, result["tokens"])
+
+
+PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- nothing.", "!?", "Yes !",
+              "'Quoted' [bracketed] {braced} text ;", '" " ( )', "-- dash first", "last ,", "Hello"]
+OPTION_GRID = [{}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100},
+               {"right_branching_bias": -100}, {"right_branching_bias": 0, "decoder": "split", "all_layers": True},
+               {"decoder": "greedy", "punctuation": "attach", "right_branching_bias": 0.4}]
+
+
+@pytest.mark.parametrize("options", OPTION_GRID)
+def test_every_result_is_a_binary_tree_in_every_mode(client, parser, options):
+    """Each input form, decoder, layer and prior, with quotes, brackets, leading and trailing marks
+    and marks only: n tokens give n - 1 spans, as the library's."""
+    tokenized = [result.tokens for result in parser.parse_many(PUNCTUATED)]
+    for form, value in (("text", " ".join(PUNCTUATED)), ("sentences", PUNCTUATED), ("tokens", tokenized)):
+        response = client.post("/parse", json={form: value, **options})
+        assert response.status_code == 200, (form, response.text)
+        for result in response.json()["results"]:
+            check_result(result, result["tokens"])
+            expected = parser.parse(result["tokens"], **options)
+            assert result["spans"] == [list(span) for span in expected.spans], (form, result["tokens"])
+            assert (result["layer_trees"] is not None) == bool(options.get("all_layers"))
+
+
+def test_a_sentence_at_the_token_limit_as_deep_as_it_is_long(client, parser):
+    tokens = [f"word{index % 40}" for index in range(250)]  # ONLSTM_MAX_TOKENS_PER_SENTENCE's default
+    for bias in (100, -100):
+        result = client.post("/parse", json={"tokens": [tokens], "right_branching_bias": bias}).json()["results"][0]
+        assert len(result["spans"]) == 249
+        assert result["spans"] == [list(span) for span in parser.parse(tokens, right_branching_bias=bias).spans]
+
+
+def test_requests_differing_only_in_all_layers_share_a_batch(parser):
+    from onlstm.models.options import ParseOptions
+    from onlstm.service.api.routes.parse import batch_key
+
+    plain, every_layer = batch_key(parser, ParseOptions()), batch_key(parser, ParseOptions(all_layers=True))
+    assert plain == every_layer and hash(plain) == hash(every_layer) and plain.resolved
+    assert plain == batch_key(parser, ParseOptions(layer=parser.default_layer))  # the defaults, filled in
+    assert plain != batch_key(parser, ParseOptions(decoder="split"))
 
 
 # --- errors: always a JSON error, never a 5xx ----------------------------------------------
