@@ -23,7 +23,7 @@ from .api import api_router
 from .api.routes.docs import DOCS_ASSETS_DIR, DOCS_ASSETS_URL
 from .api.routes.page import STATIC_DIR
 from .errors import install_error_handlers
-from .lifecycle import ParserLoader, make_lifespan
+from .lifecycle import BatcherFactory, ParserLoader, make_lifespan
 from .logs import configure_logging
 from .metrics import Metrics
 from .middleware import BodyLimitMiddleware, MetricsMiddleware, RequestLogMiddleware
@@ -45,8 +45,10 @@ def _package_version() -> str:
         return "0.0.0"
 
 
-def create_app(settings: Settings | None = None, load_parser: ParserLoader | None = None) -> FastAPI:
-    """The service app.  ``load_parser`` replaces how the model is loaded (tests use it)."""
+def create_app(settings: Settings | None = None, load_parser: ParserLoader | None = None,
+               make_batcher: BatcherFactory | None = None) -> FastAPI:
+    """The service app.  ``load_parser`` replaces how the model is loaded (tests use it), ``make_batcher``
+    where requests are parsed (Ray Serve's ingress sends them to model replicas)."""
     settings = settings or load_settings()
     configure_logging(settings.log_level)
     metrics = Metrics()
@@ -54,7 +56,7 @@ def create_app(settings: Settings | None = None, load_parser: ParserLoader | Non
         title="ON-LSTM constituency parser",
         version=_package_version(),
         description=DESCRIPTION,
-        lifespan=make_lifespan(load_parser or default_loader),
+        lifespan=make_lifespan(load_parser or default_loader, make_batcher),
         docs_url=None,  # served from local assets by api/routes/docs.py
         redoc_url=None,
     )

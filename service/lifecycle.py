@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -74,7 +75,33 @@ async def load_model(state: ServiceState, load: ParserLoader, executor: Executor
                 parser.path, time.perf_counter() - started)
 
 
-def make_lifespan(load: ParserLoader):
+# make_batcher(state, executor): what parse requests are submitted to (``submit(items, key)``,
+# ``start()``, ``stop()``); Ray Serve's ingress (onlstm/ray_serve.py) sends them to model replicas
+BatcherFactory = Callable[[ServiceState, Executor], Any]
+
+
+def local_batcher(settings: Settings, executor: Executor, parser: Callable[[], Parser | None],
+                  on_batch: Callable[[int, int, float], None] | None = None) -> MicroBatcher:
+    """The micro-batcher of one process, parsing with ``parser()`` in ``executor``, as ``settings`` bound it."""
+
+    def run_parse(items: list[Sentence], options: ParseOptions) -> list[ParseResult]:
+        loaded = parser()
+        assert loaded is not None  # requests reach the batcher only once the model is loaded
+        return loaded.parse_many(items, options, batch_size=settings.batch_max_sentences)
+
+    return MicroBatcher(
+        run_parse, executor,
+        max_sentences=settings.batch_max_sentences,
+        max_wait=settings.batch_max_wait_ms / 1000,
+        refill_wait=settings.batch_refill_wait_ms / 1000,
+        concurrent_batches=settings.concurrent_batches,
+        max_queue_wait=settings.max_queue_wait_s,
+        max_queued=settings.max_queued_requests,
+        on_batch=on_batch,
+    )
+
+
+def make_lifespan(load: ParserLoader, make_batcher: BatcherFactory | None = None):
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         state: ServiceState = app.state.service
@@ -84,21 +111,10 @@ def make_lifespan(load: ParserLoader):
 
             torch.set_num_threads(settings.threads)
         executor = ThreadPoolExecutor(max_workers=settings.concurrent_batches, thread_name_prefix="onlstm-parse")
-
-        def run_parse(items: list[Sentence], options: ParseOptions) -> list[ParseResult]:
-            assert state.parser is not None  # requests reach the batcher only once the model is loaded
-            return state.parser.parse_many(items, options, batch_size=settings.batch_max_sentences)
-
-        state.batcher = MicroBatcher(
-            run_parse, executor,
-            max_sentences=settings.batch_max_sentences,
-            max_wait=settings.batch_max_wait_ms / 1000,
-            refill_wait=settings.batch_refill_wait_ms / 1000,
-            concurrent_batches=settings.concurrent_batches,
-            max_queue_wait=settings.max_queue_wait_s,
-            max_queued=settings.max_queued_requests,
-            on_batch=state.metrics.observe_batch,
-        )
+        if make_batcher is None:
+            state.batcher = local_batcher(settings, executor, lambda: state.parser, state.metrics.observe_batch)
+        else:
+            state.batcher = make_batcher(state, executor)
         state.batcher.start()
         state.preparation = PreparationPool(settings.prepare_workers, settings.prepare_timeout_s,
                                             settings.max_queue_wait_s)

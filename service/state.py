@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from ..models.parser import Parser
@@ -52,6 +53,8 @@ class ServiceState:
     preparation: PreparationPool | None = None
     background: set[asyncio.Task] = field(default_factory=set)
     admission: Admission = field(default_factory=Admission)
+    # where the model runs elsewhere (Ray Serve's replicas), why they are not all ready yet, or None
+    replicas_waiting: Callable[[], Awaitable[str | None]] | None = None
 
     @property
     def limits(self) -> Limits:

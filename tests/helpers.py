@@ -89,9 +89,10 @@ def read_all(connection: socket.socket, timeout: float) -> bytes:
 
 @contextlib.contextmanager
 def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, str] | None = None,
-                   cwd: Path | None = None, ready_timeout: float = 120.0) -> Iterator[str]:
+                   cwd: Path | None = None, ready_timeout: float = 120.0,
+                   shutdown_line: str = "Application shutdown complete") -> Iterator[str]:
     """Start ``command`` (``onlstm serve`` in some form, on ``port``), wait for /ready, yield its base URL,
-    then stop it with SIGTERM: it must shut down gracefully and exit with status 0."""
+    then stop it with SIGTERM: it must shut down gracefully (``shutdown_line`` in its log) and exit 0."""
     environment = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
     with open(log, "wb") as output:
         process = subprocess.Popen(list(command), stdout=output, stderr=subprocess.STDOUT, env=environment,
@@ -111,9 +112,7 @@ def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, 
     # `onlstm serve` turns a graceful stop into exit status 0 (as `docker stop` expects of PID 1)
     text = log.read_text()
     assert process.returncode == 0, f"the server stopped with {process.returncode}:\n{text[-3000:]}"
-    assert "Application shutdown complete" in text, text[-3000:]
-
-
+    assert shutdown_line in text, text[-3000:]
 
 
 class ServerProcess:

@@ -28,6 +28,11 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", help="release checkpoint to serve (ONLSTM_CHECKPOINT, default: the bundled model)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (ONLSTM_THREADS)")
     parser.add_argument("--log-level", help="critical, error, warning, info or debug (ONLSTM_LOG_LEVEL, default info)")
+    parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                        help="serve on Ray Serve: a local Ray without ADDRESS, else the cluster's (auto, HOST:6379); "
+                        "needs the ray extra")
+    parser.add_argument("--replicas", type=int, default=None, metavar="N",
+                        help="with --ray: model replicas, each with its own micro-batching (default 2)")
     return parser
 
 
@@ -62,12 +67,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     # imported here so that --help answers without loading torch
     from ..service.settings import SettingsError, load_settings
 
-    overrides = {name: value for name, value in vars(arguments).items() if value is not None}
+    options = vars(arguments)
+    ray_address, replicas = options.pop("ray"), options.pop("replicas")
+    if replicas is not None and (ray_address is None or replicas < 1):
+        print("error: --replicas N (N >= 1) goes with --ray", file=sys.stderr)
+        return 2
+    overrides = {name: value for name, value in options.items() if value is not None}
     try:
         settings = load_settings(flags=overrides)  # errors name the flag typed: --port, not ONLSTM_PORT
     except SettingsError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    if ray_address is not None:
+        from ..ray_serve import serve_on_ray
+
+        return serve_on_ray(settings, None if ray_address == "local" else ray_address, replicas or 2)
     server = build_server(settings)
 
     # While it serves, the server handles SIGTERM/SIGINT itself (the first drains, service/drain.py);

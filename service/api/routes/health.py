@@ -28,6 +28,10 @@ async def ready(service: Service) -> Any:
     if service.admission.draining:
         return JSONResponse(Readiness(status="draining", model=service.model).model_dump(), status_code=503)
     if service.parser is not None:
+        waiting = await service.replicas_waiting() if service.replicas_waiting is not None else None
+        if waiting is not None:
+            return JSONResponse(Readiness(status="loading", model=service.model, error=waiting).model_dump(),
+                                status_code=503, headers={"Retry-After": "5"})
         return Readiness(status="ready", model=service.model)
     if service.load_error is not None:
         return JSONResponse(Readiness(status="failed", error=service.load_error).model_dump(), status_code=503)

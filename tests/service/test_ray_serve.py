@@ -1,0 +1,115 @@
+"""`onlstm serve --ray --replicas 2` on a local Ray: the HTTP contract tests of test_server.py
+pass against it unchanged, 400 requests at concurrency 16 give no error, and killing one model
+replica's process under load loses no request (/ready says 503 until the new one has its model)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from ..helpers import free_port, running_server
+from .test_server import (  # noqa: F401  (collected here too, against the Ray Serve server)
+    test_chunked_body_over_the_limit_is_refused_without_reading_it_all,
+    test_concurrent_requests_get_their_own_results,
+    test_each_input_form_over_http,
+    test_errors_over_http,
+    test_health_ready_model_metrics_and_page_over_http,
+)
+
+pytest.importorskip("ray.serve", reason="Ray Serve is in the ray extra")
+pytestmark = pytest.mark.slow
+
+MODEL_REPLICA = b"ServeReplica:onlstm:ParserReplica"
+
+
+@pytest.fixture(scope="module")
+def server(tiny_checkpoint, tmp_path_factory) -> Iterator[str]:
+    """The same settings as test_server.py's uvicorn server, on Ray Serve with two model replicas."""
+    port = free_port()
+    log = tmp_path_factory.mktemp("ray") / "server.log"
+    command = [sys.executable, "-m", "onlstm", "serve", "--ray", "--replicas", "2", "--host", "127.0.0.1",
+               "--port", str(port), "--checkpoint", str(tiny_checkpoint)]
+    env = {"ONLSTM_BATCH_MAX_WAIT_MS": "50", "ONLSTM_MAX_BODY_BYTES": "4096", "ONLSTM_THREADS": "1"}
+    with running_server(command, port, log, env, ready_timeout=180, shutdown_line="stopping: Ray Serve") as base:
+        yield base
+
+
+def model_replica_pids() -> list[int]:
+    """The processes of the model replicas (Ray names them in their command line)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if MODEL_REPLICA in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def post_all(base: str, count: int, concurrency: int, during=None) -> list[str]:
+    """``count`` one-sentence parse requests from ``concurrency`` clients; the failures, described."""
+    failures: list[str] = []
+    sent = iter(range(count))
+    lock = threading.Lock()
+
+    def client() -> None:
+        with httpx.Client(base_url=base, timeout=60) as http:
+            while True:
+                with lock:
+                    index = next(sent, None)
+                if index is None:
+                    return
+                tokens = [["request", str(index), "the", "cat", "sat", "on", "the", "mat"]]
+                try:
+                    response = http.post("/parse", json={"tokens": tokens})
+                except httpx.HTTPError as error:
+                    failures.append(f"{type(error).__name__}: {error}")
+                    continue
+                if response.status_code != 200 or response.json()["results"][0]["tokens"] != tokens[0]:
+                    failures.append(f"{response.status_code}: {response.text[:200]}")
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        clients = [pool.submit(client) for _ in range(concurrency)]
+        if during is not None:
+            during()
+        for finished in clients:
+            finished.result()
+    return failures
+
+
+def test_400_requests_at_concurrency_16_give_no_error(server):
+    assert post_all(server, 400, 16) == []
+
+
+def test_killing_a_model_replica_under_load_loses_no_request(server):
+    pids = model_replica_pids()
+    assert len(pids) == 2, pids
+
+    def kill_one() -> None:
+        time.sleep(1.0)
+        os.kill(pids[0], signal.SIGKILL)
+
+    assert post_all(server, 600, 16, during=kill_one) == []
+    # once Ray Serve has seen the replica go (seconds), /ready says 503 until its replacement has
+    # its model, then 200 again
+    deadline = time.monotonic() + 60
+    while (ready := httpx.get(f"{server}/ready", timeout=10)).status_code == 200:
+        assert time.monotonic() < deadline, "/ready never noticed the lost replica"
+        time.sleep(0.2)
+    assert ready.status_code == 503 and ready.json()["status"] == "loading", ready.text
+    assert ready.json()["error"] == "1 of 2 model replicas have their model"
+    deadline = time.monotonic() + 120
+    while (ready := httpx.get(f"{server}/ready", timeout=10)).status_code != 200:
+        assert time.monotonic() < deadline, ready.text
+        time.sleep(0.5)
+    assert len(model_replica_pids()) == 2 and pids[0] not in model_replica_pids()
