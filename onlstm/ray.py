@@ -17,9 +17,14 @@ rows flow through the actors as they are read, and results come out before the i
 Rows may come out in another order than they went in; keep an id column and use
 ``iter_in_order`` (streaming, holds only the rows that arrived early) or ``sort``.
 
-``onlstm parse --ray [ADDRESS]`` (see ``format_chunks_with_ray``) uses the same actors for
-the command line: the input is read and split here, sent in chunks of sentences, and the
-formatted chunks are written in input order.
+``chunk_runner`` runs file parsing (``onlstm.models.predict.predict``, ``onlstm parse --ray
+[ADDRESS]``) on the same actors: the input is read and split here, sent in chunks of
+sentences, and the formatted chunks are written in input order:
+
+    from onlstm.models.predict import predict
+    from onlstm.ray import chunk_runner
+
+    predict(parser, "big.txt", "trees.jsonl", runner=chunk_runner("auto", threads=2))
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import heapq
 import itertools
 import logging
 import pickle
+import warnings
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -36,19 +42,45 @@ try:
 except ImportError as error:  # an optional extra
     raise ImportError("onlstm.ray needs Ray: pip install 'onlstm-parser[ray]'") from error
 
+from .models.options import ParseOptions
+from .models.predict import ChunkJob, ChunkRunner, InputSentence, format_chunk
+
 logger = logging.getLogger(__name__)
 
-__all__ = ["format_chunks_with_ray", "iter_in_order", "parse_dataset"]
+__all__ = ["chunk_runner", "iter_in_order", "parse_dataset", "start_ray"]
 
-# chunks (of onlstm parse's 1,024 sentences) per Ray Data execution of the command line:
+# chunks (of predict's 1,024 sentences) per Ray Data execution of file parsing:
 # bounds the driver's memory; each window pays the actors' start-up once (a few seconds)
 CHUNKS_PER_WINDOW = 32
 
 
+def start_ray(address: str | None = None, **init_arguments: Any) -> bool:
+    """``ray.init`` unless Ray is running already: a local Ray, or the cluster at ``address``
+    (``auto``, ``HOST:6379``, ``ray://HOST:10001``; empty or None: ``RAY_ADDRESS``'s, else local).
+    Returns whether it started Ray (and so should shut it down).
+    """
+    if ray.is_initialized():
+        return False
+    ray.init(address=address or None, **init_arguments)
+    return True
+
+
+class _TokenAuthNotice(logging.Filter):
+    """Drops Ray's warning that a new local Ray turned its token authentication on (its default,
+    whenever ``RAY_AUTH_MODE`` is unset: the warning says all is as it should be).  Setting
+    the variable instead cannot work once ``ray`` is imported: the driver has read its
+    configuration by then, and a cluster it started would refuse it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this Ray cluster")
+
+
+logging.getLogger("ray._private.authentication.authentication_token_setup").addFilter(_TokenAuthNotice())
+
+
 def _cluster_plan(use_gpus: bool | None, actors: int | None, threads: int) -> tuple[int, float, float, str]:
     """(actors, CPUs per actor, GPUs per actor, torch device) from the cluster's resources."""
-    if not ray.is_initialized():  # as Ray Data itself does on first use: a local Ray, or RAY_ADDRESS's
-        ray.init()
+    start_ray()  # as Ray Data itself does on first use: a local Ray, or RAY_ADDRESS's
     resources = ray.cluster_resources()
     gpus_available = int(resources.get("GPU", 0))
     if use_gpus is None:
@@ -76,10 +108,10 @@ class _SentenceParser(_ParserActor):
     """``map_batches`` function of ``parse_dataset``: one sentence per row, result columns added."""
 
     def __init__(self, checkpoint: str | None, device: str, threads: int, column: str, tokenized: bool,
-                 options: dict[str, Any], model_batch_size: int, all_layers: bool):
+                 options: ParseOptions, model_batch_size: int):
         super().__init__(checkpoint, device, threads)
         self.column, self.tokenized, self.options = column, tokenized, options
-        self.model_batch_size, self.all_layers = model_batch_size, all_layers
+        self.model_batch_size = model_batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
         from .models.text import Sentence
@@ -88,8 +120,8 @@ class _SentenceParser(_ParserActor):
             sentences = [Sentence.from_tokens(str(token) for token in value) for value in batch[self.column]]
         else:
             sentences = [Sentence.from_text(str(value)) for value in batch[self.column]]
-        results = self.parser.parse_many(sentences, batch_size=self.model_batch_size, **self.options)
-        records = [result.to_dict(self.all_layers) for result in results]
+        results = self.parser.parse_many(sentences, self.options, batch_size=self.model_batch_size)
+        records = [result.to_dict() for result in results]
         output = {name: list(values) for name, values in batch.items()}
         for name in records[0] if records else ():
             if name != "nested":  # arbitrarily deep lists have no columnar type; `tree` has the same tree
@@ -97,48 +129,63 @@ class _SentenceParser(_ParserActor):
         return output
 
 
-def parse_dataset(ds: ray.data.Dataset, *, column: str = "text", tokenized: bool = False,
-                  checkpoint: str | None = None, layer: int | None = None, decoder: str | None = None,
-                  punctuation: str | None = None, right_branching_bias: float | None = None,
-                  all_layers: bool = False, rows_per_batch: int = 256,
+def parse_dataset(ds: ray.data.Dataset, options: ParseOptions | None = None, *, column: str = "text",
+                  tokenized: bool = False, checkpoint: str | None = None, rows_per_batch: int = 256,
                   model_batch_size: int = 64, actors: int | None = None, threads: int = 1,
-                  use_gpus: bool | None = None) -> ray.data.Dataset:
+                  use_gpus: bool | None = None, max_restarts: int = 0, **values: Any) -> ray.data.Dataset:
     """Parse a Ray Dataset whose ``column`` holds one sentence per row (lazy, streaming).
 
     Args:
+        options: the parse options (``ParseOptions``; ``None``: the model's defaults), with
+            keyword ``values`` (``layer=1``, ``decoder="split"``, ``all_layers=True``, ...) over them,
+            as ``Parser.parse`` and the HTTP API take them; checked here, before any actor starts.
         column: a raw sentence (``str``, tokenized in the actor) or, with ``tokenized=True``,
             a list of tokens.
         checkpoint: release checkpoint, present at this path on every node (default: bundled model).
-        layer, decoder, punctuation, right_branching_bias, all_layers: as ``Parser.parse`` and the HTTP API.
         rows_per_batch: rows handed to an actor at a time; model_batch_size: sentences per model call.
         actors: size of the actor pool (default: one per GPU, else cluster CPUs / ``threads``).
         threads: torch threads (and Ray CPUs) per CPU actor.
         use_gpus: None: GPU actors when the cluster has GPUs; True/False to force.
+        max_restarts: how often Ray may restart a failed actor (0: the run fails with its error;
+            with restarts Ray logs a core_worker error-level note about restarting at every start).
 
     Returns the dataset with the API's result fields as columns, the input columns kept:
     ``tokens``, ``tree`` (PTB string), ``spans``, ``distances``, ``perplexity``, ``layer``,
     ``unk_share``, ``warnings``, ``offsets`` (character spans in the sentence, raw sentences
     only) and, with ``all_layers``, ``layer_distances`` and ``layer_trees``.
     """
+    options = ParseOptions.of(options, **values)
     if column not in ds.columns():
         raise ValueError(f"the dataset has no column {column!r} (columns: {ds.columns()}); pass column=")
     if rows_per_batch < 1 or model_batch_size < 1 or threads < 1:
         raise ValueError("rows_per_batch, model_batch_size and threads must be at least 1")
     pool, cpus, gpus, device = _cluster_plan(use_gpus, actors, threads)
-    options = {"layer": layer, "decoder": decoder, "punctuation": punctuation,
-               "right_branching_bias": right_branching_bias}
     logger.info("parsing with %d actors (%g CPUs, %g GPUs each, device %s)", pool, cpus, gpus, device)
-    return ds.map_batches(
-        _SentenceParser,
+    return _map_batches(
+        ds, max_restarts,
+        fn=_SentenceParser,
         fn_constructor_kwargs={"checkpoint": checkpoint, "device": device, "threads": threads, "column": column,
-                               "tokenized": tokenized, "options": options, "model_batch_size": model_batch_size,
-                               "all_layers": all_layers},
+                               "tokenized": tokenized, "options": options, "model_batch_size": model_batch_size},
         batch_size=rows_per_batch,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool),
         num_cpus=cpus,
         num_gpus=gpus,
     )
+
+
+def _map_batches(ds: ray.data.Dataset, max_restarts: int, **arguments: Any) -> ray.data.Dataset:
+    """``ds.map_batches(**arguments)`` whose actors Ray restarts at most ``max_restarts`` times.
+
+    Ray Data restarts its actors without limit by default; since it passes their constructor
+    arguments through the object store, Ray then logs an error-level ``core_worker.cc`` line
+    at every actor start (a restart could fail if those arguments were lost).  Ray 2.60 takes
+    ``max_restarts`` only among the remote arguments it now calls deprecated, with no named
+    parameter for it yet: the deprecation warning is left out here, not the setting.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="`ray_remote_args` is deprecated", category=DeprecationWarning)
+        return ds.map_batches(**arguments, max_restarts=max_restarts)
 
 
 def iter_in_order(rows: Iterable[dict[str, Any]] | ray.data.Dataset, id_column: str = "id",
@@ -163,54 +210,61 @@ def iter_in_order(rows: Iterable[dict[str, Any]] | ray.data.Dataset, id_column: 
                          f"({len(waiting)} rows from id {waiting[0][0]} left)")
 
 
-# --- onlstm parse --ray ----------------------------------------------------------------------
+# --- file parsing (onlstm.models.predict, onlstm parse --ray) --------------------------------
 
 
 class _ChunkFormatter(_ParserActor):
-    """``map_batches`` function of the command line: a row is a chunk of sentences, the output its text."""
+    """``map_batches`` function of file parsing: a row is a chunk of sentences, the output its text."""
 
-    def __init__(self, checkpoint: str | None, device: str, threads: int, options: Any):
-        super().__init__(checkpoint, device, threads)
-        self.options = options
+    def __init__(self, job: ChunkJob, threads: int, device: str):
+        super().__init__(job.checkpoint, device, threads)
+        self.job = job
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        from .cli.parse import _format_chunk  # the same formatting as `onlstm parse` without Ray
-
-        texts = [_format_chunk(self.parser, self.options, pickle.loads(chunk), int(first))
+        texts = [format_chunk(self.parser, self.job, pickle.loads(chunk), int(first))
                  for first, chunk in zip(batch["first"], batch["chunk"])]
         return {"id": list(batch["id"]), "text": texts}
 
 
-def format_chunks_with_ray(chunks: Iterable[tuple[list, int]], address: str, checkpoint: str | None,
-                           options: Any, threads: int, actors: int | None, use_gpus: bool | None) -> Iterator[str]:
-    """``onlstm parse --ray``: the formatted text of each ``(chunk, first_sentence_index)``, in input order.
+def _quiet_ray_data() -> None:
+    ray.data.DataContext.get_current().enable_progress_bars = False  # the caller's progress callback draws
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per window execution otherwise
+    # ...and one warning that the progress bars (turned off just above, on purpose) are off
+    logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)
+
+
+def chunk_runner(address: str = "", *, actors: int | None = None, threads: int = 1,
+                 use_gpus: bool | None = None) -> ChunkRunner:
+    """A ``runner`` for ``onlstm.models.predict.predict`` that parses the chunks on Ray actors.
 
     ``address`` is Ray's (``auto``, ``HOST:6379``, ``ray://HOST:10001``); empty: a local Ray
-    on this machine's cores (or the cluster ``RAY_ADDRESS`` names).  The chunks are sent
+    on this machine's cores (or the cluster ``RAY_ADDRESS`` names), shut down at the end.
+    ``actors``: the pool's size (default: one per GPU, else cluster CPUs / ``threads``);
+    ``use_gpus``: None: GPU actors when the cluster has GPUs.  The chunks are sent
     ``CHUNKS_PER_WINDOW`` at a time, one row each, numbered by an ``id`` column that puts the
     results back in order.
     """
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address or None, include_dashboard=False, logging_level=logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = False  # `onlstm parse --progress` draws its own
-    logging.getLogger("ray.data").setLevel(logging.WARNING)  # one line per window execution otherwise
-    try:
-        pool, cpus, gpus, device = _cluster_plan(use_gpus, actors, threads)
-        logger.info("Ray: %d actors (%g CPUs, %g GPUs each, device %s)", pool, cpus, gpus, device)
-        numbered = iter(chunks)
-        while window := list(itertools.islice(numbered, CHUNKS_PER_WINDOW)):
-            items = [{"id": position, "first": first, "chunk": pickle.dumps(chunk)}
-                     for position, (chunk, first) in enumerate(window)]
-            formatted = ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-                _ChunkFormatter,
-                fn_constructor_kwargs={"checkpoint": checkpoint, "device": device, "threads": threads,
-                                       "options": options},
-                batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(pool, len(items))),
-                num_cpus=cpus, num_gpus=gpus,
-            )
-            for row in iter_in_order(formatted, "id"):
-                yield row["text"]
-    finally:
-        if started_here:
-            ray.shutdown()
+
+    def run(chunks: Iterable[tuple[list[InputSentence], int]], job: ChunkJob) -> Iterator[str]:
+        started_here = start_ray(address, include_dashboard=False, logging_level=logging.WARNING)
+        _quiet_ray_data()
+        try:
+            pool, cpus, gpus, device = _cluster_plan(use_gpus, actors, threads)
+            logger.info("Ray: %d actors (%g CPUs, %g GPUs each, device %s)", pool, cpus, gpus, device)
+            numbered = iter(chunks)
+            while window := list(itertools.islice(numbered, CHUNKS_PER_WINDOW)):
+                items = [{"id": position, "first": first, "chunk": pickle.dumps(chunk)}
+                         for position, (chunk, first) in enumerate(window)]
+                formatted = _map_batches(
+                    ray.data.from_items(items, override_num_blocks=len(items)), 0,
+                    fn=_ChunkFormatter, fn_constructor_kwargs={"job": job, "threads": threads, "device": device},
+                    batch_size=1, batch_format="numpy", compute=ray.data.ActorPoolStrategy(size=min(pool, len(items))),
+                    num_cpus=cpus, num_gpus=gpus,
+                )
+                for row in iter_in_order(formatted, "id"):
+                    yield row["text"]
+        finally:
+            if started_here:
+                ray.shutdown()
+
+    return run

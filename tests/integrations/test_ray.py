@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -95,5 +97,44 @@ def test_command_line_on_a_ray_cluster_writes_what_the_plain_command_writes(loca
              str(tiny_checkpoint), "--threads", "1", "--input-format", "lines", *extra], capture_output=True, text=True, cwd=REPO, timeout=600,
         )
         assert completed.returncode == 0, completed.stderr[-3000:]
+        assert not error_level_lines(completed.stderr), completed.stderr[-3000:]
     assert outputs["ray"].read_text() == outputs["plain"].read_text()
     assert len(outputs["ray"].read_text().splitlines()) == 2500
+
+
+def error_level_lines(stderr: str) -> list[str]:
+    """Ray's C++ error lines (``[... E 123 456] core_worker.cc:...``) and Python ERROR or WARNING lines."""
+    return [line for line in stderr.splitlines()
+            if re.match(r"\[[^\]]* [EF] \d+ \d+\]", line) or re.search(r"\b(ERROR|WARNING|Traceback)\b", line)]
+
+
+@pytest.mark.slow
+def test_a_local_ray_run_that_goes_well_prints_only_the_command_s_own_lines(tiny_checkpoint, tmp_path):
+    pytest.importorskip("ray")
+    source = tmp_path / "input.txt"
+    source.write_text("".join(sentence + "\n" for sentence in SENTENCES))
+    output = tmp_path / "ray.ptb"
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("RAY_")}
+    completed = subprocess.run(
+        [sys.executable, "-m", "onlstm", "parse", str(source), "-o", str(output), "--checkpoint", str(tiny_checkpoint),
+         "--threads", "1", "--workers", "1", "--input-format", "lines", "--format", "ptb", "--ray"],
+        capture_output=True, text=True, cwd=REPO, timeout=600, env=environment,
+    )
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert len(output.read_text().splitlines()) == len(SENTENCES)
+    assert not error_level_lines(completed.stderr), completed.stderr[-3000:]
+    assert all(line.startswith("onlstm parse: ") for line in completed.stderr.splitlines()), completed.stderr[-3000:]
+
+
+def test_parse_dataset_checks_the_options_before_starting_anything():
+    pytest.importorskip("ray")
+    from onlstm.models.options import OptionError, ParseOptions
+    from onlstm.ray import parse_dataset
+
+    class NotADataset:
+        def columns(self):
+            raise AssertionError("the dataset was touched")
+
+    with pytest.raises(OptionError) as caught:
+        parse_dataset(NotADataset(), ParseOptions(layer=1), decoder="beam")
+    assert caught.value.option == "decoder"

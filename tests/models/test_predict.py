@@ -1,0 +1,167 @@
+"""File parsing in the library (``onlstm.models.predict``): the same bytes as ``onlstm parse`` wrote
+before it moved there, on 3,000 Brown sentences in every input and output format; and its API."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from onlstm.models.options import OptionError, ParseOptions
+from onlstm.models.parser import Parser
+from onlstm.models.predict import InputEncodingError, InputError, predict, read_sentences
+
+BROWN_SENTENCES = 3000
+# The bundled model the digests were recorded with: another model writes other trees
+RECORDED_MODEL_VERSION = "74707cd054dc"
+# SHA-256 of `onlstm parse INPUT --input-format I --format F [flags] -o OUT` at c93ba37 (the command
+# before its engine moved into the library); text and lines input (tokenized here) at b645c41,
+# whose tokenizer changed 48 Brown sentences.  Each case: (input, input format, options, expected).
+CASES = {
+    "tokens-jsonl": ("tokens", "tokens", {}, "b0c0949401fe629b4d3895cab2b554b68a1d4a1fa0d5be56f37e5fd4a1b3dd6d"),
+    "tokens-jsonl-all-layers": ("tokens", "tokens", {"all_layers": True},
+                                "60e58e7350fcc61b9939cadd6d2a124ae0adb6b6ae329a8a30a6794e3bff7bd1"),
+    "tokens-ptb": ("tokens", "tokens", {"format": "ptb"},
+                   "0a09acd94d177869b8b7caa518901e1b514fa0e07868b2f2878eab7d4daead55"),
+    "tokens-ptb-preterminals": ("tokens", "tokens", {"format": "ptb", "preterminals": True},
+                                "a6559b83cd51dafcd40019a9ebced12c8e21488ba734443f43761670df226daa"),
+    "tagged-ptb-preterminals": ("tagged", "tagged", {"format": "ptb", "preterminals": True},
+                                "88bfad69dba36ff946f981bc8d7537c62599bc760d84e80890998ff719efd0e4"),
+    "tokens-pretty": ("tokens", "tokens", {"format": "pretty"},
+                      "9e54628bcd8ae93dff741a3a0d9e3523682b8314349dd9c4465c704105540d75"),
+    "text-jsonl": ("text", "text", {}, "e058d1eb82f125bbbb34668d73f1012424b619a337f46e91a2d40fc81f781152"),
+    "text-ptb": ("text", "text", {"format": "ptb"}, "963fe98bd9450319d5280560268648ab18827564d290e081244761ee55a09f99"),
+    "text-pretty": ("text", "text", {"format": "pretty"},
+                    "bab0dbd45efe5509df425d2b4e22139b394212ee6a4a322c4866c9faf35c9f9e"),
+    "lines-jsonl": ("tokens", "lines", {}, "c3407eb2b7d9c02cfb78502b24db1dad20642476092b3d9fa8bcb0fe814727c9"),
+}
+
+
+def brown_tagged_sentences(folder: Path, count: int) -> list[list[tuple[str, str]]]:
+    """The first ``count`` sentences of the Brown corpus (files ca01, ca02, ... in order) as (word, tag)."""
+    sentences = []
+    for path in sorted(path for path in folder.iterdir() if re.fullmatch(r"c[a-r]\d\d", path.name)):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if line.split():
+                sentences.append([tuple(item.rpartition("/")[::2]) for item in line.split()])
+                if len(sentences) == count:
+                    return sentences
+    return sentences
+
+
+@pytest.fixture(scope="module")
+def brown_inputs(shared_data, tmp_path_factory) -> dict[str, Path]:
+    """The three input files the digests were recorded on: tokens (one sentence a line), the same
+    tagged word/tag, and running text (ten sentences a paragraph, blank lines between)."""
+    if not (shared_data / "brown").is_dir():
+        pytest.skip("the Brown corpus is not in the shared data folder")
+    sentences = brown_tagged_sentences(shared_data / "brown", BROWN_SENTENCES)
+    folder = tmp_path_factory.mktemp("brown")
+    texts = {
+        "tokens": "".join(" ".join(word for word, _ in sentence) + "\n" for sentence in sentences),
+        "tagged": "".join(" ".join(f"{word}/{tag}" for word, tag in sentence) + "\n" for sentence in sentences),
+        "text": "\n\n".join(" ".join(" ".join(word for word, _ in sentence) for sentence in sentences[start:start + 10])
+                            for start in range(0, len(sentences), 10)) + "\n",
+    }
+    for name, text in texts.items():
+        (folder / f"{name}.txt").write_text(text, encoding="utf-8")
+    return {name: folder / f"{name}.txt" for name in texts}
+
+
+@pytest.fixture(scope="module")
+def remembering_parser() -> Parser:
+    """The bundled model, parsing each chunk once for all the cases: the formats of one input
+    share their chunks (the same sentences, options and batch size give the same results)."""
+    parser = Parser.load()
+    if parser.version != RECORDED_MODEL_VERSION:
+        pytest.skip(f"the digests were recorded with model version {RECORDED_MODEL_VERSION}, not {parser.version}")
+    parse_many, remembered = parser.parse_many, {}
+
+    def remembering_parse_many(sentences, options=None, *, batch_size=64, **values):
+        resolved = parser.resolve(options, **values)
+        key = (tuple((tuple(sentence.tokens), repr(sentence.offsets)) for sentence in sentences),
+               resolved.layer, resolved.decoder, resolved.punctuation, resolved.right_branching_bias, batch_size)
+        if key not in remembered:
+            remembered[key] = parse_many(sentences, resolved, batch_size=batch_size)
+        return remembered[key]
+
+    parser.parse_many = remembering_parse_many
+    return parser
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(CASES))
+def test_the_library_writes_what_onlstm_parse_wrote_on_brown(case, brown_inputs, remembering_parser):
+    source, input_format, arguments, expected = CASES[case]
+    arguments = dict(arguments)
+    options = ParseOptions(all_layers=arguments.pop("all_layers", False))
+    output = io.StringIO()
+    summary = predict(remembering_parser, brown_inputs[source], output, options, input_format=input_format,
+                      **arguments)
+    if input_format != "text":  # running text is split by the splitter, not one sentence a line
+        assert summary.sentences == BROWN_SENTENCES
+    digest = hashlib.sha256(output.getvalue().encode("utf-8")).hexdigest()
+    assert digest == expected, f"{case}: the output differs from the recorded one"
+
+
+# --- the API, on the tiny model ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_parser(tiny_checkpoint) -> Parser:
+    return Parser.load(tiny_checkpoint)
+
+
+def test_predict_takes_paths_streams_and_line_iterables(tiny_parser, tmp_path):
+    lines = ["The cat sat on the mat.\n", "\n", "A dog ran.\n"]
+    source = tmp_path / "in.txt"
+    source.write_text("".join(lines), encoding="utf-8")
+    written = tmp_path / "out.jsonl"
+    summary = predict(tiny_parser, source, written, input_format="lines", layer=0)
+    assert summary.sentences == 2 and summary.output == str(written)
+    assert summary.model == {"name": "onlstm-tiny-test", "version": tiny_parser.version}
+    records = [json.loads(line) for line in written.read_text(encoding="utf-8").splitlines()]
+    assert [record["line"] for record in records] == [1, 3] and {record["layer"] for record in records} == {0}
+    from_iterable = io.StringIO()
+    predict(tiny_parser, lines, from_iterable, ParseOptions(layer=0), input_format="lines")
+    assert from_iterable.getvalue() == written.read_text(encoding="utf-8")
+
+
+def test_predict_refuses_bad_options_before_reading(tiny_parser):
+    class Unread:
+        def __iter__(self):
+            raise AssertionError("the input was read")
+
+    with pytest.raises(OptionError) as caught:
+        predict(tiny_parser, Unread(), io.StringIO(), layer=9)
+    assert caught.value.code == "invalid_layer"
+    with pytest.raises(ValueError, match="preterminals applies to the ptb format"):
+        predict(tiny_parser, Unread(), io.StringIO(), preterminals=True)
+    with pytest.raises(ValueError, match="workers must be at least 1"):
+        predict(tiny_parser, Unread(), io.StringIO(), workers=0)
+
+
+def test_input_errors_name_the_line(tiny_parser, tmp_path):
+    with pytest.raises(InputError, match="line 2: 'cat' is not word/TAG"):
+        predict(tiny_parser, ["The/DT\n", "cat\n"], io.StringIO(), input_format="tagged")
+    binary = tmp_path / "bin.dat"
+    binary.write_bytes(b"\xff\xfe\x00binary")
+    with pytest.raises(InputEncodingError, match=r"bin.dat is not UTF-8 text \(near line 1\)"):
+        predict(tiny_parser, binary, io.StringIO())
+
+
+def test_read_sentences_keeps_tags_lines_and_offsets():
+    tagged = list(read_sentences(["The/DT cat/NN\n", "\n", "sat/VBD\n"], "tagged"))
+    assert [(list(item.sentence.tokens), item.line, item.tags) for item in tagged] == [
+        (["The", "cat"], 1, ["DT", "NN"]), (["sat"], 3, ["VBD"])]
+    text = "The cat sat. A dog\nran.\n\nStocks fell.\n"
+    items = list(read_sentences(io.StringIO(text)))
+    assert [item.line for item in items] == [None, None, None]
+    for item in items:
+        assert [text[start:end] for start, end in item.sentence.offsets] == list(item.sentence.tokens)
+    with pytest.raises(ValueError, match="input_format"):
+        read_sentences([], "xml")
