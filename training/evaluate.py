@@ -341,6 +341,7 @@ def evaluate_model(
     decoders: Sequence[str] = DECODER_NAMES,
     baselines: bool = True,
     right_branching_biases: Sequence[float] = (0.0,),
+    log_rows: bool = True,
 ) -> dict:
     """Score a model's per-layer distances on gold trees, every layer and decoder.
 
@@ -354,6 +355,7 @@ def evaluate_model(
         baselines: also score the baselines on the same sentences.
         right_branching_biases: strengths of the decoders' right-branching prior to score
             (``models.tree.right_branching_prior``; 0: the distances as they are).
+        log_rows: log each row's F1 as it is scored (INFO); training says it once per evaluation.
     Returns:
         A JSON-serialisable dict: ``mode``, ``n_sentences``, ``n_wsj10``, ``n_layers``,
         ``baselines`` (rows from ``evaluate_baselines``) and ``model``: one row per layer
@@ -393,7 +395,8 @@ def evaluate_model(
             name = f"layer {layer} {decoder}" if layer != MEAN_LAYER else f"mean {decoder}"
             name += f", prior {bias:g}" if bias else ""
             rows.append({"name": name, "layer": layer, "decoder": decoder, "right_branching_bias": bias, **metrics})
-            logger.info("%s: sentence F1 %.1f", name, metrics["sentence_f1"] or 0.0)
+            if log_rows:
+                logger.info("%s: sentence F1 %.1f", name, metrics["sentence_f1"] or 0.0)
     wsj10 = sum(gold.n_words <= WSJ10_MAX_WORDS for gold in golds)
     return {
         "mode": mode,

@@ -352,22 +352,27 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     finally:
         model.train(was_training)
 
-    def f1_per_layer(start: int, end: int, key: str = "sentence_f1", bias: float = config.right_branching_bias
-                     ) -> list[float]:
-        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False, (bias,))
-        return [row[key] for row in report["model"] if isinstance(row["layer"], int)]
+    def per_layer(start: int, end: int, bias: float = config.right_branching_bias) -> dict[str, list[float]]:
+        # the caller logs the evaluation once, labelled (Trainer._write_evaluation)
+        report = evaluate_model(golds[start:end], lambda _: distances[start:end], "words", ("greedy",), False, (bias,),
+                                log_rows=False)
+        rows = [row for row in report["model"] if isinstance(row["layer"], int)]
+        return {key: [row[key] for row in rows] for key in ("sentence_f1", "corpus_f1")}
 
-    f1s = f1_per_layer(0, len(golds))
+    scores = per_layer(0, len(golds))
+    f1s = scores["sentence_f1"]
     half = len(golds) // 2
     best_layer = max(range(len(f1s)), key=f1s.__getitem__)
-    without_prior = {"dev_f1_per_layer_without_prior": f1_per_layer(0, len(golds), bias=0.0)} if config.right_branching_bias else {}
+    without_prior = ({"dev_f1_per_layer_without_prior": per_layer(0, len(golds), bias=0.0)["sentence_f1"]}
+                     if config.right_branching_bias else {})
     return {
         "dev_loss": read["loss"],
         "dev_unk_share": read["unk_share"],
         "dev_perplexity": read["perplexity"],
         "dev_f1_per_layer": f1s,
-        "dev_corpus_f1_per_layer": f1_per_layer(0, len(golds), "corpus_f1"),
-        "dev_f1_per_layer_halves": [f1_per_layer(0, half), f1_per_layer(half, len(golds))] if half else [],
+        "dev_corpus_f1_per_layer": scores["corpus_f1"],
+        "dev_f1_per_layer_halves": ([per_layer(0, half)["sentence_f1"], per_layer(half, len(golds))["sentence_f1"]]
+                                    if half else []),
         "dev_f1": f1s[best_layer],
         "best_layer": best_layer,
         **without_prior,
@@ -849,9 +854,12 @@ class Trainer:
             self.evaluate()
         self.save()
         progress = self.progress
+        best = self.out_dir / "best.safetensors"
         logger.info(
-            "done: %d steps in %.1f minutes; best dev score %.2f",
-            progress.step, progress.elapsed_seconds / 60, progress.best_score,
+            "done: %d steps in %.1f minutes; best dev score %.2f; wrote %s%s, %s (the last evaluation's) and %s "
+            "(onlstm train --resume continues from it)", progress.step, progress.elapsed_seconds / 60,
+            progress.best_score, f"{best} (the best on dev), " if best.exists() else "",
+            self.out_dir / "last.safetensors", self.out_dir / "metrics.jsonl", self.resume_path,
         )
         return {**self.last_evaluation, "best_score": progress.best_score, "steps": progress.step}
 
@@ -901,19 +909,23 @@ class Trainer:
             log.write(json.dumps(evaluation) + "\n")
         plot_curves(self.out_dir / "metrics.jsonl", self.out_dir / "curves.png")
         logger.info(
-            "step %d: dev perplexity %.1f, dev F1 per layer %s%s",
+            "step %d: dev perplexity %.1f, dev sentence F1 (greedy) %s%s",
             self.progress.step,
             evaluation["dev_perplexity"],
-            " ".join(f"{value:.1f}" for value in evaluation["dev_f1_per_layer"]),
+            _by_layer(evaluation["dev_f1_per_layer"]),
             " (best so far)" if improved else "",
         )
         if "online_dev_perplexity" in evaluation:
             logger.info(
-                "step %d, online weights: dev perplexity %.1f, dev F1 per layer %s",
+                "step %d, online weights: dev perplexity %.1f, dev sentence F1 (greedy) %s",
                 self.progress.step,
                 evaluation["online_dev_perplexity"],
-                " ".join(f"{value:.1f}" for value in evaluation["online_dev_f1_per_layer"]),
+                _by_layer(evaluation["online_dev_f1_per_layer"]),
             )
+
+
+def _by_layer(values: list[float]) -> str:
+    return ", ".join(f"layer {layer} {value:.1f}" for layer, value in enumerate(values))
 
 
 def train(config: TrainConfig, out_dir: Path, resume: bool = False) -> dict:

@@ -1,8 +1,10 @@
 """Training: gradient accumulation, FGM, batching, and an end-to-end tiny run with resume."""
 
 import json
+import logging
 import platform
 import random
+import re
 
 import pytest
 import torch
@@ -412,3 +414,17 @@ def test_subnormals_are_flushed_in_every_thread_of_torchs_pool():
         assert (tiny * 2 != 0).all()
     finally:
         torch.set_num_threads(threads)
+
+
+def test_each_evaluation_is_logged_once_labelled_and_the_end_says_where_the_model_is(tiny_config, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="onlstm.training")
+    out = tmp_path / "run"
+    train(tiny_config.override(["max_steps=4", "eval_every=2"]), out)
+    messages = [record.getMessage() for record in caplog.records]
+    assert not [message for message in messages if re.match(r"layer \d+ greedy", message)]  # no unlabelled rows
+    evaluations = [message for message in messages if re.match(r"step \d+: dev perplexity", message)]
+    assert len(evaluations) == 2
+    assert all(re.search(r"dev sentence F1 \(greedy\) layer 0 [\d.]+, layer 1 [\d.]+, layer 2 [\d.]+", message)
+               for message in evaluations)
+    done = [message for message in messages if message.startswith("done:")]
+    assert len(done) == 1 and str(out / "best.safetensors") in done[0] and str(out / "last.pt") in done[0]
