@@ -17,6 +17,8 @@ from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from ..models.device import check_device
+
 logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("api_key",)
@@ -162,17 +164,9 @@ class Settings(BaseSettings):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        value = value.strip().lower()
-        kind, _, index = value.partition(":")
-        if kind not in ("cpu", "cuda") or (index and not index.isdigit()) or (kind == "cpu" and index):
-            raise ValueError(f"{value!r} is not a device; use cpu, cuda or cuda:N")
-        # checked here rather than after all fields, so that the error names ONLSTM_DEVICE
-        if kind == "cuda":
-            import torch  # only needed for this check; torch is imported by the model anyway
-
-            if not torch.cuda.is_available():
-                raise ValueError(f"device {value!r} was asked for but torch sees no CUDA GPU; use cpu")
-        return value
+        # the GPU is checked here rather than after all fields, so that the error names ONLSTM_DEVICE;
+        # the same check as onlstm parse --device
+        return check_device(value)
 
 
 def unknown_variables(environment: Mapping[str, str | None]) -> list[str]:
