@@ -10,7 +10,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
 
-# A C compiler: the fused recurrence kernels (models/csrc) are compiled when the model is first
+# A C compiler: the fused recurrence kernels (models/network/csrc) are compiled when the model is first
 # loaded, for the CPU the container runs on (-march=native), so they cannot be built here.
 # Without a compiler the pure PyTorch path runs: a one-sentence parse about 20 ms instead of 4 (2 cores).
 # Not pinned to exact versions: Debian's security updates replace them, and a pin would break the build.

@@ -29,8 +29,8 @@ def default_checkpoint() -> tuple[Path, str]:
         return DEFAULT_CHECKPOINT, f"default model ({DEFAULT_CHECKPOINT.name})"
     if not STAND_IN.is_file():
         from onlstm.models.checkpoint import save_release
-        from onlstm.models.onlstm import ONLSTMLanguageModel
-        from onlstm.models.vocab import Vocab
+        from onlstm.models.network.onlstm import ONLSTMLanguageModel
+        from onlstm.models.text.vocab import Vocab
         from onlstm.training.config import load_preset
 
         config = load_preset("cpu")

@@ -6,7 +6,7 @@
 At paper sizes (3x1150, embedding 400, vocabulary 10k, BPTT 70, SGD lr 30, the paper's
 dropouts), batch 20 and batch 128: tokens/s of the reference implementation's step
 (``ReferenceRunner(..., device="cuda")`` from ``../shared/peers``, or ``$ONLSTM_PEERS``), of our
-eager step, of our step replayed as a CUDA graph (``models.step.TrainStep``), and of the step as
+eager step, of our step replayed as a CUDA graph (``training.step.TrainStep``), and of the step as
 ``onlstm train`` takes it with ``cuda_graphs`` (the graph without the optimizer, which steps
 outside it after the host has checked the loss and norm); then, with every
 dropout off, the losses of the eager and the replayed step on the same windows from the same
@@ -27,9 +27,9 @@ import time
 import torch
 
 from benchmarks.train_speed import reference_runner
-from onlstm.models.onlstm import ONLSTMLanguageModel
-from onlstm.models.step import TrainStep
+from onlstm.models.network.onlstm import ONLSTMLanguageModel
 from onlstm.training.config import load_preset
+from onlstm.training.step import TrainStep
 
 NO_DROPOUT = ["model.dropout_output=0", "model.dropout_hidden=0", "model.dropout_input=0", "model.dropout_embedding=0",
               "model.dropconnect=0"]

@@ -22,7 +22,7 @@ import time
 import torch
 
 from benchmarks.common import default_checkpoint, dev_sentences, matmul_peak
-from onlstm.models import native
+from onlstm.models.network import native
 from onlstm.models.parser import Parser
 
 BATCH_SIZES = (1, 16, 64, 256)

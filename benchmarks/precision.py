@@ -13,7 +13,7 @@ import time
 
 import torch
 
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.train import make_autocast
 
 SIZES = {"cpu-size": (200, 600), "paper-size": (400, 1150)}

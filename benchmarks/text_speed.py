@@ -15,7 +15,7 @@ import re
 import time
 from pathlib import Path
 
-from onlstm.models.text import sentence_spans, split_text
+from onlstm.models.text.sentences import sentence_spans, split_text
 from onlstm.training.corpora import default_data_dir, read_brown
 
 PYSBD_BUDGET_SECONDS = 60.0

@@ -9,7 +9,7 @@ windows, and their steps are interleaved so that background load affects them al
 speed-up is the median of the per-window ratios of step times.
 
 Rows: the paper-sized model (``gpu-paper`` preset) and the default model's config
-(``cpu`` preset), each for the reference runner, the plain oracle (``models.reference``:
+(``cpu`` preset), each for the reference runner, the plain oracle (``models.network.reference``:
 the readable cell step by step under autograd, the correctness yardstick, started from the
 same weights, its first loss compared), the fused path with the C kernels, the same path
 with the pure PyTorch fallback (``native.disabled()``), and the fused path with gradient
@@ -29,9 +29,9 @@ from pathlib import Path
 
 import torch
 
-from onlstm.models import native
-from onlstm.models.onlstm import ONLSTMLanguageModel
-from onlstm.models.reference import ReferenceONLSTMLanguageModel
+from onlstm.models.network import native
+from onlstm.models.network.onlstm import ONLSTMLanguageModel
+from onlstm.models.network.reference import ReferenceONLSTMLanguageModel
 from onlstm.training.config import TrainConfig, load_preset
 from onlstm.training.train import accumulate_gradients, make_optimizer
 

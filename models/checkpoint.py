@@ -31,8 +31,8 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch.overrides import TorchFunctionMode
 
-from .onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from .vocab import Vocab
+from .network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from .text.vocab import Vocab
 
 logger = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from .tree import MAX_RIGHT_BRANCHING_BIAS
+from .trees.decoders import MAX_RIGHT_BRANCHING_BIAS
 
 __all__ = ["Decoder", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAMES", "PUNCTUATION_MODES"]
 
-# The decoders of models.tree.DECODERS (a test holds the two to each other)
+# The decoders of models.trees.decoders.DECODERS (a test holds the two to each other)
 Decoder = Literal["greedy", "split"]
 DECODER_NAMES: tuple[str, ...] = ("greedy", "split")
 Punctuation = Literal["attach", "model"]

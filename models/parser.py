@@ -17,7 +17,7 @@ perplexities agree to about 1e-6 relative, and the trees are the same).
 Punctuation: models trained on words only (the reference protocol, and the default
 recipe) never see punctuation.  With ``punctuation="attach"`` punctuation tokens are
 removed before the model, the tree is built over the words, and each mark is attached
-where a treebank puts it (``models.punctuation``); restricted to the words, the tree is
+where a treebank puts it (``models.trees.punctuation``); restricted to the words, the tree is
 exactly the words-only tree.  The distance reported for a mark is the next word's plus a
 hair (for display; the tree does not come from it).  ``punctuation="model"`` feeds every
 token to the model, for models trained with punctuation in their vocabulary.
@@ -37,12 +37,12 @@ from typing import Any
 import torch
 from nltk import Tree
 
-from . import punctuation as marks
 from .checkpoint import Release, load_release
 from .options import OptionError, ParseOptions
-from .text import Sentence, split_text
-from .tree import decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
-from .vocab import UNK, is_punctuation, normalize
+from .text.sentences import Sentence, split_text
+from .text.vocab import UNK, is_punctuation, normalize
+from .trees import punctuation as marks
+from .trees.decoders import decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 
 logger = logging.getLogger(__name__)
 
@@ -339,10 +339,10 @@ class Parser:
                 (``layer=1``, ``decoder="split"``, ``punctuation``, ``right_branching_bias``,
                 ``all_layers``) are laid over it, validated as ``ParseOptions`` fields:
                 layer: 0-based layer whose distances build the tree (default: best on dev).
-                decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.tree``).
+                decoder: ``greedy`` (the paper's rule) or ``split`` (see ``models.trees.decoders``).
                 punctuation: ``attach`` or ``model`` (see the module doc).
                 right_branching_bias: strength of the linear right-branching prior the decoder
-                applies to the distances (``models.tree.right_branching_prior``; 0: none;
+                applies to the distances (``models.trees.decoders.right_branching_prior``; 0: none;
                 default: the model's, chosen on dev). ``distances`` in the results stay the model's.
             batch_size: sentences per model call.
             with_perplexity: ``False`` skips the vocabulary projection (faster; perplexity is NaN).

@@ -59,8 +59,8 @@ from nltk.tree import Tree, TreePrettyPrinter
 
 from .options import ParseOptions
 from .parser import DEFAULT_CHECKPOINT, Parser, ParseResult
-from .text import Sentence, split_text
-from .tree import to_ptb_string
+from .text.sentences import Sentence, split_text
+from .trees.decoders import to_ptb_string
 
 __all__ = [
     "CHUNK_SENTENCES", "DEFAULT_MAX_TOKENS", "INPUT_FORMATS", "OUTPUT_FORMATS", "ChunkJob", "InputEncodingError",

@@ -33,7 +33,7 @@ import httpx
 
 from .models.options import ParseOptions
 from .models.parser import ParseResult
-from .models.text import sentence_spans
+from .models.text.sentences import sentence_spans
 from .records import result_from_record
 
 logger = logging.getLogger(__name__)

@@ -30,7 +30,7 @@ from nltk.tree import Tree
 
 from .models.options import ParseOptions
 from .models.parser import ParseResult
-from .models.text import tokenize
+from .models.text.sentences import tokenize
 
 __all__ = ["ONLSTMParser"]
 

@@ -114,7 +114,7 @@ class _SentenceParser(_ParserActor):
         self.model_batch_size = model_batch_size
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
-        from .models.text import Sentence
+        from .models.text.sentences import Sentence
 
         if self.tokenized:
             sentences = [Sentence.from_tokens(str(token) for token in value) for value in batch[self.column]]

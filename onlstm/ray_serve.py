@@ -33,7 +33,7 @@ from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import ReplicaUnavailableError
 
 from .models.parser import Parser, ParseResult
-from .models.text import Sentence
+from .models.text.sentences import Sentence
 from .service.app import create_app
 from .service.batcher import BatcherUnavailable
 from .service.lifecycle import local_batcher

@@ -16,8 +16,8 @@ from typing import Any
 from nltk import Tree
 
 from .models.parser import ParseResult
-from .models.text import Sentence
-from .models.tree import spans_to_tree, tree_to_spans
+from .models.text.sentences import Sentence
+from .models.trees.decoders import spans_to_tree, tree_to_spans
 
 
 def result_from_record(record: Mapping[str, Any]) -> ParseResult:

@@ -50,7 +50,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from .models.tree import escape_token
+from .models.trees.decoders import escape_token
 
 if TYPE_CHECKING:  # the module stays light until the component is created (see above)
     from .models.options import ParseOptions

@@ -18,7 +18,7 @@ from fastapi import FastAPI
 from ..models.checkpoint import CheckpointError
 from ..models.options import ParseOptions
 from ..models.parser import Parser, ParseResult
-from ..models.text import Sentence
+from ..models.text.sentences import Sentence
 from .batcher import MicroBatcher
 from .preparation import PreparationPool
 from .schemas import ModelName

@@ -25,7 +25,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from ..models.text import Sentence, split_text
+from ..models.text.sentences import Sentence, split_text
 from .errors import APIError
 
 logger = logging.getLogger(__name__)

@@ -12,7 +12,7 @@ before it imports torch.
   block, so a batch's large temporary tensors end up in the heap and stay resident) and two
   arenas (one per thread that allocates, otherwise).  The price is CPU: every large tensor is
   a fresh mapping whose pages fault in, so inference keeps its largest scratch tensors in
-  buffers (``models.recurrence.kept_buffer``).
+  buffers (``models.network.recurrence.kept_buffer``).
   ``MALLOC_MMAP_THRESHOLD_`` in the environment wins (with ``MALLOC_TRIM_THRESHOLD_``, glibc's
   own variables): 8 MiB and 32 MiB took concurrency 32 from 251 to 269 requests/s on the
   2-core machine (before those buffers: from about 210 to 270, peak memory 348 -> 366 MB).

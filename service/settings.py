@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 SECRET_FIELDS = ("api_key",)
 LogLevel = Literal["critical", "error", "warning", "info", "debug"]
-# ONLSTM_* variables that are not service settings: read by every command (models/native.py), by
+# ONLSTM_* variables that are not service settings: read by every command (models/network/native.py), by
 # training and the tests (training/corpora.py, the data; tests/service/test_browser.py, screenshots)
 # and by the benchmarks (the reference implementation)
 OTHER_VARIABLES = ("ONLSTM_NATIVE", "ONLSTM_AMX", "ONLSTM_CACHE", "ONLSTM_DATA", "ONLSTM_PEERS", "ONLSTM_SCREENSHOTS")

@@ -19,8 +19,8 @@ import httpx
 import pytest
 import torch
 
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from onlstm.models.vocab import Vocab
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.models.text.vocab import Vocab
 
 REPO = Path(__file__).resolve().parents[1]
 EVALB_SOURCE = REPO.parent / "shared" / "peers" / "evalb"

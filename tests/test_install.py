@@ -73,7 +73,7 @@ for warning in caught:
     # the package data still travels in the wheel, under the one import name
     wheel, = (tmp_path / "wheel").glob("onlstm_parser-*.whl")
     packaged = set(zipfile.ZipFile(wheel).namelist())
-    data = [*REPO.glob("models/weights/*.safetensors"), *REPO.glob("models/csrc/*.[ch]"), REPO / "models" / "MODEL_CARD.md",
+    data = [*REPO.glob("models/weights/*.safetensors"), *REPO.glob("models/network/csrc/*.[ch]"), REPO / "models" / "MODEL_CARD.md",
             *REPO.glob("service/static/*"), *REPO.glob("training/presets/*.json"), *REPO.glob("training/sweeps/*.json")]
     expected = {"onlstm/" + path.relative_to(REPO).as_posix() for path in data}
     assert any(name.endswith(".h") for name in expected) and any(name.endswith(".css") for name in expected)

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch import Tensor
 
-from ..models.vocab import Vocab
+from ..models.text.vocab import Vocab
 
 
 def encode_stream(sentences: Sequence[Sequence[str]], vocab: Vocab) -> Tensor:

@@ -1,7 +1,7 @@
 """Training configuration: one pydantic model that holds the model's own config, presets as
 JSON files in ``presets/``.
 
-The architecture is ``models.onlstm.ONLSTMConfig`` itself, nested as ``model`` (its fields
+The architecture is ``models.network.onlstm.ONLSTMConfig`` itself, nested as ``model`` (its fields
 are declared once, there); ``model.vocab_size`` is the largest vocabulary to build, and the
 model gets the size of the vocabulary actually built.  Every field is checked when the
 config is made, so a bad value is refused at start with the field's name and what it
@@ -30,8 +30,8 @@ from pydantic import (
     field_validator,
 )
 
-from ..models.onlstm import ONLSTMConfig
-from ..models.tree import MAX_RIGHT_BRANCHING_BIAS
+from ..models.network.onlstm import ONLSTMConfig
+from ..models.trees.decoders import MAX_RIGHT_BRANCHING_BIAS
 
 logger = logging.getLogger(__name__)
 
@@ -90,7 +90,7 @@ class TrainConfig(BaseModel):
     # dev evaluation, selection and the releases use the averaged weights, and metrics.jsonl
     # also holds the online weights' figures (online_dev_*) for comparison
     average_decay: float = Field(0.0, ge=0.0, lt=1.0)
-    # DropConnect's masks on a CPU: "native" from the C kernel (models.cell.drop_connect, 30x
+    # DropConnect's masks on a CPU: "native" from the C kernel (models.network.cell.drop_connect, 30x
     # faster), "torch" from F.dropout, the random stream the bundled model was trained with (the
     # default preset, its recipe, keeps it; runs saved before this setting resume on it); both
     # the same distribution.  On a GPU F.dropout either way.
@@ -103,7 +103,7 @@ class TrainConfig(BaseModel):
     checkpoint_every: PositiveInt = 200  # optimizer steps between resume checkpoints
     keep_releases: bool = False  # also keep each evaluation's release (release-step{N}.safetensors), to choose later
     select_on: Literal["f1", "perplexity"] = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity"
-    # the decoder's right-branching prior (models.tree.right_branching_prior) with which dev F1 is
+    # the decoder's right-branching prior (models.trees.decoders.right_branching_prior) with which dev F1 is
     # scored and selected, recorded as the release's default; 0: the model's own distances
     right_branching_bias: float = Field(0.0, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS,
                                         allow_inf_nan=False)
@@ -116,7 +116,7 @@ class TrainConfig(BaseModel):
     # (one autograd node per layer), which is faster there than bf16 through the per-step path
     precision: Literal["auto", "bf16", "fp32"] = "auto"
     # on a GPU, replay each window's forward, backward and clipping as a CUDA graph (one launch
-    # instead of thousands of small kernels; models.step); used when accumulate is 1, FGM is off
+    # instead of thousands of small kernels; training.step); used when accumulate is 1, FGM is off
     # and the run is one process, else the step runs eagerly (a warning says why)
     cuda_graphs: bool = True
     release_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # storage dtype of the releases

@@ -1,5 +1,5 @@
 """Readers for the training corpora.  Every reader yields sentences as lists of
-tokens *as written*; normalisation (``models.vocab.normalize``) happens once, when
+tokens *as written*; normalisation (``models.text.vocab.normalize``) happens once, when
 tokens become ids, so all corpora are normalised the same way, and the same way as
 parse input.  The named corpora come tokenized by their makers; a plain-text file of
 your own is split into sentences and tokenized by ``models.text``, exactly as the text
@@ -20,8 +20,8 @@ from pathlib import Path
 
 from nltk import Tree
 
-from ..models.text import split_text
-from ..models.tree import unescape_token
+from ..models.text.sentences import split_text
+from ..models.trees.decoders import unescape_token
 
 logger = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from nltk import Tree
 
-from ..models.tree import (
+from ..models.trees.decoders import (
     balanced_spans,
     decode_spans,
     escape_token,
@@ -351,10 +351,10 @@ def evaluate_model(
             written in words mode; every token, original case, in raw mode); returns, per
             sentence, per layer, one distance per token.
         mode: ``"words"`` or ``"raw"``.
-        decoders: names understood by ``models.tree.decode_spans``.
+        decoders: names understood by ``models.trees.decoders.decode_spans``.
         baselines: also score the baselines on the same sentences.
         right_branching_biases: strengths of the decoders' right-branching prior to score
-            (``models.tree.right_branching_prior``; 0: the distances as they are).
+            (``models.trees.decoders.right_branching_prior``; 0: the distances as they are).
         log_rows: log each row's F1 as it is scored (INFO); training says it once per evaluation.
     Returns:
         A JSON-serialisable dict: ``mode``, ``n_sentences``, ``n_wsj10``, ``n_layers``,

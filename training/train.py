@@ -53,7 +53,6 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
 
-from ..models import native
 from ..models.checkpoint import (
     Release,
     atomic_write,
@@ -62,15 +61,16 @@ from ..models.checkpoint import (
     save_release,
     save_resume,
 )
-from ..models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
+from ..models.network import native
+from ..models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization, count_parameters
 from ..models.parser import Parser
-from ..models.step import TrainStep
-from ..models.vocab import Vocab, is_punctuation
+from ..models.text.vocab import Vocab, is_punctuation
 from .adversarial import FGM
 from .batching import batchify, encode_stream, shard_rows, windows
 from .config import RESUMABLE_FIELDS, ConfigError, TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank, tree_tokens
 from .evaluate import evaluate_model, model_input, prepare_gold_trees, read_perplexity
+from .step import TrainStep
 
 logger = logging.getLogger("onlstm.training")
 

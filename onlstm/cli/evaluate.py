@@ -17,7 +17,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..models.tree import decode_spans
+from ..models.trees.decoders import decode_spans
 from ..training.corpora import CorpusError, read_treebank
 from ..training.evaluate import (
     DECODER_NAMES,

@@ -31,7 +31,7 @@ from ..models.predict import (
     PredictSummary,
     predict,
 )
-from ..models.tree import DECODERS
+from ..models.trees.decoders import DECODERS
 
 
 class UsageError(Exception):

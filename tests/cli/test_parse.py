@@ -20,7 +20,7 @@ from nltk import Tree
 from onlstm.cli import parse as parse_command
 from onlstm.models import predict as predict_module
 from onlstm.models.parser import Parser
-from onlstm.models.tree import escape_token, tree_to_spans
+from onlstm.models.trees.decoders import escape_token, tree_to_spans
 
 from ..helpers import build_evalb
 

@@ -9,7 +9,7 @@ from nltk.tree import Tree
 from onlstm.client import ServiceError
 from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser
-from onlstm.models.tree import to_ptb_string, tree_to_spans
+from onlstm.models.trees.decoders import to_ptb_string, tree_to_spans
 from onlstm.nltk import ONLSTMParser
 
 from ..helpers import serving

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import pytest
 
 from onlstm.models.parser import Parser
-from onlstm.models.tree import to_ptb_string
+from onlstm.models.trees.decoders import to_ptb_string
 from onlstm.ray import iter_in_order
 
 from ..helpers import REPO, TINY_TEXT

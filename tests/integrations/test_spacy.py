@@ -14,7 +14,7 @@ from spacy.tokens import DocBin
 
 from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser
-from onlstm.models.tree import to_ptb_string, tree_to_spans
+from onlstm.models.trees.decoders import to_ptb_string, tree_to_spans
 from onlstm.spacy import NonConstituentError, ONLSTMComponent
 
 from ..helpers import REPO

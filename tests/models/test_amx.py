@@ -11,7 +11,7 @@ import platform
 import pytest
 import torch
 
-from onlstm.models import native
+from onlstm.models.network import native
 
 from .test_fast_onlstm import release_like_twins
 
@@ -78,7 +78,7 @@ def test_the_model_with_amx_products_equals_the_plain_model(amx, monkeypatch, th
     """Every product on AMX from three rows up (the layer loop, the input projections; the scores
     stay on PyTorch's product); rows that end at different steps, some blocks of steps below the
     threshold."""
-    from onlstm.models import recurrence
+    from onlstm.models.network import recurrence
 
     monkeypatch.setattr(recurrence, "INFERENCE_BLOCK_ROWS", block_rows)
     monkeypatch.setattr(amx, "amx_min_rows", 3)

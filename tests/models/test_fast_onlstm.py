@@ -1,7 +1,7 @@
 """The fused recurrence computes what the step-by-step oracle computes.
 
-``models.reference`` is the oracle: the paper's equations step by step (``ONLSTMCell.step``),
-with autograd recording every operation.  Here the fast model (``models.recurrence``,
+``models.network.reference`` is the oracle: the paper's equations step by step (``ONLSTMCell.step``),
+with autograd recording every operation.  Here the fast model (``models.network.recurrence``,
 fused recurrence with a hand-written backward) must give
 the same outputs, distances, states, losses and gradients, with and without dropout
 masks (drawn from the same seeds), with padding, and in its inference path.
@@ -13,11 +13,11 @@ import logging
 import pytest
 import torch
 
-from onlstm.models import native, recurrence
-from onlstm.models.loss import softmax_nll
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
-from onlstm.models.recurrence import _FusedRecurrence, can_fuse
-from onlstm.models.reference import ReferenceONLSTMLanguageModel
+from onlstm.models.network import native, recurrence
+from onlstm.models.network.loss import softmax_nll
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
+from onlstm.models.network.recurrence import _FusedRecurrence, can_fuse
+from onlstm.models.network.reference import ReferenceONLSTMLanguageModel
 
 SMALL = dict(vocab_size=40, embedding_size=12, hidden_size=20, n_layers=3, chunk_size=4)
 NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
@@ -345,7 +345,7 @@ def test_the_c_layer_loop_on_float16_weights_equals_the_plain_model(monkeypatch,
 def test_inference_nll_equals_cross_entropy_through_its_kept_buffer(monkeypatch):
     """Without autograd the loss is computed a slice at a time into one buffer the thread keeps
     (made once, outside inference mode, so a later call without it may write to it too)."""
-    from onlstm.models import loss
+    from onlstm.models.network import loss
 
     if native.kernels() is None:
         pytest.skip("the fused C kernels could not be built here (no C compiler?)")

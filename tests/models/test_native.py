@@ -8,14 +8,14 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from onlstm.models import native
-from onlstm.models.cell import drop_connect
+from onlstm.models.network import native
+from onlstm.models.network.cell import drop_connect
 
 PROBE = """
 import sys
 tiny = sys.float_info.min / 4   # a subnormal number: with flush-to-zero on, arithmetic makes it 0.0
 before = tiny * 1.0 > 0
-from onlstm.models import native
+from onlstm.models.network import native
 loaded = native.kernels() is not None
 print(loaded, before, tiny * 1.0 > 0)
 """

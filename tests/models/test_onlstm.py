@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from onlstm.models.onlstm import (
+from onlstm.models.network.onlstm import (
     LMOutput,
     ONLSTMCell,
     ONLSTMConfig,

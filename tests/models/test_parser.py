@@ -11,9 +11,9 @@ import torch
 from onlstm.models.checkpoint import load_release, save_release
 from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser, ParseResult
-from onlstm.models.text import Sentence
-from onlstm.models.tree import decode_spans, right_branching_spans, tree_to_spans
-from onlstm.models.vocab import is_punctuation
+from onlstm.models.text.sentences import Sentence
+from onlstm.models.text.vocab import is_punctuation
+from onlstm.models.trees.decoders import decode_spans, right_branching_spans, tree_to_spans
 
 
 @pytest.fixture(scope="module")
@@ -245,8 +245,8 @@ def test_all_layers_give_trees(parser):
 def test_other_layers_are_decoded_when_read_and_behave_as_lists(parser):
     import pickle
 
-    from onlstm.models import punctuation
-    from onlstm.models.tree import decode_spans
+    from onlstm.models.trees import punctuation
+    from onlstm.models.trees.decoders import decode_spans
 
     text = "“ Yes , ” the company said ( quietly ) , “ earnings will rise . ”"
     result = parser.parse(text)
@@ -356,7 +356,7 @@ def test_options_are_frozen():
 
 def test_the_decoder_names_are_the_trees_decoders():
     from onlstm.models.options import DECODER_NAMES, Decoder
-    from onlstm.models.tree import DECODERS
+    from onlstm.models.trees.decoders import DECODERS
 
     assert tuple(DECODERS) == DECODER_NAMES == Decoder.__args__
 

@@ -2,9 +2,9 @@
 
 import pytest
 
-from onlstm.models import punctuation
-from onlstm.models.tree import decode_spans, spans_to_tree, to_ptb_string, tree_to_spans
-from onlstm.models.vocab import is_punctuation
+from onlstm.models.text.vocab import is_punctuation
+from onlstm.models.trees import punctuation
+from onlstm.models.trees.decoders import decode_spans, spans_to_tree, to_ptb_string, tree_to_spans
 from onlstm.training.evaluate import restrict_spans
 
 
@@ -205,7 +205,7 @@ def climbing_attach(word_spans, word_positions, sides, tokens):
 def test_attach_equals_the_climbing_rule_on_random_sentences():
     import random
 
-    from onlstm.models.tree import decode_spans
+    from onlstm.models.trees.decoders import decode_spans
 
     generator = random.Random(5)
     marks = [",", ".", "(", ")", "``", "''", '"', "$", "--", ";", "!", "'", "“", "”"]

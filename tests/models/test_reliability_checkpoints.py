@@ -181,8 +181,8 @@ def test_a_service_started_on_a_broken_checkpoint_never_becomes_ready(broken, tm
 WRITER = """
 import sys, torch
 from onlstm.models.checkpoint import save_release, save_resume
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from onlstm.models.vocab import Vocab
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.models.text.vocab import Vocab
 folder = sys.argv[1]
 vocab = Vocab(["<eos>", "<unk>"] + [f"word{index}" for index in range(6000)])
 model = ONLSTMLanguageModel(ONLSTMConfig(vocab_size=len(vocab), embedding_size=200, hidden_size=400, n_layers=3,

@@ -1,11 +1,11 @@
-"""``models.step.TrainStep``: without a GPU it runs the step eagerly, and that step is a training step."""
+"""``training.step.TrainStep``: without a GPU it runs the step eagerly, and that step is a training step."""
 
 import copy
 
 import torch
 
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
-from onlstm.models.step import TrainStep
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel, activation_regularization
+from onlstm.training.step import TrainStep
 
 SMALL = dict(vocab_size=30, embedding_size=8, hidden_size=12, n_layers=2, chunk_size=4)
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from onlstm.models.text import Sentence, sentence_spans, split_text, tokenize, tokenize_with_offsets
-from onlstm.models.vocab import Vocab, is_punctuation, normalize
+from onlstm.models.text.sentences import Sentence, sentence_spans, split_text, tokenize, tokenize_with_offsets
+from onlstm.models.text.vocab import Vocab, is_punctuation, normalize
 
 GOLDEN_RULES = json.loads((Path(__file__).parent / "golden_rules_en.json").read_text(encoding="utf-8"))
 # Rule 18 ("At 5 a.m. Mr. Smith went ... at 6 P.M. Mr. Smith then ...") asks for a.m. + Mr. to

@@ -6,7 +6,7 @@ import random
 import pytest
 from nltk import Tree
 
-from onlstm.models.tree import (
+from onlstm.models.trees.decoders import (
     balanced_spans,
     decode_spans,
     escape_token,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from onlstm.models.vocab import EOS, UNK, Vocab, is_punctuation, normalize
+from onlstm.models.text.vocab import EOS, UNK, Vocab, is_punctuation, normalize
 
 
 def test_normalize_follows_the_protocol():

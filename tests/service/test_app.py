@@ -15,7 +15,7 @@ from nltk import Tree
 
 from onlstm.models.checkpoint import load_release
 from onlstm.models.parser import Parser
-from onlstm.models.tree import escape_token, tree_to_spans
+from onlstm.models.trees.decoders import escape_token, tree_to_spans
 from onlstm.service.app import create_app
 from onlstm.service.settings import SettingsError, load_settings
 

@@ -20,7 +20,7 @@ import httpx
 import pytest
 from nltk import Tree
 
-from onlstm.models.tree import escape_token
+from onlstm.models.trees.decoders import escape_token
 
 from ..helpers import serving
 

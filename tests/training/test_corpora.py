@@ -3,7 +3,7 @@
 import pytest
 
 from onlstm.models.parser import Parser
-from onlstm.models.vocab import Vocab
+from onlstm.models.text.vocab import Vocab
 from onlstm.training.corpora import (
     CorpusError,
     ptb_split_files,

@@ -11,9 +11,9 @@ import random
 import pytest
 import torch
 
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from onlstm.models.step import TrainStep
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.config import load_preset
+from onlstm.training.step import TrainStep
 from onlstm.training.train import Trainer
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

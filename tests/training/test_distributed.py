@@ -20,7 +20,7 @@ import pytest
 import torch
 
 from onlstm.models.checkpoint import load_resume
-from onlstm.models.onlstm import ONLSTMLanguageModel
+from onlstm.models.network.onlstm import ONLSTMLanguageModel
 from onlstm.training.config import load_preset
 from onlstm.training.train import train
 

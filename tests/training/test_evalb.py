@@ -12,7 +12,7 @@ import pytest
 from nltk import Tree
 
 from onlstm.cli import evaluate as evaluate_command
-from onlstm.models.tree import tree_to_spans
+from onlstm.models.trees.decoders import tree_to_spans
 from onlstm.training.evaluate import EVALB_PARAMETERS, evalb_tree, prepare_gold, write_evalb_files
 
 from ..helpers import build_evalb, data_dir

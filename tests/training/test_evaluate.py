@@ -10,7 +10,7 @@ import pytest
 from nltk import Tree
 
 from onlstm.cli import evaluate as evaluate_command
-from onlstm.models.vocab import Vocab
+from onlstm.models.text.vocab import Vocab
 from onlstm.training import evaluate
 from onlstm.training.evaluate import (
     GoldSentence,

@@ -20,7 +20,7 @@ import torch
 
 from onlstm.cli.train import main
 from onlstm.models.checkpoint import load_release, load_resume
-from onlstm.models.onlstm import ONLSTMLanguageModel
+from onlstm.models.network.onlstm import ONLSTMLanguageModel
 from onlstm.training import train as train_module
 from onlstm.training.config import load_preset
 from onlstm.training.train import TrainingDiverged, train

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from onlstm.cli.train import main
-from onlstm.models.onlstm import ONLSTMConfig, ONLSTMLanguageModel
+from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.adversarial import FGM
 from onlstm.training.batching import batchify, windows
 from onlstm.training.config import TrainConfig, load_preset
@@ -399,7 +399,7 @@ def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="MXCSR is x86's")
 def test_subnormals_are_flushed_in_every_thread_of_torchs_pool():
-    from onlstm.models import native
+    from onlstm.models.network import native
     from onlstm.training.train import flush_subnormals
 
     if native.kernels() is None or not native.kernels().layer_threads_shared:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import unicodedata
 from collections.abc import Iterable, Sequence
 
-from .tree import Span
+from .decoders import Span
 
 LEFT = "left"  # joins the words before it
 RIGHT = "right"  # joins the words after it

@@ -7,7 +7,7 @@ cached under ``$ONLSTM_CACHE`` (default ``~/.cache/onlstm-parser``), named after
 source, the compiler flags and the machine, so an edit or another CPU rebuilds it.
 
 Nothing here is required: when no C compiler is found, the build fails, or ``ONLSTM_NATIVE=0``
-is set, ``kernels()`` returns None and ``models.recurrence`` runs its pure PyTorch path, which
+is set, ``kernels()`` returns None and ``models.network.recurrence`` runs its pure PyTorch path, which
 computes the same (``tests/models/test_fast_onlstm.py`` holds both to the oracle).
 """
 

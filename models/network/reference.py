@@ -1,6 +1,6 @@
 """The test oracle: the ON-LSTM language model with the paper's equations run step by step.
 
-Every layer runs ``models.cell.ONLSTMCell.step`` (equations 9-14 as the paper writes them)
+Every layer runs ``models.network.cell.ONLSTMCell.step`` (equations 9-14 as the paper writes them)
 once per time step, with autograd recording each operation, and the loss takes the
 softmax over the whole vocabulary at once: no fused recurrence, no hand-written backward,
 no slicing.  It is the yardstick of correctness, not of speed: ``tests/models/test_fast_onlstm.py``

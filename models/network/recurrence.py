@@ -1,10 +1,10 @@
 """The fused recurrence: one ON-LSTM layer's loop over time, fast, with a hand-written backward.
 
-The same arithmetic as the readable ``models.cell.ONLSTMCell.step`` (equations 9-14), organised
+The same arithmetic as the readable ``models.network.cell.ONLSTMCell.step`` (equations 9-14), organised
 for speed: preallocated buffers, gates activated in place, rows that have finished their
 sequence dropped from each step, and (for training) one autograd node per layer whose backward
 computes the weight gradient in one product at the end.  ``tests/models/test_fast_onlstm.py``
-holds every path here to the step-by-step oracle (``models.reference``): outputs, distances,
+holds every path here to the step-by-step oracle (``models.network.reference``): outputs, distances,
 states, losses and gradients.
 
 Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunks,

@@ -1,10 +1,10 @@
 """The ON-LSTM cell as the paper writes it: one layer's parameters and equations 9-14.
 
-``ONLSTMCell.step`` is the one readable statement of the equations (see ``models.onlstm``
+``ONLSTMCell.step`` is the one readable statement of the equations (see ``models.network.onlstm``
 for them in mathematical form).  Run step by step with autograd recording every operation
-(``fused = False``) it is the test oracle (``models.reference``) and the path autocast
+(``fused = False``) it is the test oracle (``models.network.reference``) and the path autocast
 takes; by default a layer runs the same arithmetic through the fused recurrence of
-``models.recurrence``, which the tests hold to this step.
+``models.network.recurrence``, which the tests hold to this step.
 
 Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunks,
 ``G = 4H + 2n`` gate pre-activations.
@@ -67,7 +67,7 @@ def drop_connect(weight: Tensor, rate: float, training: bool, native: bool = Tru
 class ONLSTMCell(nn.Module):
     """One ON-LSTM layer.  The input projection of all time steps is computed in one
     matrix product before the loop over time; only ``U h`` stays inside it.  The loop
-    itself runs in ``models.recurrence`` unless ``fused`` is False or autocast is on."""
+    itself runs in ``models.network.recurrence`` unless ``fused`` is False or autocast is on."""
 
     def __init__(self, input_size: int, hidden_size: int, chunk_size: int, dropconnect: float = 0.0):
         super().__init__()
@@ -80,7 +80,7 @@ class ONLSTMCell(nn.Module):
         gate_size = 4 * hidden_size + 2 * self.n_chunks
         self.input_projection = nn.Linear(input_size, gate_size)
         self.weight_hh = nn.Parameter(torch.empty(gate_size, hidden_size))
-        # Run the recurrence through the fused path (same results, see ``models.recurrence``);
+        # Run the recurrence through the fused path (same results, see ``models.network.recurrence``);
         # False forces the per-step autograd path: the oracle that benchmarks and tests compare against.
         self.fused = True
         # DropConnect's masks from the C kernel (``drop_connect``); False draws them with F.dropout,

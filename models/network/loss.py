@@ -4,7 +4,7 @@
 gradient of the same size for its backward, and reads both again: five or six passes over a
 (tokens, V) matrix (90 MB for 2,240 tokens and V = 10,000).  Here the forward keeps only each
 row's log-sum-exp beside the scores, and the backward turns the saved scores into
-``(softmax - one_hot) * grad`` in place with one pass of the C kernel (``models.native``).
+``(softmax - one_hot) * grad`` in place with one pass of the C kernel (``models.network.native``).
 Without the kernels ``softmax_nll`` returns None and the caller takes ``F.cross_entropy``.
 
 At inference ``inference_nll`` computes the same a slice of rows at a time into one score buffer

@@ -15,11 +15,11 @@ Equations 9-14 of the paper, per layer and time step, with ``x`` the input and
 with ``cumax(x) = cumsum(softmax(x))``.  A master-gate value is shared by the
 ``chunk_size`` neurons of a chunk.  The syntactic distance of token t in a layer is
 ``d_t = 1 - mean_k f~_t,k``: a large value means the token closes many high-level
-constituents, which ``models.tree`` turns into a binary tree.
+constituents, which ``models.trees.decoders`` turns into a binary tree.
 
-Where each piece lives: the equations once, readable, in ``models.cell`` (``ONLSTMCell.step``);
-the fast loop over time with its hand-written backward in ``models.recurrence``; the test
-oracle (the cell's step run one time step at a time under autograd) in ``models.reference``.
+Where each piece lives: the equations once, readable, in ``models.network.cell`` (``ONLSTMCell.step``);
+the fast loop over time with its hand-written backward in ``models.network.recurrence``; the test
+oracle (the cell's step run one time step at a time under autograd) in ``models.network.reference``.
 This module holds the configuration, the regularisers and the language model around the cells.
 
 Shapes: ``B`` batch, ``T`` time, ``E`` embedding size, ``H`` hidden size, ``V`` vocabulary.
@@ -237,7 +237,7 @@ class ONLSTMLanguageModel(nn.Module):
             fused = softmax_nll(*piece)
             if fused is None:
                 fused = inference_nll(*piece)
-            if fused is not None:  # the C kernels: no (tokens, V) log-probabilities (see models.loss)
+            if fused is not None:  # the C kernels: no (tokens, V) log-probabilities (see models.network.loss)
                 pieces.append(fused)
                 continue
             logits = self.logits(flat_hidden[start : start + chunk_tokens])

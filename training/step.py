@@ -37,7 +37,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .onlstm import ONLSTMLanguageModel, activation_regularization
+from ..models.network.onlstm import ONLSTMLanguageModel, activation_regularization
 
 logger = logging.getLogger(__name__)
 

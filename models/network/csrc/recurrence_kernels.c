@@ -1,7 +1,7 @@
 /* The ON-LSTM gate arithmetic of one time step, fused: one pass over each row instead of
- * about fifteen tensor operations.  Loaded through ctypes by models/native.py; the pure
- * PyTorch path of models/recurrence.py computes the same and is used when this library
- * cannot be built.  The equations are those of models/cell.py (ONLSTMCell.step).
+ * about fifteen tensor operations.  Loaded through ctypes by models/network/native.py; the pure
+ * PyTorch path of models/network/recurrence.py computes the same and is used when this library
+ * cannot be built.  The equations are those of models/network/cell.py (ONLSTMCell.step).
  *
  * Layout of a gate row (G = 4H + 2n values): [master input (n), master forget (n), o, c_hat, i, f (H each)].
  * The forward activates a row in place (the master columns become their softmax), writes the
@@ -141,7 +141,7 @@ DEFINE_KERNELS(double, f64, exp)
 
 /* The softmax cross-entropy over the vocabulary, without its (tokens, V) log-probabilities:
  * the forward needs each row's log-sum-exp, the backward turns the saved logits into
- * (softmax - one-hot) * grad in place.  Used by models/loss.py. */
+ * (softmax - one-hot) * grad in place.  Used by models/network/loss.py. */
 #define DEFINE_LOSS_KERNELS(T, SUFFIX, EXP, LOG)                                                \
     /* the bias, when given, is added to the scores in place first: the same sums as addmm's  \
      * (x W^T, then + b), without its copy of the bias into a (rows, width) matrix */           \

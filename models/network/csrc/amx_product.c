@@ -14,7 +14,7 @@
  *
  * Layout.  A (activations): parts (n_parts, row_tiles * 16, k_tiles * 32) bfloat16, row-major,
  * zero beyond the real columns (``onlstm_amx_split``).  B (weights): parts (2, pairs * 2,
- * k_tiles, 16, 16, 2), packed by ``models.native.amx_panels``: tile (n, k) holds, at row r and
+ * k_tiles, 16, 16, 2), packed by ``models.network.native.amx_panels``: tile (n, k) holds, at row r and
  * column c, the pair w[16 n + c][32 k + 2 r + {0, 1}], as TDPBF16PS reads it.  Out (rows, n_valid)
  * float32 with any row stride: the products are ADDED to it.  Columns are taken 32 at a time
  * (a pair of 16-column tiles), rows 32 at a time (two 16-row tiles): four accumulator tiles.

@@ -1,0 +1,11 @@
+"""Text: sentence splitting, tokens with their character offsets (``sentences``), and the
+vocabulary with the normalisation the model reads words in (``vocab``).
+
+The text front door's public names are here too, so ``onlstm.models.text`` reads as before::
+
+    from onlstm.models.text import Sentence, split_text, tokenize
+"""
+
+from .sentences import Sentence, sentence_spans, split_text, tokenize, tokenize_with_offsets
+
+__all__ = ["Sentence", "sentence_spans", "split_text", "tokenize", "tokenize_with_offsets"]
