@@ -323,6 +323,17 @@ class Parser:
         while chunk := list(itertools.islice(iterator, chunk_size)):
             yield from self.parse_many(chunk, resolved, **run)
 
+    def predict(self, source: Any, output: Any, options: ParseOptions | None = None, **arguments: Any) -> Any:
+        """Parse a file or stream into a file or stream, in input order (``models.predict.predict``:
+        the input and output formats, worker processes, the options): what ``onlstm parse`` runs.
+
+            parser.predict("article.txt", "trees.jsonl")
+            parser.predict("sentences.txt", "trees.mrg", ParseOptions(layer=1), input_format="lines", format="ptb")
+        """
+        from .predict import predict  # the file engine builds on this module, not the other way round
+
+        return predict(self, source, output, options, **arguments)
+
     def parse_many(
         self,
         sentences: Iterable[SentenceLike],

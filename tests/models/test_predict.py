@@ -165,3 +165,17 @@ def test_read_sentences_keeps_tags_lines_and_offsets():
         assert [text[start:end] for start, end in item.sentence.offsets] == list(item.sentence.tokens)
     with pytest.raises(ValueError, match="input_format"):
         read_sentences([], "xml")
+
+
+def test_parser_predict_is_the_library_function(tiny_checkpoint):
+    import io
+
+    from onlstm.models.parser import Parser
+    from onlstm.models.predict import predict
+
+    parser = Parser.load(tiny_checkpoint)
+    by_method, by_function = io.StringIO(), io.StringIO()
+    summary = parser.predict(io.StringIO("The cat sat. The dog ran."), by_method, format="ptb", layer=0)
+    predict(parser, io.StringIO("The cat sat. The dog ran."), by_function, format="ptb", layer=0)
+    assert summary.sentences == 2 and by_method.getvalue() == by_function.getvalue()
+    assert by_method.getvalue().count("\n") == 2
