@@ -17,7 +17,7 @@ import httpx
 
 from benchmarks.common import default_checkpoint, dev_sentences, run_measuring_memory
 from benchmarks.server import REPO, Server
-from benchmarks.service_load import load
+from benchmarks.service_load import encode_request, load
 
 
 def service_memory() -> dict:
@@ -28,7 +28,8 @@ def service_memory() -> dict:
         after_start = server.memory()
         response = httpx.post(f"{server.url}/parse", json={"tokens": longest}, timeout=120.0)
         response.raise_for_status()
-        asyncio.run(load(server.url, sentences, 32, 200, 30.0))
+        encoded = [encode_request(server.port, tokens) for tokens in sentences]
+        asyncio.run(load(server.port, encoded, 32, 200, 30.0))
         after_load = server.memory()
     return {"model": description, "after_start": after_start, "after_load": after_load}
 
