@@ -61,7 +61,7 @@ def weights_digest(state: dict[str, torch.Tensor]) -> str:
     for name in sorted(state):
         tensor = state[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
-        digest.update(memoryview(tensor.view(torch.uint8).numpy()) if tensor.numel() else b"")
+        digest.update(tensor.view(torch.uint8).numpy().data if tensor.numel() else b"")  # .data: its memoryview
     return digest.hexdigest()
 
 

@@ -32,13 +32,13 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from nltk import Tree
 
 from .checkpoint import Release, load_release
-from .options import OptionError, ParseOptions
+from .options import Decoder, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
@@ -70,7 +70,8 @@ class LayerSpans(Sequence):
     most callers read only the layer that built the tree.  Compares, prints and pickles as a list."""
 
     def __init__(self, count: int, decode: Callable[[int], list[tuple[int, int]]]):
-        self._decode, self._done = decode, [None] * count
+        self._decode = decode
+        self._done: list[list[tuple[int, int]] | None] = [None] * count
 
     def __len__(self) -> int:
         return len(self._done)
@@ -118,7 +119,7 @@ class ParseResult:
         """``[start, end)`` of each token in the input text, when the input was text."""
         if self.sentence is None or self.sentence.offsets is None:
             return None
-        return [tuple(offset) for offset in self.sentence.offsets]
+        return [(start, end) for start, end in self.sentence.offsets]
 
     def layer_tree(self, layer: int) -> Tree:
         """The tree that layer ``layer``'s distances give (with the same decoder and punctuation)."""
@@ -163,8 +164,9 @@ class Parser:
         self.device = torch.device(device)
         self.n_layers = self.model.config.n_layers
         self.default_layer = int(self.metadata.get("default_layer", min(1, self.n_layers - 1)))
-        self.default_decoder = str(self.metadata.get("default_decoder", "greedy"))
-        self.default_punctuation = str(self.metadata.get("punctuation", "attach"))
+        # the release names one of the decoders and punctuation modes (onlstm train writes them)
+        self.default_decoder = cast(Decoder, str(self.metadata.get("default_decoder", "greedy")))
+        self.default_punctuation = cast(Punctuation, str(self.metadata.get("punctuation", "attach")))
         # releases before the prior was introduced decode the model's own distances
         self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
         # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
@@ -363,7 +365,8 @@ class Parser:
         resolved = self.resolve(options, **values)
         inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
-        positions, runs = self._read(token_lists, resolved.punctuation, batch_size, with_perplexity)
+        positions, runs = self._read(token_lists, resolved.punctuation or self.default_punctuation, batch_size,
+                                     with_perplexity)
         return [
             self._result(sentence, kept, word_distances, perplexity, resolved)
             for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)

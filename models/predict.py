@@ -211,6 +211,7 @@ def read_sentences(lines: Iterable[str], input_format: str = "text", *, tag_sepa
         raise ValueError(f"input_format must be one of {list(INPUT_FORMATS)}, got {input_format!r}")
     if max_tokens < 0:
         raise ValueError(f"max_tokens must be 0 (no limit) or more, got {max_tokens}")
+    sentences: Iterator[InputSentence]
     if input_format == "text":
         sentences = (InputSentence(sentence, None) for start, paragraph in _paragraphs(lines)
                      for sentence in split_text(paragraph, offset=start))
@@ -222,7 +223,7 @@ def read_sentences(lines: Iterable[str], input_format: str = "text", *, tag_sepa
 class _CountingReader:
     """Lines of a text stream, counting lines and bytes (progress moves as chunks are written)."""
 
-    def __init__(self, stream: IO[str], name: str):
+    def __init__(self, stream: Iterable[str], name: str):
         self.stream, self.name = stream, name
         self.line = 0
         self.bytes = 0

@@ -24,6 +24,7 @@ import subprocess
 import tempfile
 import threading
 import weakref
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -93,7 +94,7 @@ class Kernels:
             dropconnect.restype = None
             self.dropconnect_functions[dtype] = dropconnect
         self.layer_function = library.onlstm_layer_inference_f16
-        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer] + [pointer] * 11 + [integer]
+        self.layer_function.argtypes = [integer, pointer, pointer, integer, integer, integer, *[pointer] * 11, integer]
         self.layer_function.restype = None
         self.amx = _amx_wanted() and bool(library.onlstm_amx_available())
         self.amx_min_rows = AMX_MIN_ROWS
@@ -142,7 +143,7 @@ class Kernels:
         size = acts.element_size()
         _split_rows(rows, lambda start, count: function(  # noqa: B023
             count, hidden_size, chunk_size, *_from_row(arguments, start, size),
-            *[pointer for pointer, _ in _from_row(distances, start, size, pairs=False)],
+            *_moved_pointers(distances, start, size),
             *_from_row([_row(d_gates)], start, size)), STEP_ROWS_PER_THREAD)
 
     def logsumexp(self, logits: Tensor, out: Tensor, bias: Tensor | None = None) -> None:
@@ -338,14 +339,18 @@ def _row(tensor: Tensor) -> tuple[int, int]:
     return tensor.data_ptr(), tensor.stride(0)
 
 
-def _from_row(arguments: list[tuple[int | None, int]], start: int, size: int, pairs: bool = True) -> list[int | None]:
+def _from_row(arguments: Sequence[tuple[int | None, int]], start: int, size: int) -> list[int | None]:
     """(pointer, stride) pairs moved to row ``start``, flattened; None pointers stay None."""
-    moved = []
+    moved: list[int | None] = []
     for pointer, stride in arguments:
         moved.append(None if pointer is None else pointer + start * stride * size)
-        if pairs:
-            moved.append(stride)
-    return moved if pairs else [(pointer, 1) for pointer in moved]
+        moved.append(stride)
+    return moved
+
+
+def _moved_pointers(arguments: Sequence[tuple[int | None, int]], start: int, size: int) -> list[int | None]:
+    """The pointers of (pointer, stride) pairs moved to row ``start``, without the strides."""
+    return _from_row(arguments, start, size)[::2]
 
 
 def _split_rows(rows: int, work, rows_per_thread: int) -> None:

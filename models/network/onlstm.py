@@ -28,8 +28,9 @@ Inputs are batch-first ``(B, T)``; everything returned is batch-first too.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, fields
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -138,11 +139,16 @@ class ONLSTMLanguageModel(nn.Module):
         self.output_bias = nn.Parameter(torch.zeros(config.vocab_size))
         nn.init.uniform_(self.embedding.weight, -0.1, 0.1)
 
+    def cells(self) -> Iterator[ONLSTMCell]:
+        """The layers, typed as the cells they are (``nn.ModuleList`` yields plain modules)."""
+        for layer in self.layers:
+            yield cast(ONLSTMCell, layer)
+
     def init_state(self, batch_size: int) -> State:
         weight = self.embedding.weight
         return [
             (weight.new_zeros(batch_size, layer.hidden_size), weight.new_zeros(batch_size, layer.hidden_size))
-            for layer in self.layers
+            for layer in self.cells()
         ]
 
     def forward(self, ids: Tensor, lengths: Tensor | None = None, state: State | None = None) -> LMOutput:
@@ -211,7 +217,7 @@ class ONLSTMLanguageModel(nn.Module):
         active = _active_rows(length_list, steps, batch_size)
         x = F.embedding(ids.t()[valid], weight)  # (P, E)
         distances = []
-        for layer in self.layers:
+        for layer in self.cells():
             zeros = weight.new_zeros(batch_size, layer.hidden_size)
             x, masters, _, _ = packed_inference(x, active, layer.input_projection.weight, layer.input_projection.bias,
                                                 layer.weight_hh, zeros, zeros, layer.chunk_size)

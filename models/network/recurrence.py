@@ -14,6 +14,7 @@ Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunk
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -143,7 +144,8 @@ def _recurrence_forward(
     hs = projected.new_zeros(steps + 1, batch_size, hidden_size) if padded else new(steps + 1, batch_size, hidden_size)
     hs[0] = h0
     masters = projected.new_zeros(steps, batch_size, 2, n_chunks)
-    final_h, final_c = (h0.clone(), c0.clone()) if padded else (None, None)
+    # each row's final h and c, copied out at its last step when rows end at different steps
+    final = (h0.clone(), c0.clone()) if padded else None
     saved = dict(
         acts=new(steps, batch_size, gate_size),  # gate activations, in the gates' layout
         cs=new(steps + 1, batch_size, hidden_size),  # cs[0] = c0, cs[t + 1] = c of step t
@@ -172,10 +174,9 @@ def _recurrence_forward(
             step_saved = {name: saved[name][t, :rows] for name in ("probs", "forget_hats", "input_hats", "tanh_cs")}
             _gate_arithmetic(gates, cs[t, :rows], chunk_size, cs[t + 1, :rows], hs[t + 1, :rows], masters[t, :rows],
                              step_saved)
-        if padded:
-            _hand_over(active, t, final_h, final_c, hs[t + 1], cs[t + 1])
-    if not padded:
-        final_h, final_c = hs[steps].clone(), cs[steps].clone()
+        if final is not None:
+            _hand_over(active, t, *final, hs[t + 1], cs[t + 1])
+    final_h, final_c = final if final is not None else (hs[steps].clone(), cs[steps].clone())
     return hs, masters, final_h, final_c, saved
 
 
@@ -220,10 +221,12 @@ def packed_inference(
     final_h, final_c = h0.clone(), c0.clone()
     fused_kernels = kernels()
     panels = _layer_loop_panels(fused_kernels, packed_inputs, weight_hh, h0, c0)
-    amx_weights = amx_panels(weight_hh) if panels is not None and fused_kernels.amx else None
+    # (panels are only made with the kernels: testing both narrows the type)
+    amx_weights = (amx_panels(weight_hh) if panels is not None and fused_kernels is not None and fused_kernels.amx
+                   else None)
     if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
         cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
-        step = _gate_arithmetic
+        step: Callable[[Tensor, Tensor, int, Tensor, Tensor, Tensor], None] = _gate_arithmetic
         # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
         # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
         if fused_kernels is not None and fused_kernels.supports(packed_inputs, weight_ih, weight_hh, h0, c0):
@@ -237,12 +240,12 @@ def packed_inference(
         base = offsets[block_start]
         block_inputs = packed_inputs[base : offsets[block_end]]
         block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, packed_inputs).view(-1, gate_size)
-        if input_tiles is not None and block_inputs.size(0) >= fused_kernels.amx_min_rows:
+        if input_tiles is not None and fused_kernels is not None and block_inputs.size(0) >= fused_kernels.amx_min_rows:
             projected = block_gates.copy_(bias.expand_as(block_gates))
             fused_kernels.amx_matmul(block_inputs, input_tiles, projected)
         else:
             projected = torch.addmm(bias, block_inputs, weight_ih_t, out=block_gates)
-        if panels is not None:
+        if panels is not None and fused_kernels is not None:
             # the block's whole time loop in C; it leaves the state of every row still running at
             # the block's end in final_h, final_c, where the next block starts from
             rows = active[block_start]

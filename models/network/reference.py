@@ -25,7 +25,7 @@ class ReferenceONLSTMLanguageModel(ONLSTMLanguageModel):
 
     def __init__(self, config: ONLSTMConfig):
         super().__init__(config)
-        for layer in self.layers:
+        for layer in self.cells():
             layer.fused = False
 
     def token_nll(self, hidden: Tensor, targets: Tensor, chunk_tokens: int = 0) -> Tensor:
