@@ -23,14 +23,17 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nltk.parse.api import ParserI
 from nltk.tree import Tree
 
 from .models.options import ParseOptions
-from .models.parser import ParseResult
+from .models.parser import Parser, ParseResult
 from .models.text.sentences import tokenize
+
+if TYPE_CHECKING:
+    from .client import Client
 
 __all__ = ["ONLSTMParser"]
 
@@ -60,8 +63,9 @@ class ONLSTMParser(ParserI):
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.options = ParseOptions.of(options, **values)
         self.batch_size = batch_size
-        self.client = None
-        self.parser = None
+        # exactly one of the two: a service's client, or a local parser
+        self.client: Client | None = None
+        self.parser: Parser | None = None
         if url is not None:
             from .client import Client  # needs httpx (the `client` extra); local use does not
 
@@ -69,8 +73,6 @@ class ONLSTMParser(ParserI):
         elif parser is not None:
             self.parser = parser
         else:
-            from .models.parser import Parser
-
             self.parser = Parser.load(checkpoint, device=device)
 
     def __repr__(self) -> str:
@@ -102,6 +104,7 @@ class ONLSTMParser(ParserI):
             return []
         if self.client is not None:
             return self.client.parse(tokens=token_lists, options=options)
+        assert self.parser is not None  # set when there is no client
         return self.parser.parse_many(token_lists, options, batch_size=self.batch_size)
 
     def _options(self, options: ParseOptions | None, values: dict[str, Any]) -> ParseOptions:

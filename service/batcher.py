@@ -41,8 +41,9 @@ from typing import Any
 
 logger = logging.getLogger(__name__)
 
-# parse(sentences, key) -> one result per sentence, in order; runs in a worker thread
-ParseFunction = Callable[[list[Any], Hashable], Sequence[Any]]
+# parse(sentences, key) -> one result per sentence, in order; runs in a worker thread. The key is the one
+# the batch's requests were submitted with, of the caller's own type (the service's: ParseOptions)
+ParseFunction = Callable[[list[Any], Any], Sequence[Any]]
 # on_batch(requests, sentences, seconds): for metrics
 BatchObserver = Callable[[int, int, float], None]
 

@@ -42,15 +42,15 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "
 
 
 def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
-    details = []
+    details: list[dict[str, Any]] = []
     for problem in errors:
         location = [str(part) for part in problem.get("loc", ()) if part != "body"]
         details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", ""), "type": problem.get("type")})
-    first = details[0] if details else {"field": "body", "problem": "invalid request", "type": None}
+    first: dict[str, Any] = details[0] if details else {"field": "body", "problem": "invalid request", "type": None}
     if first["field"] == "body" and first["type"] in ("model_attributes_type", "dict_type", "missing"):
         return "the body must be a JSON object; send it with Content-Type: application/json", details
-    problem = first["problem"].removeprefix("Value error, ")
-    message = f"{first['field']}: {problem}" if first["field"] != "body" else problem
+    reason = first["problem"].removeprefix("Value error, ")
+    message = f"{first['field']}: {reason}" if first["field"] != "body" else reason
     if len(details) > 1:
         message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''}, see details)"
     return message, details
@@ -91,7 +91,9 @@ async def _unexpected(request: Request, error: Exception) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
-    app.add_exception_handler(APIError, _api_error)
-    app.add_exception_handler(RequestValidationError, _invalid_request)
-    app.add_exception_handler(StarletteHTTPException, _http_error)
-    app.add_exception_handler(Exception, _unexpected)
+    # FastAPI's decorator (it calls add_exception_handler), typed for a handler of one exception class:
+    # starlette's add_exception_handler types every handler as taking any Exception
+    app.exception_handler(APIError)(_api_error)
+    app.exception_handler(RequestValidationError)(_invalid_request)
+    app.exception_handler(StarletteHTTPException)(_http_error)
+    app.exception_handler(Exception)(_unexpected)

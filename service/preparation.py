@@ -124,6 +124,7 @@ def _worker_main(connection: Connection) -> None:
             return
         if job is None:
             return
+        answer: tuple[str, PreparedInput | APIError | str]
         try:
             answer = ("ok", prepare_text(*job))
         except APIError as error:
@@ -157,7 +158,7 @@ def cpu_seconds(pid: int) -> float | None:
 class _Worker:
     POLL_SECONDS = 0.02
 
-    def __init__(self, context: multiprocessing.context.BaseContext):
+    def __init__(self, context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext):
         ours, theirs = context.Pipe()
         self.process = context.Process(target=_worker_main, args=(theirs,), daemon=True, name="onlstm-prepare")
         self.process.start()
@@ -208,6 +209,7 @@ class PreparationPool:
 
     def __init__(self, workers: int, budget: float, max_wait: float):
         self.budget, self.max_wait, self.size = budget, max_wait, workers
+        self._context: multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext
         if "forkserver" in multiprocessing.get_all_start_methods():
             self._context = multiprocessing.get_context("forkserver")
             self._context.set_forkserver_preload([__name__])

@@ -11,7 +11,7 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -33,8 +33,11 @@ class SettingsError(ValueError):
     """Invalid settings; the message lists each bad ``ONLSTM_*`` variable and what to change."""
 
 
+ENV_FILE = ".env"  # read by Settings, and by load_settings for the names it holds
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ONLSTM_", env_file=".env", extra="ignore", validate_default=True)
+    model_config = SettingsConfigDict(env_prefix="ONLSTM_", env_file=ENV_FILE, extra="ignore", validate_default=True)
 
     # --- the model -----------------------------------------------------------------------
     checkpoint: Path | None = Field(
@@ -192,11 +195,11 @@ def load_settings(flags: Mapping[str, object] | None = None, **overrides: object
     Bad values raise ``SettingsError``, each named as the user gave it: ``--port`` for a flag,
     ``ONLSTM_PORT`` otherwise."""
     flags = dict(flags or {})
-    env_file = Settings.model_config["env_file"]
-    for message in unknown_variables({**dotenv_values(env_file), **os.environ}):
+    for message in unknown_variables({**dotenv_values(ENV_FILE), **os.environ}):
         logger.warning(message)
+    values: dict[str, Any] = {**flags, **overrides}  # as given: validated (and reported) by Settings
     try:
-        return Settings(**{**flags, **overrides})
+        return Settings(**values)
     except ValidationError as error:
         lines = []
         for problem in error.errors():

@@ -54,7 +54,8 @@ def build_server(settings: Settings) -> DrainingServer:
     # the app logs every request itself (with its id and timing), so uvicorn's access log is off
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_level=settings.log_level,
                             access_log=False, http=protocol, h11_max_incomplete_event_size=settings.max_header_bytes,
-                            timeout_keep_alive=settings.keep_alive_s,
+                            # typed int by uvicorn, which hands it to loop.call_later: fractions of a second work
+                            timeout_keep_alive=settings.keep_alive_s,  # type: ignore[arg-type]
                             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
     return DrainingServer(config, app.state.service, settings.drain_timeout_s)
 

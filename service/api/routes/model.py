@@ -23,8 +23,10 @@ def layer_cards(n_layers: int, default_layer: int, dev_f1_per_layer: object) -> 
     cards = []
     for index in range(n_layers):
         value = recorded[index] if index < len(recorded) else None
-        usable = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-        cards.append(LayerCard(index=index, dev_f1=float(value) if usable else None, default=index == default_layer))
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            value = None
+        cards.append(LayerCard(index=index, dev_f1=None if value is None else float(value),
+                               default=index == default_layer))
     return cards
 
 

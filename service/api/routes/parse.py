@@ -17,7 +17,7 @@ from ...state import ServiceState
 from ..deps import LoadedParser, Service, admit_parse_request, require_api_key
 
 router = APIRouter()
-RESPONSES = {
+RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"description": "One result per sentence, in order (the examples: the bundled model's answers to the "
           "request examples)", "content": {"application/json": {"examples": PARSE_RESPONSE_EXAMPLES}}},
     400: {"model": ErrorResponse, "description": "The body is not valid JSON"},
