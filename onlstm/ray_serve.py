@@ -131,17 +131,20 @@ def running_model_replicas() -> int:
     status = serve.status().applications.get(APPLICATION)
     if status is None or "ParserReplica" not in status.deployments:
         return 0
-    return status.deployments["ParserReplica"].replica_states.get("RUNNING", 0)
+    # keyed by ray's ReplicaState, a str enum (its module is private): compared by value
+    states = status.deployments["ParserReplica"].replica_states
+    return sum(count for state, count in states.items() if state == "RUNNING")
 
 
 def build_application(settings: Settings, replicas: int) -> serve.Application:
     values = settings.model_dump()
     cpus = float(settings.threads or 1)
-    model = serve.deployment(ParserReplica, name="ParserReplica", num_replicas=replicas,
+    # serve.deployment(options)(class): the form its signature types as returning a Deployment
+    model = serve.deployment(name="ParserReplica", num_replicas=replicas,
                              ray_actor_options={"num_cpus": cpus}, max_ongoing_requests=REPLICA_ONGOING_REQUESTS,
-                             health_check_period_s=2.0)  # a lost replica shows in /ready sooner
-    ingress = serve.deployment(serve.ingress()(HTTPIngress), name="HTTPIngress", num_replicas=1,
-                               ray_actor_options={"num_cpus": 0}, max_ongoing_requests=4 * REPLICA_ONGOING_REQUESTS)
+                             health_check_period_s=2.0)(ParserReplica)  # a lost replica shows in /ready sooner
+    ingress = serve.deployment(name="HTTPIngress", num_replicas=1, ray_actor_options={"num_cpus": 0},
+                               max_ongoing_requests=4 * REPLICA_ONGOING_REQUESTS)(serve.ingress()(HTTPIngress))
     return ingress.bind(values, model.bind(values), replicas)
 
 
