@@ -14,7 +14,7 @@ import time
 import torch
 
 from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
-from onlstm.training.train import make_autocast
+from onlstm.training.devices import make_autocast
 
 SIZES = {"cpu-size": (200, 600), "paper-size": (400, 1150)}
 

@@ -1,6 +1,6 @@
 """Training throughput: tokens/s of a full optimizer step, ours against the reference implementation.
 
-A step is what ``training.train`` does per window: ``accumulate_gradients`` (forward,
+A step is what ``training.trainer.Trainer`` does per window: ``accumulate_gradients`` (forward,
 token NLL, AR/TAR, backward, FGM when on), gradient clipping, and the optimizer step.
 The yardstick is the official ON-LSTM code's own step (``ReferenceRunner`` of
 ``../shared/peers/ordered-neurons/runner.py``, beside the repository, or ``$ONLSTM_PEERS``);
@@ -33,7 +33,7 @@ from onlstm.models.network import native
 from onlstm.models.network.onlstm import ONLSTMLanguageModel
 from onlstm.models.network.reference import ReferenceONLSTMLanguageModel
 from onlstm.training.config import TrainConfig, load_preset
-from onlstm.training.train import accumulate_gradients, make_optimizer
+from onlstm.training.optimization import accumulate_gradients, make_optimizer
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ NO_AUTOCAST = torch.autocast("cpu", enabled=False)
 
 
 class Runner:
-    """One model, its optimizer and its carried hidden states, stepping like ``training.train``."""
+    """One model, its optimizer and its carried hidden states, stepping like ``Trainer.train_step``."""
 
     def __init__(self, model: torch.nn.Module, config: TrainConfig, kernels: bool = True):
         self.kernels = kernels

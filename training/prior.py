@@ -71,7 +71,8 @@ def stamp_release(path: Path, strength: float, out: Path, data: str | None = Non
 
     from ..models.checkpoint import load_release, save_release
     from .config import TrainConfig
-    from .train import evaluate_dev, load_dev_trees
+    from .dev_evaluation import evaluate_dev
+    from .inputs import load_dev_trees
 
     release = load_release(path)
     saved = dict(release.metadata.get("train_config") or {})

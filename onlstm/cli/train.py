@@ -21,7 +21,8 @@ from pathlib import Path
 from ..models.checkpoint import CheckpointError
 from ..training.config import RUN_LENGTH_FIELDS, TrainConfig, load_preset
 from ..training.corpora import CorpusError
-from ..training.train import TrainingDiverged, saved_config, train
+from ..training.train import train
+from ..training.trainer import TrainingDiverged, saved_config
 
 logger = logging.getLogger("onlstm.training")
 

@@ -38,7 +38,8 @@ def test_eval_on_a_checkpoint_prints_the_model_beside_the_baselines(tiny_checkpo
     # the perplexity of what the model read: in raw mode the same figure as training's dev evaluation
     from onlstm.models.checkpoint import load_release
     from onlstm.training.config import TrainConfig
-    from onlstm.training.train import evaluate_dev, load_dev_trees
+    from onlstm.training.dev_evaluation import evaluate_dev
+    from onlstm.training.inputs import load_dev_trees
 
     release = load_release(tiny_checkpoint)
     config = TrainConfig(data_dir=str(shared_data))

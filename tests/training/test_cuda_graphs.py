@@ -14,7 +14,7 @@ import torch
 from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.config import load_preset
 from onlstm.training.step import TrainStep
-from onlstm.training.train import Trainer
+from onlstm.training.trainer import Trainer
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 NO_DROPOUT = ["model.dropout_output=0", "model.dropout_hidden=0", "model.dropout_input=0",

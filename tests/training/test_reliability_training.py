@@ -21,9 +21,10 @@ import torch
 from onlstm.cli.train import main
 from onlstm.models.checkpoint import load_release, load_resume
 from onlstm.models.network.onlstm import ONLSTMLanguageModel
-from onlstm.training import train as train_module
+from onlstm.training import trainer as trainer_module
 from onlstm.training.config import load_preset
-from onlstm.training.train import TrainingDiverged, train
+from onlstm.training.train import train
+from onlstm.training.trainer import TrainingDiverged
 
 from ..helpers import REPO
 
@@ -195,7 +196,7 @@ def test_bad_training_input_is_refused_before_any_training(tmp_path, monkeypatch
     def no_model(*arguments, **keywords):
         raise AssertionError("a model was built: the bad input should have been refused before")
 
-    monkeypatch.setattr(train_module, "ONLSTMLanguageModel", no_model)
+    monkeypatch.setattr(trainer_module, "ONLSTMLanguageModel", no_model)
     run = tmp_path / "run"
     settings = [f"dev_corpus={dev_file}", "threads=1", "batch_size=4", "bptt=10", *overrides]
     arguments = ["--preset", "tiny", "--out", str(run)] + [part for item in settings for part in ("--set", item)]

@@ -14,7 +14,8 @@ from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.training.adversarial import FGM
 from onlstm.training.batching import batchify, windows
 from onlstm.training.config import TrainConfig, load_preset
-from onlstm.training.train import accumulate_gradients, train
+from onlstm.training.optimization import accumulate_gradients
+from onlstm.training.train import train
 
 NO_DROPOUT = dict(dropout_output=0.0, dropout_hidden=0.0, dropout_input=0.0, dropout_embedding=0.0, dropconnect=0.0)
 NO_AUTOCAST = torch.autocast("cpu", enabled=False)
@@ -222,7 +223,7 @@ def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
 
 
 def test_dropconnect_sampler_reaches_every_layer_and_the_average(tiny_config, tmp_path):
-    from onlstm.training.train import Trainer
+    from onlstm.training.trainer import Trainer
 
     assert load_preset("default").dropconnect_sampler == "torch"  # the stream the bundled model was trained on
     assert TrainConfig().dropconnect_sampler == "native"
@@ -241,7 +242,7 @@ def test_command_line_reports_bad_input(tmp_path, capsys):
 
 
 def test_precision_picks_autocast_per_device():
-    from onlstm.training.train import make_autocast
+    from onlstm.training.devices import make_autocast
 
     cpu = torch.device("cpu")
     assert not make_autocast("auto", cpu)._enabled and not make_autocast("fp32", cpu)._enabled
@@ -316,7 +317,7 @@ def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path)
 def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny_config, tmp_path):
     from onlstm.models.parser import Parser
     from onlstm.training.evaluate import evaluate_model, model_input, prepare_gold_trees
-    from onlstm.training.train import load_dev_trees
+    from onlstm.training.inputs import load_dev_trees
 
     plain, leaning = tmp_path / "plain", tmp_path / "leaning"
     train(tiny_config.override(["max_steps=4"]), plain)
@@ -381,7 +382,7 @@ def subnormals_survive() -> bool:
 
 
 def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config, tmp_path, monkeypatch):
-    from onlstm.training.train import Trainer
+    from onlstm.training.trainer import Trainer
 
     seen = []
     step = Trainer.train_step
@@ -400,7 +401,7 @@ def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="MXCSR is x86's")
 def test_subnormals_are_flushed_in_every_thread_of_torchs_pool():
     from onlstm.models.network import native
-    from onlstm.training.train import flush_subnormals
+    from onlstm.training.devices import flush_subnormals
 
     if native.kernels() is None or not native.kernels().layer_threads_shared:
         pytest.skip("needs the C kernels built with OpenMP")
