@@ -29,6 +29,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from pydantic_core import ErrorDetails
 
 from ..models.network.onlstm import ONLSTMConfig
 from ..models.trees.decoders import MAX_RIGHT_BRANCHING_BIAS
@@ -192,7 +193,8 @@ class TrainConfig(BaseModel):
             changes[name] = text
         return self.updated(changes)
 
-    def validate(self) -> TrainConfig:
+    # BaseModel.validate is pydantic 1's deprecated classmethod; TrainConfig's own method replaces it
+    def validate(self) -> TrainConfig:  # type: ignore[override]
         """Check the whole config again (fields of ``model`` can be changed in place without a check)."""
         return _validated(self.to_dict())
 
@@ -228,7 +230,7 @@ def _validated(values: dict) -> TrainConfig:
         raise ConfigError("invalid training config: " + "; ".join(_describe(item) for item in error.errors())) from None
 
 
-def _describe(problem: dict) -> str:
+def _describe(problem: ErrorDetails) -> str:
     """One pydantic problem as ``field: what is wrong (what it accepts)``."""
     field = ".".join(str(part) for part in problem["loc"])
     if problem["type"] in ("extra_forbidden", "unexpected_keyword_argument"):

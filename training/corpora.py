@@ -128,7 +128,8 @@ def read_ptb_sentences(data_dir: Path | None = None, split: str = "train") -> li
 
 def read_conll(path: Path) -> list[list[str]]:
     """CoNLL-2000: ``word POS chunk`` per line, a blank line between sentences."""
-    sentences, current = [], []
+    sentences: list[list[str]] = []
+    current: list[str] = []
     for line in _read_text(path).splitlines():
         fields = line.split()
         if not fields:

@@ -374,9 +374,9 @@ def evaluate_model(
             n_layers = len(layers)
         if len(layers) != n_layers or n_layers == 0:
             raise ValueError(f"sentence {index}: {len(layers)} layers of distances, expected {n_layers or '>= 1'}")
-        for layer, values in enumerate(layers):
+        for number, values in enumerate(layers):
             if len(values) != len(tokens):
-                raise ValueError(f"sentence {index}, layer {layer}: {len(values)} distances for {len(tokens)} tokens")
+                raise ValueError(f"sentence {index}, layer {number}: {len(values)} distances for {len(tokens)} tokens")
     n_layers = n_layers or 0
 
     def mean_layer(layers: Sequence[Sequence[float]]) -> list[float]:
@@ -385,7 +385,7 @@ def evaluate_model(
     layer_names: list[int | str] = list(range(n_layers)) + ([MEAN_LAYER] if n_layers else [])
     rows = []
     for layer in layer_names:
-        if layer == MEAN_LAYER:
+        if isinstance(layer, str):  # MEAN_LAYER, the one name that is not a layer's number
             per_sentence = [mean_layer(layers) for layers in distances]
         else:
             per_sentence = [[float(value) for value in layers[layer]] for layers in distances]
@@ -525,7 +525,7 @@ def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:
     """The share (0-1) of the tokens the model reads in ``mode`` that are outside its vocabulary
     (read as ``<unk>``); None when it reads none."""
     punctuation = "model" if mode == "words" else parser.default_punctuation
-    read = []
+    read: list[str] = []
     for gold in golds:
         tokens = model_input(gold, mode)
         read.extend(tokens[index] for index in parser.model_positions(tokens, punctuation))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import cast
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
@@ -44,7 +45,7 @@ def make_optimizer(config: TrainConfig, model: torch.nn.Module) -> torch.optim.O
 
 
 def accumulate_gradients(
-    model: ONLSTMLanguageModel,
+    model: ONLSTMLanguageModel | DistributedDataParallel,
     inputs: torch.Tensor,
     targets: torch.Tensor,
     states: list,
@@ -71,7 +72,7 @@ def accumulate_gradients(
     # bias get their gradient in the same backward, after forward, which is all DDP's reducer
     # needs.  Gradients are all-reduced in the last backward of the step only: no_sync before.
     ddp = isinstance(model, DistributedDataParallel)
-    core = model.module if ddp else model
+    core = cast(ONLSTMLanguageModel, model.module) if isinstance(model, DistributedDataParallel) else model
     mean_nll = 0.0
     new_states = []
     for micro in range(config.accumulate):

@@ -41,8 +41,11 @@ def half_scores(golds: list, distances: list, layer: int, grid: Sequence[float])
     scores: dict[float, dict[str, float]] = {strength: {} for strength in grid}
     for part, (start, end) in parts.items():
         part_distances = distances[start:end]
-        report = evaluate_model(golds[start:end], lambda _, chosen=part_distances: chosen, "words", ("greedy",),
-                                False, grid)
+
+        def given_distances(_: object, chosen: list = part_distances) -> list:  # (bound now, not at call time)
+            return chosen
+
+        report = evaluate_model(golds[start:end], given_distances, "words", ("greedy",), False, grid)
         for row in report["model"]:
             if row["layer"] == layer:
                 scores[row["right_branching_bias"]][part] = row["sentence_f1"]

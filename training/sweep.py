@@ -24,7 +24,9 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
+from typing import IO
 
 logger = logging.getLogger("onlstm.training.sweep")
 
@@ -55,7 +57,7 @@ def launch(plan: dict, out_dir: Path, parallel: int, extra: list[str], only: set
     """Run the plan ``parallel`` processes at a time; returns each run's exit status."""
     out_dir.mkdir(parents=True, exist_ok=True)
     pending = [run for run in plan["runs"] if not only or run["name"] in only]
-    running: dict[str, tuple[subprocess.Popen, object]] = {}
+    running: dict[str, tuple[subprocess.Popen, IO[str]]] = {}
     statuses: dict[str, int] = {}
     while pending or running:
         while pending and len(running) < parallel:
@@ -66,9 +68,9 @@ def launch(plan: dict, out_dir: Path, parallel: int, extra: list[str], only: set
             logger.info("start %s: %s", run["name"], " ".join(command[1:]))
             running[run["name"]] = (subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT), log)
         time.sleep(1.0)
-        for name, (process, log) in list(running.items()):
+        for name, (process, output) in list(running.items()):
             if process.poll() is not None:
-                log.close()
+                output.close()
                 statuses[name] = process.returncode
                 del running[name]
                 logger.info("%s finished with status %d", name, process.returncode)
@@ -176,7 +178,8 @@ def markdown_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run_sweep(plan: dict, out_dir: Path, parallel: int = 1, extra: list[str] = (), only: set[str] | None = None) -> dict:
+def run_sweep(plan: dict, out_dir: Path, parallel: int = 1, extra: Sequence[str] = (), only: set[str] | None = None
+              ) -> dict:
     """Run the plan (see ``launch``), then tabulate every run folder of ``out_dir``; the result,
     ``{"statuses": {run: exit status}, "runs": [summary rows]}``, is also written to ``summary.json``."""
     statuses = launch(plan, Path(out_dir), max(1, parallel), list(extra), only)

@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 import torch.distributed as dist
@@ -189,7 +190,7 @@ class Trainer:
         else:
             self.model_config = config.model_for_vocabulary(len(self.vocab))
         model = ONLSTMLanguageModel(self.model_config)
-        for layer in model.layers:
+        for layer in model.cells():
             layer.native_dropconnect = config.dropconnect_sampler == "native"
         if initial is not None:
             model.load_state_dict(initial.model.state_dict())
@@ -345,12 +346,13 @@ class Trainer:
     def save(self) -> None:
         """Write ``last.pt``; called on every rank: rank 0 gathers the others' states and writes."""
         mine = self._rank_state()
-        everyone = [mine]
+        everyone: list[Any] | None = [mine]
         if self.distributed.enabled:
             everyone = [None] * self.distributed.world_size if self.master else None
             dist.gather_object(mine, everyone, dst=0)
         if not self.master:
             return
+        assert everyone is not None  # rank 0 gathered into its list
         save_resume(
             self.resume_path,
             {
@@ -408,7 +410,7 @@ class Trainer:
     @property
     def released_model(self) -> ONLSTMLanguageModel:
         """The weights evaluated on dev and written to the releases: the average when there is one."""
-        return self.average.module if self.average is not None else self.model
+        return cast(ONLSTMLanguageModel, self.average.module) if self.average is not None else self.model
 
     def _evaluate_on_dev(self) -> dict:
         """``evaluate_dev`` of the released weights, with the online weights' figures beside
@@ -471,7 +473,8 @@ class Trainer:
         """Out of time, steps or patience; rank 0's clock decides for everyone, the rest is the same on every rank."""
         config, progress = self.config, self.progress
         out_of_time = master_decides(
-            config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60, self.distributed, self.device
+            bool(config.max_minutes and progress.elapsed_seconds > config.max_minutes * 60), self.distributed,
+            self.device,
         )
         out_of_steps = config.max_steps and progress.step >= config.max_steps
         patience_spent = config.patience and progress.evaluations_without_improvement >= config.patience

@@ -40,7 +40,7 @@ import logging
 import re
 import sys
 import xml.etree.ElementTree as ElementTree
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -362,7 +362,8 @@ def read_floresta_file(path: Path) -> list[TreebankSentence]:
     left open (dev has one, ``(UTT+prop Taça_de_Portugal`` without its ``)``).
     """
     path = Path(path)
-    golds, repairs = [], []
+    golds: list[TreebankSentence] = []
+    repairs: list[str] = []
     for name, text in _floresta_chunks(_read_text(path)):
         source = f"{path.name}:{name}"
         trees = parse_brackets(text, floresta_leaf_kind, source, repairs)
@@ -376,7 +377,8 @@ def read_floresta_file(path: Path) -> list[TreebankSentence]:
 
 def _floresta_chunks(text: str) -> Iterator[tuple[str, str]]:
     """``(sentence name, bracketed text)`` for each ``#N ID`` comment followed by a tree."""
-    name, lines, depth = "", [], 0
+    name, depth = "", 0
+    lines: list[str] = []
     for line in text.splitlines():
         if line.startswith("#") and (depth == 0 or _FLORESTA_SENTENCE.match(line)):
             if any(part.strip() for part in lines):
@@ -444,7 +446,6 @@ def parse_sinica_line(line: str, source: str = "") -> TreebankSentence:
 def _parse_sinica_tree(body: str, source: str) -> tuple[Constituent | Leaf, str]:
     """The tree at the start of ``body`` (an explicit stack) and the text after it."""
     stack: list[Constituent] = []
-    root: Constituent | Leaf | None = None
     order = 0
     for piece in _SINICA_PIECE.finditer(body):
         text, delimiter = piece.group(1).strip(), piece.group(2)
@@ -452,8 +453,6 @@ def _parse_sinica_tree(body: str, source: str) -> tuple[Constituent | Leaf, str]
             node = Constituent(text.rsplit(":", 1)[-1])
             if stack:
                 stack[-1].children.append(node)
-            else:
-                root = node
             stack.append(node)
             continue
         if text:
@@ -466,9 +465,9 @@ def _parse_sinica_tree(body: str, source: str) -> tuple[Constituent | Leaf, str]
         if delimiter == ")":
             if not stack:
                 raise TreebankError(f"{source}: unbalanced ')'")
-            stack.pop()
-            if not stack:
-                return root, body[piece.end() :]
+            closed = stack.pop()
+            if not stack:  # the root closed
+                return closed, body[piece.end() :]
     raise TreebankError(f"{source}: unbalanced '(' ({len(stack)} left open) or no tree")
 
 
@@ -503,13 +502,14 @@ def alpino_tree(sentence: ElementTree.Element, source: str = "") -> Constituent 
     while stack:
         element, constituent = stack.pop()
         for child in element.findall("node"):
-            if child.get("word") is not None:
+            word = child.get("word")
+            if word is not None:
                 try:
                     begin = int(child.get("begin", ""))
                 except ValueError:
-                    raise TreebankError(f"{source}: word {child.get('word')!r} without a numeric begin") from None
+                    raise TreebankError(f"{source}: word {word!r} without a numeric begin") from None
                 pos = child.get("pos", "")
-                constituent.children.append(Leaf(child.get("word"), pos, alpino_leaf_kind(pos, child.get("word")), begin))
+                constituent.children.append(Leaf(word, pos, alpino_leaf_kind(pos, word), begin))
             elif len(child):
                 node = Constituent(child.get("cat", ""))
                 constituent.children.append(node)
@@ -555,7 +555,7 @@ class Treebank:
     name: str
     folder: str
     split_name: str
-    read_file: Callable[[Path], list[GoldSentence]]
+    read_file: Callable[[Path], Sequence[GoldSentence]]
     text_files: tuple[str, ...] = ()
 
 
