@@ -38,7 +38,7 @@ from .records import result_from_record
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
+__all__ = ["AnswerTooDeep", "AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
 
 # answers worth waiting for: the service is overloaded or still loading its model
 RETRIED_STATUSES = (429, 503)
@@ -48,6 +48,12 @@ SPLITTABLE_CODES = ("too_many_sentences", "body_too_large")
 
 class ClientError(Exception):
     """Base class of the client's errors."""
+
+
+class AnswerTooDeep(ClientError):
+    """The answer nests deeper than Python's ``json`` module reads (about 1,000 levels): a tree over
+    a sentence of more than about 1,000 tokens, from a service whose ``ONLSTM_MAX_TOKENS_PER_SENTENCE``
+    allows it.  Send shorter sentences, or read that answer with a JSON reader without the limit."""
 
 
 class ServiceUnreachable(ClientError):
@@ -231,6 +237,11 @@ class _ClientBase:
             body = response.json()
         except ValueError:
             body = None
+        except RecursionError:
+            raise AnswerTooDeep(
+                f"the service's answer ({len(response.content):,} bytes) nests deeper than Python's json module "
+                "reads (about 1,000 levels: a tree over a very long sentence); send sentences of fewer than "
+                "about 1,000 tokens") from None
         return _Answer(response.status_code, response.headers, body, response.text)
 
     def _unreachable(self, error: httpx.TransportError) -> ServiceUnreachable:

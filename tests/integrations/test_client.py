@@ -185,3 +185,17 @@ def test_503_is_retried_after_retry_after(tiny_checkpoint, tmp_path):
         retried = server.metric('onlstm_http_requests_total{method="POST",route="/parse",status="503"}') - refused_before
         assert retried > 0, "the second burst was never refused, so nothing was retried"
         assert all(not math.isnan(result.perplexity) for answer in with_retries for result in answer)
+
+
+def test_an_answer_deeper_than_pythons_json_reads_is_a_clear_error(tiny_checkpoint, tmp_path):
+    """A 1,500-token chain under the strongest prior nests 1,500 lists deep: the service answers
+    it, and the client says why Python cannot read it instead of raising RecursionError."""
+    from onlstm.client import AnswerTooDeep
+
+    env = {"ONLSTM_MAX_TOKENS_PER_SENTENCE": "2000", "ONLSTM_MAX_BODY_BYTES": "100000"}
+    with serving(tiny_checkpoint, tmp_path / "server.log", env) as server:
+        with Client(server.base) as client:
+            with pytest.raises(AnswerTooDeep, match="nests deeper than Python's json module reads"):
+                client.parse(tokens=[["the"] * 1500], right_branching_bias=100)
+            shallow = client.parse(tokens=[["the"] * 600], right_branching_bias=100)
+            assert len(shallow[0].spans) == 599

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends
+from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from ....models.options import OptionError, ParseOptions
 from ....models.parser import Parser, ParseResult
 from ...batcher import BatcherUnavailable
+from ...encoding import parse_response_json
 from ...errors import APIError
 from ...preparation import PreparedInput, prepare_tokens
 from ...schemas import PARSE_EXAMPLES, PARSE_RESPONSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
@@ -65,15 +67,15 @@ def batch_key(parser: Parser, options: ParseOptions) -> ParseOptions:
     return resolved.model_copy(update={"all_layers": False})
 
 
-def render_results(results: list[ParseResult], all_layers: bool) -> list[dict[str, Any]]:
-    return [result.to_dict(all_layers) for result in results]
+def render_results(results: list[ParseResult], all_layers: bool, model: dict[str, Any]) -> bytes:
+    return parse_response_json(model, [result.to_dict(all_layers) for result in results])
 
 
 @router.post("/parse", response_model=ParseResponse, responses=RESPONSES, summary="Parse sentences into binary trees",
              dependencies=[Depends(require_api_key), Depends(admit_parse_request)])
 async def parse(
     payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service, loaded: LoadedParser
-) -> dict[str, Any]:
+) -> Response:
     """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
     parser, batcher = loaded
     key = batch_key(parser, payload.options())
@@ -85,10 +87,12 @@ async def parse(
         raise APIError(503, error.code, str(error), headers={"Retry-After": str(error.retry_after)}) from None
     finally:
         service.metrics.in_flight.dec()
+    model = service.model.model_dump() if service.model is not None else {}
     if prepared.n_tokens <= INLINE_TOKENS and not payload.all_layers:
-        records = render_results(results, payload.all_layers)
+        body = render_results(results, payload.all_layers, model)
     else:
-        records = await run_in_threadpool(render_results, results, payload.all_layers)
-    service.metrics.sentences.inc(len(records))
+        body = await run_in_threadpool(render_results, results, payload.all_layers, model)
+    service.metrics.sentences.inc(len(results))
     service.metrics.tokens.inc(prepared.n_tokens)
-    return {"model": service.model, "results": records}
+    # written here rather than through ParseResponse (which documents it): see service.encoding
+    return Response(body, media_type="application/json")

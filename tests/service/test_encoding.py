@@ -1,0 +1,57 @@
+"""POST /parse's answer written by service.encoding: the bytes pydantic wrote, at any tree depth."""
+
+import json
+import sys
+
+import pytest
+from fastapi.testclient import TestClient
+
+from onlstm.models.parser import Parser
+from onlstm.service.app import create_app
+from onlstm.service.encoding import nested_json, parse_response_json
+from onlstm.service.schemas import ParseResponse
+from onlstm.service.settings import load_settings
+
+from .test_app import wait_ready
+
+SENTENCES = ["The cat sat on the mat .", "“ Quotes , ” he said ( twice ) .", "Ünïcödé 北京 works", "one"]
+
+
+@pytest.mark.parametrize("all_layers", [False, True])
+def test_the_bytes_are_those_of_the_response_model(tiny_checkpoint, all_layers):
+    parser = Parser.load(tiny_checkpoint)
+    records = [result.to_dict(all_layers) for result in parser.parse_many(SENTENCES)]
+    records[0]["perplexity"] = None  # a perplexity that was not computed
+    model = {"name": "onlstm-tiny-test", "version": "abc"}
+    through_pydantic = ParseResponse.model_validate({"model": model, "results": records}).model_dump_json()
+    assert parse_response_json(model, records) == through_pydantic.encode("utf-8")
+
+
+def test_nested_json_at_any_depth():
+    chain: list = ["z"]
+    for index in range(5000):
+        chain = [str(index), chain]
+    text = nested_json(chain)
+    assert text.startswith('["4999",["4998",') and text.endswith('"z"' + "]" * 5001)
+    assert nested_json([["a", "b"], "c"]) == json.dumps([["a", "b"], "c"], separators=(",", ":"))
+    assert nested_json("one") == '"one"'
+
+
+def test_a_tree_deeper_than_pydantic_reads_is_answered(tiny_checkpoint):
+    """A 1,200-token chain with the strongest prior: 1,200 lists deep (pydantic stops near 250)."""
+    settings = load_settings(checkpoint=str(tiny_checkpoint), max_tokens_per_sentence=2000)
+    with TestClient(create_app(settings)) as client:
+        wait_ready(client)
+        answer = client.post("/parse", json={"tokens": [["the"] * 1200], "right_branching_bias": 100})
+        assert answer.status_code == 200
+        limit = sys.getrecursionlimit()
+        sys.setrecursionlimit(5000)  # json's C reader counts nesting against it (1,200 levels are safe)
+        try:
+            result = json.loads(answer.content)["results"][0]
+        finally:
+            sys.setrecursionlimit(limit)
+        assert len(result["spans"]) == 1199 and result["spans"][1] == [1, 1200]
+        depth, node = 0, result["nested"]
+        while isinstance(node, list):
+            depth, node = depth + 1, node[1]
+        assert depth == 1199
