@@ -146,11 +146,6 @@ class MicroBatcher:
         loop = asyncio.get_running_loop()
         loop.call_later(max(0.0, deadline - time.monotonic()), lambda: self._refuse(list(self._pending)))
 
-    async def idle(self) -> None:
-        """Return once nothing is queued or running."""
-        while self.queued or self._running:
-            await asyncio.sleep(0.05)
-
     def _finishes_in_time(self, job: _Job) -> bool:
         """Whether ``job`` (queued, or about to be) should be done by the drain's deadline at the model's
         recent rate, counting the sentences queued before it; true while no rate is known yet."""

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 
 import uvicorn
 
+from .batcher import ShuttingDown
 from .errors import APIError
 
 if TYPE_CHECKING:
@@ -41,8 +42,9 @@ RUNNING_BATCH_GRACE_S = 10.0
 
 
 def shutting_down_error() -> APIError:
-    return APIError(503, "shutting_down", "the service is shutting down and did not parse this request; "
-                    "send it again (another replica will take it)", headers={"Retry-After": "1"})
+    """The answer to a parse request that arrives while the service drains: the batcher's own refusal."""
+    refusal = ShuttingDown()
+    return APIError(503, refusal.code, str(refusal), headers={"Retry-After": str(refusal.retry_after)})
 
 
 @dataclass

@@ -187,7 +187,6 @@ def test_drain_parses_what_can_finish_by_the_deadline_and_refuses_the_rest_unpar
             with pytest.raises(ShuttingDown):
                 await batcher.submit(["new"], 0)
             outcomes = await asyncio.gather(*submitted, return_exceptions=True)
-            await batcher.idle()
             return outcomes, time.monotonic() - started, batcher.refused
 
     outcomes, seconds, refused = run(scenario())
