@@ -1,8 +1,16 @@
-"""``onlstm eval``: unsupervised parsing F1 of a checkpoint on .mrg gold trees, beside the baselines.
+"""``onlstm eval``: unsupervised parsing F1 of a checkpoint on gold trees, beside the baselines.
 
     onlstm eval --mode both                              # the bundled model on the dev split
     onlstm eval --checkpoint runs/cpu/best.safetensors --json
     onlstm eval --evalb out/evalb                        # also the files EVALB scores
+    onlstm eval --language nl --treebank ../shared/data/multilingual/nl-alpino
+    onlstm eval --language es --treebank es-cess --checkpoint runs/es/best.safetensors
+
+English reads PTB .mrg files; ``--language zh|es|pt|nl`` reads that language's treebank
+(Sinica, CESS-ESP, Floresta, Alpino) with ``onlstm.training.treebanks.read_gold``.  The four
+baselines are printed for every language; Alpino's discontinuous constituents are not
+brackets, and how many were skipped is printed.  Only English has a bundled model: another
+language without ``--checkpoint`` gets the baselines, and a line saying so.
 
 The scoring is ``onlstm.training.evaluate`` (shared/EVALUATION.md); this module reads the
 options, loads the model, prints and returns the exit status (0 done, 2 bad input).
@@ -22,6 +30,7 @@ from ..training.corpora import CorpusError, read_treebank
 from ..training.evaluate import (
     DECODER_NAMES,
     MODES,
+    GoldSentence,
     baseline_report,
     evaluate_model,
     format_table,
@@ -34,6 +43,9 @@ from ..training.evaluate import (
     unk_share,
     write_evalb_files,
 )
+from ..training.treebanks import TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
+
+BUNDLED_LANGUAGES = ("en",)  # the languages the bundled model (Parser.load(None)) was trained on
 
 
 def build_argparser() -> argparse.ArgumentParser:
@@ -43,10 +55,22 @@ def build_argparser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled model)")
     parser.add_argument(
-        "--data", default=None, help="the ptb-sample folder (default: $ONLSTM_DATA or ../shared/data/ptb-sample)"
+        "--data", default=None,
+        help="the shared data folder or ptb-sample (default: $ONLSTM_DATA or ../shared/data); for another "
+        "--language, the folder holding multilingual/",
     )
     parser.add_argument("--split", default="dev", choices=("train", "dev"), help="split of ptb-sample (default dev)")
     parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
+    parser.add_argument(
+        "--language", default="en", metavar="LANG",
+        help=f"the gold trees' language: {', '.join(TREEBANKS)} (default en; only en has a bundled model)",
+    )
+    parser.add_argument(
+        "--treebank", default=None, metavar="PATH",
+        help="the treebank's folder or one of its files, in that language's format (en: a .mrg file, a folder "
+        "of .mrg files or ptb-sample; zh: zh-sinica or parsed.dev; es: es-cess or a folder of its files; "
+        "pt: pt-floresta or floresta.dev.ptb; nl: nl-alpino or alpino.dev.xml)",
+    )
     parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
     parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
     parser.add_argument(
@@ -103,11 +127,23 @@ def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size:
     return report
 
 
-def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
+def report_header(output: dict, baselines_only: bool) -> list[str]:
+    """The lines above the tables: the gold trees, the model, skipped constituents, the note."""
     source = output["data"] + (f" ({output['split']})" if output["split"] else "")
-    print(f"gold: {source}")
-    if not baselines_only:
-        print(f"checkpoint: {output['checkpoint'] or 'bundled default'}")
+    language = output["language"]
+    lines = [f"gold: {source}" if language == "en" else f"gold: {language}, {output['treebank']}: {source}"]
+    if language == "nl" or output["skipped_discontinuous"]:
+        lines.append(f"discontinuous constituents: {output['skipped_discontinuous']:,} skipped (their words are "
+                     "not one run); the brackets scored are the continuous ones")
+    if "note" in output:
+        lines.append(output["note"])
+    elif not baselines_only:
+        lines.append(f"checkpoint: {output['checkpoint'] or 'bundled default'}")
+    return lines
+
+
+def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
+    print("\n".join(report_header(output, baselines_only)))
     for mode in modes:
         report = output["reports"][mode]
         print()
@@ -127,57 +163,130 @@ def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
             )
 
 
+def no_model_note(language: str) -> str | None:
+    """The line said when ``language`` has no bundled model; None when it has one."""
+    if language in BUNDLED_LANGUAGES:
+        return None
+    return f"no model for {language} is bundled yet; baselines only (pass --checkpoint PATH to score a model)"
+
+
+def option_error(args: argparse.Namespace) -> str | None:
+    """What is wrong with the options, one line naming the flag; None when nothing is.
+    Normalises ``args.language`` (``ES`` -> ``es``)."""
+    try:
+        args.language = treebank(args.language.lower()).language
+    except TreebankError as error:
+        return f"--language: {error}"
+    if args.files and args.treebank:
+        return "--treebank: give --files or --treebank, not both"
+    if args.files and args.language != "en":
+        return f"--files: reads PTB .mrg files (en); give the {args.language} treebank with --treebank"
+    if args.treebank and not Path(args.treebank).exists():
+        return f"--treebank: {args.treebank}: no such file or folder"
+    if args.evalb and args.baselines_only:
+        return "--evalb writes a model's trees: leave out --baselines-only"
+    if args.evalb and no_model_note(args.language) and not args.checkpoint:
+        return f"--evalb writes a model's trees: no model for {args.language} is bundled yet (pass --checkpoint PATH)"
+    if args.evalb and args.evalb.exists() and not args.evalb.is_dir():
+        return f"--evalb {args.evalb} is a file; give a folder (new or existing) for the EVALB files"
+    return None
+
+
+def _mrg_path(path: str | None) -> bool:
+    """An English ``--treebank`` read as ``--files`` reads: a file, or a folder of .mrg files
+    other than ``ptb-sample`` (whose ``--split`` is read, as with ``--data``)."""
+    if path is None:
+        return False
+    return Path(path).is_file() or (Path(path).name != "ptb-sample" and any(Path(path).glob("*.mrg")))
+
+
+def read_golds(args: argparse.Namespace) -> tuple[list[GoldSentence], dict]:
+    """The gold sentences the options name, and what the output says of them."""
+    language, path = args.language, args.treebank
+    if language == "en" and (args.files or not path or _mrg_path(path)):
+        mrg = args.files or path
+        files = gold_files(mrg, args.data, args.split)
+        golds = prepare_gold_trees(read_treebank(files))
+        data, split = (Path(mrg), None) if mrg else (files[0].parent, args.split)
+    else:
+        golds = read_gold(language, path or args.data, args.split)
+        data = Path(path) if path else treebank_folder(language, args.data)
+        split = None if data.is_file() else args.split
+    described = {
+        "language": language,
+        "treebank": TREEBANKS[language].name,
+        "data": str(data),
+        "split": split,
+        "n_words": sum(gold.n_words for gold in golds),
+        "skipped_discontinuous": sum(getattr(gold, "skipped_discontinuous", 0) for gold in golds),
+    }
+    return golds, described
+
+
+def gold_flag(args: argparse.Namespace) -> str:
+    """The flag that named the gold trees, for an error reading them."""
+    if args.treebank or args.files:
+        return "--treebank" if args.treebank else "--files"
+    return "--data" if args.data or args.language == "en" else "--treebank"
+
+
+def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes: list[str], decoders: list[str],
+                     output: dict) -> int:
+    """Load ``--checkpoint`` (or the bundled model) and fill ``output`` with each mode's report; the exit status."""
+    from ..models.checkpoint import CheckpointError
+    from ..models.options import OptionError
+    from ..models.parser import Parser  # lazy: the baselines need no model code
+
+    try:
+        parser = Parser.load(args.checkpoint)
+    except CheckpointError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
+                         "right_branching_bias": parser.default_right_branching_bias}
+    try:
+        for bias in args.right_branching_bias or []:
+            parser.resolve(right_branching_bias=bias)
+    except OptionError as error:
+        print(f"error: {error.message_for('--right-branching-bias')}", file=sys.stderr)
+        return 2
+    for mode in modes:
+        output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
+                                              args.right_branching_bias)
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status."""
     args = build_argparser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
-    if args.evalb and args.baselines_only:
-        print("error: --evalb writes a model's trees: leave out --baselines-only", file=sys.stderr)
-        return 2
-    if args.evalb and args.evalb.exists() and not args.evalb.is_dir():
-        print(f"error: --evalb {args.evalb} is a file; give a folder (new or existing) for the EVALB files",
-              file=sys.stderr)
+    problem = option_error(args)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
         return 2
     try:
-        files = gold_files(args.files, args.data, args.split)
-        golds = prepare_gold_trees(read_treebank(files))
-    except CorpusError as error:
-        print(f"error: {error}", file=sys.stderr)
+        golds, output = read_golds(args)
+    except CorpusError as error:  # TreebankError included
+        print(f"error: {gold_flag(args)}: {error}", file=sys.stderr)
         return 2
     modes = list(MODES) if args.mode == "both" else [args.mode]
     decoders = list(DECODER_NAMES) if args.decoder == "all" else [args.decoder]
-    output: dict = {
-        "data": str(Path(args.files) if args.files else files[0].parent),
-        "split": None if args.files else args.split,
-        "checkpoint": args.checkpoint,
-        "reports": {},
-    }
-    if args.baselines_only:
+    output.update(checkpoint=args.checkpoint, reports={})
+    note = None if args.baselines_only or args.checkpoint else no_model_note(args.language)
+    if note:
+        output["note"] = note
+    baselines_only = args.baselines_only or note is not None
+    if baselines_only:
         output["reports"] = {mode: baseline_report(golds, mode) for mode in modes}
     else:
-        from ..models.checkpoint import CheckpointError
-        from ..models.options import OptionError
-        from ..models.parser import Parser  # lazy: the baselines need no model code
-
-        try:
-            parser = Parser.load(args.checkpoint)
-        except CheckpointError as error:
-            print(f"error: {error}", file=sys.stderr)
-            return 2
-        output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
-                             "right_branching_bias": parser.default_right_branching_bias}
-        try:
-            for bias in args.right_branching_bias or []:
-                parser.resolve(right_branching_bias=bias)
-        except OptionError as error:
-            print(f"error: {error.message_for('--right-branching-bias')}", file=sys.stderr)
-            return 2
-        for mode in modes:
-            output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
-                                                  args.right_branching_bias)
+        status = score_checkpoint(args, golds, modes, decoders, output)
+        if status:
+            return status
     if args.json:
         json.dump(output, sys.stdout, indent=2)
         sys.stdout.write("\n")
+        if note:
+            print(note, file=sys.stderr)
     else:
-        print_report(output, modes, args.baselines_only)
+        print_report(output, modes, baselines_only)
     return 0
