@@ -118,7 +118,6 @@ class MicroBatcher:
         self._closed = False
         self._seconds_per_sentence: float | None = None  # the model's recent rate, for the drain
         self._drain_deadline: float | None = None  # time.monotonic() by which a draining batcher is done
-        self.refused = 0  # requests refused by the drain
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -142,30 +141,32 @@ class MicroBatcher:
     def drain(self, deadline: float) -> None:
         """Parse what can finish by ``deadline`` (``time.monotonic()``) and refuse the rest."""
         self._drain_deadline = deadline
-        self._refuse([job for job in self._pending if not self._finishes_in_time(job)])
+        self._refuse_late()
         loop = asyncio.get_running_loop()
         loop.call_later(max(0.0, deadline - time.monotonic()), lambda: self._refuse(list(self._pending)))
 
-    def _finishes_in_time(self, job: _Job) -> bool:
-        """Whether ``job`` (queued, or about to be) should be done by the drain's deadline at the model's
-        recent rate, counting the sentences queued before it; true while no rate is known yet."""
+    def _refuse_late(self) -> None:
+        """While draining, refuse the queued jobs that the model's recent rate cannot finish by the
+        deadline, the oldest served first (none while no rate is known yet)."""
         if self._drain_deadline is None or self._seconds_per_sentence is None:
-            return True
+            return
+        room = (self._drain_deadline - time.monotonic()) / self._seconds_per_sentence  # sentences
         ahead = 0
-        for queued in self._pending:
-            if queued is job:
-                break
-            if queued.state == "queued":
-                ahead += len(queued.items)
-        expected = (ahead + len(job.items)) * self._seconds_per_sentence
-        return time.monotonic() + expected <= self._drain_deadline
+        late = []
+        for job in self._pending:
+            if job.state != "queued":
+                continue
+            if ahead + len(job.items) > room:
+                late.append(job)
+            else:
+                ahead += len(job.items)
+        self._refuse(late)
 
     def _refuse(self, jobs: list[_Job]) -> None:
         for job in jobs:
             if job.state == "queued" and not job.future.done():
                 job.state = "abandoned"
                 job.future.set_exception(ShuttingDown())
-                self.refused += 1
 
     @property
     def queued(self) -> int:
@@ -185,10 +186,7 @@ class MicroBatcher:
         # mark a failure as seen even when the caller has gone (no "exception never retrieved" noise)
         job.future.add_done_callback(lambda future: future.cancelled() or future.exception())
         self._pending.append(job)
-        if not self._finishes_in_time(job):
-            self._pending.remove(job)
-            self.refused += 1
-            raise ShuttingDown()
+        self._refuse_late()  # while draining, this one too if it cannot be parsed in time
         self._arrived.set()
         try:
             # shield: a timeout must not cancel the shared future before we decide what to do
@@ -293,8 +291,7 @@ class MicroBatcher:
         rate = seconds / len(items)
         previous = self._seconds_per_sentence
         self._seconds_per_sentence = rate if previous is None else previous + RATE_SMOOTHING * (rate - previous)
-        if self._drain_deadline is not None:  # a fresher rate: refuse now what it cannot reach in time
-            self._refuse([job for job in self._pending if not self._finishes_in_time(job)])
+        self._refuse_late()  # while draining, a fresher rate may reach less in time
         if self._on_batch is not None:
             self._on_batch(len(batch), len(items), seconds)
         start = 0
