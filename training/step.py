@@ -1,6 +1,6 @@
 """One training step of the language model, optionally captured and replayed as a CUDA graph.
 
-On a GPU the recurrence is bound by kernel launches, not arithmetic (README, Performance): a
+On a GPU the recurrence is bound by kernel launches, not arithmetic (benchmarks/README.md, "What makes it fast"): a
 step of the paper-sized model launches about 35 small kernels per time step and layer.  A CUDA
 graph records the step once (forward, NLL + AR/TAR, backward, clipping, and with an optimizer
 the optimizer step; the hidden state carried into the next window) and replays it with one launch.

@@ -1,9 +1,9 @@
 """The API's examples are the bundled model's real answers, through the real service: the
 OpenAPI examples (``service/examples.json``: each request example with its answer, and the
-``GET /model`` card) and the README's JSON blocks that quote them.  A change of the model, the
+``GET /model`` card) and the JSON blocks of the README and service/README.md that quote them.  A change of the model, the
 decoder or the response format fails here until the examples are written again:
 
-    .venv/bin/python -m tests.service.test_examples    # re-parses and rewrites examples.json and the README's blocks
+    .venv/bin/python -m tests.service.test_examples    # re-parses and rewrites examples.json and the documents' blocks
 
 Numbers are kept to four significant digits (the docs' precision) and compared with that
 tolerance, so that other float rounding on another CPU does not count as drift.
@@ -30,6 +30,8 @@ from ..helpers import REPO
 from .test_app import wait_ready
 
 README = REPO / "README.md"
+# the documents that quote the examples: the guide (the answer to its first curl) and the service's own
+DOCUMENTS = (README, REPO / "service" / "README.md")
 SIGNIFICANT_DIGITS = 4
 # <!-- example: parse text --> or <!-- example: model -->, then a ```json block: what the generator rewrites
 README_BLOCK = re.compile(r"(<!-- example: (?P<name>[\w ]+) -->\n```json\n)(?P<body>.*?)(\n```)", re.DOTALL)
@@ -105,13 +107,13 @@ def layout(value: Any, open_levels: int, depth: int = 0) -> str:
 
 
 def cited(examples: dict[str, Any], name: str) -> Any:
-    """What a README block named ``name`` quotes: ``parse <example>`` (its answer) or ``model``."""
+    """What a document's block named ``name`` quotes: ``parse <example>`` (its answer) or ``model``."""
     kind, _, example = name.partition(" ")
     return examples["parse"][example]["response"] if kind == "parse" else examples[kind]
 
 
 def readme_with(examples: dict[str, Any], text: str) -> str:
-    """The README with each example block written from ``examples``."""
+    """A document with each example block written from ``examples``."""
     def block(match: re.Match) -> str:
         open_levels = 3 if match["name"].startswith("parse") else 2  # a result, or the card's entries, a line each
         return match.group(1) + layout(cited(examples, match["name"]), open_levels) + match.group(4)
@@ -155,25 +157,34 @@ def test_the_openapi_document_carries_them(service):
     assert "path" not in components["ModelCard"]["properties"]
 
 
-def test_the_readme_quotes_the_examples():
-    text = README.read_text(encoding="utf-8")
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda path: str(path.relative_to(REPO)))
+def test_the_readme_quotes_the_examples(document):
+    text = document.read_text(encoding="utf-8")
     blocks = {match["name"]: json.loads(match["body"]) for match in README_BLOCK.finditer(text)}
-    assert {"parse text", "parse all_layers", "model"} <= set(blocks)
+    assert blocks, f"{document.relative_to(REPO)} quotes no example"
     for name, quoted in blocks.items():
-        assert quoted == cited(EXAMPLES, name), f"README block {name!r}: run python -m tests.service.test_examples"
-    # the curl commands whose answers are quoted send the examples' requests
+        assert quoted == cited(EXAMPLES, name), \
+            f"{document.relative_to(REPO)} block {name!r}: run python -m tests.service.test_examples"
+    # the curl commands whose answers are quoted (in the same document) send the examples' requests
     sent = [json.loads(match["body"]) for match in README_CURL.finditer(text)]
     for name in blocks:
         if name.startswith("parse "):
-            assert EXAMPLES["parse"][name.removeprefix("parse ")]["request"] in sent, name
+            assert EXAMPLES["parse"][name.removeprefix("parse ")]["request"] in sent, (document.name, name)
+
+
+def test_the_documents_together_quote_every_example():
+    quoted = {match["name"] for document in DOCUMENTS
+              for match in README_BLOCK.finditer(document.read_text(encoding="utf-8"))}
+    assert {"parse text", "parse all_layers", "model"} <= quoted
 
 
 def main() -> None:
     with bundled_service() as client:
         examples = answers(client, json.loads(EXAMPLES_PATH.read_text(encoding="utf-8")))
     EXAMPLES_PATH.write_text(layout(examples, 6) + "\n", encoding="utf-8")
-    README.write_text(readme_with(examples, README.read_text(encoding="utf-8")), encoding="utf-8")
-    print(f"wrote {EXAMPLES_PATH} and the example blocks of {README}")
+    for document in DOCUMENTS:
+        document.write_text(readme_with(examples, document.read_text(encoding="utf-8")), encoding="utf-8")
+    print(f"wrote {EXAMPLES_PATH} and the example blocks of {', '.join(str(path) for path in DOCUMENTS)}")
 
 
 if __name__ == "__main__":

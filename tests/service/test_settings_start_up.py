@@ -1,6 +1,6 @@
 """What a new user meets when a setting is wrong: each error names what the user typed (the flag,
 or the ONLSTM_* variable), a misspelt variable is warned about instead of silently ignored, and
-the README's settings table lists every setting."""
+the settings table of service/README.md lists every setting."""
 
 from __future__ import annotations
 
@@ -63,12 +63,12 @@ def test_unknown_names_are_warned_about_with_the_closest_known_one(monkeypatch, 
     assert unknown_variables({"ONLSTM_PORT": "1", "ONLSTM_DATA": "x", "HOME": "/"}) == []
 
 
-def test_the_readme_lists_every_setting():
-    readme = (REPO / "README.md").read_text()
+def test_the_service_readme_lists_every_setting():
+    readme = (REPO / "service" / "README.md").read_text()
     rows = [name for line in readme.splitlines() if line.startswith("| `ONLSTM_")
             for name in re.findall(r"`(ONLSTM_[A-Z0-9_]+)`", line.split(" | ")[0])]
     table = set(rows)
     assert len(rows) == len(table), f"listed twice: {sorted({name for name in rows if rows.count(name) > 1})}"
     settings = {f"ONLSTM_{field.upper()}" for field in Settings.model_fields}
-    assert settings <= table, f"not in the README's settings table: {sorted(settings - table)}"
+    assert settings <= table, f"not in service/README.md's settings table: {sorted(settings - table)}"
     assert table <= settings | set(OTHER_VARIABLES), f"not settings: {sorted(table - settings - set(OTHER_VARIABLES))}"
