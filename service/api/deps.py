@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -30,18 +29,6 @@ async def get_parser(service: Service) -> tuple[Parser, MicroBatcher]:
 
 
 LoadedParser = Annotated[tuple[Parser, MicroBatcher], Depends(get_parser)]
-
-
-async def admit_parse_request(service: Service) -> AsyncIterator[None]:
-    """Counts the parse request while it is in the service; once the service drains (SIGTERM),
-    refuses it with 503 shutting_down (service/drain.py)."""
-    service.admission.enter()
-    try:
-        yield
-    except BaseException as error:
-        service.admission.leave(error)
-        raise
-    service.admission.leave(None)
 
 
 def _raw_header(request: Request, name: bytes) -> bytes | None:
