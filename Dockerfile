@@ -25,6 +25,7 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
     && pip install --no-cache-dir \
         numpy==2.4.6 \
         nltk==3.10.4 \
+        regex==2026.12.2 \
         safetensors==0.8.0 \
         tqdm==4.70.1 \
         fastapi==0.165.0 \

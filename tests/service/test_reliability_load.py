@@ -24,6 +24,8 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from onlstm.models.text import split_text
+
 from ..helpers import serving
 
 pytestmark = pytest.mark.slow
@@ -45,6 +47,14 @@ def make_request(rng: random.Random) -> dict:
     if form < 0.9:
         return {"text": " ".join(sentence).capitalize() + " ."}
     return {"sentences": [" ".join(sentence), " ".join(reversed(sentence))], "all_layers": True}
+
+
+def expected_results(request: dict) -> int:
+    """How many results a request's answer holds: one per sentence, text split as the service splits it
+    (a full stop before a lowercase word ends a sentence, so "Cat sat . a dog ran ." is two)."""
+    if "text" in request:
+        return len(split_text(request["text"]))
+    return len(request.get("tokens") or request["sentences"])
 
 
 class Connection:
@@ -108,7 +118,7 @@ async def hammer(base: str, count: int, concurrency: int, seed: int) -> dict:
                     continue
                 latencies.append(time.perf_counter() - started)
                 statuses[status] += 1
-                expected = len(requests[index].get("tokens") or requests[index].get("sentences") or [None])
+                expected = expected_results(requests[index])
                 if status == 200 and len(json.loads(content)["results"]) != expected:
                     failures["wrong result count"] += 1
         finally:

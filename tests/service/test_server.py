@@ -122,7 +122,8 @@ def test_bad_settings_stop_the_command_with_a_clear_message(tmp_path):
     result = subprocess.run([sys.executable, "-m", "onlstm", "serve", "--port", "99999"], capture_output=True, text=True,
                             cwd=REPO, timeout=120, env={**os.environ, "ONLSTM_MAX_SENTENCES": "many"})
     assert result.returncode == 2
-    assert "ONLSTM_PORT" in result.stderr and "ONLSTM_MAX_SENTENCES='many'" in result.stderr
+    # each named as the user gave it: the flag typed, the variable set
+    assert "--port=99999" in result.stderr and "ONLSTM_MAX_SENTENCES='many'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
