@@ -13,7 +13,7 @@ Subpackages, lowest floor first (each imports only from the floors below it):
 
 from __future__ import annotations
 
-__version__ = "0.3.1"
+__version__ = "0.4.0"
 
 __all__ = ["OptionError", "ParseOptions", "Parser", "ParseResult", "__version__"]
 
