@@ -100,6 +100,7 @@ def request_series(client: TestClient) -> set[tuple[str, str, str]]:
     return series
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_thousands_of_random_methods_paths_and_headers_keep_the_series_fixed(client):
     generator = random.Random(13)
 

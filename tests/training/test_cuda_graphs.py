@@ -33,6 +33,7 @@ def losses(folder):
     return [json.loads(line)["loss"] for line in (folder / "steps.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_on_a_cpu_cuda_graphs_change_nothing(tiny_config, tmp_path):
     config = tiny_config.override(["device=cpu", "max_steps=6", "eval_every=6"])
     graphed = Trainer(config.override(["cuda_graphs=true"]), tmp_path / "graphed")

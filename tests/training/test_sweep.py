@@ -23,6 +23,7 @@ def test_plan_is_checked(tmp_path):
         load_plan(write_plan(tmp_path, [{"name": "../a"}]))
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_two_runs_in_parallel_and_their_table(tmp_path, shared_data, capsys):
     shared = [f"data_dir={shared_data}", "max_steps=4", "eval_every=2", "threads=1", "dev_max_sentences=20"]
     plan = write_plan(tmp_path, [{"name": "seed1", "set": ["seed=1"]}, {"name": "broken", "set": ["corpora=nowhere"]}], shared)

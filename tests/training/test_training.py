@@ -177,6 +177,7 @@ def tiny_config(shared_data):
     )
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, tmp_path):
     from onlstm.models.parser import Parser
 
@@ -289,6 +290,7 @@ def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, 
     assert main(["--preset", "tiny", "--out", str(tmp_path / "bad"), "--init-from", missing]) == 2
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path):
     from onlstm.models.checkpoint import load_release
 
@@ -314,6 +316,7 @@ def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path)
         train(config.override(["freeze=layer.0"]), tmp_path / "typo")
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny_config, tmp_path):
     from onlstm.models.parser import Parser
     from onlstm.training.evaluate import evaluate_model, model_input, prepare_gold_trees
@@ -337,6 +340,7 @@ def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny
     assert f1s == pytest.approx(leaning_rows[-1]["dev_f1_per_layer"], abs=0.05)
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_weight_averaging_releases_the_average_and_leaves_the_online_path_unchanged(tiny_config, tmp_path):
     from onlstm.models.checkpoint import load_release, load_resume
 

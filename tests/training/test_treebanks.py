@@ -303,6 +303,7 @@ def test_dev_punctuation_and_multiword_tokens(multilingual):
     assert sum(token in (".", ",") for gold in dutch for token in gold.tokens) > 500
 
 
+@pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_train_splits_match_the_readme(multilingual):
     # Floresta and Alpino each hold sentences without a word (left out): 7,496 and 5,710 in all.
     assert len(read_gold("zh", multilingual, "train")) == 8000
