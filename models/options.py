@@ -20,7 +20,7 @@ without rewriting the message text.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,9 +30,9 @@ __all__ = ["Decoder", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAM
 
 # The decoders of models.trees.decoders.DECODERS (a test holds the two to each other)
 Decoder = Literal["greedy", "split"]
-DECODER_NAMES: tuple[str, ...] = ("greedy", "split")
+DECODER_NAMES: tuple[str, ...] = get_args(Decoder)
 Punctuation = Literal["attach", "model"]
-PUNCTUATION_MODES: tuple[str, ...] = ("attach", "model")
+PUNCTUATION_MODES: tuple[str, ...] = get_args(Punctuation)
 
 # What each option must be, phrased to follow its name ("layer must be ...")
 REQUIREMENTS = {

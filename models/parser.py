@@ -314,16 +314,15 @@ class Parser:
         return self.parse_many(split_text(text), options, **values)
 
     def parse_iter(self, sentences: Iterable[SentenceLike], options: ParseOptions | None = None,
-                   chunk_size: int = 1024, **values: Any) -> Iterator[ParseResult]:
+                   chunk_size: int = 1024, *, batch_size: int = 64, with_perplexity: bool = True,
+                   **values: Any) -> Iterator[ParseResult]:
         """Parse a stream of sentences of any length, ``chunk_size`` at a time, in order."""
         if isinstance(sentences, (str, Sentence)):
             raise TypeError("parse_iter() takes an iterable of sentences; for one sentence use parse()")
-        resolved = self.resolve(options, **{name: value for name, value in values.items()
-                                            if name not in ("batch_size", "with_perplexity")})
-        run = {name: value for name, value in values.items() if name in ("batch_size", "with_perplexity")}
+        resolved = self.resolve(options, **values)  # once, before the first chunk is read
         iterator = iter(sentences)
         while chunk := list(itertools.islice(iterator, chunk_size)):
-            yield from self.parse_many(chunk, resolved, **run)
+            yield from self.parse_many(chunk, resolved, batch_size=batch_size, with_perplexity=with_perplexity)
 
     def predict(self, source: Any, output: Any, options: ParseOptions | None = None, **arguments: Any) -> Any:
         """Parse a file or stream into a file or stream, in input order (``models.predict.predict``:

@@ -27,7 +27,6 @@ LEFT = "left"  # joins the words before it
 RIGHT = "right"  # joins the words after it
 
 _OPENING = frozenset({"(", "[", "{", "“", "‘", "«", "``", "`", "-LRB-", "-LSB-", "-LCB-", "¿", "¡"})
-_CLOSING = frozenset({")", "]", "}", "”", "’", "»", "''", "-RRB-", "-RSB-", "-RCB-"})
 _AMBIGUOUS_QUOTES = frozenset({'"', "'"})
 
 
