@@ -34,7 +34,9 @@ RUN pip install --no-cache-dir torch==2.13.0 --index-url https://download.pytorc
         pydantic-settings==2.16.3 \
         uvicorn==0.54.0 \
         prometheus-client==0.26.0 \
-        fastapi-offline==1.7.7
+        fastapi-offline==1.7.7 \
+        jieba==0.42.1 \
+        opencc-python-reimplemented==0.1.7
 
 WORKDIR /src
 COPY pyproject.toml README.md ./

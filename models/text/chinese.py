@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
+import tempfile
 
 logger = logging.getLogger(__name__)
 
@@ -29,8 +31,32 @@ def _converter():
 def _tokenizer():
     import jieba
 
-    logging.getLogger("jieba").setLevel(logging.WARNING)  # its "Building prefix dict" lines are not ours to print
-    return jieba.Tokenizer()
+    # jieba prints to stderr through its own handler ("Building prefix dict ...", and a traceback
+    # when its cache cannot be written): not ours to print.  Its records go to this process's
+    # logging instead, where they are dropped (a read-only temp dir only costs the cache).
+    jieba_logger = logging.getLogger("jieba")
+    jieba_logger.removeHandler(jieba.log_console)
+    jieba_logger.addHandler(logging.NullHandler())
+    jieba_logger.propagate = False
+    tokenizer = jieba.Tokenizer()
+    tokenizer.tmp_dir = _cache_folder()
+    return tokenizer
+
+
+def _cache_folder() -> str:
+    """A folder of this user's own for jieba's cache of its dictionary (which takes 0.5 s to
+    build). jieba's default is a file in the shared temp dir, which another user could have
+    written; with no folder of our own, a path that cannot exist: no cache, built at each start."""
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    folder = os.path.join(tempfile.gettempdir(), f"onlstm-jieba-{uid if uid is not None else 'user'}")
+    try:
+        os.makedirs(folder, mode=0o700, exist_ok=True)
+        if uid is None or os.stat(folder).st_uid == uid:
+            return folder
+        return tempfile.mkdtemp(prefix="onlstm-jieba-")
+    except OSError as error:
+        logger.debug("no cache folder for jieba's dictionary (%s): it is built at each start", error)
+        return os.path.join(os.devnull, "onlstm-jieba")
 
 
 def to_simplified(text: str) -> str:
