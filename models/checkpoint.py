@@ -135,7 +135,8 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
         if not isinstance(vocab_tokens, list) or not all(isinstance(token, str) for token in vocab_tokens):
             raise TypeError("the vocabulary must be a JSON list of strings")
         config = ONLSTMConfig.from_dict(config_values)
-        vocab = Vocab(vocab_tokens)
+        # a release normalises its tokens by its own language (releases without one are English)
+        vocab = Vocab(vocab_tokens, language=metadata.get("language", "en"))
     except (KeyError, ValueError, TypeError) as error:
         raise CheckpointError(f"{path}: damaged header ({type(error).__name__}: {error}); re-export the checkpoint") from None
     if not header.get("sha256"):

@@ -4,6 +4,9 @@ Splitting and tokenizing raw text live in ``models.text``.
 
 The model reads *normalised* tokens (lowercase, every run of digits -> ``N``, as in
 the ON-LSTM evaluation protocol); users always get back their tokens *as written*.
+Normalisation is by language (``normalize(token, language)``, ``Vocab.language``): Chinese
+tokens are first read in half-width forms (NFKC) and Simplified characters; Spanish,
+Portuguese and Dutch follow the English rules (accents kept).
 """
 
 from __future__ import annotations
@@ -11,7 +14,13 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from functools import lru_cache
+
+from ..languages import DEFAULT_LANGUAGE, LanguageError
+from . import chinese
+
+__all__ = ["EMOJI_COMPONENTS", "EOS", "SPECIALS", "UNK", "Vocab", "ZERO_WIDTH_JOINER", "is_punctuation", "normalize"]
 
 EOS = "<eos>"  # ends every sentence, and is the first input of a sentence read from a fresh state
 UNK = "<unk>"  # any token outside the vocabulary
@@ -23,12 +32,36 @@ _DIGITS = re.compile(r"[0-9]+")
 _STRAIGHT_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
 
 
-def normalize(token: str) -> str:
-    """Lowercase, straighten curly apostrophes (``n’t`` -> ``n't``) and replace every run of
-    digits by ``N`` (``1.5`` -> ``N.N``)."""
+def normalize(token: str, language: str = DEFAULT_LANGUAGE) -> str:
+    """The token as the model of ``language`` reads it: lowercase, curly apostrophes straightened
+    (``n’t`` -> ``n't``), every run of digits replaced by ``N`` (``1.5`` -> ``N.N``); Chinese
+    first in half-width forms and Simplified characters (``３個`` -> ``N个``).
+    ``LanguageError`` (``unknown_language``) for a language without rules here."""
     if token in SPECIALS:
         return token
+    try:
+        return _NORMALIZERS[language](token)
+    except KeyError:
+        raise LanguageError("unknown_language", str(language), tuple(_NORMALIZERS),
+                            f"must be an ISO 639-1 code of a language with a vocabulary: one of "
+                            f"{', '.join(_NORMALIZERS)}") from None
+
+
+def _normalize_english(token: str) -> str:
     return _DIGITS.sub("N", token.lower().translate(_STRAIGHT_APOSTROPHES))
+
+
+@lru_cache(maxsize=1 << 16)  # OpenCC's conversion is slow, and a corpus repeats its words
+def _normalize_chinese(token: str) -> str:
+    # NFKC first: full-width Latin letters and digits (Ｈ２Ｏ) become ASCII, so digits become N
+    return _normalize_english(chinese.to_simplified(unicodedata.normalize("NFKC", token)))
+
+
+# Spanish, Portuguese and Dutch keep their accents: é and e are different letters there.
+_NORMALIZERS: dict[str, Callable[[str], str]] = {
+    "en": _normalize_english, "zh": _normalize_chinese, "es": _normalize_english,
+    "pt": _normalize_english, "nl": _normalize_english,
+}
 
 
 # Symbols the Penn Treebank tags as words (``%`` NN, ``&`` CC, ``+`` SYM ...): they stay in the text.
@@ -56,9 +89,12 @@ def is_punctuation(token: str) -> bool:
 
 
 class Vocab:
-    """Token <-> id mapping; ids 0 and 1 are ``<eos>`` and ``<unk>``."""
+    """Token <-> id mapping; ids 0 and 1 are ``<eos>`` and ``<unk>``; ``language`` says how tokens
+    are normalised before they are looked up (``normalize``)."""
 
-    def __init__(self, tokens: Sequence[str]):
+    def __init__(self, tokens: Sequence[str], language: str = DEFAULT_LANGUAGE):
+        normalize("", language)  # an unknown language fails here, not at the first lookup
+        self.language = language
         if tuple(tokens[: len(SPECIALS)]) != SPECIALS:
             raise ValueError(f"a vocabulary must start with {SPECIALS}, got {list(tokens[:2])}")
         if len(set(tokens)) != len(tokens):
@@ -67,17 +103,19 @@ class Vocab:
         self.stoi: dict[str, int] = {token: index for index, token in enumerate(self.itos)}
 
     @classmethod
-    def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None, min_count: int = 1) -> Vocab:
-        """Most frequent normalised tokens first (ties alphabetical, so builds are reproducible)."""
+    def build(cls, sentences: Iterable[Sequence[str]], max_size: int | None = None, min_count: int = 1,
+              language: str = DEFAULT_LANGUAGE) -> Vocab:
+        """Most frequent tokens, normalised for ``language``, first (ties alphabetical, so builds
+        are reproducible)."""
         counts: Counter[str] = Counter()
         for sentence in sentences:
-            counts.update(normalize(token) for token in sentence)
+            counts.update(normalize(token, language) for token in sentence)
         for special in SPECIALS:
             counts.pop(special, None)
         ranked = sorted((item for item in counts.items() if item[1] >= min_count), key=lambda item: (-item[1], item[0]))
         if max_size is not None:
             ranked = ranked[: max(0, max_size - len(SPECIALS))]
-        return cls(list(SPECIALS) + [token for token, _ in ranked])
+        return cls(list(SPECIALS) + [token for token, _ in ranked], language=language)
 
     def __len__(self) -> int:
         return len(self.itos)
@@ -94,9 +132,9 @@ class Vocab:
         return self.stoi[UNK]
 
     def encode(self, tokens: Sequence[str]) -> list[int]:
-        """Ids of the normalised tokens (unknown ones -> ``<unk>``)."""
-        unk = self.unk_id
-        return [self.stoi.get(normalize(token), unk) for token in tokens]
+        """Ids of the tokens normalised for the vocabulary's language (unknown ones -> ``<unk>``)."""
+        unk, language = self.unk_id, self.language
+        return [self.stoi.get(normalize(token, language), unk) for token in tokens]
 
     def decode(self, ids: Iterable[int]) -> list[str]:
         return [self.itos[index] for index in ids]
