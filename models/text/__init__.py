@@ -1,5 +1,7 @@
 """Text: sentence splitting, tokens with their character offsets (``sentences``), and the
-vocabulary with the normalisation the model reads words in (``vocab``).
+vocabulary with the normalisation the model reads words in (``vocab``), for each language
+(``language="en"`` by default; the rules of the others in ``chinese_text``, ``european`` with
+``spanish``, ``portuguese``, ``dutch``, looked up in ``front_doors``).
 
 The text front door's public names are here too, so ``onlstm.models.text`` reads as before::
 

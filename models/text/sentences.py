@@ -35,11 +35,19 @@ import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import regex  # NLTK's own dependency: Unicode grapheme clusters and emoji properties, which re lacks
 from nltk.tokenize import NLTKWordTokenizer
 
+from ..languages import DEFAULT_LANGUAGE
 from .vocab import EMOJI_COMPONENTS, ZERO_WIDTH_JOINER
+
+if TYPE_CHECKING:
+    from .front_doors import FrontDoor
+
+__all__ = ["Offsets", "Sentence", "english_sentence_spans", "english_tokenize_with_offsets", "is_abbreviation",
+           "sentence_spans", "split_text", "tokenize", "tokenize_with_offsets"]
 
 Offsets = tuple[tuple[int, int], ...]
 
@@ -73,9 +81,10 @@ class Sentence:
         return cls(tokens)
 
     @classmethod
-    def from_text(cls, text: str, offset: int = 0) -> Sentence:
-        """Tokenize ``text`` as one sentence (no splitting); offsets are ``offset`` + position in ``text``."""
-        pieces = tokenize_with_offsets(text)
+    def from_text(cls, text: str, offset: int = 0, language: str = DEFAULT_LANGUAGE) -> Sentence:
+        """Tokenize ``text`` as one sentence of ``language`` (no splitting); offsets are ``offset`` +
+        position in ``text``."""
+        pieces = tokenize_with_offsets(text, language)
         return cls(tuple(token for token, _, _ in pieces), tuple((offset + start, offset + end) for _, start, end in pieces))
 
     def __len__(self) -> int:
@@ -88,12 +97,12 @@ class Sentence:
         return self.offsets[0][0], self.offsets[-1][1]
 
 
-def split_text(text: str, offset: int = 0) -> list[Sentence]:
-    """Raw text -> sentences -> tokens; character offsets are ``offset`` + the position in ``text``
-    (a paragraph's offset in its file, say)."""
+def split_text(text: str, offset: int = 0, language: str = DEFAULT_LANGUAGE) -> list[Sentence]:
+    """Raw text in ``language`` -> sentences -> tokens; character offsets are ``offset`` + the
+    position in ``text`` (a paragraph's offset in its file, say)."""
     sentences = []
-    for start, end in sentence_spans(text):
-        sentence = Sentence.from_text(text[start:end], offset=offset + start)
+    for start, end in sentence_spans(text, language):
+        sentence = Sentence.from_text(text[start:end], offset=offset + start, language=language)
         if sentence.tokens:
             sentences.append(sentence)
     return sentences
@@ -418,8 +427,8 @@ def _ends(chunks: Sequence[_Chunk], index: int, core: str, following: str) -> bo
 _PARAGRAPH_BREAK = re.compile(r"\n[ \t\r\f\v]*\n")
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
-    """Character spans ``[start, end)`` of the sentences of ``text``, whitespace trimmed.
+def english_sentence_spans(text: str) -> list[tuple[int, int]]:
+    """Character spans ``[start, end)`` of the sentences of English ``text``, whitespace trimmed.
 
     A blank line always ends a sentence; within a paragraph the rules of the module doc apply.
     Linear in ``len(text)``.
@@ -616,8 +625,8 @@ def _has_stuck_stop(token: str, following: str) -> bool:
     return body.islower() and body.translate(_APOSTROPHES_AND_HYPHENS).isalpha() and not is_abbreviation(body, following)
 
 
-def tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
-    """Penn-Treebank-style tokens of one sentence with their ``[start, end)`` character spans.
+def english_tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
+    """Penn-Treebank-style tokens of one English sentence with their ``[start, end)`` character spans.
 
     The tokens are the characters as written (``"`` stays ``"``, not ````/''``).
     """
@@ -637,6 +646,31 @@ def tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
     return tokens
 
 
-def tokenize(sentence: str) -> list[str]:
+# --- every language's front door -------------------------------------------------------
+
+
+def sentence_spans(text: str, language: str = DEFAULT_LANGUAGE) -> list[tuple[int, int]]:
+    """Character spans ``[start, end)`` of the sentences of ``text`` in ``language``, whitespace
+    trimmed; linear in ``len(text)``. ``LanguageError`` (``unknown_language``) for a language
+    the text front door does not know."""
+    return _front_door(language).sentence_spans(text)
+
+
+def tokenize_with_offsets(sentence: str, language: str = DEFAULT_LANGUAGE) -> list[tuple[str, int, int]]:
+    """Tokens of one sentence in ``language`` with their ``[start, end)`` character spans:
+    ``sentence[start:end] == token``, except the parts of a contraction split the way the
+    language's training text splits it (Portuguese ``da`` -> ``de`` ``a``), which share its span."""
+    return _front_door(language).tokenize_with_offsets(sentence)
+
+
+def tokenize(sentence: str, language: str = DEFAULT_LANGUAGE) -> list[str]:
     """Tokens of one sentence, as written."""
-    return [token for token, _, _ in tokenize_with_offsets(sentence)]
+    return [token for token, _, _ in tokenize_with_offsets(sentence, language)]
+
+
+def _front_door(language: str) -> FrontDoor:
+    # the other languages' rules build on this module's English ones, so their table is
+    # imported on first use rather than at the top (which would be an import cycle)
+    from .front_doors import front_door
+
+    return front_door(language)
