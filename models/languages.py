@@ -10,6 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from .options import OptionError
+
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "WEIGHTS", "Language", "LanguageError", "bundled_checkpoint",
+           "bundled_languages", "check_known", "language_name", "release_language"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_LANGUAGE = "en"
@@ -39,15 +45,44 @@ LANGUAGES: dict[str, Language] = {
 }
 
 
-class LanguageError(ValueError):
-    """A language code that is unknown, or has no model here; ``code`` is stable:
-    ``unknown_language`` or ``language_unavailable``; ``available`` lists what can be asked for."""
+class LanguageError(OptionError):
+    """A language that cannot be had: the ``language`` option as every front door knows it.
 
-    def __init__(self, code: str, language: str, available: tuple[str, ...], message: str):
-        super().__init__(message)
-        self.code = code
+    An ``OptionError`` (so a front end names it as its user spells it, ``--language``), with a
+    stable ``code``:
+
+    * ``unknown_language``: not one of ``LANGUAGES``' ISO 639-1 codes;
+    * ``language_unavailable``: known, but no model of it here (not bundled, not in a
+      ``ParserPool``, or not the language of the ``Parser`` asked);
+    * ``language_mismatch``: ``Parser.load(path, language=...)`` of a release of another language.
+
+    Attributes: ``language`` (what was asked, also ``value``) and ``available`` (what can be asked for).
+    """
+
+    def __init__(self, code: str, language: str, available: tuple[str, ...], requirement: str):
+        super().__init__("language", code, requirement, language)
         self.language = language
-        self.available = available
+        self.available = tuple(available)
+
+    def __reduce__(self):  # picklable: worker processes and Ray actors raise it
+        return (LanguageError, (self.code, self.language, self.available, self.requirement))
+
+
+def language_name(code: str) -> str:
+    """``Spanish`` for ``es``; the code itself for a language the package does not know."""
+    return LANGUAGES[code].name if code in LANGUAGES else code
+
+
+def release_language(metadata: dict[str, Any]) -> str:
+    """The language a release's metadata records; releases written before there was one are English."""
+    return str(metadata.get("language") or DEFAULT_LANGUAGE)
+
+
+def check_known(language: str, available: tuple[str, ...]) -> None:
+    """``LanguageError`` (``unknown_language``) unless ``language`` is one of ``LANGUAGES``' codes."""
+    if language not in LANGUAGES:
+        raise LanguageError("unknown_language", language, available,
+                            f"must be an ISO 639-1 code of a language with a model: one of {', '.join(available)}")
 
 
 def bundled_languages() -> tuple[str, ...]:
@@ -58,11 +93,9 @@ def bundled_languages() -> tuple[str, ...]:
 def bundled_checkpoint(language: str = DEFAULT_LANGUAGE) -> Path:
     """The bundled release of ``language``; ``LanguageError`` names the bundled ones otherwise."""
     available = bundled_languages()
-    if language not in LANGUAGES:
-        raise LanguageError("unknown_language", language, available,
-                            f"unknown language {language!r}: give an ISO 639-1 code, one of {', '.join(available)}")
+    check_known(language, available)
     if language not in available:
         raise LanguageError("language_unavailable", language, available,
-                            f"no bundled model for {language!r} ({LANGUAGES[language].name}); "
-                            f"bundled: {', '.join(available)}")
+                            f"must be a language with a bundled model, one of {', '.join(available)} "
+                            f"(none for {LANGUAGES[language].name} is bundled yet)")
     return WEIGHTS / LANGUAGES[language].weights

@@ -26,7 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .trees.decoders import MAX_RIGHT_BRANCHING_BIAS
 
-__all__ = ["Decoder", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAMES", "PUNCTUATION_MODES"]
+__all__ = ["Decoder", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAMES", "LANGUAGE_PATTERN",
+           "PUNCTUATION_MODES"]
 
 # The decoders of models.trees.decoders.DECODERS (a test holds the two to each other)
 Decoder = Literal["greedy", "split"]
@@ -42,7 +43,9 @@ REQUIREMENTS = {
     "right_branching_bias": f"must be a finite number between {-MAX_RIGHT_BRANCHING_BIAS:g} and "
                             f"{MAX_RIGHT_BRANCHING_BIAS:g} (0: the model's own distances)",
     "all_layers": "must be true or false",
+    "language": "must be a two-letter lowercase ISO 639-1 code (en, zh, es, pt, nl; default: the model's own)",
 }
+LANGUAGE_PATTERN = r"^[a-z]{2}$"
 
 
 class OptionError(ValueError):
@@ -51,7 +54,9 @@ class OptionError(ValueError):
     Attributes:
         option: the field's name (``layer``, ``right_branching_bias``, ...).
         code: stable and machine-readable: ``invalid_<option>``, ``unknown_option`` (no such
-            option) or ``unsupported_option`` (valid, but not for this model).
+            option) or ``unsupported_option`` (valid, but not for this model); for the language,
+            ``models.languages.LanguageError``'s codes (``unknown_language``, ``language_unavailable``,
+            ``language_mismatch``).
         requirement: what the value must be, phrased to follow the option's name.
         value: what was given.
     """
@@ -90,6 +95,11 @@ class ParseOptions(BaseModel):
         description="Strength of the linear right-branching prior applied to the distances before decoding "
         "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's).")
     all_layers: bool = Field(False, description="Also return every layer's distances and trees.")
+    language: str | None = Field(
+        None, pattern=LANGUAGE_PATTERN,
+        description="ISO 639-1 code of the text's language (en, zh, es, pt, nl), which chooses the model, the "
+        "sentence splitting and the tokenization; a parser of another language refuses it (default: the model's "
+        "own; a front door serving several languages: en).")
 
     # At run time, pydantic's ValidationError becomes an OptionError. Hidden from mypy, whose pydantic plugin
     # then types __init__ by the fields above: ParseOptions(layer="1") is a type error (tests/test_typecheck.py).
@@ -110,7 +120,7 @@ class ParseOptions(BaseModel):
     @property
     def resolved(self) -> bool:
         """Whether every default has been filled in (by ``Parser.resolve``)."""
-        return None not in (self.layer, self.decoder, self.punctuation, self.right_branching_bias)
+        return None not in (self.layer, self.decoder, self.punctuation, self.right_branching_bias, self.language)
 
     @classmethod
     def of(cls, options: ParseOptions | None = None, **values: Any) -> ParseOptions:

@@ -38,15 +38,27 @@ import torch
 from nltk import Tree
 
 from .checkpoint import Release, load_release
+from .languages import (
+    DEFAULT_LANGUAGE,
+    LanguageError,
+    bundled_checkpoint,
+    check_known,
+    language_name,
+    release_language,
+)
 from .options import Decoder, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
 from .trees.decoders import decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 
+__all__ = ["DEFAULT_CHECKPOINT", "LayerSpans", "ParseResult", "Parser", "SentenceLike", "as_sentence"]
+
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"  # the English release
+# scripts other than Latin: a sentence mostly outside the Latin alphabet is no warning for these languages
+NON_LATIN_LANGUAGES = frozenset({"zh"})
 _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 # positions whose vocabulary scores are computed at once for perplexity (x V floats, twice)
@@ -113,6 +125,9 @@ class ParseResult:
     warnings: list[str] = field(default_factory=list)
     layer_spans: Sequence[list[tuple[int, int]]] = field(default_factory=list)  # [layer][span], same decoder
     options: ParseOptions | None = None  # what built it, the model's defaults filled in
+    language: str = DEFAULT_LANGUAGE  # ISO 639-1 code of the model that parsed it (and of its tokenization)
+    # the model that made it: {"name", "version", "language"} (Parser.identity), as written beside the results
+    model: dict[str, str] = field(default_factory=dict)
 
     @property
     def offsets(self) -> list[tuple[int, int]] | None:
@@ -143,6 +158,7 @@ class ParseResult:
             "layer": self.layer,
             "unk_share": round(self.unk_share, 4),
             "warnings": list(self.warnings),
+            "language": self.language,
         }
         if self.offsets is not None:
             record["offsets"] = [[int(start), int(end)] for start, end in self.offsets]
@@ -171,11 +187,36 @@ class Parser:
         self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
         # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
         self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])
+        # ISO 639-1: chooses the sentence splitting and tokenization of text, and the languages it accepts
+        self.language = release_language(self.metadata)
 
     @classmethod
-    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu") -> Parser:
-        """Load a release checkpoint; ``None`` is the model bundled with the package."""
-        return cls(load_release(Path(path) if path else DEFAULT_CHECKPOINT, device), device)
+    def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
+             language: str | None = None) -> Parser:
+        """Load a release checkpoint.
+
+        Args:
+            path: a release file; ``None``: the model bundled with the package for ``language``.
+            device: torch device.
+            language: ISO 639-1 code (``models.languages.LANGUAGES``).  Without ``path``, whose
+                bundled model to load (default ``en``); with ``path``, what the release must be
+                (its metadata's ``language``; releases without one are English).
+        Raises:
+            LanguageError: ``unknown_language``, ``language_unavailable`` (no bundled model of it)
+                or ``language_mismatch`` (the release is of another language).
+            CheckpointError: the file cannot be read as a release.
+        """
+        if path is None:
+            return cls(load_release(bundled_checkpoint(language or DEFAULT_LANGUAGE), device), device)
+        release = load_release(Path(path), device)
+        found = release_language(release.metadata)
+        if language is not None and language != found:
+            raise LanguageError(
+                "language_mismatch", language, (found,),
+                f"must be {found!r}, the language of {path} ({language_name(found)}): leave the language out to "
+                f"parse {language_name(found)} with it, or give a release trained on {language_name(language)} "
+                f"(or no path, for the bundled one)")
+        return cls(release, device)
 
     @property
     def name(self) -> str:
@@ -186,13 +227,22 @@ class Parser:
         """A short content version: the release's own, else the prefix of its weights' SHA-256."""
         return str(self.metadata.get("version") or self.digest[:12] or "unknown")
 
+    @property
+    def identity(self) -> dict[str, str]:
+        """``{"name", "version", "language"}``: what a written result records of the model that made it."""
+        return {"name": self.name, "version": self.version, "language": self.language}
+
     def resolve(self, options: ParseOptions | None = None, **values: Any) -> ParseOptions:
         """``options`` (and keyword values over them) with this model's defaults filled in.
 
         Raises ``OptionError`` for what this model cannot take: a layer it lacks
-        (``invalid_layer``), punctuation it never read (``unsupported_option``).
+        (``invalid_layer``), punctuation it never read (``unsupported_option``), another
+        language (``LanguageError``, an ``OptionError``: ``language_unavailable``, or
+        ``unknown_language``): one parser parses one language; load another with
+        ``Parser.load(language=...)``, or serve several with ``models.pool.ParserPool``.
         """
         options = ParseOptions.of(options, **values)
+        self.check_language(options.language)
         layer = self.default_layer if options.layer is None else options.layer
         if layer >= self.n_layers:
             raise OptionError("layer", "invalid_layer",
@@ -208,7 +258,17 @@ class Parser:
         # every field is valid already (checked when `options` was built, or this model's own defaults)
         return ParseOptions.model_construct(layer=layer, decoder=options.decoder or self.default_decoder,
                                             punctuation=punctuation, right_branching_bias=float(bias),
-                                            all_layers=options.all_layers)
+                                            all_layers=options.all_layers, language=self.language)
+
+    def check_language(self, language: str | None) -> None:
+        """``LanguageError`` unless ``language`` is this parser's (``None`` is)."""
+        if language is None or language == self.language:
+            return
+        check_known(language, (self.language,))
+        raise LanguageError(
+            "language_unavailable", language, (self.language,),
+            f"must be {self.language!r}: the model {self.name!r} parses {language_name(self.language)}; for "
+            f"{language_name(language)} load Parser.load(language={language!r}) (or a ParserPool of several)")
 
     # --- the model's view ---------------------------------------------------------------
 
@@ -307,11 +367,15 @@ class Parser:
             f"or a list of token lists / Sentences; got {type(sentence).__name__}"
         )
 
-    def parse_text(self, text: str, options: ParseOptions | None = None, **values: Any) -> list[ParseResult]:
-        """Split ``text`` into sentences and parse each; offsets are relative to ``text``."""
+    def parse_text(self, text: str, options: ParseOptions | None = None, *, batch_size: int = 64,
+                   with_perplexity: bool = True, **values: Any) -> list[ParseResult]:
+        """Split ``text`` into sentences (as the parser's language splits them) and parse each;
+        offsets are relative to ``text``.  Options as for ``parse_many``."""
         if not isinstance(text, str):
             raise TypeError(f"parse_text() takes a str, got {type(text).__name__}")
-        return self.parse_many(split_text(text), options, **values)
+        resolved = self.resolve(options, **values)  # another language is refused before its text is split
+        return self.parse_many(split_text(text, **_in_language(self.language)), resolved, batch_size=batch_size,
+                               with_perplexity=with_perplexity)
 
     def parse_iter(self, sentences: Iterable[SentenceLike], options: ParseOptions | None = None,
                    chunk_size: int = 1024, *, batch_size: int = 64, with_perplexity: bool = True,
@@ -362,7 +426,7 @@ class Parser:
             OptionError: an option this model cannot take (its ``code`` is stable).
         """
         resolved = self.resolve(options, **values)
-        inputs = [as_sentence(item, index) for index, item in enumerate(sentences)]
+        inputs = [as_sentence(item, index, self.language) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
         positions, runs = self._read(token_lists, resolved.punctuation or self.default_punctuation, batch_size,
                                      with_perplexity)
@@ -388,22 +452,23 @@ class Parser:
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]
-        unknown = sum(1 for word in words if normalize(word) not in self.vocab)
+        unknown = sum(1 for word in words if normalize(word, *_in_language(self.language).values()) not in self.vocab)
         unk_share = unknown / len(words) if words else 0.0
         return ParseResult(
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
             tree=spans_to_tree(tokens, layer_spans[layer]), layer=layer, layer_distances=per_layer,
-            sentence=sentence, unk_share=unk_share, warnings=_warnings(words, unknown), layer_spans=layer_spans,
-            options=options,
+            sentence=sentence, unk_share=unk_share, warnings=_warnings(words, unknown, self.language),
+            layer_spans=layer_spans, options=options, language=self.language, model=self.identity,
         )
 
 
-def as_sentence(item: SentenceLike, index: int = 0) -> Sentence:
-    """One input sentence as a ``Sentence``; ``index`` (0-based) names it in errors, counted from 1."""
+def as_sentence(item: SentenceLike, index: int = 0, language: str = DEFAULT_LANGUAGE) -> Sentence:
+    """One input sentence as a ``Sentence`` (a ``str`` tokenized as ``language`` is);
+    ``index`` (0-based) names it in errors, counted from 1."""
     if isinstance(item, Sentence):
         sentence = item
     elif isinstance(item, str):
-        sentence = Sentence.from_text(item)
+        sentence = Sentence.from_text(item, **_in_language(language))
     elif isinstance(item, (list, tuple)):
         sentence = Sentence.from_tokens(item)
     else:
@@ -416,18 +481,21 @@ def as_sentence(item: SentenceLike, index: int = 0) -> Sentence:
     return sentence
 
 
-def _warnings(words: Sequence[str], unknown: int) -> list[str]:
+def _warnings(words: Sequence[str], unknown: int, language: str = DEFAULT_LANGUAGE) -> list[str]:
     """What a user should know before trusting a parse: unknown words, another script."""
     warnings = []
+    name = language_name(language)
     if words and unknown / len(words) >= UNKNOWN_WARNING_SHARE and len(words) >= 2:
         warnings.append(
             f"{unknown} of {len(words)} words are outside the model's vocabulary ({UNK}): the tree and the "
-            "perplexity say little about this sentence (is it English? are the words made up or misspelt?)"
+            f"perplexity say little about this sentence (is it {name}? are the words made up or misspelt?)"
         )
+    if language in NON_LATIN_LANGUAGES:
+        return warnings
     letters = [char for word in words for char in word if char.isalpha()]
     latin = sum(1 for char in letters if _is_latin(char))
     if letters and latin / len(letters) < 0.5:
-        warnings.append("the sentence is mostly not in the Latin alphabet; the model was trained on English text")
+        warnings.append(f"the sentence is mostly not in the Latin alphabet; the model was trained on {name} text")
     return warnings
 
 
@@ -435,6 +503,11 @@ def _is_latin(char: str) -> bool:
     """Latin letters: Basic Latin, Latin-1, Latin Extended A and B, IPA, Latin Extended Additional."""
     code = ord(char)
     return code < 0x2B0 or 0x1D00 <= code <= 0x1EFF or 0x2C60 <= code <= 0x2C7F or 0xA720 <= code <= 0xA7FF
+
+
+def _in_language(language: str) -> dict[str, str]:
+    # TEMPORARY, until models/text takes language= (helper A, issue 25): English calls stay as they were
+    return {} if language == DEFAULT_LANGUAGE else {"language": language}
 
 
 def _fill(n_tokens: int, kept: list[int], word_distances: list[float]) -> list[float]:

@@ -317,7 +317,8 @@ def test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu():
 def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser):
     options = ParseOptions(layer=0, decoder="split")
     result = parser.parse("The cat sat on the mat .", options)
-    assert result.options == ParseOptions(layer=0, decoder="split", punctuation="attach", right_branching_bias=0.0)
+    assert result.options == ParseOptions(layer=0, decoder="split", punctuation="attach", right_branching_bias=0.0,
+                                          language="en")  # the release has no language: English
     assert result.options.resolved and result.layer == 0
     # keyword values are laid over the object, and equal to it when they say the same
     assert parser.parse("The cat sat on the mat .", options, layer=1).layer == 1
@@ -335,6 +336,9 @@ def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser)
     ({"punctuation": "drop"}, "invalid_punctuation", "punctuation"),
     ({"all_layers": "yes"}, "invalid_all_layers", "all_layers"),
     ({"beam": 3}, "unknown_option", "beam"),
+    ({"language": "english"}, "invalid_language", "language"),
+    ({"language": "es"}, "language_unavailable", "language"),
+    ({"language": "xx"}, "unknown_language", "language"),
 ])
 def test_every_bad_option_has_a_stable_code_and_names_the_option(parser, values, code, option):
     with pytest.raises(OptionError) as refused:
