@@ -28,6 +28,7 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 from pydantic_core import ErrorDetails
 
@@ -57,8 +58,17 @@ class TrainConfig(BaseModel):
 
     # --- data
     corpora: list[str] = Field(default_factory=lambda: ["ptb-train", "conll2000", "ptb-lm"])  # names or text files
+    # the language of the text (ISO 639-1, models.languages.LANGUAGES): how a text file is split and
+    # tokenized and how tokens are normalised, recorded in every release (Parser.load checks it)
+    language: str = "en"
     data_dir: str = ""  # the shared data folder; "" = $ONLSTM_DATA or ../shared/data
-    dev_corpus: str = "ptb-dev"  # .mrg trees scored each evaluation (perplexity and F1)
+    # gold trees scored at each evaluation, for the oracle rows only unless select_on="f1": "ptb-dev",
+    # a .mrg file or folder (English), a treebank folder of the language (its dev split, read by
+    # training.treebanks), or "" = none: the run reads no tree and holds out training sentences instead
+    dev_corpus: str = ""
+    # sentences held out of the training text for perplexity when there are no dev trees
+    # (every k-th sentence; 0 = 2% of them, at least 200 and at most 2,000)
+    heldout_sentences: NonNegativeInt = 0
     dev_max_sentences: NonNegativeInt = 0  # evaluate on the first N dev sentences only (0 = all)
     punctuation: Literal["drop", "keep"] = "drop"  # "drop": words only (the reference protocol); "keep": punctuation too
     min_count: PositiveInt = 1  # rarer tokens become <unk>
@@ -103,7 +113,8 @@ class TrainConfig(BaseModel):
     eval_every: NonNegativeInt = 0  # optimizer steps between dev evaluations (0 = once per epoch)
     checkpoint_every: PositiveInt = 200  # optimizer steps between resume checkpoints
     keep_releases: bool = False  # also keep each evaluation's release (release-step{N}.safetensors), to choose later
-    select_on: Literal["f1", "perplexity"] = "f1"  # "f1" (best layer's dev sentence F1) or "perplexity"
+    # "perplexity" (held-out perplexity: reads no tree) or "f1" (the best layer's dev sentence F1: needs dev trees)
+    select_on: Literal["f1", "perplexity"] = "perplexity"
     # the decoder's right-branching prior (models.trees.decoders.right_branching_prior) with which dev F1 is
     # scored and selected, recorded as the release's default; 0: the model's own distances
     right_branching_bias: float = Field(0.0, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS,
@@ -122,6 +133,22 @@ class TrainConfig(BaseModel):
     cuda_graphs: bool = True
     release_dtype: Literal["float16", "bfloat16", "float32"] = "float16"  # storage dtype of the releases
     name: str = "onlstm"  # model name written in the release metadata
+
+    @field_validator("language")
+    @classmethod
+    def _known_language(cls, value: str) -> str:
+        from ..models.languages import LANGUAGES
+
+        if value not in LANGUAGES:
+            raise ValueError(f"unknown language; give an ISO 639-1 code, one of {', '.join(LANGUAGES)}")
+        return value
+
+    @model_validator(mode="after")
+    def _trees_to_select_on(self) -> TrainConfig:
+        if self.select_on == "f1" and not self.dev_corpus:
+            raise ValueError("select_on=f1 chooses checkpoints on dev trees: give dev_corpus (--dev DIR), "
+                             "or select_on=perplexity")
+        return self
 
     @field_validator("corpora", "betas", "freeze", mode="before")
     @classmethod
@@ -163,8 +190,9 @@ class TrainConfig(BaseModel):
     def from_saved(cls, values: dict) -> TrainConfig:
         """The config of a run saved in a checkpoint or release: ``from_dict``, where runs saved
         before ``dropconnect_sampler`` existed drew DropConnect's masks with F.dropout ("torch"),
-        and a resumed one goes on doing so."""
-        return cls.from_dict({"dropconnect_sampler": "torch", **values})
+        and a resumed one goes on doing so; runs saved before there were tree-free runs scored and
+        selected on the PTB dev trees."""
+        return cls.from_dict({"dropconnect_sampler": "torch", "dev_corpus": "ptb-dev", "select_on": "f1", **values})
 
     def to_dict(self) -> dict:
         return self.model_dump(mode="json")

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,14 +159,40 @@ def read_plain(path: Path) -> list[list[str]]:
     return [line.split() for line in _read_text(path).splitlines() if line.strip()]
 
 
-def read_text(path: Path) -> list[list[str]]:
+def read_text(path: Path, language: str = "en") -> list[list[str]]:
     """Raw text of your own: every line is split into sentences (one sentence per line, or a
-    paragraph per line) and tokenized as parse input is (``models.text.split_text``)."""
-    return [list(sentence.tokens) for line in _read_text(path).splitlines() for sentence in split_text(line)]
+    paragraph per line) and tokenized as parse input is (``models.text.split_text`` of ``language``)."""
+    if language == "en":  # English's front door as it always was (and its signature before languages)
+        return [list(sentence.tokens) for line in _read_text(path).splitlines() for sentence in split_text(line)]
+    return [list(sentence.tokens) for line in _read_text(path).splitlines()
+            for sentence in split_text(line, language=language)]
 
 
-def read_corpus(name: str, data_dir: Path | None = None) -> list[list[str]]:
-    """One named corpus of the shared data (see ``CORPORA``), or a path to a plain-text file."""
+# The training text of each treebank of the shared data (its train split's words and its text/ files).
+LANGUAGE_CORPORA = {"zh-sinica": "zh", "es-cess": "es", "pt-floresta": "pt", "nl-alpino": "nl"}
+
+
+def read_language_corpus(name: str, data_dir: Path | None = None) -> list[list[str]]:
+    """A treebank's training text (``LANGUAGE_CORPORA``); Chinese is cut again into words by the
+    Chinese front door (jieba on Simplified characters), as parse input will be, rather than
+    by the treebank's own segmentation."""
+    from .treebanks import read_training_words
+
+    language = LANGUAGE_CORPORA[name]
+    sentences = read_training_words(language, data_dir)
+    if language == "zh":  # the model's vocabulary is Simplified, full-width forms folded (NFKC)
+        from ..models.text.chinese import segment_words, to_simplified
+
+        sentences = [[to_simplified(unicodedata.normalize("NFKC", word)) for word in segment_words("".join(sentence))]
+                     for sentence in sentences]
+    return [sentence for sentence in sentences if sentence]
+
+
+def read_corpus(name: str, data_dir: Path | None = None, language: str = "en") -> list[list[str]]:
+    """One named corpus of the shared data (see ``CORPORA`` and ``LANGUAGE_CORPORA``), or a path
+    to a plain-text file of ``language``."""
+    if name in LANGUAGE_CORPORA:
+        return read_language_corpus(name, data_dir)
     folder = Path(data_dir or default_data_dir())
     if name == "ptb-train":
         return read_ptb_sentences(folder, "train")
@@ -183,5 +210,7 @@ def read_corpus(name: str, data_dir: Path | None = None) -> list[list[str]]:
     if path.suffix == ".mrg":
         return [tree_tokens(tree) for tree in read_treebank(path)]
     if path.is_file():
-        return read_text(path)
-    raise CorpusError(f"unknown corpus {name!r}: use one of {', '.join(CORPORA)} or the path of a text file")
+        return read_text(path, language)
+    raise CorpusError(
+        f"unknown corpus {name!r}: use one of {', '.join((*CORPORA, *LANGUAGE_CORPORA))} or the path of a text file"
+    )

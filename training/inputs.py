@@ -12,6 +12,7 @@ from ..models.checkpoint import Release, load_release
 from ..models.text.vocab import is_punctuation
 from .config import TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank
+from .evaluate import GoldSentence, prepare_gold_trees
 
 logger = logging.getLogger("onlstm.training")
 
@@ -21,7 +22,7 @@ def load_training_text(config: TrainConfig) -> list[list[str]]:
     sentences = []
     data_dir = Path(config.data_dir) if config.data_dir else None
     for name in config.corpora:
-        corpus = read_corpus(name, data_dir)
+        corpus = read_corpus(name, data_dir, config.language)
         if not corpus:
             raise CorpusError(f"corpus {name!r} has no sentences; check the file")
         sentences.extend(corpus)
@@ -34,16 +35,41 @@ def load_training_text(config: TrainConfig) -> list[list[str]]:
     return sentences
 
 
-def load_dev_trees(config: TrainConfig) -> list:
+def load_dev_trees(config: TrainConfig) -> list[GoldSentence]:
+    """The dev trees of ``config.dev_corpus``, prepared for scoring; none for ``""``.  An English
+    corpus is Penn Treebank brackets (``ptb-dev``, a .mrg file or folder); another language's
+    is that language's treebank folder, whose dev split ``training.treebanks`` reads."""
     data_dir = Path(config.data_dir) if config.data_dir else None
+    if not config.dev_corpus:
+        return []
     if config.dev_corpus == "ptb-dev":
-        trees = read_treebank(ptb_split_files(data_dir, "dev"))
-    else:
+        golds = prepare_gold_trees(read_treebank(ptb_split_files(data_dir, "dev")))
+    elif config.language == "en":
         path = Path(config.dev_corpus)
-        trees = read_treebank(sorted(path.glob("*.mrg")) if path.is_dir() else [path])
+        golds = prepare_gold_trees(read_treebank(sorted(path.glob("*.mrg")) if path.is_dir() else [path]))
+    else:
+        from .treebanks import read_gold
+
+        golds = list(read_gold(config.language, config.dev_corpus, "dev"))
     if config.dev_max_sentences:
-        trees = trees[: config.dev_max_sentences]
-    return trees
+        golds = golds[: config.dev_max_sentences]
+    return golds
+
+
+def hold_out(config: TrainConfig, sentences: list[list[str]]) -> tuple[list[list[str]], list[list[str]]]:
+    """``(training, held out)``: every k-th sentence held out for perplexity, ``heldout_sentences``
+    of them (0: 2%, at least 200 and at most 2,000), spread over the corpora rather than the
+    end of the last one."""
+    wanted = config.heldout_sentences or min(2000, max(200, len(sentences) // 50))
+    if len(sentences) < 2 * wanted:
+        raise CorpusError(
+            f"the training text has {len(sentences)} sentences: too few to hold out {wanted} for perplexity; "
+            "give more text, set heldout_sentences lower, or give dev trees (--dev)"
+        )
+    every = len(sentences) // wanted
+    heldout = [sentence for index, sentence in enumerate(sentences) if index % every == every - 1][:wanted]
+    kept = set(range(every - 1, every * wanted, every))
+    return [sentence for index, sentence in enumerate(sentences) if index not in kept], heldout
 
 
 # The fields of the model a release fixes (its dropout rates are training settings: they stay as configured).
@@ -59,7 +85,16 @@ def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     punctuation = "keep" if release.metadata.get("punctuation") == "model" else "drop"
     if punctuation != config.punctuation:
         logger.info("punctuation=%s, as the release was trained (it was %s)", punctuation, config.punctuation)
-    config = config.updated({"model": {name: getattr(shape, name) for name in SHAPE_FIELDS}, "punctuation": punctuation})
+    changes: dict = {"model": {name: getattr(shape, name) for name in SHAPE_FIELDS}, "punctuation": punctuation,
+                     "language": release.metadata.get("language", "en")}
+    inherited = float(release.metadata.get("default_right_branching_bias", 0.0))
+    if inherited and not config.right_branching_bias:
+        # a fine-tuned model keeps the prior its trees were chosen with, unless the run re-chooses it
+        logger.info("right_branching_bias=%g, the release's default", inherited)
+        changes["right_branching_bias"] = inherited
+    if changes["language"] != config.language:
+        logger.info("language=%s, as the release was trained (it was %s)", changes["language"], config.language)
+    config = config.updated(changes)
     logger.info(
         "starting from %s (%d layers, hidden %d, vocabulary %d)",
         config.init_from, shape.n_layers, shape.hidden_size, shape.vocab_size,

@@ -30,10 +30,11 @@ def plot_curves(metrics_path: Path, out_path: Path) -> None:
     axes[0].legend()
     axes[1].plot(steps, [row["dev_perplexity"] for row in rows])
     axes[1].set_title("dev perplexity")
-    for layer in range(len(rows[0]["dev_f1_per_layer"])):
+    for layer in range(len(rows[0].get("dev_f1_per_layer", []))):  # a run without dev trees has no F1
         axes[2].plot(steps, [row["dev_f1_per_layer"][layer] for row in rows], label=f"layer {layer}")
     axes[2].set_title("dev sentence F1")
-    axes[2].legend()
+    if "dev_f1_per_layer" in rows[0]:
+        axes[2].legend()
     for axis in axes:
         axis.set_xlabel("optimizer step")
     figure.tight_layout()

@@ -43,7 +43,7 @@ from .distributed import (
     mean_over_ranks,
     setup_distributed,
 )
-from .inputs import load_dev_trees, load_training_text, start_from_release
+from .inputs import hold_out, load_dev_trees, load_training_text, start_from_release
 from .optimization import accumulate_gradients, freeze_parameters, make_optimizer
 from .plots import plot_curves
 from .step import TrainStep
@@ -153,12 +153,16 @@ class Trainer:
         """The vocabulary, this rank's rows of the training streams and (rank 0) the dev trees."""
         config, distributed = self.config, self.distributed
         sentences = load_training_text(config)  # every rank reads the corpora and keeps its own shard
+        # perplexity is read on the dev trees' sentences when there are trees, else on held-out training sentences
+        self.heldout: list[list[str]] = []
+        if not config.dev_corpus:
+            sentences, self.heldout = hold_out(config, sentences)
         if checkpoint is not None:
             self.vocab = Vocab(checkpoint["vocab"])
         elif initial is not None:
             self.vocab = initial.vocab  # the release's ids: new words of the new text become <unk>
         else:
-            self.vocab = Vocab.build(sentences, config.model.vocab_size, config.min_count)
+            self.vocab = Vocab.build(sentences, config.model.vocab_size, config.min_count, language=config.language)
         n_streams = config.batch_size * config.accumulate * distributed.world_size
         stream = encode_stream(sentences, self.vocab)
         # with --init-from, or a small vocabulary, much of a new text can fall outside the vocabulary
@@ -175,11 +179,12 @@ class Trainer:
         self.data = shard_rows(streams, distributed.rank, distributed.world_size).to(self.device)
         check_same_data_on_every_rank(self.vocab, self.n_tokens, distributed)
         self.dev_trees = load_dev_trees(config) if self.master else []  # only rank 0 evaluates
-        if self.master and not self.dev_trees:
+        if self.master and config.dev_corpus and not self.dev_trees:
             raise CorpusError(f"the dev corpus {config.dev_corpus!r} has no trees; give a bracketed .mrg file or folder")
         logger.info(
-            "training on %d tokens (vocabulary %d, %.1f%% of the tokens outside it, read as <unk>), dev %d sentences",
-            self.n_tokens, len(self.vocab), 100 * self.unk_share, len(self.dev_trees),
+            "training on %d tokens (vocabulary %d, %.1f%% of the tokens outside it, read as <unk>), dev %d trees, "
+            "%d held-out sentences", self.n_tokens, len(self.vocab), 100 * self.unk_share, len(self.dev_trees),
+            len(self.heldout),
         )
 
     def _build_model(self, checkpoint: dict | None, initial: Release | None) -> None:
@@ -415,9 +420,9 @@ class Trainer:
     def _evaluate_on_dev(self) -> dict:
         """``evaluate_dev`` of the released weights, with the online weights' figures beside
         them (``online_dev_*``) when they are averaged."""
-        evaluation = evaluate_dev(self.released_model, self.vocab, self.config, self.dev_trees)
+        evaluation = evaluate_dev(self.released_model, self.vocab, self.config, self.dev_trees, self.heldout)
         if self.average is not None:
-            online = evaluate_dev(self.model, self.vocab, self.config, self.dev_trees)
+            online = evaluate_dev(self.model, self.vocab, self.config, self.dev_trees, self.heldout)
             evaluation.update({f"online_{key}": value for key, value in online.items()})
         return evaluation
 
@@ -497,17 +502,47 @@ class Trainer:
         if self.running_tokens or not self.last_evaluation:
             self.evaluate()
         self.save()
+        if self.master and self.config.select_on == "perplexity":
+            self._choose_without_trees()
         progress = self.progress
         best = self.out_dir / "best.safetensors"
         logger.info(
-            "done: %d steps in %.1f minutes; best dev score %.2f; wrote %s%s, %s (the last evaluation's) and %s "
+            "done: %d steps in %.1f minutes; best %s; wrote %s%s, %s (the last evaluation's) and %s "
             "(onlstm train --resume continues from it)", progress.step, progress.elapsed_seconds / 60,
-            progress.best_score, f"{best} (the best on dev), " if best.exists() else "",
+            f"dev sentence F1 {progress.best_score:.1f}" if self.config.select_on == "f1"
+            else f"{'dev' if self.dev_trees else 'held-out'} perplexity {-progress.best_score:.1f}",
+            f"{best} (the best evaluation), " if best.exists() else "",
             self.out_dir / "last.safetensors", self.out_dir / "metrics.jsonl", self.resume_path,
         )
         return {**self.last_evaluation, "best_score": progress.best_score, "steps": progress.step}
 
     # --- what rank 0 writes -----------------------------------------------------------
+
+    def _choose_without_trees(self) -> None:
+        """Choose the layer and prior of ``best.safetensors`` by ``training.choice``'s tree-free rule
+        (on the held-out sentences, or the dev trees' words), write them into it as its defaults,
+        and ``choice.json`` beside it (with the dev trees' oracle rows when there are trees)."""
+        from .choice import choose_without_trees, oracle_rows, run_releases, stamp_choice
+
+        heldout = self.heldout or [list(gold.words) for gold in self.dev_trees]
+        releases = run_releases(self.out_dir)
+        if not releases or not heldout:
+            return
+        choice = choose_without_trees(releases, heldout)
+        if self.dev_trees:
+            choice["oracle_rows"] = oracle_rows(releases, choice, self.dev_trees)
+        (self.out_dir / "choice.json").write_text(json.dumps(choice, indent=1) + "\n")
+        if not self.config.keep_releases:  # kept only for the choice
+            for release in releases:
+                release.path.unlink(missing_ok=True)
+        stamp_choice(self.out_dir / "best.safetensors", choice, getattr(torch, self.config.release_dtype))
+        logger.info(
+            "chosen without trees: checkpoint of step %d (held-out perplexity %.1f), layer %d (agreement %s), "
+            "prior %+.1f (lean %s)%s: written into %s", choice["checkpoint_step"], choice["heldout_perplexity"],
+            choice["layer"], choice["agreement_per_layer"], choice["right_branching_bias"], choice["lean_per_layer"],
+            "; dev trees: tree-free F1 {tree_free_f1:.1f}, oracle {oracle_f1:.1f}".format(**choice["oracle_rows"])
+            if self.dev_trees else "", self.out_dir / "best.safetensors",
+        )
 
     def _rank_state(self) -> dict:
         """What differs between ranks: the hidden states and the dropout RNG."""
@@ -531,7 +566,9 @@ class Trainer:
             "training_unk_share": round(self.unk_share, 4),
             "training_minutes": round(progress.elapsed_seconds / 60, 1),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
-            "default_layer": evaluation["best_layer"],
+            "language": config.language,
+            **text_front_door(config.language),
+            "default_layer": evaluation.get("best_layer", config.model.n_layers // 2),
             "default_decoder": "greedy",
             "default_right_branching_bias": config.right_branching_bias,
             "train_config": config.to_dict(),
@@ -546,26 +583,32 @@ class Trainer:
         save_release(self.out_dir / "last.safetensors", self.released_model, self.vocab, metadata, dtype)
         if improved:
             save_release(self.out_dir / "best.safetensors", self.released_model, self.vocab, metadata, dtype)
-        if self.config.keep_releases:
+        if self.config.keep_releases or self.config.select_on == "perplexity":  # the tree-free choice compares them
             path = self.out_dir / f"release-step{self.progress.step}.safetensors"
             save_release(path, self.released_model, self.vocab, metadata, dtype)
         with open(self.out_dir / "metrics.jsonl", "a") as log:
             log.write(json.dumps(evaluation) + "\n")
         plot_curves(self.out_dir / "metrics.jsonl", self.out_dir / "curves.png")
-        logger.info(
-            "step %d: dev perplexity %.1f, dev sentence F1 (greedy) %s%s",
-            self.progress.step,
-            evaluation["dev_perplexity"],
-            _by_layer(evaluation["dev_f1_per_layer"]),
-            " (best so far)" if improved else "",
-        )
-        if "online_dev_perplexity" in evaluation:
+        for prefix, label in (("", ""), ("online_", ", online weights")):
+            if f"{prefix}dev_perplexity" not in evaluation:
+                continue
+            scored = evaluation.get(f"{prefix}dev_f1_per_layer")
             logger.info(
-                "step %d, online weights: dev perplexity %.1f, dev sentence F1 (greedy) %s",
-                self.progress.step,
-                evaluation["online_dev_perplexity"],
-                _by_layer(evaluation["online_dev_f1_per_layer"]),
+                "step %d%s: %s perplexity %.1f%s%s", self.progress.step, label,
+                "dev" if scored else "held-out", evaluation[f"{prefix}dev_perplexity"],
+                f", dev sentence F1 (greedy) {_by_layer(scored)}" if scored else "",
+                " (best so far)" if improved and not prefix else "",
             )
+
+
+def text_front_door(language: str) -> dict[str, str]:
+    """How the run's text was cut and normalised, recorded in its releases: ``tokenizer``, ``normalization``."""
+    if language == "zh":
+        import jieba
+
+        return {"tokenizer": f"jieba {jieba.__version__} words of Simplified characters",
+                "normalization": "NFKC, Traditional to Simplified (OpenCC t2s), lowercase, digit runs to N"}
+    return {"tokenizer": f"onlstm.models.text ({language})", "normalization": "lowercase, digit runs to N"}
 
 
 def _by_layer(values: list[float]) -> str:

@@ -659,10 +659,26 @@ def read_training_words(language: str, folder: str | Path | None = None) -> list
     root = treebank_folder(language, folder)
     for name in entry.text_files:
         try:
-            sentences.extend(read_plain(root / name))
+            text = read_plain(root / name)
         except CorpusError as error:
             raise TreebankError(f"{error} (the extra text of {entry.name})") from None
+        sentences.extend([repair_double_encoding(token) for token in sentence] for sentence in text)
     return sentences
+
+
+def repair_double_encoding(token: str) -> str:
+    """``token`` with UTF-8 that was read as Latin-1 and written again as UTF-8 undone
+    (``subrayÃ³`` -> ``subrayó``): the CoNLL-2002 files of the shared data carry 8,651 (Spanish)
+    and 1,957 (Dutch) such lines.  A token that does not decode that way is as written."""
+    if not any("\u00c2" <= char <= "\u00c3" for char in token):
+        return token
+    try:
+        return token.encode("cp1252").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        try:
+            return token.encode("latin-1").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            return token
 
 
 # --- baselines --------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """``onlstm train``: the command line of ``onlstm.training.train``.
 
     onlstm train --preset cpu --out runs/cpu
+    onlstm train --language es --text mi_texto.txt --out runs/es    # your own text, any language, no tree
     onlstm train --out runs/cpu --resume --max-steps 2000
     torchrun --standalone --nproc-per-node=2 -m onlstm train --preset cpu --out runs/ddp
 
@@ -8,6 +9,11 @@ A fresh run is the preset with the named flags and ``--set field=value`` applied
 flags win).  ``--resume`` continues with the configuration saved in ``OUT/last.pt``: the
 run length (and ``--preset``'s run length), the device and the data folder may change;
 anything else given on the command line that differs from the checkpoint is refused.
+With ``--language`` other than ``en`` the preset defaults to ``language`` (sized for 0.1-1.3M
+words).  Text of your own (``--text``, or only files in ``--corpora``) with no ``--dev`` trees
+trains without any tree: checkpoints are selected on held-out perplexity and the layer and
+prior are chosen by ``onlstm.training.choice``'s tree-free rule, written into
+``best.safetensors``; ``--dev DIR`` (a treebank) adds the oracle rows to ``choice.json``.
 Exit status: 0 done, 1 the run diverged (non-finite losses), 2 bad input.
 """
 
@@ -27,11 +33,13 @@ from ..training.trainer import TrainingDiverged, saved_config
 logger = logging.getLogger("onlstm.training")
 
 DEFAULT_PRESET = "cpu"
+LANGUAGE_PRESET = "language"  # the default preset of a language other than English
 
 
 def build_argparser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="onlstm train", description="Train an ON-LSTM language model.")
-    parser.add_argument("--preset", help=f"tiny, cpu, default, gpu-paper, or a JSON file (default: {DEFAULT_PRESET})")
+    parser.add_argument("--preset", help=f"tiny, cpu, default, gpu-paper, language, or a JSON file (default: "
+                        f"{DEFAULT_PRESET}; {LANGUAGE_PRESET} for a language other than English)")
     parser.add_argument("--out", required=True, type=Path, help="folder for checkpoints and logs")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/last.pt")
     parser.add_argument(
@@ -44,6 +52,11 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--max-minutes", type=float)
     parser.add_argument("--seed", type=int)
     parser.add_argument("--corpora", help="comma-separated corpus names or text files")
+    parser.add_argument("--text", action="append", metavar="FILE",
+                        help="a plain-text file of your own (repeatable); split and tokenized by --language's rules")
+    parser.add_argument("--language", help="the text's language, ISO 639-1: en, zh, es, pt, nl (default en)")
+    parser.add_argument("--dev", metavar="TREEBANK", help="gold trees scored beside the tree-free choice (oracle rows): "
+                        "ptb-dev, a .mrg file or folder, or the language's treebank folder")
     parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")
     parser.add_argument("--device", help="auto, cpu, cuda, cuda:1 ...")
     parser.add_argument(
@@ -63,7 +76,9 @@ def named_flags(args: argparse.Namespace) -> dict:
         "max_steps": args.max_steps,
         "max_minutes": args.max_minutes,
         "seed": args.seed,
-        "corpora": [item for item in args.corpora.split(",") if item] if args.corpora is not None else None,
+        "corpora": _corpora(args),
+        "language": args.language,
+        "dev_corpus": args.dev,
         "data_dir": args.data,
         "device": args.device,
         "init_from": args.init_from,
@@ -71,16 +86,36 @@ def named_flags(args: argparse.Namespace) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
+def _corpora(args: argparse.Namespace) -> list[str] | None:
+    named = [item for item in args.corpora.split(",") if item] if args.corpora is not None else []
+    files = list(args.text or [])
+    return named + files if (args.corpora is not None or files) else None
+
+
+def _own_text_only(config: TrainConfig, args: argparse.Namespace) -> TrainConfig:
+    """A preset's dev trees belong with the preset's corpora: a run on files of your own that names no
+    ``--dev`` reads no tree (selection on held-out perplexity) instead of stopping at missing trees."""
+    own = _corpora(args)
+    if not own or args.dev or any("dev_corpus=" in item for item in args.set) or args.resume:
+        return config
+    if all(Path(name).is_file() for name in own) and config.dev_corpus:
+        logger.info("training on your own text with no --dev trees: checkpoints are selected on held-out perplexity "
+                    "and the layer and prior chosen without trees (give --dev TREEBANK to add the oracle rows)")
+        return config.updated({"dev_corpus": "", "select_on": "perplexity"})
+    return config
+
+
 def requested_config(args: argparse.Namespace) -> TrainConfig:
     """The preset with ``--set`` and the named flags; on ``--resume``, the checkpoint's config with them."""
     base = saved_config(args.out) if args.resume else None
     if base is None:
-        base = load_preset(args.preset or DEFAULT_PRESET)
+        default = LANGUAGE_PRESET if args.language not in (None, "en") else DEFAULT_PRESET
+        base = load_preset(args.preset or default)
     elif args.preset:
         preset = load_preset(args.preset)
         logger.info("--resume: the model, data and optimisation come from the checkpoint; --preset gives the run length")
         base = base.updated({name: getattr(preset, name) for name in RUN_LENGTH_FIELDS})
-    return base.override(args.set).updated(named_flags(args))
+    return _own_text_only(base.override(args.set).updated(named_flags(args)), args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,7 +127,10 @@ def main(argv: list[str] | None = None) -> int:
     rank_tag = f" [rank {rank}]" if rank else ""
     logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s %(name)s{rank_tag}: %(message)s")
     try:
-        train(requested_config(args), args.out, resume=args.resume)
+        config = requested_config(args)
+        if not config.corpora:
+            raise CorpusError("nothing to train on: give --text FILE (plain text of your own) or --corpora NAMES")
+        train(config, args.out, resume=args.resume)
     except (ValueError, CorpusError, CheckpointError) as error:
         logger.error("%s", error)
         return 2

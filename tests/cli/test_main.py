@@ -42,7 +42,7 @@ def test_eval_on_a_checkpoint_prints_the_model_beside_the_baselines(tiny_checkpo
     from onlstm.training.inputs import load_dev_trees
 
     release = load_release(tiny_checkpoint)
-    config = TrainConfig(data_dir=str(shared_data))
+    config = TrainConfig(data_dir=str(shared_data), dev_corpus="ptb-dev")
     expected = evaluate_dev(release.model, release.vocab, config, load_dev_trees(config))["dev_perplexity"]
     raw, words = report["reports"]["raw"], report["reports"]["words"]
     assert raw["perplexity"] == pytest.approx(expected, rel=1e-6)

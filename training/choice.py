@@ -1,0 +1,243 @@
+"""Choosing a release's checkpoint, layer and prior without reading a gold tree, and the
+oracle that does read them, side by side.
+
+A user of a language without a treebank has held-out text and nothing else, so the rule
+(``choose_without_trees``) reads only the run's releases and held-out sentences:
+
+* **checkpoint**: the lowest held-out perplexity (what the run already selects on);
+* **layer**: the layer whose trees (greedy, no prior) on the held-out sentences agree most
+  with the same layer's trees of the run's release at half that step (mean sentence F1
+  between the two trees): structure that stays while the model keeps learning, rather than
+  structure that comes and goes;
+* **prior sign**: the direction the chosen layer's own trees lean: the mean over held-out
+  sentences of F1 against the right-branching tree minus F1 against the left-branching one;
+* **prior strength**: ``PRIOR_STRENGTH`` (0.4) whatever the language, the strength chosen on
+  English dev trees for the English model, carried unchanged: no tree of the language is read.
+
+``oracle_rows`` scores the same releases on dev gold trees: the best checkpoint, layer and
+prior strength there (supervision, reported beside the choice, never used by it).
+
+    python -m onlstm.training.choice runs/es-s1 runs/es-s2 runs/es-s3 --language es \\
+        --treebank ../shared/data/multilingual/es-cess --json es.json
+
+prints, per run and as mean and spread over the runs, the four baselines, the tree-free
+choice, the model alone at that choice, the oracle and the held-out perplexity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import re
+import statistics
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..models.checkpoint import load_release, save_release
+from ..models.parser import Parser
+from ..models.trees.decoders import decode_spans, left_branching_spans, right_branching_spans
+from .evaluate import GoldSentence, evaluate_baselines, model_input, predicted_brackets, score_spans
+
+logger = logging.getLogger(__name__)
+
+PRIOR_STRENGTH = 0.4
+ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+RULE = ("checkpoint: lowest held-out perplexity; layer: most agreement between its trees at that checkpoint and "
+        "at half its step; prior: sign of the layer's own lean (right minus left), strength 0.4")
+_STEP = re.compile(r"release-step(\d+)\.safetensors$")
+
+
+@dataclass(frozen=True)
+class RunRelease:
+    step: int
+    path: Path
+    perplexity: float
+
+
+def run_releases(run: Path) -> list[RunRelease]:
+    """The releases a run kept (``release-step{N}.safetensors``, ``keep_releases``), by step; a
+    run that kept none gives its ``best`` and ``last`` releases."""
+    paths = [path for path in run.glob("release-step*.safetensors") if _STEP.search(path.name)]
+    if not paths:
+        paths = [path for path in (run / "best.safetensors", run / "last.safetensors") if path.is_file()]
+    releases = []
+    for path in paths:
+        metadata = load_release(path).metadata
+        releases.append(RunRelease(int(metadata["steps"]), path, float(metadata["dev_perplexity"])))
+    return sorted(set(releases), key=lambda release: release.step)
+
+
+def trees_per_layer(parser: Parser, sentences: Sequence[Sequence[str]], strength: float = 0.0) -> list[list[list]]:
+    """Greedy spans ``[layer][sentence]`` of every sentence (words as given, read as the model reads them)."""
+    distances = parser.layer_distances([list(sentence) for sentence in sentences], 64, "model")
+    n_layers = len(distances[0]) if distances else 0
+    return [[decode_spans(layers[layer], "greedy", strength) for layers in distances] for layer in range(n_layers)]
+
+
+def _pair_f1(first: frozenset, second: frozenset) -> float | None:
+    if not first and not second:
+        return None
+    return 200.0 * len(first & second) / (len(first) + len(second))
+
+
+def agreement(first: Sequence, second: Sequence, lengths: Sequence[int]) -> float:
+    """Mean sentence F1 (brackets of two or more words, not the whole sentence) between two sets of trees."""
+    scores = [_pair_f1(predicted_brackets(a, n), predicted_brackets(b, n)) for a, b, n in zip(first, second, lengths)]
+    kept = [score for score in scores if score is not None]
+    return statistics.fmean(kept) if kept else 0.0
+
+
+def lean(trees: Sequence, lengths: Sequence[int]) -> float:
+    """How far trees lean right: mean F1 against the right-branching tree minus against the left-branching one."""
+    return (agreement(trees, [right_branching_spans(n) for n in lengths], lengths)
+            - agreement(trees, [left_branching_spans(n) for n in lengths], lengths))
+
+
+def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Sequence[str]]) -> dict:
+    """The tree-free choice of the module doc over one run's releases, with the figures it rests on."""
+    best = min(releases, key=lambda release: release.perplexity)
+    earlier = [release for release in releases if release.step < best.step]
+    lengths = [len(sentence) for sentence in heldout]
+    chosen_trees = trees_per_layer(Parser.load(best.path), heldout)
+    n_layers = len(chosen_trees)
+    if earlier:
+        reference = min(earlier, key=lambda release: abs(release.step - best.step / 2))
+        reference_trees = trees_per_layer(Parser.load(reference.path), heldout)
+        agreements = [agreement(chosen_trees[layer], reference_trees[layer], lengths) for layer in range(n_layers)]
+        layer = max(range(n_layers), key=agreements.__getitem__)
+    else:  # one evaluation: nothing to compare with, the middle layer
+        reference, agreements, layer = None, [], n_layers // 2
+    leans = [lean(chosen_trees[index], lengths) for index in range(n_layers)]
+    sign = 1.0 if leans[layer] >= 0 else -1.0
+    return {
+        "rule": RULE,
+        "checkpoint": best.path.name,
+        "checkpoint_step": best.step,
+        "heldout_perplexity": best.perplexity,
+        "compared_with_step": reference.step if reference else None,
+        "agreement_per_layer": [round(value, 2) for value in agreements],
+        "lean_per_layer": [round(value, 2) for value in leans],
+        "layer": layer,
+        "right_branching_bias": sign * PRIOR_STRENGTH,
+        "heldout_sentences": len(heldout),
+    }
+
+
+def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
+    """Rewrite the release at ``path`` (the chosen checkpoint's weights) with the choice as its defaults."""
+    release = load_release(path)
+    metadata = {**release.metadata, "default_layer": choice["layer"],
+                "default_right_branching_bias": choice["right_branching_bias"],
+                "choice": {key: value for key, value in choice.items() if key != "oracle_rows"}}
+    if "oracle_rows" in choice:
+        metadata["oracle"] = choice["oracle_rows"]
+    save_release(path, release.model, release.vocab, metadata, dtype)
+
+
+def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float]) -> dict:
+    """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only."""
+    distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
+    scores = {}
+    for layer in range(len(distances[0])):
+        for strength in strengths:
+            trees = [decode_spans(layers[layer], "greedy", strength) for layers in distances]
+            scores[(layer, strength)] = score_spans(golds, trees, "words")["sentence_f1"]
+    return scores
+
+
+def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
+    """The choice scored on dev trees, the model alone at it, and the oracle: the best checkpoint,
+    layer and strength on the same trees."""
+    chosen = next(release for release in releases if release.path.name == choice["checkpoint"])
+    chosen_scores = dev_scores(Parser.load(chosen.path), golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]))
+    candidates = []
+    for release in releases:
+        scores = chosen_scores if release is chosen else dev_scores(Parser.load(release.path), golds, ORACLE_STRENGTHS)
+        (best_layer, best_strength), value = max(scores.items(), key=lambda item: item[1])
+        candidates.append((value, release.step, best_layer, best_strength))
+    oracle_f1, oracle_step, oracle_layer, oracle_strength = max(candidates)
+    layer = choice["layer"]
+    return {
+        "tree_free_f1": chosen_scores[(layer, choice["right_branching_bias"])],
+        "model_alone_f1": chosen_scores[(layer, 0.0)],
+        "chosen_checkpoint_per_layer_without_prior": [value for (_, strength), value in chosen_scores.items()
+                                                       if strength == 0.0],
+        "oracle_f1": oracle_f1,
+        "oracle": {"checkpoint_step": oracle_step, "layer": oracle_layer, "right_branching_bias": oracle_strength},
+        "oracle_at_chosen_checkpoint_f1": max(chosen_scores.values()),
+    }
+
+
+def run_heldout(run: Path) -> list[list[str]]:
+    """The sentences the run held out of its training text (its config, read again)."""
+    from .config import TrainConfig
+    from .inputs import hold_out, load_training_text
+
+    config = TrainConfig.from_saved(json.loads((run / "config.json").read_text()))
+    if config.dev_corpus:
+        raise ValueError(f"{run} was selected on dev trees ({config.dev_corpus}): it held no sentences out")
+    return hold_out(config, load_training_text(config))[1]
+
+
+def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
+    """Per run: the tree-free choice and its oracle rows; over the runs: mean and spread; the baselines."""
+    rows = []
+    for run in runs:
+        releases = run_releases(run)
+        choice = choose_without_trees(releases, run_heldout(run))
+        rows.append({"run": str(run), **choice, **(oracle_rows(releases, choice, golds) if golds else {})})
+        logger.info("%s: %s", run, json.dumps(rows[-1]))
+    summary = {}
+    for key in ("tree_free_f1", "model_alone_f1", "oracle_f1", "heldout_perplexity"):
+        values = [row[key] for row in rows if row.get(key) is not None]
+        if values:
+            summary[key] = {"mean": statistics.fmean(values), "spread": max(values) - min(values),
+                            "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
+    baselines = {row["name"]: row["sentence_f1"] for row in evaluate_baselines(list(golds), "words")} if golds else {}
+    return {"rule": RULE, "runs": rows, "summary": summary, "baselines": baselines, "dev_sentences": len(golds)}
+
+
+def format_report(result: dict) -> str:
+    lines = ["| run | checkpoint | layer | prior | tree-free F1 | model alone | oracle F1 (where) | held-out ppl |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for row in result["runs"]:
+        oracle = row.get("oracle", {})
+        lines.append(
+            f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']} | {row['right_branching_bias']:+.1f} "
+            f"| {row.get('tree_free_f1', float('nan')):.1f} | {row.get('model_alone_f1', float('nan')):.1f} "
+            f"| {row.get('oracle_f1', float('nan')):.1f} (step {oracle.get('checkpoint_step')}, layer "
+            f"{oracle.get('layer')}, prior {oracle.get('right_branching_bias')}) | {row['heldout_perplexity']:.1f} |"
+        )
+    summary = "; ".join(f"{key} {value['mean']:.1f} (spread {value['spread']:.1f})"
+                        for key, value in result["summary"].items())
+    baselines = ", ".join(f"{name} {value:.1f}" for name, value in result["baselines"].items())
+    return "\n".join([*lines, f"mean over {len(result['runs'])} runs: {summary}", f"baselines: {baselines}"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m onlstm.training.choice", description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders (--out of onlstm train)")
+    parser.add_argument("--language", required=True, help="en, zh, es, pt or nl")
+    parser.add_argument("--treebank", help="the language's treebank folder: adds the dev oracle rows")
+    parser.add_argument("--json", type=Path, help="write the report here")
+    arguments = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    golds: list[GoldSentence] = []
+    if arguments.treebank:
+        from .treebanks import read_gold
+
+        golds = list(read_gold(arguments.language, arguments.treebank, "dev"))
+    result = {"language": arguments.language, **report(arguments.runs, golds)}
+    print(format_report(result))
+    if arguments.json:
+        arguments.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
