@@ -7,6 +7,7 @@
         results = client.parse(text="The cat sat on the mat. Stocks fell sharply.")
         print(results[0].tree)           # (S (X (X The cat) (X sat (X on (X the mat)))) .)
         client.parse(tokens=[["A", "dog", "barked"]], options=ParseOptions(layer=0), decoder="split")
+        client.parse(text="北京是中国的首都。", language="zh")   # a language the service serves (GET /model)
 
 ``parse`` returns the library's own ``ParseResult`` objects (``.tree`` is an ``nltk.Tree``),
 so code written against ``Parser.parse`` works against a service.  Inputs larger than one
@@ -28,9 +29,11 @@ import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 
+from .models.languages import DEFAULT_LANGUAGE
 from .models.options import ParseOptions
 from .models.parser import ParseResult
 from .models.text.sentences import sentence_spans
@@ -64,15 +67,18 @@ class ServiceError(ClientError):
     """The service answered with an error: ``status``, ``code`` and ``message`` are the service's.
 
     ``limit`` and ``value`` name the limit that was exceeded (413/422 size errors), ``details``
-    lists the per-field problems of an invalid request, ``request_id`` is the ``X-Request-ID``
-    to look for in the service's log.
+    lists the per-field problems of an invalid request, ``available`` the languages the service
+    parses (for ``unknown_language`` and ``language_unavailable``), ``request_id`` is the
+    ``X-Request-ID`` to look for in the service's log.
     """
 
     def __init__(self, status: int, code: str, message: str, limit: str | None = None, value: int | None = None,
-                 details: list[dict[str, Any]] | None = None, request_id: str | None = None):
+                 details: list[dict[str, Any]] | None = None, request_id: str | None = None,
+                 available: list[str] | None = None):
         super().__init__(f"{status} {code}: {message}")
         self.status, self.code, self.message = status, code, message
         self.limit, self.value, self.details, self.request_id = limit, value, details, request_id
+        self.available = available  # the languages the service parses, for a request in another one
 
 
 @dataclass
@@ -99,7 +105,8 @@ def _error_from(answer: _Answer) -> ServiceError:
         return ServiceError(answer.status, "http_error", answer.text[:500] or f"HTTP {answer.status}",
                             request_id=request_id)
     return ServiceError(answer.status, str(error.get("code", "http_error")), str(error.get("message", "")),
-                        error.get("limit"), error.get("value"), error.get("details"), request_id)
+                        error.get("limit"), error.get("value"), error.get("details"), request_id,
+                        error.get("available"))
 
 
 def _retry_delay(answer: _Answer, attempt: int, max_wait: float) -> float:
@@ -120,7 +127,7 @@ class _Input:
 
     @classmethod
     def from_arguments(cls, text: str | None, sentences: Sequence[str] | None,
-                       tokens: Sequence[Sequence[str]] | None) -> _Input:
+                       tokens: Sequence[Sequence[str]] | None, language: str | None = None) -> _Input:
         given = [name for name, value in (("text", text), ("sentences", sentences), ("tokens", tokens))
                  if value is not None]
         if len(given) != 1:
@@ -130,7 +137,8 @@ class _Input:
                 raise TypeError(f"text must be a string, got {type(text).__name__}")
             # sentence boundaries only (tokenizing is the service's work); used only when the text
             # needs several requests: a text that fits one request is split by the service itself
-            units: list[Any] = sentence_spans(text) or [(0, len(text))]
+            # (as the service splits the language asked for, its default English when none is)
+            units: list[Any] = sentence_spans(text, language or DEFAULT_LANGUAGE) or [(0, len(text))]
             sizes = [len(json.dumps(text[start:end], ensure_ascii=False).encode()) + 1 for start, end in units]
             return cls("text", units, text, sizes)
         if sentences is not None:
@@ -218,6 +226,10 @@ def _option_fields(options: ParseOptions | None, values: dict[str, Any]) -> dict
     return ParseOptions.of(options, **values).model_dump(exclude_defaults=True)
 
 
+def _model_path(language: str | None) -> str:
+    return "/model" if language is None else "/model?" + urlencode({"language": language})
+
+
 class _ClientBase:
     def __init__(self, url: str, api_key: str | None, max_retries: int, max_retry_wait: float,
                  limits: RequestLimits | None):
@@ -301,12 +313,14 @@ class Client(_ClientBase):
         ``tokens`` (pre-tokenized sentences); one ``ParseResult`` per sentence, in order.
 
         ``options`` (a ``ParseOptions``) and keyword ``values`` over them (``layer=1``,
-        ``decoder``, ``punctuation``, ``right_branching_bias``, ``all_layers``) are checked here,
-        as the library checks them: a bad one raises ``OptionError`` with the same ``code``.
-        What depends on the service's model (a layer it lacks) comes back as ``ServiceError``
-        with that code."""
-        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens), _option_fields(options, values),
-                           self.limits)
+        ``decoder``, ``punctuation``, ``right_branching_bias``, ``all_layers``, ``language="zh"``)
+        are checked here, as the library checks them: a bad one raises ``OptionError`` with the
+        same ``code``.  What depends on the service's models (a layer it lacks, a language it does
+        not serve: ``unknown_language`` or ``language_unavailable``, the error's ``available``
+        naming those it serves) comes back as ``ServiceError`` with that code.  Without a
+        language, the service's default (English) parses; each result's ``language`` says which."""
+        fields = _option_fields(options, values)
+        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens, fields.get("language")), fields, self.limits)
         try:
             body = next(plan)
             while True:
@@ -314,9 +328,10 @@ class Client(_ClientBase):
         except StopIteration as finished:
             return finished.value
 
-    def model(self) -> dict[str, Any]:
-        """The service's model card (``GET /model``)."""
-        answer = self._request("GET", "/model")
+    def model(self, language: str | None = None) -> dict[str, Any]:
+        """The card of the service's model of ``language`` (default: its default language), with every
+        language it serves in ``languages`` (``GET /model``)."""
+        answer = self._request("GET", _model_path(language))
         if answer.status != 200:
             raise _error_from(answer)
         return answer.body
@@ -364,8 +379,8 @@ class AsyncClient(_ClientBase):
                     tokens: Sequence[Sequence[str]] | None = None, options: ParseOptions | None = None,
                     **values: Any) -> list[ParseResult]:
         """See ``Client.parse``."""
-        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens), _option_fields(options, values),
-                           self.limits)
+        fields = _option_fields(options, values)
+        plan = _parse_plan(_Input.from_arguments(text, sentences, tokens, fields.get("language")), fields, self.limits)
         try:
             body = next(plan)
             while True:
@@ -373,9 +388,9 @@ class AsyncClient(_ClientBase):
         except StopIteration as finished:
             return finished.value
 
-    async def model(self) -> dict[str, Any]:
+    async def model(self, language: str | None = None) -> dict[str, Any]:
         """See ``Client.model``."""
-        answer = await self._request("GET", "/model")
+        answer = await self._request("GET", _model_path(language))
         if answer.status != 200:
             raise _error_from(answer)
         return answer.body

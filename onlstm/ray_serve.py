@@ -4,9 +4,10 @@
 Two deployments in one Ray Serve application:
 
 * ``ParserReplica`` (``--replicas N``, one CPU each, or ``ONLSTM_THREADS``): each loads the model
-  in its constructor, so Ray Serve counts it running only once it has its model, and parses
-  with its own micro-batcher (the service's, ``service/batcher.py``): requests that reach the
-  same replica together share model calls.
+  of every language served (``ONLSTM_LANGUAGES``, as ``onlstm serve``) in its constructor, so Ray
+  Serve counts it running only once it has its models, and parses with its own micro-batcher (the
+  service's, ``service/batcher.py``): requests of one language that reach the same replica together
+  share model calls.
 * ``HTTPIngress`` (one replica): the service's own FastAPI app (``create_app``: the same routes,
   limits, text preparation and error format as ``onlstm serve``), whose parse requests go to
   the model replicas instead of a local batcher (``RemoteBatcher``).  A model replica that dies
@@ -14,8 +15,9 @@ Two deployments in one Ray Serve application:
   is sent again to another replica, and Ray Serve starts a new one.  ``/ready`` says 503 until
   every model replica is running (has its model).
 
-Ray Serve's HTTP proxy listens on ``--host``/``--port``.  The ingress loads the model too (for
-the options' defaults and ``GET /model``) but never runs it on requests.
+Ray Serve's HTTP proxy listens on ``--host``/``--port``.  The ingress loads the models too (for
+the options' defaults, the languages and ``GET /model``) but never runs them on requests; a request's
+language travels in its batch key (the resolved ``ParseOptions``) to the replica.
 """
 
 from __future__ import annotations
@@ -32,11 +34,12 @@ from ray import serve
 from ray.exceptions import ActorUnavailableError, RayActorError, RayTaskError
 from ray.serve.exceptions import ReplicaUnavailableError
 
-from .models.parser import Parser, ParseResult
+from .models.parser import ParseResult
 from .models.text.sentences import Sentence
 from .service.app import create_app
 from .service.batcher import BatcherUnavailable
-from .service.lifecycle import local_batcher
+from .service.languages import ServedModels, release_plan
+from .service.lifecycle import load_release, local_batcher
 from .service.logs import configure_logging
 from .service.settings import Settings
 from .service.state import ServiceState, default_loader
@@ -61,17 +64,13 @@ class ParserReplica:
             import torch
 
             torch.set_num_threads(settings.threads)
-        # the thread that loads the model is the thread that parses (see service/lifecycle.py)
+        # the thread that loads the models is the thread that parses (see service/lifecycle.py)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="onlstm-parse")
-        self.parser: Parser = self._executor.submit(self._load, settings).result()
-        self._batcher = local_batcher(settings, self._executor, lambda: self.parser)
+        self.models = ServedModels()
+        for release in release_plan(settings):  # a release that cannot be loaded fails the replica
+            self.models.add(self._executor.submit(load_release, release, settings, default_loader).result())
+        self._batcher = local_batcher(settings, self._executor, self.models)
         self._started = False
-
-    @staticmethod
-    def _load(settings: Settings) -> Parser:
-        parser = default_loader(settings)
-        parser.parse([["warm", "up"]])
-        return parser
 
     async def parse(self, sentences: list[Sentence], key: Any) -> list[ParseResult]:
         if not self._started:  # the batcher's collector runs on the replica's event loop

@@ -15,6 +15,7 @@ from typing import Any
 
 from nltk import Tree
 
+from .models.languages import DEFAULT_LANGUAGE
 from .models.parser import ParseResult
 from .models.text.sentences import Sentence
 from .models.trees.decoders import spans_to_tree, tree_to_spans
@@ -46,4 +47,7 @@ def result_from_record(record: Mapping[str, Any]) -> ParseResult:
         warnings=[str(warning) for warning in record.get("warnings") or []],
         # only the structure of each layer's tree matters here, so its escaped leaves need no unescaping
         layer_spans=[tree_to_spans(Tree.fromstring(tree)) for tree in record.get("layer_trees") or []],
+        # records from before there were languages are English; the service writes the model beside each result
+        language=str(record.get("language") or DEFAULT_LANGUAGE),
+        model={str(key): str(value) for key, value in (record.get("model") or {}).items()},
     )

@@ -1,4 +1,4 @@
-"""The error format of the API: ``{"error": {"code", "message", "limit"?, "value"?, "details"?}}``.
+"""The error format of the API: ``{"error": {"code", "message", "limit"?, "value"?, "details"?, "available"?}}``.
 
 ``APIError`` is raised anywhere in the service; the handlers installed by
 ``install_error_handlers`` turn it, FastAPI's validation errors, Starlette's HTTP errors and
@@ -15,22 +15,34 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from ..models.languages import LANGUAGES
 from .logs import loggable
 
 logger = logging.getLogger(__name__)
 
 
 class APIError(Exception):
-    """An error answered as ``{"error": {"code", "message", "limit"?, "value"?}}``."""
+    """An error answered as ``{"error": {"code", "message", "limit"?, "value"?, "available"?}}``."""
 
     def __init__(self, status: int, code: str, message: str, limit: str | None = None, value: int | None = None,
-                 headers: dict[str, str] | None = None):
+                 headers: dict[str, str] | None = None, available: list[str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.limit, self.value = status, code, message, limit, value
         self.headers = headers
+        self.available = available  # the languages served, for a request in another one
 
     def __reduce__(self):  # picklable, so that worker processes can raise it
-        return (APIError, (self.status, self.code, self.message, self.limit, self.value, self.headers))
+        return (APIError, (self.status, self.code, self.message, self.limit, self.value, self.headers, self.available))
+
+
+def unavailable_language(language: str, available: list[str]) -> APIError:
+    """422 for a language this service does not parse: unknown to the package, or not served here."""
+    served = ", ".join(available)
+    if language not in LANGUAGES:
+        return APIError(422, "unknown_language", f"unknown language {language!r}: give an ISO 639-1 code, one of "
+                        f"the languages served here: {served}", available=available)
+    return APIError(422, "language_unavailable", f"this service does not parse {LANGUAGES[language].name} "
+                    f"({language!r}); the languages served here: {served}", available=available)
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
@@ -57,7 +69,7 @@ def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 
 
 async def _api_error(request: Request, error: APIError) -> JSONResponse:
-    return error_response(error.status, error.code, error.message, error.headers, limit=error.limit, value=error.value)
+    return _api_error_response(error)
 
 
 async def _invalid_request(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -67,8 +79,28 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
         reason = (invalid_json.get("ctx") or {}).get("error", "malformed JSON")
         position = invalid_json.get("loc", ("body", "?"))[-1]
         return error_response(400, "invalid_json", f"the body is not valid JSON ({reason} at character {position})")
+    language = next((problem for problem in errors if _is_language_code_problem(problem)), None)
+    if language is not None:
+        # "language": "english" is a language the service does not know, as "fr" is: the same stable code
+        return _api_error_response(unavailable_language(str(language.get("input")), _served_languages(request)))
     message, details = _validation_summary(errors)
     return error_response(422, "invalid_request", message, details=details)
+
+
+def _is_language_code_problem(problem: dict[str, Any]) -> bool:
+    """A ``language`` that is a string but not a two-letter code (its type is the schema's business)."""
+    return [part for part in problem.get("loc", ()) if part != "body"] == ["language"] \
+        and problem.get("type") == "string_pattern_mismatch"
+
+
+def _served_languages(request: Request) -> list[str]:
+    service = getattr(request.app.state, "service", None)
+    return list(service.models.configured) if service is not None else []
+
+
+def _api_error_response(error: APIError) -> JSONResponse:
+    return error_response(error.status, error.code, error.message, error.headers, limit=error.limit, value=error.value,
+                          available=error.available)
 
 
 async def _http_error(request: Request, error: StarletteHTTPException) -> JSONResponse:

@@ -25,6 +25,7 @@ import traceback
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
+from ..models.languages import DEFAULT_LANGUAGE
 from ..models.text.sentences import Sentence, split_text
 from .errors import APIError
 
@@ -90,14 +91,15 @@ def check_limits(sentences: list[Sentence], limits: Limits) -> PreparedInput:
     return PreparedInput(sentences)
 
 
-def prepare_text(text: str | None, sentences: list[str] | None, limits: Limits) -> PreparedInput:
-    """Split ``text`` (or tokenize each of ``sentences``) and check the limits; runs in a worker."""
+def prepare_text(text: str | None, sentences: list[str] | None, limits: Limits,
+                 language: str = DEFAULT_LANGUAGE) -> PreparedInput:
+    """Split ``text`` (or tokenize each of ``sentences``) as ``language`` is, and check the limits; runs in a worker."""
     if text is not None:
-        return check_limits(split_text(text), limits)
+        return check_limits(split_text(text, language=language), limits)
     assert sentences is not None
     if len(sentences) > limits.max_sentences:  # before tokenizing them all
         raise _too_many(len(sentences), limits)
-    return check_limits([Sentence.from_text(sentence) for sentence in sentences], limits)
+    return check_limits([Sentence.from_text(sentence, language=language) for sentence in sentences], limits)
 
 
 def prepare_tokens(tokens: list[list[str]], limits: Limits) -> PreparedInput:
@@ -110,7 +112,7 @@ def prepare_tokens(tokens: list[list[str]], limits: Limits) -> PreparedInput:
 
 
 def _worker_main(connection: Connection) -> None:
-    """A worker's loop: (text, sentences, limits) in; ("ok", PreparedInput) or ("error", APIError) out."""
+    """A worker's loop: (text, sentences, limits, language) in; ("ok", PreparedInput) or ("error", APIError) out."""
     # below the server process in CPU priority: on a busy machine, preparing text never delays
     # the event loop that answers /health and the other requests
     os.nice(WORKER_NICENESS)
@@ -231,7 +233,8 @@ class PreparationPool:
         for _ in range(self.size):
             self._idle.put_nowait(await asyncio.to_thread(self._new_worker))
 
-    async def prepare(self, text: str | None, sentences: list[str] | None, limits: Limits) -> PreparedInput:
+    async def prepare(self, text: str | None, sentences: list[str] | None, limits: Limits,
+                      language: str = DEFAULT_LANGUAGE) -> PreparedInput:
         assert self._idle is not None, "start() the pool first"
         try:
             worker = await asyncio.wait_for(self._idle.get(), self.max_wait)
@@ -240,7 +243,8 @@ class PreparationPool:
                            "retry later", headers={"Retry-After": "5"}) from None
         started = time.perf_counter()
         try:
-            answer = await asyncio.to_thread(worker.call, (text, sentences, limits), self.budget, self.max_wait)
+            answer = await asyncio.to_thread(worker.call, (text, sentences, limits, language), self.budget,
+                                             self.max_wait)
         except (PreparationTimeout, PreparationStalled, EOFError, OSError) as error:
             await self._replace(worker)
             if isinstance(error, PreparationTimeout):

@@ -118,6 +118,11 @@ class ParseRequest(ParseOptions):
         return value
 
 
+class ModelName(BaseModel):
+    name: str
+    version: str = Field(description="Content version of the checkpoint (its weights' SHA-256 prefix).")
+
+
 class SentenceResult(BaseModel):
     tokens: list[str] = Field(description="The tokens, as given or as tokenized (original spelling and case).")
     tree: str = Field(description="Binary tree, Penn-Treebank bracketed; brackets in tokens as -LRB-/-RRB-.")
@@ -138,17 +143,14 @@ class SentenceResult(BaseModel):
         default_factory=list,
         description="What to know before trusting this parse: mostly unknown words, text not in the Latin alphabet.",
     )
+    language: str | None = Field(None, description="ISO 639-1 code of the language it was parsed as (en, zh, ...).")
+    model: ModelName | None = Field(None, description="The model that parsed it: its name and version.")
     layer_distances: list[list[float]] | None = Field(
         None, description="Distances of every layer, [layer][token] (only with all_layers)."
     )
     layer_trees: list[str] | None = Field(
         None, description="The tree each layer's distances give, PTB-bracketed, [layer] (only with all_layers)."
     )
-
-
-class ModelName(BaseModel):
-    name: str
-    version: str = Field(description="Content version of the checkpoint (its weights' SHA-256 prefix).")
 
 
 class ParseResponse(BaseModel):
@@ -164,9 +166,24 @@ class LayerCard(BaseModel):
     default: bool = Field(description="Whether trees come from this layer unless a request names another.")
 
 
+class LanguageEntry(BaseModel):
+    language: str = Field(description="ISO 639-1 code, what POST /parse takes as `language`.")
+    language_name: str = Field(description="The language's English name.")
+    model: ModelName
+    terms: str = Field(description="What a user of this model must know of its training data's terms of use "
+                       "(empty: nothing beyond the card); the Chinese model is for non-commercial use only.")
+    default: bool = Field(description="Whether a request without `language` is parsed in this one.")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
+    language: str = Field("en", description="ISO 639-1 code of the language this card's model parses.")
+    language_name: str = Field("English", description="The language's English name.")
+    terms: str = Field("", description="What a user of this model must know of its training data's terms of use.")
+    languages: list[LanguageEntry] = Field(
+        default_factory=list,
+        description="Every language this service parses, with its model (GET /model?language=CODE: its whole card).")
     n_layers: int
     default_layer: int
     default_decoder: str
@@ -192,8 +209,10 @@ class Health(BaseModel):
 
 class Readiness(BaseModel):
     status: Literal["ready", "loading", "failed", "draining"]
-    model: ModelName | None = None
+    model: ModelName | None = Field(None, description="The default language's model, once loaded.")
     error: str | None = None
+    languages: dict[str, Literal["ready", "loading", "failed"]] = Field(
+        default_factory=dict, description="Each language served, by ISO 639-1 code, and its model's state.")
 
 
 class ErrorDetail(BaseModel):
@@ -202,6 +221,8 @@ class ErrorDetail(BaseModel):
     limit: str | None = Field(None, description="Name of the limit that was exceeded (its ONLSTM_* setting).")
     value: int | None = Field(None, description="The limit's value.")
     details: list[dict[str, Any]] | None = Field(None, description="Per-field problems of an invalid request.")
+    available: list[str] | None = Field(
+        None, description="The languages served here (ISO 639-1), for a request in another language.")
 
 
 class ErrorResponse(BaseModel):

@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..models.device import check_device
+from ..models.languages import LANGUAGES, bundled_languages
 
 logger = logging.getLogger(__name__)
 
@@ -41,7 +42,13 @@ class Settings(BaseSettings):
 
     # --- the model -----------------------------------------------------------------------
     checkpoint: Path | None = Field(
-        None, description="Release checkpoint (.safetensors) to serve; unset = the model bundled with the package."
+        None, description="One release checkpoint (.safetensors) to serve on its own, in the language its card records; "
+        "unset = the models bundled with the package (ONLSTM_LANGUAGES)."
+    )
+    languages: Annotated[dict[str, Path | None], NoDecode] = Field(
+        default_factory=dict,
+        description="Languages to serve, comma-separated ISO 639-1 codes (en,zh), each from its bundled release, or "
+        "code=path for a release of one's own (en,zh=runs/zh/best.safetensors); unset = every bundled language.",
     )
     device: str = Field("cpu", description="Torch device for inference: cpu, cuda or cuda:N.")
     threads: int | None = Field(
@@ -163,6 +170,35 @@ class Settings(BaseSettings):
         # Not checked here: a missing file, a directory, a truncated or a foreign file are all
         # reported the same way, when the model is loaded (/health 200, /ready 503 with the reason)
         return None if value is None else value.expanduser().resolve()
+
+    @field_validator("languages", mode="before")
+    @classmethod
+    def _split_languages(cls, value: object) -> object:
+        # "en,zh=runs/zh.safetensors" -> {"en": None, "zh": "runs/zh.safetensors"}; empty = every bundled one
+        if value is None:
+            return {}
+        if isinstance(value, str):
+            items = [item.strip() for item in value.split(",") if item.strip()]
+            pairs = [item.partition("=") for item in items]
+            return {code.strip().lower(): (path.strip() or None) for code, _, path in pairs}
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _served_languages(cls, value: dict[str, Path | None], info: ValidationInfo) -> dict[str, Path | None]:
+        bundled = bundled_languages()
+        named = ", ".join(bundled) or "none"
+        for code, path in value.items():
+            if code not in LANGUAGES:
+                raise ValueError(f"unknown language {code!r}: give ISO 639-1 codes, of the bundled languages "
+                                 f"{named} (or code=path for a release of one's own, of {', '.join(LANGUAGES)})")
+            if path is None and code not in bundled:
+                raise ValueError(f"no bundled model for {code!r} ({LANGUAGES[code].name}); the bundled languages are "
+                                 f"{named}, or give {code}=PATH to a release of one's own")
+        if value and info.data.get("checkpoint") is not None:
+            raise ValueError("ONLSTM_CHECKPOINT serves one release on its own; to serve several languages, "
+                             "give each as code=path here (en,zh=runs/zh/best.safetensors) and unset ONLSTM_CHECKPOINT")
+        return {code: None if path is None else path.expanduser().resolve() for code, path in value.items()}
 
     @field_validator("device")
     @classmethod

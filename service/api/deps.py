@@ -1,4 +1,4 @@
-"""Dependencies of the routes: the service's state (parser, batcher, workers) and the API key."""
+"""Dependencies of the routes: the service's state (models, batcher, workers) and the API key."""
 
 from __future__ import annotations
 
@@ -7,8 +7,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from ...models.parser import Parser
-from ..batcher import MicroBatcher
 from ..errors import APIError
 from ..state import ServiceState
 
@@ -21,14 +19,6 @@ async def get_service(request: Request) -> ServiceState:
 
 
 Service = Annotated[ServiceState, Depends(get_service)]
-
-
-async def get_parser(service: Service) -> tuple[Parser, MicroBatcher]:
-    """The loaded parser and its batcher; 503 while loading, or (without Retry-After) if loading failed."""
-    return service.require_parser()
-
-
-LoadedParser = Annotated[tuple[Parser, MicroBatcher], Depends(get_parser)]
 
 
 def _raw_header(request: Request, name: bytes) -> bytes | None:

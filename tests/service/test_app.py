@@ -351,9 +351,9 @@ def test_body_limit_with_and_without_content_length(make_client):
 def test_ready_is_503_while_loading_then_200(make_client, tiny_checkpoint):
     release = threading.Event()
 
-    def slow_loader(settings):
+    def slow_loader(path, settings):
         assert release.wait(30), "the test never released the loader"
-        return Parser.load(settings.checkpoint)
+        return Parser.load(path)
 
     client = make_client(load_parser=slow_loader, wait=False)
     try:
@@ -478,9 +478,9 @@ def test_the_model_is_loaded_and_run_by_the_parse_thread_only(make_client, tiny_
             threads.append(threading.current_thread())
             return super().parse_many(*arguments, **options)
 
-    def loader(settings):
+    def loader(path, settings):
         threads.append(threading.current_thread())
-        return RecordingParser.load(settings.checkpoint)
+        return RecordingParser.load(path)
 
     client = make_client(load_parser=loader)
     for text in ("a cat sat", "the dog ran away", "It rained."):

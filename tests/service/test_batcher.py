@@ -212,8 +212,8 @@ class GatedParser(Parser):
 def test_api_answers_503_with_retry_after_when_the_queue_is_too_slow(tiny_checkpoint):
     gate, entered = threading.Event(), threading.Event()
 
-    def load(settings):
-        parser = GatedParser.load(settings.checkpoint)
+    def load(path, settings):
+        parser = GatedParser.load(path)
         parser.gate, parser.entered = gate, entered
         return parser
 

@@ -1,5 +1,5 @@
-"""GET /health (liveness: the process answers) and GET /ready (readiness: the model is loaded, and the
-service is not draining)."""
+"""GET /health (liveness: the process answers) and GET /ready (readiness: the model of every language
+served is loaded, and the service is not draining)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ...schemas import Health, Readiness
+from ...schemas import Health, ModelName, Readiness
+from ...state import ServiceState
 from ..deps import Service
 
 router = APIRouter()
@@ -19,20 +20,30 @@ async def health() -> Health:
     return Health(status="ok")
 
 
+def default_model(service: ServiceState) -> ModelName | None:
+    served = service.models.loaded.get(service.models.default_language)
+    return served.model if served is not None else None
+
+
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
-            summary="Readiness: the model is loaded")
+            summary="Readiness: the model of every language served is loaded")
 async def ready(service: Service) -> Any:
-    """200 once the model is loaded; 503 while loading (with Retry-After), 503 with the reason
-    and no Retry-After when it cannot be loaded (a bad checkpoint does not fix itself), and 503
-    "draining" from SIGTERM on (the process is about to exit)."""
+    """200 once every language's model is loaded (``languages`` gives each one's state); 503 while
+    loading (with Retry-After), 503 with the reason and no Retry-After when one cannot be loaded
+    (a bad checkpoint does not fix itself), and 503 "draining" from SIGTERM on (the process is about
+    to exit)."""
+    models = service.models
+    facts = {"model": default_model(service), "languages": models.statuses()}
     if service.admission.draining:
-        return JSONResponse(Readiness(status="draining", model=service.model).model_dump(), status_code=503)
-    if service.parser is not None:
+        return JSONResponse(Readiness(status="draining", **facts).model_dump(), status_code=503)
+    if models.failures:
+        return JSONResponse(Readiness(status="failed", error=models.failure_message(), **facts).model_dump(),
+                            status_code=503)
+    if models.ready:
         waiting = await service.replicas_waiting() if service.replicas_waiting is not None else None
         if waiting is not None:
-            return JSONResponse(Readiness(status="loading", model=service.model, error=waiting).model_dump(),
+            return JSONResponse(Readiness(status="loading", error=waiting, **facts).model_dump(),
                                 status_code=503, headers={"Retry-After": "5"})
-        return Readiness(status="ready", model=service.model)
-    if service.load_error is not None:
-        return JSONResponse(Readiness(status="failed", error=service.load_error).model_dump(), status_code=503)
-    return JSONResponse(Readiness(status="loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
+        return Readiness(status="ready", **facts)
+    return JSONResponse(Readiness(status="loading", **facts).model_dump(), status_code=503,
+                        headers={"Retry-After": "5"})

@@ -1,4 +1,6 @@
-"""GET /model: the loaded model and its card, with each layer's dev F1.
+"""GET /model: the models of every language served (``languages``), and the card of one
+(``?language=zh``; by default the default language's), with each layer's dev F1 and the terms of use of
+its training data.
 
 The model is named by its name and version only: where the server keeps its checkpoint is
 no client's business (and would tell a caller about the server's file system).
@@ -8,11 +10,14 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 
-from ...schemas import ErrorResponse, LayerCard, ModelCard
-from ..deps import LoadedParser, Service
+from ....models.languages import language_name
+from ...languages import ServedModels
+from ...schemas import ErrorResponse, LanguageEntry, LayerCard, ModelCard
+from ..deps import Service
 
 router = APIRouter()
 
@@ -30,15 +35,32 @@ def layer_cards(n_layers: int, default_layer: int, dev_f1_per_layer: object) -> 
     return cards
 
 
-@router.get("/model", response_model=ModelCard, responses={503: {"model": ErrorResponse}},
-            summary="The model and its card")
-async def model_card(service: Service, loaded: LoadedParser) -> ModelCard:
-    parser, _ = loaded
-    metadata = parser.metadata
-    assert service.model is not None
+def language_entries(models: ServedModels) -> list[LanguageEntry]:
+    """Every language loaded, in the order configured, with its model and terms."""
+    default = models.default_language
+    return [LanguageEntry(language=served.language, language_name=language_name(served.language), model=served.model,
+                          terms=served.terms, default=served.language == default)
+            for language in models.configured if (served := models.loaded.get(language)) is not None]
+
+
+@router.get("/model", response_model=ModelCard, responses={422: {"model": ErrorResponse},
+                                                            503: {"model": ErrorResponse}},
+            summary="The models of every language served, and one's card")
+async def model_card(service: Service, language: Annotated[str | None, Query(
+        description="ISO 639-1 code of the language whose card to give (default: the default language, en)")] = None,
+                     ) -> ModelCard:
+    """The card of one language's model (``language``, by default the language a request without one
+    is parsed in), and ``languages``: every language served, with its model and the terms of use of
+    its training data (the Chinese model's are non-commercial)."""
+    served, _ = service.require_model(language)
+    parser, metadata = served.parser, served.parser.metadata
     return ModelCard(
-        name=service.model.name,
-        version=service.model.version,
+        name=served.model.name,
+        version=served.model.version,
+        language=served.language,
+        language_name=language_name(served.language),
+        terms=served.terms,
+        languages=language_entries(service.models),
         n_layers=parser.n_layers,
         default_layer=parser.default_layer,
         default_decoder=parser.default_decoder,

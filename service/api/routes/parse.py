@@ -10,13 +10,13 @@ from starlette.concurrency import run_in_threadpool
 
 from ....models.options import OptionError, ParseOptions
 from ....models.parser import Parser, ParseResult
-from ...batcher import BatcherUnavailable, MicroBatcher
+from ...batcher import BatcherUnavailable
 from ...encoding import parse_response_json
 from ...errors import APIError
 from ...preparation import PreparedInput, prepare_tokens
 from ...schemas import PARSE_EXAMPLES, PARSE_RESPONSE_EXAMPLES, ErrorResponse, ParseRequest, ParseResponse
 from ...state import ServiceState
-from ..deps import LoadedParser, Service, require_api_key
+from ..deps import Service, require_api_key
 
 router = APIRouter()
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -26,8 +26,9 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorResponse, "description": "An API key is configured and the request lacks it (X-API-Key)"},
     413: {"model": ErrorResponse, "description": "A size limit was exceeded (body bytes, sentences per request)"},
     422: {"model": ErrorResponse, "description": "Invalid request (the schema is strict: no type coercion), a "
-          "per-sentence limit was exceeded, the input took too long to prepare (input_too_complex), or an "
-          "option does not apply to the loaded model (unsupported_option)"},
+          "per-sentence limit was exceeded, the input took too long to prepare (input_too_complex), an "
+          "option does not apply to the loaded model (unsupported_option), or the language is unknown "
+          "(unknown_language) or not served here (language_unavailable; `available` lists those served)"},
     503: {"model": ErrorResponse, "description": "The model is not loaded yet (with Retry-After), could not be "
           "loaded (no Retry-After: restart with a good checkpoint), the service is overloaded, or it is shutting "
           "down (shutting_down: not parsed, send it again)"},
@@ -39,15 +40,16 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 INLINE_TOKENS = 2_000
 
 
-async def prepare(payload: ParseRequest, service: ServiceState) -> PreparedInput:
-    """Tokens and offsets of the request, within the limits; text is prepared in a worker process."""
+async def prepare(payload: ParseRequest, service: ServiceState, language: str) -> PreparedInput:
+    """Tokens and offsets of the request, within the limits; text is prepared in a worker process, split
+    and tokenized as ``language`` is."""
     if payload.tokens is not None:
         if len(payload.tokens) <= service.limits.max_sentences and count_tokens(payload.tokens) <= INLINE_TOKENS:
             return prepare_tokens(payload.tokens, service.limits)
         return await run_in_threadpool(prepare_tokens, payload.tokens, service.limits)
     assert service.preparation is not None  # started with the app
     with service.metrics.prepare_seconds.time():
-        return await service.preparation.prepare(payload.text, payload.sentences, service.limits)
+        return await service.preparation.prepare(payload.text, payload.sentences, service.limits, language)
 
 
 def count_tokens(sentences: list[list[str]]) -> int:
@@ -55,7 +57,8 @@ def count_tokens(sentences: list[list[str]]) -> int:
 
 
 def batch_key(parser: Parser, options: ParseOptions) -> ParseOptions:
-    """The options with the model's defaults filled in: requests with equal ones share a batch.
+    """The options with the model's defaults filled in, its language included: requests with equal
+    ones share a batch, so a batch never holds two languages.
 
     ``all_layers`` is left out (set false): it changes what is rendered, not the model's work,
     so requests that differ only in it are parsed together and each rendered as it asked.
@@ -68,20 +71,24 @@ def batch_key(parser: Parser, options: ParseOptions) -> ParseOptions:
 
 
 def render_results(results: list[ParseResult], all_layers: bool, model: dict[str, Any]) -> bytes:
-    return parse_response_json(model, [result.to_dict(all_layers) for result in results])
+    records = []
+    for result in results:
+        record = result.to_dict(all_layers)
+        record["model"] = model
+        records.append(record)
+    return parse_response_json(model, records)
 
 
 @router.post("/parse", response_model=ParseResponse, responses=RESPONSES, summary="Parse sentences into binary trees",
              dependencies=[Depends(require_api_key)])
-async def parse(
-    payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service, loaded: LoadedParser
-) -> Response:
-    """Give exactly one of `text`, `sentences` or `tokens`; get one result per sentence, in order."""
+async def parse(payload: Annotated[ParseRequest, Body(openapi_examples=PARSE_EXAMPLES)], service: Service) -> Response:
+    """Give exactly one of `text`, `sentences` or `tokens`, and optionally the `language` (ISO 639-1,
+    default en: GET /model lists those served); get one result per sentence, in order."""
     # counted while in the service, refused once it drains (service/drain.py); here rather than as a
     # FastAPI dependency with yield, whose machinery cost about 4% of the event loop's time a request
     service.admission.enter()
     try:
-        body = await answer(payload, service, loaded)
+        body = await answer(payload, service)
     except BaseException as error:
         service.admission.leave(error)
         raise
@@ -90,10 +97,10 @@ async def parse(
     return Response(body, media_type="application/json")
 
 
-async def answer(payload: ParseRequest, service: ServiceState, loaded: tuple[Parser, MicroBatcher]) -> bytes:
-    parser, batcher = loaded
-    key = batch_key(parser, payload.options())
-    prepared = await prepare(payload, service)
+async def answer(payload: ParseRequest, service: ServiceState) -> bytes:
+    served, batcher = service.require_model(payload.language)
+    key = batch_key(served.parser, payload.options())
+    prepared = await prepare(payload, service, served.language)
     service.metrics.in_flight.inc()
     try:
         results = await batcher.submit(prepared.sentences, key)
@@ -101,7 +108,7 @@ async def answer(payload: ParseRequest, service: ServiceState, loaded: tuple[Par
         raise APIError(503, error.code, str(error), headers={"Retry-After": str(error.retry_after)}) from None
     finally:
         service.metrics.in_flight.dec()
-    model = service.model.model_dump() if service.model is not None else {}
+    model = served.model.model_dump()
     if prepared.n_tokens <= INLINE_TOKENS and not payload.all_layers:
         body = render_results(results, payload.all_layers, model)
     else:
