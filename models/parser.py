@@ -374,7 +374,7 @@ class Parser:
         if not isinstance(text, str):
             raise TypeError(f"parse_text() takes a str, got {type(text).__name__}")
         resolved = self.resolve(options, **values)  # another language is refused before its text is split
-        return self.parse_many(split_text(text, **_in_language(self.language)), resolved, batch_size=batch_size,
+        return self.parse_many(split_text(text, language=self.language), resolved, batch_size=batch_size,
                                with_perplexity=with_perplexity)
 
     def parse_iter(self, sentences: Iterable[SentenceLike], options: ParseOptions | None = None,
@@ -452,7 +452,7 @@ class Parser:
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]
-        unknown = sum(1 for word in words if normalize(word, *_in_language(self.language).values()) not in self.vocab)
+        unknown = sum(1 for word in words if normalize(word, self.language) not in self.vocab)
         unk_share = unknown / len(words) if words else 0.0
         return ParseResult(
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
@@ -468,7 +468,7 @@ def as_sentence(item: SentenceLike, index: int = 0, language: str = DEFAULT_LANG
     if isinstance(item, Sentence):
         sentence = item
     elif isinstance(item, str):
-        sentence = Sentence.from_text(item, **_in_language(language))
+        sentence = Sentence.from_text(item, language=language)
     elif isinstance(item, (list, tuple)):
         sentence = Sentence.from_tokens(item)
     else:
@@ -503,11 +503,6 @@ def _is_latin(char: str) -> bool:
     """Latin letters: Basic Latin, Latin-1, Latin Extended A and B, IPA, Latin Extended Additional."""
     code = ord(char)
     return code < 0x2B0 or 0x1D00 <= code <= 0x1EFF or 0x2C60 <= code <= 0x2C7F or 0xA720 <= code <= 0xA7FF
-
-
-def _in_language(language: str) -> dict[str, str]:
-    # TEMPORARY, until models/text takes language= (helper A, issue 25): English calls stay as they were
-    return {} if language == DEFAULT_LANGUAGE else {"language": language}
 
 
 def _fill(n_tokens: int, kept: list[int], word_distances: list[float]) -> list[float]:

@@ -25,12 +25,15 @@ Blank lines are skipped.  A sentence of more than ``max_tokens`` tokens is refus
 Output (``format``):
   * ``jsonl`` (default): one JSON object per sentence with the fields of the HTTP API
     (``ParseResult.to_dict``; every layer's too with ``ParseOptions(all_layers=True)``), plus
-    ``index`` (0-based sentence number), for line input ``line`` (1-based), and ``model``
-    (the name and version of the model that made the tree);
+    ``index`` (0-based sentence number), for line input ``line`` (1-based), ``language`` and
+    ``model`` (the name, version and language of the model that made the tree);
   * ``ptb``: one bracketed tree per line; with ``preterminals`` every word sits under a
     preterminal (``(X (T The) (T cat))``, or its own tag from ``tagged`` input), which is
     what EVALB reads;
   * ``pretty``: ASCII drawings under a header naming the sentence and the model.
+
+Text is split and tokenized as the parser's language is (``parser.language``); a worker
+process or Ray actor loads the model of that language.
 
 The input is read and parsed in chunks of ``CHUNK_SENTENCES`` sentences, each sorted by
 length and parsed in padded batches of ``batch_size``, so inputs of any size stream through
@@ -57,8 +60,9 @@ from typing import IO, Any
 
 from nltk.tree import Tree, TreePrettyPrinter
 
+from .languages import DEFAULT_LANGUAGE, LANGUAGES, WEIGHTS
 from .options import ParseOptions
-from .parser import DEFAULT_CHECKPOINT, Parser, ParseResult
+from .parser import Parser, ParseResult
 from .text.sentences import Sentence, split_text
 from .trees.decoders import to_ptb_string
 
@@ -117,10 +121,10 @@ class InputSentence:
 class ChunkJob:
     """What parsing and writing a chunk needs, here, in a worker process or on a Ray actor."""
 
-    options: ParseOptions  # resolved: the model's defaults filled in
+    options: ParseOptions  # resolved: the model's defaults filled in, its language included
     output_format: OutputFormat
     batch_size: int
-    checkpoint: str | None  # where workers load the model from; None: the bundled one
+    checkpoint: str | None  # where workers load the model from; None: the bundled one of options.language
     device: str
 
 
@@ -131,7 +135,7 @@ class PredictSummary:
     sentences: int
     seconds: float
     output: str  # the output file's path, or the stream's name
-    model: dict[str, str]  # the name and version of the model
+    model: dict[str, str]  # the name, version and language of the model (Parser.identity)
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -149,7 +153,8 @@ def _tagged(line: str, separator: str, number: int) -> InputSentence:
     return InputSentence(Sentence.from_tokens(words), number, tags)
 
 
-def _sentences_from_lines(lines: Iterable[str], input_format: str, tag_separator: str) -> Iterator[InputSentence]:
+def _sentences_from_lines(lines: Iterable[str], input_format: str, tag_separator: str,
+                          language: str) -> Iterator[InputSentence]:
     for number, line in enumerate(lines, start=1):
         line = line.rstrip("\r\n")
         if not line.strip():
@@ -159,7 +164,7 @@ def _sentences_from_lines(lines: Iterable[str], input_format: str, tag_separator
         elif input_format == "tokens":
             yield InputSentence(Sentence.from_tokens(line.split()), number)
         else:
-            sentence = Sentence.from_text(line)
+            sentence = Sentence.from_text(line, language=language)
             if sentence.tokens:
                 yield InputSentence(sentence, number)
 
@@ -201,8 +206,9 @@ def _limited(sentences: Iterable[InputSentence], max_tokens: int, input_format: 
 
 
 def read_sentences(lines: Iterable[str], input_format: str = "text", *, tag_separator: str = "/",
-                   max_tokens: int = DEFAULT_MAX_TOKENS) -> Iterator[InputSentence]:
-    """The sentences of ``lines`` (a text stream or any iterable of lines), lazily, in order.
+                   max_tokens: int = DEFAULT_MAX_TOKENS, language: str = DEFAULT_LANGUAGE) -> Iterator[InputSentence]:
+    """The sentences of ``lines`` (a text stream or any iterable of lines), lazily, in order; raw
+    text split and tokenized as ``language`` (ISO 639-1) is.
 
     Raises ``InputError`` (as the sentences are read) for a sentence of more than
     ``max_tokens`` tokens (0: no limit) or a malformed ``tagged`` token.
@@ -214,9 +220,9 @@ def read_sentences(lines: Iterable[str], input_format: str = "text", *, tag_sepa
     sentences: Iterator[InputSentence]
     if input_format == "text":
         sentences = (InputSentence(sentence, None) for start, paragraph in _paragraphs(lines)
-                     for sentence in split_text(paragraph, offset=start))
+                     for sentence in split_text(paragraph, offset=start, language=language))
     else:
-        sentences = _sentences_from_lines(lines, input_format, tag_separator)
+        sentences = _sentences_from_lines(lines, input_format, tag_separator, language)
     return _limited(sentences, max_tokens, input_format)
 
 
@@ -273,7 +279,7 @@ def _write(output: IO[str], job: ChunkJob, model: dict[str, str], index: int, it
         record: dict[str, Any] = {"index": index}
         if item.line is not None:
             record["line"] = item.line
-        record.update(result.to_dict(job.options.all_layers))
+        record.update(result.to_dict(job.options.all_layers))  # its language included
         record["model"] = model
         output.write(json.dumps(record, ensure_ascii=False) + "\n")
     elif name == "ptb":
@@ -282,7 +288,8 @@ def _write(output: IO[str], job: ChunkJob, model: dict[str, str], index: int, it
     else:
         where = f" (line {item.line})" if item.line is not None else ""
         output.write(f"# sentence {index + 1}{where}: perplexity {result.perplexity:.1f}, layer {result.layer}, "
-                     f"unknown words {result.unk_share:.0%}, model {model['name']} {model['version']}\n")
+                     f"unknown words {result.unk_share:.0%}, model {model['name']} {model['version']} "
+                     f"({model['language']})\n")
         for warning in result.warnings:
             output.write(f"# warning: {warning}\n")
         output.write(ascii_tree(result.tree) + "\n")
@@ -292,7 +299,7 @@ def format_chunk(parser: Parser, job: ChunkJob, chunk: list[InputSentence], firs
     """Parse one chunk (sorted by length and batched inside ``Parser.parse_many``) and format it, in
     input order; ``first_index`` is the 0-based number of its first sentence in the input."""
     results = parser.parse_many([item.sentence for item in chunk], job.options, batch_size=job.batch_size)
-    model = {"name": parser.name, "version": parser.version}
+    model = parser.identity
     text = io.StringIO()
     for offset, (item, result) in enumerate(zip(chunk, results)):
         _write(text, job, model, first_index + offset, item, result)
@@ -311,7 +318,7 @@ def _start_worker(job: ChunkJob, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
-    _worker["parser"] = Parser.load(job.checkpoint, device=job.device)
+    _worker["parser"] = Parser.load(job.checkpoint, device=job.device, language=job.options.language)
     _worker["job"] = job
 
 
@@ -382,7 +389,9 @@ def _job(parser: Parser, options: ParseOptions | None, values: dict[str, Any], o
          batch_size: int) -> ChunkJob:
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    checkpoint = None if parser.path is None or Path(parser.path) == DEFAULT_CHECKPOINT else str(parser.path)
+    # the bundled model is named by its language, not its path: a Ray node has the package elsewhere
+    bundled = WEIGHTS / LANGUAGES[parser.language].weights if parser.language in LANGUAGES else None
+    checkpoint = None if parser.path is None or Path(parser.path) == bundled else str(parser.path)
     return ChunkJob(parser.resolve(options, **values), output_format, batch_size, checkpoint, str(parser.device))
 
 
@@ -431,7 +440,8 @@ def predict(
     lines, source_name, close_source = _open_source(source)
     try:
         reader = _CountingReader(lines, source_name)
-        sentences = read_sentences(reader, input_format, tag_separator=tag_separator, max_tokens=max_tokens)
+        sentences = read_sentences(reader, input_format, tag_separator=tag_separator, max_tokens=max_tokens,
+                                   language=parser.language)
         return _write_chunks(parser, job, runner, _chunks(sentences, max(CHUNK_SENTENCES, batch_size)), reader,
                              output, progress)
     finally:
@@ -469,7 +479,7 @@ def _write_chunks(parser: Parser, job: ChunkJob, runner: ChunkRunner | None, chu
         close_output()
     elapsed = time.perf_counter() - started
     logger.info("parsed %d sentences in %.1f s (%.0f sentences/s)", count, elapsed, count / max(elapsed, 1e-9))
-    return PredictSummary(count, elapsed, output_name, {"name": parser.name, "version": parser.version})
+    return PredictSummary(count, elapsed, output_name, parser.identity)
 
 
 def _here(parser: Parser) -> ChunkRunner:

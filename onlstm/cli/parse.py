@@ -5,7 +5,8 @@ chunking, worker processes, ordering and the output formats live there, callable
 Python) and its errors into one-line messages and exit statuses: 0 done (also when the
 reader of stdout stops early), 1 the model, the input's encoding, a worker or the output
 failed, 2 a bad flag or input the flags cannot parse.  The model is ``--checkpoint``, else
-``$ONLSTM_CHECKPOINT``, else the bundled one.
+``$ONLSTM_CHECKPOINT``, else the bundled model of ``--language`` (default en); with a
+checkpoint, ``--language`` must be the release's own (it is then checked, not chosen).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..models.checkpoint import CheckpointError
 from ..models.device import DeviceError, check_device
+from ..models.languages import LANGUAGES, LanguageError
 from ..models.options import PUNCTUATION_MODES, OptionError, ParseOptions
 from ..models.parser import Parser
 from ..models.predict import (
@@ -47,6 +49,7 @@ def build_argument_parser() -> argparse.ArgumentParser:
         "  onlstm parse article.txt -o trees.jsonl\n"
         "  echo 'The cat sat on the mat. The dog ran.' | onlstm parse --format pretty\n"
         "  onlstm parse one-sentence-per-line.txt --input-format lines --format ptb\n"
+        "  onlstm parse artículo.txt --language es -o trees.jsonl      # the bundled Spanish model\n"
         "  onlstm parse tagged.txt --input-format tagged --format ptb --preterminals   # trees EVALB reads",
     )
     parser.add_argument("input", nargs="?", default="-", help="input file, '-' for stdin (default)")
@@ -66,6 +69,10 @@ def build_argument_parser() -> argparse.ArgumentParser:
                         help=f"refuse a sentence of more tokens (default {DEFAULT_MAX_TOKENS}, the service's limit; 0: none)")
     parser.add_argument("--checkpoint", default=os.environ.get("ONLSTM_CHECKPOINT") or None,
                         help="release checkpoint (default: $ONLSTM_CHECKPOINT, else the bundled model)")
+    parser.add_argument("--language", default=None, metavar="LANG",
+                        help=f"ISO 639-1 code of the text ({', '.join(LANGUAGES)}): the bundled model of that language "
+                        "splits, tokenizes and parses it (default en); with --checkpoint, the release's language "
+                        "(checked)")
     parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
     parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
     parser.add_argument("--punctuation", choices=PUNCTUATION_MODES, default=None, help="punctuation handling (default: the model's)")
@@ -112,7 +119,7 @@ def _parse_options(arguments: argparse.Namespace, parser: Parser) -> ParseOption
     """The flags' ParseOptions, checked against the model (``OptionError`` names the flag)."""
     options = ParseOptions.of(layer=arguments.layer, decoder=arguments.decoder, punctuation=arguments.punctuation,
                               right_branching_bias=arguments.right_branching_bias,
-                              all_layers=arguments.all_layers or None)
+                              all_layers=arguments.all_layers or None, language=arguments.language)
     parser.resolve(options)
     return options
 
@@ -172,13 +179,18 @@ def _load(arguments: argparse.Namespace) -> Parser:
         import torch
 
         torch.set_num_threads(arguments.threads)
-    parser = Parser.load(arguments.checkpoint, device=arguments.device)
-    print(f"onlstm parse: model {parser.name} (version {parser.version})", file=sys.stderr)
+    if arguments.language is not None:
+        ParseOptions(language=arguments.language)  # a malformed code is named as a flag before any load
+    parser = Parser.load(arguments.checkpoint, device=arguments.device, language=arguments.language)
+    print(f"onlstm parse: model {parser.name} (version {parser.version}, language {parser.language})",
+          file=sys.stderr)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = build_argument_parser().parse_args(argv)
+    # a checkpoint from $ONLSTM_CHECKPOINT is one the user may not know is set: a refusal names it
+    arguments.checkpoint_flag = arguments.checkpoint != (os.environ.get("ONLSTM_CHECKPOINT") or None)
     try:
         _check_arguments(arguments)
         parser = _load(arguments)
@@ -188,7 +200,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CheckpointError as error:
         hint = "" if arguments.checkpoint else "; pass --checkpoint PATH to use another model"
         return _fail(f"cannot load the model: {error}{hint}", 1)
-    except OptionError as error:
+    except OptionError as error:  # LanguageError included: --language names the flag
+        if isinstance(error, LanguageError) and error.code == "language_mismatch" and not arguments.checkpoint_flag:
+            return _fail(f"{error.message_for('--language')} ($ONLSTM_CHECKPOINT is {arguments.checkpoint})", 2)
+        if isinstance(error, LanguageError) and error.code == "language_unavailable" and not arguments.checkpoint:
+            return _fail(f"{error.message_for('--language')}; or pass --checkpoint PATH, a release of that language", 2)
         return _fail(error.message_for("--" + error.option.replace("_", "-")), 2)
     except InputEncodingError as error:
         return _fail(str(error), 1)

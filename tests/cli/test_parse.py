@@ -46,11 +46,13 @@ def test_lines_to_jsonl_has_the_api_fields(tmp_path, tiny_checkpoint, capsys, pa
     output = tmp_path / "out.jsonl"
     code, _, err = run([str(source), "-o", str(output), "--input-format", "lines"], tiny_checkpoint, capsys)
     assert code == 0
-    assert f"model onlstm-tiny-test (version {parser.version})" in err
+    assert f"model onlstm-tiny-test (version {parser.version}, language en)" in err
     records = [json.loads(line) for line in output.read_text(encoding="utf-8").splitlines()]
     assert [record["index"] for record in records] == [0, 1, 2]
     assert [record["line"] for record in records] == [1, 3, 4]  # the blank line is skipped
-    assert all(record["model"] == {"name": "onlstm-tiny-test", "version": parser.version} for record in records)
+    assert all(record["model"] == {"name": "onlstm-tiny-test", "version": parser.version, "language": "en"}
+               for record in records)
+    assert {record["language"] for record in records} == {"en"}
     assert all(record["unk_share"] >= 0 and isinstance(record["warnings"], list) for record in records)
     expected = parser.parse_many(SENTENCES)
     for sentence, record, alone in zip(SENTENCES, records, expected):
@@ -300,3 +302,43 @@ def test_writing_a_file_says_where_and_how_many(tmp_path, tiny_checkpoint, capsy
     assert re.search(rf"onlstm parse: wrote 2 sentences \(ptb\) to {re.escape(str(output))} in \d+\.\d s", err)
     code, out, err = run(["--format", "ptb"], tiny_checkpoint, capsys, b"The cat sat.\n", monkeypatch)
     assert code == 0 and "wrote" not in err  # to stdout, the trees are the report
+
+
+def test_language_chooses_the_bundled_model_or_checks_the_checkpoint(tmp_path, capsys, monkeypatch):
+    from onlstm.models.languages import LANGUAGES, bundled_languages
+
+    from ..releases import make_release
+
+    monkeypatch.delenv("ONLSTM_CHECKPOINT", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO("¿Qué hora es? Son las tres.".encode())))
+    spanish = make_release(tmp_path, "es")
+    assert parse_command.main(["--language", "es", "--checkpoint", str(spanish)]) == 0
+    captured = capsys.readouterr()
+    records = [json.loads(line) for line in captured.out.splitlines()]
+    assert [record["language"] for record in records] == ["es", "es"] and records[0]["tokens"][0] == "¿"
+    assert "language es" in captured.err
+    # a checkpoint of another language: one line naming the flag and the release's language
+    assert parse_command.main(["--language", "nl", "--checkpoint", str(spanish)]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --language must be 'es'") and error.count("\n") == 1
+    # no bundled model of the language: the bundled ones are named, and --checkpoint as the way out
+    unbundled = next(code for code in LANGUAGES if code not in bundled_languages())
+    assert parse_command.main(["--language", unbundled]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith("error: --language must be a language with a bundled model, one of en")
+    assert "--checkpoint" in error
+    assert parse_command.main(["--language", "English"]) == 2
+    assert capsys.readouterr().err.startswith("error: --language must be a two-letter lowercase ISO 639-1 code")
+    # the checkpoint from the environment is named when it is the one refused
+    monkeypatch.setenv("ONLSTM_CHECKPOINT", str(spanish))
+    assert parse_command.main(["--language", "nl"]) == 2
+    assert f"$ONLSTM_CHECKPOINT is {spanish}" in capsys.readouterr().err
+
+
+def test_language_en_is_the_bundled_english_model(capsys, monkeypatch):
+    monkeypatch.delenv("ONLSTM_CHECKPOINT", raising=False)
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"The cat sat.")))
+    assert parse_command.main(["--language", "en", "--format", "ptb"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == Parser.load().parse("The cat sat.").to_dict()["tree"]
+    assert "language en" in captured.err

@@ -103,7 +103,7 @@ def test_a_pool_dispatches_on_the_language(releases):
                                                                          alone.spans)
         assert pool.resolve(language=language).language == language
     assert pool.parse(sentence).language == "en"
-    assert [result.language for result in pool.parse_text("A b c. D e f.", language="nl")] == ["nl", "nl"]
+    assert [result.language for result in pool.parse_text("De kat slaapt. De hond blaft.", language="nl")] == ["nl", "nl"]
 
 
 def releases_without_unmarked(releases):
@@ -175,3 +175,22 @@ def test_the_bundled_pool_serves_what_is_bundled():
     pool = ParserPool(lazy=True)
     assert pool.languages == bundled_languages() and "en" in pool.languages
     assert pool.parse(["the", "cat", "sat"]).language == "en"
+
+
+def test_text_is_split_and_tokenized_as_the_parser_language(releases):
+    from onlstm.models.text.sentences import split_text
+
+    text = "¿Qué hora es? Son las tres."
+    spanish = Parser.load(releases["es"])
+    results = spanish.parse_text(text)
+    assert [result.tokens for result in results] == [list(sentence.tokens) for sentence in split_text(text, language="es")]
+    assert results[0].tokens[0] == "¿" and [result.language for result in results] == ["es", "es"]
+    assert spanish.parse("¿Qué hora es?").tokens[:2] == ["¿", "Qué"]  # one sentence as a str: the same tokenizer
+
+
+def test_warnings_name_the_parser_language(tmp_path):
+    chinese = Parser.load(make_release(tmp_path, "zh"))
+    result = chinese.parse(["我们", "今天", "去", "北京"])
+    assert result.language == "zh"
+    assert not any("Latin alphabet" in warning for warning in result.warnings)  # Chinese is not written in it
+    assert any("is it Chinese?" in warning for warning in result.warnings)  # every word is unknown to the tiny model
