@@ -9,8 +9,10 @@
 English reads PTB .mrg files; ``--language zh|es|pt|nl`` reads that language's treebank
 (Sinica, CESS-ESP, Floresta, Alpino) with ``onlstm.training.treebanks.read_gold``.  The four
 baselines are printed for every language; Alpino's discontinuous constituents are not
-brackets, and how many were skipped is printed.  Only English has a bundled model: another
-language without ``--checkpoint`` gets the baselines, and a line saying so.
+brackets, and how many were skipped is printed.  The model scored is ``--checkpoint`` (a
+release of ``--language``: another language's is refused), else the bundled model of
+``--language`` (``models.languages.bundled_languages()``); a language with no bundled model
+and no ``--checkpoint`` gets the baselines, and a line saying so.
 
 The scoring is ``onlstm.training.evaluate`` (shared/EVALUATION.md); this module reads the
 options, loads the model, prints and returns the exit status (0 done, 2 bad input).
@@ -25,6 +27,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from ..models.languages import bundled_languages
 from ..models.trees.decoders import decode_spans
 from ..training.corpora import CorpusError, read_treebank
 from ..training.evaluate import (
@@ -45,15 +48,14 @@ from ..training.evaluate import (
 )
 from ..training.treebanks import TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
 
-BUNDLED_LANGUAGES = ("en",)  # the languages the bundled model (Parser.load(None)) was trained on
-
 
 def build_argparser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="onlstm eval",
         description="Unsupervised parsing F1 of an ON-LSTM checkpoint, beside the baselines (shared/EVALUATION.md).",
     )
-    parser.add_argument("--checkpoint", default=None, help="model checkpoint (default: the bundled model)")
+    parser.add_argument("--checkpoint", default=None,
+                        help="model checkpoint, a release of --language (default: the bundled model of --language)")
     parser.add_argument(
         "--data", default=None,
         help="the shared data folder or ptb-sample (default: $ONLSTM_DATA or ../shared/data); for another "
@@ -63,7 +65,8 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
     parser.add_argument(
         "--language", default="en", metavar="LANG",
-        help=f"the gold trees' language: {', '.join(TREEBANKS)} (default en; only en has a bundled model)",
+        help=f"the gold trees' language: {', '.join(TREEBANKS)} (default en; bundled models: "
+        f"{', '.join(bundled_languages())})",
     )
     parser.add_argument(
         "--treebank", default=None, metavar="PATH",
@@ -138,7 +141,7 @@ def report_header(output: dict, baselines_only: bool) -> list[str]:
     if "note" in output:
         lines.append(output["note"])
     elif not baselines_only:
-        lines.append(f"checkpoint: {output['checkpoint'] or 'bundled default'}")
+        lines.append(f"checkpoint: {output['checkpoint'] or 'the bundled ' + output['language'] + ' model'}")
     return lines
 
 
@@ -165,7 +168,7 @@ def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
 
 def no_model_note(language: str) -> str | None:
     """The line said when ``language`` has no bundled model; None when it has one."""
-    if language in BUNDLED_LANGUAGES:
+    if language in bundled_languages():
         return None
     return f"no model for {language} is bundled yet; baselines only (pass --checkpoint PATH to score a model)"
 
@@ -234,13 +237,17 @@ def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes:
                      output: dict) -> int:
     """Load ``--checkpoint`` (or the bundled model) and fill ``output`` with each mode's report; the exit status."""
     from ..models.checkpoint import CheckpointError
+    from ..models.languages import LanguageError
     from ..models.options import OptionError
     from ..models.parser import Parser  # lazy: the baselines need no model code
 
     try:
-        parser = Parser.load(args.checkpoint)
+        parser = Parser.load(args.checkpoint, language=args.language)
     except CheckpointError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 2
+    except LanguageError as error:  # --checkpoint is a release of another language than --language
+        print(f"error: {error.message_for('--language')}", file=sys.stderr)
         return 2
     output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
                          "right_branching_bias": parser.default_right_branching_bias}

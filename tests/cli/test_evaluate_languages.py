@@ -13,6 +13,7 @@ import pytest
 from onlstm.cli import main
 
 from ..helpers import REPO
+from ..releases import bundle, make_release
 
 RECORDED = REPO / "training" / "sweeps" / "results" / "baselines-multilingual.json"
 BASELINES = ["left-branching", "right-branching", "balanced", "random (3 seeds)"]
@@ -83,7 +84,8 @@ def test_spanish_baselines_are_the_recorded_figures(shared_data, capsys):
     assert report["model"] == [] and "note" not in output  # --baselines-only asked for no model
 
 
-def test_alpino_says_how_many_discontinuous_constituents_were_skipped(shared_data, capsys):
+def test_alpino_says_how_many_discontinuous_constituents_were_skipped(shared_data, capsys, tmp_path, monkeypatch):
+    bundle(tmp_path / "weights", monkeypatch, ("en",))  # whatever ships in models/weights today
     folder = multilingual(shared_data, "nl-alpino")
     assert main(["eval", "--language", "nl", "--treebank", str(folder)]) == 0
     captured = capsys.readouterr()
@@ -99,10 +101,11 @@ def test_alpino_says_how_many_discontinuous_constituents_were_skipped(shared_dat
     assert not any(line.startswith("layer") for line in lines) and "error" not in captured.err
 
 
-def test_a_checkpoint_on_a_hand_written_alpino_file(tiny_checkpoint, tmp_path, capsys):
+def test_a_checkpoint_on_a_hand_written_alpino_file(tmp_path, capsys):
     treebank = tmp_path / "alpino.dev.xml"
     treebank.write_text(ALPINO)
-    command = ["eval", "--language", "nl", "--treebank", str(treebank), "--checkpoint", str(tiny_checkpoint)]
+    dutch = make_release(tmp_path, "nl")
+    command = ["eval", "--language", "nl", "--treebank", str(treebank), "--checkpoint", str(dutch)]
     assert main([*command, "--mode", "both", "--json"]) == 0
     output = json.loads(capsys.readouterr().out)
     assert output["skipped_discontinuous"] == 1 and output["split"] is None and "note" not in output
@@ -120,9 +123,29 @@ def test_a_checkpoint_on_a_hand_written_alpino_file(tiny_checkpoint, tmp_path, c
     assert lines[:3] == [
         f"gold: nl, Alpino: {treebank}",
         "discontinuous constituents: 1 skipped (their words are not one run); the brackets scored are the continuous ones",
-        f"checkpoint: {tiny_checkpoint}",
+        f"checkpoint: {dutch}",
     ]
     assert any(line.startswith("layer 1 greedy *") for line in lines)
+
+
+def test_the_bundled_model_of_the_language_is_scored(tmp_path, capsys, monkeypatch):
+    treebank = tmp_path / "alpino.dev.xml"
+    treebank.write_text(ALPINO)
+    bundle(tmp_path / "weights", monkeypatch, ("en", "nl"))
+    assert main(["eval", "--language", "nl", "--treebank", str(treebank), "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert "note" not in output and output["checkpoint"] is None
+    assert {row["layer"] for row in output["reports"]["words"]["model"]} == {0, 1, 2, "mean"}  # the tiny nl model
+    assert main(["eval", "--language", "nl", "--treebank", str(treebank)]) == 0
+    assert "checkpoint: the bundled nl model" in capsys.readouterr().out.splitlines()
+
+
+def test_a_checkpoint_of_another_language_is_refused(tiny_checkpoint, tmp_path, capsys):
+    treebank = tmp_path / "alpino.dev.xml"
+    treebank.write_text(ALPINO)
+    assert main(["eval", "--language", "nl", "--treebank", str(treebank), "--checkpoint", str(tiny_checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: --language must be 'en', the language of ") and err.count("\n") == 1, err
 
 
 @pytest.mark.parametrize(
@@ -137,7 +160,8 @@ def test_a_checkpoint_on_a_hand_written_alpino_file(tiny_checkpoint, tmp_path, c
         (["--language", "zh", "--evalb", "{tmp}/evalb"], "error: --evalb writes a model's trees: no model for zh"),
     ],
 )
-def test_refusals_are_one_line_naming_the_flag(options, message, tmp_path, capsys):
+def test_refusals_are_one_line_naming_the_flag(options, message, tmp_path, capsys, monkeypatch):
+    bundle(tmp_path / "weights", monkeypatch, ("en",))  # zh has no bundled model here, whatever ships
     names = {"missing": str(tmp_path / "nope"), "tmp": str(tmp_path), "broken": str(tmp_path / "alpino.dev.xml")}
     (tmp_path / "alpino.dev.xml").write_text("<treebank><alpino_ds>")
     assert main(["eval", *(option.format(**names) for option in options)]) == 2
