@@ -15,6 +15,11 @@ The options are the config keys ``layer``, ``decoder``, ``punctuation`` and
 made into one ``ParseOptions`` when the component is created and checked then, with the
 library's ``OptionError``; ``ONLSTMComponent(options=ParseOptions(...))`` takes one directly.
 
+The model follows the pipeline's language: ``spacy.blank("es")`` gets the bundled Spanish
+model, and a language with no bundled model is a ``LanguageError`` (an ``OptionError``) at
+``add_pipe``, naming the bundled ones.  The config key ``language`` (an ISO 639-1 code)
+overrides ``nlp.lang``; with ``checkpoint``, the release must be of that language.
+
 The factory is registered through the ``spacy_factories`` entry point, so no import of
 this module is needed.  Each sentence is parsed with spaCy's own tokens (whitespace tokens
 are left out of the model and absorbed by the constituents around them); ``nlp.pipe``
@@ -30,7 +35,9 @@ token, or a bracket of two or more tokens, or the whole sentence):
 * ``Span._.parent``: the smallest constituent strictly containing it (None for a sentence);
 * ``Span._.distances``: the syntactic distance of each token of the span (None for a
   whitespace token);
-* ``Span._.perplexity``: the perplexity of the sentence the span is in.
+* ``Span._.perplexity``: the perplexity of the sentence the span is in;
+* ``Span._.parse_model``: ``{"name", "version", "language"}`` of the model that parsed the
+  span's sentence.
 
 ``parse_string``, ``constituents``, ``children`` and ``parent`` raise
 ``NonConstituentError`` for a span that is not a constituent.  The same attribute names
@@ -54,6 +61,7 @@ from .models.trees.decoders import escape_token
 
 if TYPE_CHECKING:  # the module stays light until the component is created (see above)
     from .models.options import ParseOptions
+    from .models.parser import Parser
 
 __all__ = ["NonConstituentError", "ONLSTMComponent", "make_onlstm_component"]
 
@@ -67,34 +75,35 @@ class NonConstituentError(ValueError):
 
 @Language.factory(
     "onlstm",
-    default_config={"checkpoint": None, "layer": None, "decoder": None, "punctuation": None,
+    default_config={"checkpoint": None, "language": None, "layer": None, "decoder": None, "punctuation": None,
                     "right_branching_bias": None, "batch_size": 64, "device": "cpu"},
     assigns=[f"doc._.{PARSES}"],
     requires=["token.is_sent_start"],
 )
-def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, layer: int | None,
-                          decoder: str | None, punctuation: str | None, right_branching_bias: float | None,
-                          batch_size: int, device: str) -> ONLSTMComponent:
-    """The ``onlstm`` factory.  Config: ``checkpoint`` (a release file; null: the bundled model),
-    ``layer``, ``decoder``, ``punctuation``, ``right_branching_bias`` (null: the model's defaults),
-    ``batch_size`` (sentences per model call), ``device`` (torch device)."""
-    return ONLSTMComponent(name, checkpoint=checkpoint, layer=layer, decoder=decoder, punctuation=punctuation,
-                           right_branching_bias=right_branching_bias, batch_size=batch_size, device=device)
+def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, language: str | None,
+                          layer: int | None, decoder: str | None, punctuation: str | None,
+                          right_branching_bias: float | None, batch_size: int, device: str) -> ONLSTMComponent:
+    """The ``onlstm`` factory.  Config: ``checkpoint`` (a release file; null: the bundled model of the
+    language), ``language`` (ISO 639-1; null: the pipeline's ``nlp.lang``), ``layer``, ``decoder``,
+    ``punctuation``, ``right_branching_bias`` (null: the model's defaults), ``batch_size`` (sentences
+    per model call), ``device`` (torch device)."""
+    return ONLSTMComponent(name, checkpoint=checkpoint, language=language, pipeline_language=nlp.lang, layer=layer,
+                           decoder=decoder, punctuation=punctuation, right_branching_bias=right_branching_bias,
+                           batch_size=batch_size, device=device)
 
 
 class ONLSTMComponent:
     """Parses every sentence of a Doc and stores its tree for the ``Span._`` attributes."""
 
     def __init__(self, name: str = "onlstm", *, checkpoint: str | None = None, options: ParseOptions | None = None,
-                 batch_size: int = 64, device: str = "cpu", **values: Any):
+                 batch_size: int = 64, device: str = "cpu", pipeline_language: str | None = None, **values: Any):
         from .models.options import ParseOptions
-        from .models.parser import Parser
 
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.name = name
         self.options = ParseOptions.of(options, **values)  # a bad option fails here, at add_pipe
-        self.parser = Parser.load(checkpoint, device=device)
+        self.parser = _load(checkpoint, device, self.options.language, pipeline_language)
         self.parser.resolve(self.options)  # and one this model cannot take (a layer it lacks)
         self.batch_size = batch_size
         install_extensions()
@@ -129,6 +138,22 @@ class ONLSTMComponent:
         return docs
 
 
+def _load(checkpoint: str | None, device: str, language: str | None, pipeline_language: str | None) -> Parser:
+    """The parser of the configured ``language``, else of the pipeline's; a refusal of the pipeline's
+    language says where it came from and how to choose another."""
+    from .models.languages import LanguageError
+    from .models.parser import Parser
+
+    try:
+        return Parser.load(checkpoint, device=device, language=language or pipeline_language)
+    except LanguageError as error:
+        if language is not None or pipeline_language is None:
+            raise
+        raise LanguageError(error.code, error.language, error.available,
+                            f"{error.requirement} (it is the pipeline's nlp.lang; to choose the model's language "
+                            "yourself, add the component with config={'language': ...})") from None
+
+
 def _record(sentence: Span, kept: list[int], result: Any) -> dict[str, Any]:
     """One sentence's parse as plain data, in Doc token indices (what the getters read)."""
     n = len(kept)
@@ -149,6 +174,7 @@ def _record(sentence: Span, kept: list[int], result: Any) -> dict[str, Any]:
         "distances": [float(distance) for distance in result.distances],
         "perplexity": float(result.perplexity),
         "layer": int(result.layer),
+        "model": dict(result.model),  # its language included
     }
 
 
@@ -259,10 +285,15 @@ def get_perplexity(span: Span) -> float:
     return _sentence_record(span)["perplexity"]
 
 
+def get_parse_model(span: Span) -> dict[str, str]:
+    return dict(_sentence_record(span).get("model") or {})  # Docs saved before there was one: {}
+
+
 def install_extensions() -> None:
     """Register the ``Doc._`` and ``Span._`` attributes (idempotent)."""
     Doc.set_extension(PARSES, default=None, force=True)
     getters = {"parse_string": get_parse_string, "constituents": get_constituents, "children": get_children,
-               "parent": get_parent, "distances": get_distances, "perplexity": get_perplexity}
+               "parent": get_parent, "distances": get_distances, "perplexity": get_perplexity,
+               "parse_model": get_parse_model}
     for name, getter in getters.items():
         Span.set_extension(name, getter=getter, force=True)

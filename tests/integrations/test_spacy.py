@@ -243,3 +243,58 @@ def test_a_sentence_of_1400_tokens(tiny_checkpoint, parser, bias):
     assert deepest._.parent is not None and len(list(deepest._.children)) == 2
     assert deepest._.parse_string.count("(") == 1
     assert len(list(sentence._.children)) == 2
+
+
+def test_the_model_follows_the_pipeline_language(tmp_path, monkeypatch):
+    from ..releases import bundle
+
+    bundle(tmp_path / "weights", monkeypatch, ("en", "es"))
+    nlp = spacy.blank("es")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("onlstm")
+    sentence = next(nlp("¿Dónde está el gato? El gato duerme.").sents)
+    assert sentence._.parse_model == {"name": "onlstm-tiny-es", "version": nlp.get_pipe("onlstm").parser.version,
+                                      "language": "es"}
+    assert sentence._.parse_string.startswith("(S ")
+    english = spacy.blank("en")
+    english.add_pipe("sentencizer")
+    english.add_pipe("onlstm")
+    assert english.get_pipe("onlstm").parser.language == "en"
+    assert next(english("The cat sat.").sents)._.parse_model["language"] == "en"
+    # the config's language overrides the pipeline's
+    overridden = spacy.blank("en")
+    overridden.add_pipe("onlstm", config={"language": "es"})
+    assert overridden.get_pipe("onlstm").parser.language == "es"
+
+
+def test_a_pipeline_language_without_a_model_fails_at_add_pipe(tmp_path, monkeypatch):
+    from onlstm.models.languages import LanguageError
+
+    from ..releases import bundle
+
+    bundle(tmp_path / "weights", monkeypatch, ("en",))
+    for language, code in (("nl", "language_unavailable"), ("de", "unknown_language")):
+        nlp = spacy.blank(language)
+        with pytest.raises(LanguageError) as raised:
+            nlp.add_pipe("onlstm")
+        assert (raised.value.code, raised.value.available) == (code, ("en",))
+        assert "nlp.lang" in str(raised.value) and "config={'language'" in str(raised.value)
+    with pytest.raises(LanguageError) as raised:  # an explicit language is refused as given
+        spacy.blank("en").add_pipe("onlstm", config={"language": "nl"})
+    assert raised.value.code == "language_unavailable" and "nlp.lang" not in str(raised.value)
+    with pytest.raises(OptionError) as raised:
+        spacy.blank("en").add_pipe("onlstm", config={"language": "Dutch"})
+    assert raised.value.code == "invalid_language"
+
+
+def test_a_checkpoint_must_be_of_the_pipeline_language(tiny_checkpoint, tmp_path):
+    from onlstm.models.languages import LanguageError
+
+    from ..releases import make_release
+
+    nlp = spacy.blank("es")
+    nlp.add_pipe("onlstm", config={"checkpoint": str(make_release(tmp_path, "es"))})
+    assert nlp.get_pipe("onlstm").parser.language == "es"
+    with pytest.raises(LanguageError) as raised:
+        spacy.blank("es").add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
+    assert raised.value.code == "language_mismatch" and raised.value.available == ("en",)
