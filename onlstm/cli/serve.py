@@ -25,7 +25,11 @@ def build_argument_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--host", help="interface to listen on (ONLSTM_HOST, default 127.0.0.1; 0.0.0.0 for all)")
     parser.add_argument("--port", type=int, help="port (ONLSTM_PORT, default 8000)")
-    parser.add_argument("--checkpoint", help="release checkpoint to serve (ONLSTM_CHECKPOINT, default: the bundled model)")
+    parser.add_argument("--languages", metavar="CODES",
+                        help="languages to serve, comma-separated ISO 639-1 codes, each CODE or CODE=PATH to a release "
+                        "(ONLSTM_LANGUAGES, default: every bundled language)")
+    parser.add_argument("--checkpoint", help="one release to serve on its own, in the language it records "
+                        "(ONLSTM_CHECKPOINT, default: the bundled models)")
     parser.add_argument("--threads", type=int, help="torch intra-op threads (ONLSTM_THREADS)")
     parser.add_argument("--log-level", help="critical, error, warning, info or debug (ONLSTM_LOG_LEVEL, default info)")
     parser.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",

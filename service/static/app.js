@@ -1,4 +1,5 @@
-// The page: sends the text to POST /parse and draws each sentence's tree (from its PTB string)
+// The page: sends the text to POST /parse, in the language chosen among those GET /model lists,
+// and draws each sentence's tree (from its PTB string)
 // with the per-token syntactic distances as a bar chart under the words.  Trees are SVGs with a
 // viewBox, scaled to fit their box (zoom buttons and + / - / 0 keys magnify them, scrolling
 // sideways, with the root brought back into view).
@@ -6,7 +7,17 @@
 
 const SVG_NS = "http://www.w3.org/2000/svg";
 const FONT_SIZE = 15;
-const FONT = `${FONT_SIZE}px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif`;
+// style.css's --font: Latin faces first, then CJK ones, so that Chinese words are measured as drawn
+const FONT = `${FONT_SIZE}px system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", "Noto Sans CJK SC", `
+  + `"Source Han Sans SC", "PingFang SC", "Microsoft YaHei", sans-serif`;
+// what the text box holds when a language is chosen, unless the user has typed something of their own
+const SAMPLES = {
+  en: "The cat sat on the mat. A dog chased the cat into the garden.",
+  zh: "北京是中国的首都。",
+  es: "El gato duerme en la casa. Un perro persigue al gato.",
+  pt: "O gato dorme na casa. Um cão persegue o gato.",
+  nl: "De kat slaapt in het huis. Een hond jaagt op de kat.",
+};
 const PUNCTUATION = /^[\p{P}\p{S}]+$/u;
 const PTB_UNESCAPES = { "-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}" };
 const ZOOM_STEP = 1.25;
@@ -19,6 +30,8 @@ const AXIS_ROOM = 34;
 const elements = {
   form: document.getElementById("parse-form"),
   text: document.getElementById("text"),
+  language: document.getElementById("language"),
+  terms: document.getElementById("language-terms"),
   layer: document.getElementById("layer"),
   layerHint: document.getElementById("layer-hint"),
   decoder: document.getElementById("decoder"),
@@ -36,6 +49,7 @@ const state = {
   layers: [], // [{index, devF1 (number|null), isDefault}] from GET /model
   results: [], // the results on screen, for the downloads
   defaultDecoder: null,
+  languages: [], // [{language, language_name, model, terms, default}] from GET /model
   model: "loading", // "loading" | "ready" | "failed" | "unreachable", from GET /ready
 };
 
@@ -122,8 +136,9 @@ function fillLayerChoices(card) {
     elements.layer.appendChild(option);
   }
   const scored = state.layers.some((layer) => layer.devF1 !== null);
+  const treebank = (card.language ?? "en") === "en" ? "the Penn Treebank" : `the ${card.language_name} treebank's`;
   elements.layerHint.textContent = scored
-    ? "dev F1: unlabelled sentence F1 on the Penn Treebank development set, higher is better; "
+    ? `dev F1: unlabelled sentence F1 on ${treebank} development set, higher is better; `
       + "the default is the model's best layer."
     : "The model card gives no per-layer F1; the default is the layer the model was released with.";
 }
@@ -183,19 +198,67 @@ async function showModel() {
   }
   const card = await (await fetch("/model")).json();
   setModelState("ready", "");
+  fillLanguageChoices(card);
+  showCard(card);
+}
+
+function showCard(card) {
+  // the chosen language's model: its facts, layers, decoder, prior and the terms of its training data
   const facts = [`<strong>${escapeHtml(card.name)}</strong> (version ${escapeHtml(card.version)})`];
+  if (card.language_name) facts.push(escapeHtml(card.language_name));
   if (Number.isInteger(card.n_layers)) facts.push(plural(card.n_layers, "layer"));
   if (Number.isInteger(card.vocabulary_size)) facts.push(`${plural(card.vocabulary_size, "word")} in the vocabulary`);
   if (typeof card.dev_perplexity === "number") facts.push(`dev perplexity ${card.dev_perplexity.toFixed(1)}`);
   if (typeof card.dev_f1 === "number") facts.push(`dev F1 ${card.dev_f1.toFixed(1)}`);
   elements.modelInfo.innerHTML = facts.join(" · ");
+  elements.terms.hidden = !card.terms;
+  elements.terms.textContent = card.terms ? `${card.language_name || card.language} model: ${card.terms}.` : "";
   fillLayerChoices(card);
   fillDecoderChoices(card);
   fillPrior(card);
 }
 
+function languageLabel(entry) {
+  // a model with terms beyond its card (the Chinese one: non-commercial) says so where it is chosen
+  const restricted = /non-commercial/i.test(entry.terms || "") ? " (non-commercial)" : "";
+  return `${entry.language_name} (${entry.language})${restricted}`;
+}
+
+function fillLanguageChoices(card) {
+  // services from before languages give no list: the selector keeps "model default" and sends nothing
+  state.languages = Array.isArray(card.languages) ? card.languages : [];
+  if (!state.languages.length) return;
+  elements.language.replaceChildren();
+  for (const entry of state.languages) {
+    const option = document.createElement("option");
+    option.value = entry.language;
+    option.textContent = languageLabel(entry);
+    option.title = entry.terms || "";
+    option.selected = entry.language === card.language;
+    elements.language.appendChild(option);
+  }
+  elements.language.dataset.previous = elements.language.value;
+}
+
+async function chooseLanguage() {
+  const language = elements.language.value;
+  const previous = elements.language.dataset.previous;
+  elements.language.dataset.previous = language;
+  // the sample of the language left behind is replaced by the new one's; the user's own text stays
+  if (elements.text.value.trim() === (SAMPLES[previous] || "") && SAMPLES[language]) elements.text.value = SAMPLES[language];
+  showError(null);
+  try {
+    const response = await fetch(`/model?language=${encodeURIComponent(language)}`);
+    if (!response.ok) throw new RequestFailed(await apiError(response));
+    showCard(await response.json());
+  } catch (error) {
+    showError(error instanceof RequestFailed ? error.message : `The model card could not be read: ${error.message}`);
+  }
+}
+
 function buildRequest(text) {
   const request = { text };
+  if (elements.language.value !== "") request.language = elements.language.value;
   if (elements.layer.value !== "") request.layer = Number(elements.layer.value);
   // the decoder is sent only when it is not the model's own (unknown until /model answers)
   if (elements.decoder.value !== state.defaultDecoder) request.decoder = elements.decoder.value;
@@ -743,6 +806,7 @@ function treeView(tokens, ptb, distances, label) {
 // --- wiring ---------------------------------------------------------------------------
 
 elements.form.addEventListener("submit", parseText);
+elements.language.addEventListener("change", chooseLanguage);
 // An error is about the text that was sent: it goes as soon as the form is edited, and when the
 // browser's own check (an empty box) stops a submit, which the page never sees as a submit.
 elements.form.addEventListener("input", () => showError(null));

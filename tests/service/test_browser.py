@@ -498,3 +498,78 @@ def test_distance_bars_start_at_zero_on_an_axis_with_ticks(browser, page_server,
     assert all(rect(browser, label)["right"] <= first_word["left"] + 4
                for label in figure.find_elements(by().CSS_SELECTOR, ".tick-label"))
     snapshot(browser, card, shots / "distance-axis.png")
+
+
+# --- languages: the selector, and Chinese drawn in real glyphs ------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def languages_server(page_checkpoint, tmp_path_factory):
+    """The page's model as English and, with its card's language changed, as Chinese."""
+    from onlstm.models.checkpoint import load_release
+
+    folder = tmp_path_factory.mktemp("languages-server")
+    release = load_release(page_checkpoint)
+    chinese = folder / "tiny-page-zh.safetensors"
+    save_release(chinese, release.model, release.vocab,
+                 {**release.metadata, "name": "onlstm-tiny-page-zh", "language": "zh"}, dtype=torch.float32)
+    port = free_port()
+    command = [sys.executable, "-m", "onlstm", "serve", "--port", str(port),
+               "--languages", f"en={page_checkpoint},zh={chinese}"]
+    with running_server(command, port, folder / "server.log") as base:
+        yield base
+
+
+# Each glyph drawn alone on a canvas in the leaves' own font: real glyphs are inked and differ from each other
+# and from U+E000 (a private-use code point no font draws: the missing-glyph box, "tofu", or nothing); the
+# boxes drawn for characters without a font would all be alike.
+GLYPHS_SCRIPT = """
+const leaf = arguments[0];
+const style = getComputedStyle(leaf);
+const font = `${style.fontSize} ${style.fontFamily}`;
+function ink(text) {
+  const canvas = document.createElement("canvas");
+  canvas.width = 64; canvas.height = 48;
+  const context = canvas.getContext("2d");
+  context.font = font; context.textBaseline = "top"; context.fillStyle = "#000";
+  context.fillText(text, 8, 8);
+  const data = context.getImageData(0, 0, canvas.width, canvas.height).data;
+  const cells = [];
+  for (let index = 3; index < data.length; index += 4) cells.push(data[index] > 100 ? 1 : 0);
+  return cells;
+}
+const shapes = ["北", "京", "\\uE000"].map(ink);
+const inked = shapes.map((cells) => cells.reduce((sum, cell) => sum + cell, 0));
+const differ = (one, other) => one.some((cell, index) => cell !== other[index]);
+return {font, fontSize: parseFloat(style.fontSize), inked, distinct: differ(shapes[0], shapes[1]),
+        notTofu: differ(shapes[0], shapes[2]) && differ(shapes[1], shapes[2]),
+        widths: [...document.querySelectorAll("#results .main-tree text.leaf")].map((text) => text.getBBox().width)};
+"""
+
+
+def test_the_language_selector_parses_chinese_and_draws_it_in_real_glyphs(browser, languages_server, shots):
+    open_page(browser, languages_server)
+    select = browser.find_element(by().ID, "language")
+    wait(browser, lambda driver: len(select.find_elements(by().CSS_SELECTOR, "option")) == 2)
+    labels = {option.get_attribute("value"): option.text for option in select.find_elements(by().TAG_NAME, "option")}
+    assert labels == {"en": "English (en)", "zh": "Chinese (zh) (non-commercial)"}
+    assert select.get_attribute("value") == "en" and not browser.find_element(by().ID, "language-terms").is_displayed()
+    from selenium.webdriver.support.ui import Select
+
+    Select(select).select_by_value("zh")
+    info = browser.find_element(by().ID, "model-info")
+    wait(browser, lambda driver: "onlstm-tiny-page-zh" in info.text)
+    terms = browser.find_element(by().ID, "language-terms")
+    assert terms.is_displayed() and "non-commercial" in terms.text and "CC BY-NC-SA" in terms.text
+    # the English sample gave way to the Chinese one, which is parsed as Chinese
+    assert browser.find_element(by().ID, "text").get_attribute("value") == "北京是中国的首都。"
+    browser.find_element(by().ID, "parse-button").click()
+    wait(browser, lambda driver: len(driver.find_elements(by().CSS_SELECTOR, "#results .main-tree svg.parse-tree")) == 1)
+    (card,) = browser.find_elements(by().CSS_SELECTOR, "#results article.sentence")
+    assert leaves(card) == ["北京", "是", "中国", "的", "首都", "。"]
+    glyphs = browser.execute_script(GLYPHS_SCRIPT, card.find_element(by().CSS_SELECTOR, ".main-tree text.leaf"))
+    assert min(glyphs["inked"][:2]) > 20 and glyphs["distinct"] and glyphs["notTofu"], glyphs
+    # CJK characters are one em wide each: 北京 two of them, every word drawn with a width
+    assert glyphs["widths"][0] == pytest.approx(2 * glyphs["fontSize"], rel=0.15), glyphs
+    assert all(width > 0 for width in glyphs["widths"]), glyphs
+    snapshot(browser, card, shots / "chinese-tree.png")
