@@ -17,6 +17,13 @@ rows flow through the actors as they are read, and results come out before the i
 Rows may come out in another order than they went in; keep an id column and use
 ``iter_in_order`` (streaming, holds only the rows that arrived early) or ``sort``.
 
+Languages: ``ParseOptions.language`` (or ``language="es"``) parses every row with that
+language's bundled model; ``language_column="lang"`` takes each row's language from a column
+instead (each actor holds a ``models.pool.ParserPool`` and loads a language on its first row).
+A language with no bundled model is refused before any actor starts when it is the option's,
+and fails the run with ``LanguageError`` when a row names it.  Each row records ``language``
+and ``model`` (the model's name and version).
+
 ``chunk_runner`` runs file parsing (``onlstm.models.predict.predict``, ``onlstm parse --ray
 [ADDRESS]``) on the same actors: the input is read and split here, sent in chunks of
 sentences, and the formatted chunks are written in input order:
@@ -42,6 +49,7 @@ try:
 except ImportError as error:  # an optional extra
     raise ImportError("onlstm.ray needs Ray: pip install 'onlstm-parser[ray]'") from error
 
+from .models.languages import bundled_checkpoint
 from .models.options import ParseOptions
 from .models.predict import ChunkJob, ChunkRunner, InputSentence, format_chunk
 
@@ -93,44 +101,72 @@ def _cluster_plan(use_gpus: bool | None, actors: int | None, threads: int) -> tu
 
 
 class _ParserActor:
-    """Holds one model for the actor's lifetime (Ray Data builds one per actor)."""
+    """Holds its models for the actor's lifetime (Ray Data builds one per actor)."""
 
-    def __init__(self, checkpoint: str | None, device: str, threads: int):
+    def __init__(self, checkpoint: str | None, device: str, threads: int, language: str | None = None):
         import torch
 
         from .models.parser import Parser
 
         torch.set_num_threads(threads)
-        self.parser = Parser.load(checkpoint, device=device)
+        self.parser = Parser.load(checkpoint, device=device, language=language)
 
 
-class _SentenceParser(_ParserActor):
+class _SentenceParser:
     """``map_batches`` function of ``parse_dataset``: one sentence per row, result columns added."""
 
     def __init__(self, checkpoint: str | None, device: str, threads: int, column: str, tokenized: bool,
-                 options: ParseOptions, model_batch_size: int):
-        super().__init__(checkpoint, device, threads)
+                 options: ParseOptions, model_batch_size: int, language_column: str | None = None,
+                 checkpoints: dict[str, str] | None = None):
+        import torch
+
+        from .models.parser import Parser
+        from .models.pool import ParserPool
+
+        torch.set_num_threads(threads)
+        # one release: its language only; the bundled models: any, each loaded on its first row
+        self.pool = ParserPool.of(Parser.load(checkpoint, device=device, language=options.language)) \
+            if checkpoint is not None else ParserPool(device=device, lazy=True, checkpoints=checkpoints)
         self.column, self.tokenized, self.options = column, tokenized, options
-        self.model_batch_size = model_batch_size
+        self.model_batch_size, self.language_column = model_batch_size, language_column
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:
+        values = list(batch[self.column])
+        languages = [str(value) for value in batch[self.language_column]] if self.language_column else \
+            [self.options.language or self.pool.default_language] * len(values)
+        results: list[Any] = [None] * len(values)
+        for language in dict.fromkeys(languages):  # one parse_many per language in the batch
+            rows = [row for row, row_language in enumerate(languages) if row_language == language]
+            parsed = self.pool.parse_many([self._sentence(values[row], language) for row in rows],
+                                          self.options.replace(language=language), batch_size=self.model_batch_size)
+            for row, result in zip(rows, parsed):
+                results[row] = result
+        return _with_result_columns(batch, results)
+
+    def _sentence(self, value: Any, language: str) -> Any:
         from .models.text.sentences import Sentence
 
         if self.tokenized:
-            sentences = [Sentence.from_tokens(str(token) for token in value) for value in batch[self.column]]
-        else:
-            sentences = [Sentence.from_text(str(value)) for value in batch[self.column]]
-        results = self.parser.parse_many(sentences, self.options, batch_size=self.model_batch_size)
-        records = [result.to_dict() for result in results]
-        output = {name: list(values) for name, values in batch.items()}
-        for name in records[0] if records else ():
-            if name != "nested":  # arbitrarily deep lists have no columnar type; `tree` has the same tree
-                output[name] = [record.get(name) for record in records]
-        return output
+            return Sentence.from_tokens(str(token) for token in value)
+        return Sentence.from_text(str(value), language=language)
+
+
+def _with_result_columns(batch: dict[str, Any], results: list[Any]) -> dict[str, list]:
+    """The batch's columns, and the API's result fields (its language included) and the model's name and version."""
+    records = [result.to_dict() for result in results]
+    output = {name: list(values) for name, values in batch.items()}
+    for name in records[0] if records else ():
+        if name != "nested":  # arbitrarily deep lists have no columnar type; `tree` has the same tree
+            output[name] = [record.get(name) for record in records]
+    if results:
+        output["model"] = [result.model.get("name") for result in results]
+        output["model_version"] = [result.model.get("version") for result in results]
+    return output
 
 
 def parse_dataset(ds: ray.data.Dataset, options: ParseOptions | None = None, *, column: str = "text",
-                  tokenized: bool = False, checkpoint: str | None = None, rows_per_batch: int = 256,
+                  tokenized: bool = False, language_column: str | None = None, checkpoint: str | None = None,
+                  checkpoints: dict[str, str] | None = None, rows_per_batch: int = 256,
                   model_batch_size: int = 64, actors: int | None = None, threads: int = 1,
                   use_gpus: bool | None = None, max_restarts: int = 0, **values: Any) -> ray.data.Dataset:
     """Parse a Ray Dataset whose ``column`` holds one sentence per row (lazy, streaming).
@@ -139,9 +175,14 @@ def parse_dataset(ds: ray.data.Dataset, options: ParseOptions | None = None, *, 
         options: the parse options (``ParseOptions``; ``None``: the model's defaults), with
             keyword ``values`` (``layer=1``, ``decoder="split"``, ``all_layers=True``, ...) over them,
             as ``Parser.parse`` and the HTTP API take them; checked here, before any actor starts.
-        column: a raw sentence (``str``, tokenized in the actor) or, with ``tokenized=True``,
-            a list of tokens.
-        checkpoint: release checkpoint, present at this path on every node (default: bundled model).
+        column: a raw sentence (``str``, tokenized in the actor as its language is) or, with
+            ``tokenized=True``, a list of tokens.
+        language_column: a column of ISO 639-1 codes, each row's language (default: every row is
+            ``options.language``, else en, or the checkpoint's language).
+        checkpoint: release checkpoint, present at this path on every node (default: the bundled model
+            of each row's language); it must be a release of ``options.language`` when that is given.
+        checkpoints: instead of ``checkpoint``, a release per language (``{"es": path}``), present on
+            every node, used instead of the bundled model of that language (and for languages with none).
         rows_per_batch: rows handed to an actor at a time; model_batch_size: sentences per model call.
         actors: size of the actor pool (default: one per GPU, else cluster CPUs / ``threads``).
         threads: torch threads (and Ray CPUs) per CPU actor.
@@ -151,12 +192,18 @@ def parse_dataset(ds: ray.data.Dataset, options: ParseOptions | None = None, *, 
 
     Returns the dataset with the API's result fields as columns, the input columns kept:
     ``tokens``, ``tree`` (PTB string), ``spans``, ``distances``, ``perplexity``, ``layer``,
-    ``unk_share``, ``warnings``, ``offsets`` (character spans in the sentence, raw sentences
-    only) and, with ``all_layers``, ``layer_distances`` and ``layer_trees``.
+    ``unk_share``, ``warnings``, ``language``, ``model`` and ``model_version``, ``offsets`` (character
+    spans in the sentence, raw sentences only) and, with ``all_layers``, ``layer_distances`` and
+    ``layer_trees``.
     """
     options = ParseOptions.of(options, **values)
-    if column not in ds.columns():
-        raise ValueError(f"the dataset has no column {column!r} (columns: {ds.columns()}); pass column=")
+    if checkpoint is not None and checkpoints:
+        raise ValueError("give checkpoint= (one release) or checkpoints= (one per language), not both")
+    if options.language is not None and checkpoint is None and options.language not in (checkpoints or {}):
+        bundled_checkpoint(options.language)  # LanguageError naming the bundled ones, before any actor starts
+    for name in (column, language_column):
+        if name is not None and name not in ds.columns():
+            raise ValueError(f"the dataset has no column {name!r} (columns: {ds.columns()})")
     if rows_per_batch < 1 or model_batch_size < 1 or threads < 1:
         raise ValueError("rows_per_batch, model_batch_size and threads must be at least 1")
     pool, cpus, gpus, device = _cluster_plan(use_gpus, actors, threads)
@@ -165,7 +212,8 @@ def parse_dataset(ds: ray.data.Dataset, options: ParseOptions | None = None, *, 
         ds, max_restarts,
         fn=_SentenceParser,
         fn_constructor_kwargs={"checkpoint": checkpoint, "device": device, "threads": threads, "column": column,
-                               "tokenized": tokenized, "options": options, "model_batch_size": model_batch_size},
+                               "tokenized": tokenized, "options": options, "model_batch_size": model_batch_size,
+                               "language_column": language_column, "checkpoints": checkpoints},
         batch_size=rows_per_batch,
         batch_format="numpy",
         compute=ray.data.ActorPoolStrategy(size=pool),
@@ -217,7 +265,7 @@ class _ChunkFormatter(_ParserActor):
     """``map_batches`` function of file parsing: a row is a chunk of sentences, the output its text."""
 
     def __init__(self, job: ChunkJob, threads: int, device: str):
-        super().__init__(job.checkpoint, device, threads)
+        super().__init__(job.checkpoint, device, threads, job.options.language)
         self.job = job
 
     def __call__(self, batch: dict[str, Any]) -> dict[str, list]:

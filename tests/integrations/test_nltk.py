@@ -119,3 +119,44 @@ def test_service_mode(tiny_checkpoint, parser, tmp_path):
                 assert to_ptb_string(tree) == to_ptb_string(parser.parse(tokens, right_branching_bias=bias).tree)
         finally:
             nltk_parser.close()
+
+
+def test_the_language_chooses_the_model_and_the_tokenizer(tmp_path, monkeypatch):
+    from onlstm.models.text.sentences import tokenize
+
+    from ..releases import bundle
+
+    bundle(tmp_path / "weights", monkeypatch, ("en", "es"))
+    spanish = ONLSTMParser(language="es")
+    assert spanish.language == "es" and spanish.parser.language == "es" and spanish.pool.loaded == ("es",)
+    tree = next(spanish.raw_parse("¿Dónde está el gato?"))
+    assert tree.leaves() == tokenize("¿Dónde está el gato?", language="es") and tree.leaves()[0] == "¿"
+    result = spanish.parse_results([["el", "gato"]])[0]
+    assert (result.language, result.model["name"]) == ("es", "onlstm-tiny-es")
+    # a parser of the bundled languages: English by default, another on its first call
+    both = ONLSTMParser()
+    assert both.language == "en" and both.pool.loaded == ("en",)
+    assert both.parse_results([["el", "gato"]], language="es")[0].language == "es"
+    assert both.pool.loaded == ("en", "es")
+    assert next(both.raw_parse("¿Dónde está?", language="es")).leaves()[0] == "¿"
+
+
+def test_a_language_without_a_model_is_refused_when_named(tmp_path, monkeypatch, tiny_checkpoint):
+    from onlstm.models.languages import LanguageError
+
+    from ..releases import bundle
+
+    bundle(tmp_path / "weights", monkeypatch, ("en",))
+    with pytest.raises(LanguageError) as raised:
+        ONLSTMParser(language="nl")
+    assert (raised.value.code, raised.value.available) == ("language_unavailable", ("en",))
+    english = ONLSTMParser(tiny_checkpoint)
+    with pytest.raises(LanguageError) as raised:  # before any sentence is read
+        english.parse_sents([["de", "kat"]], language="nl")
+    assert raised.value.code == "language_unavailable"
+    with pytest.raises(LanguageError) as raised:
+        ONLSTMParser(tiny_checkpoint, language="es")
+    assert raised.value.code == "language_mismatch"
+    with pytest.raises(OptionError) as raised:
+        ONLSTMParser(tiny_checkpoint, language="Spanish")
+    assert raised.value.code == "invalid_language"

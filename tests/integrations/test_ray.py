@@ -138,3 +138,33 @@ def test_parse_dataset_checks_the_options_before_starting_anything():
     with pytest.raises(OptionError) as caught:
         parse_dataset(NotADataset(), ParseOptions(layer=1), decoder="beam")
     assert caught.value.option == "decoder"
+
+
+@pytest.mark.slow
+def test_each_row_is_parsed_in_its_language(local_ray, tiny_checkpoint, tmp_path):
+    import ray.data
+
+    from onlstm.models.languages import LanguageError
+    from onlstm.ray import parse_dataset
+
+    from ..releases import make_release
+
+    spanish = make_release(tmp_path, "es", seed=1)
+    texts = [("en", "The cat sat on the mat."), ("es", "¿Dónde está el gato?"), ("en", "A dog ran."),
+             ("es", "El gato duerme.")]
+    dataset = ray.data.from_items([{"id": index, "lang": language, "text": text}
+                                   for index, (language, text) in enumerate(texts)])
+    parsed = parse_dataset(dataset, language_column="lang", actors=1,
+                           checkpoints={"en": str(tiny_checkpoint), "es": str(spanish)})
+    rows = list(iter_in_order(parsed))
+    expected = {"en": Parser.load(tiny_checkpoint), "es": Parser.load(spanish)}
+    for row, (language, text) in zip(rows, texts):
+        result = expected[language].parse(text)
+        assert (row["language"], row["model"]) == (language, expected[language].name)
+        assert list(row["tokens"]) == result.tokens and row["tree"] == to_ptb_string(result.tree)
+    assert list(rows[1]["tokens"])[0] == "¿"  # tokenized as Spanish in the actor
+    every_row_spanish = parse_dataset(dataset.drop_columns(["lang"]), language="es", checkpoint=str(spanish))
+    assert {row["language"] for row in every_row_spanish.iter_rows()} == {"es"}
+    with pytest.raises(LanguageError) as refused:  # no model of it: refused before any actor starts
+        parse_dataset(dataset, language="xx")
+    assert refused.value.code == "unknown_language"
