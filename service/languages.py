@@ -16,7 +16,7 @@ from pathlib import Path
 from ..models.languages import DEFAULT_LANGUAGE, LANGUAGES, WEIGHTS, bundled_languages
 from ..models.parser import Parser
 from .errors import APIError, unavailable_language
-from .schemas import ModelName
+from .schemas import LanguageStatus, ModelName
 from .settings import Settings
 
 
@@ -72,10 +72,14 @@ class ServedModels:
             self.configured.append(served.language)
         self.loaded[served.language] = served
 
-    def statuses(self) -> dict[str, str]:
+    def statuses(self) -> dict[str, LanguageStatus]:
         """Each configured language's state: ready, loading or failed."""
-        return {language: "ready" if language in self.loaded else "failed" if language in self.failures
-                else "loading" for language in self.configured}
+        return {language: self.status(language) for language in self.configured}
+
+    def status(self, language: str) -> LanguageStatus:
+        if language in self.loaded:
+            return "ready"
+        return "failed" if language in self.failures else "loading"
 
     def failure_message(self) -> str | None:
         if not self.failures:

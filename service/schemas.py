@@ -207,11 +207,15 @@ class Health(BaseModel):
     status: str
 
 
+ReadinessStatus = Literal["ready", "loading", "failed", "draining"]
+LanguageStatus = Literal["ready", "loading", "failed"]
+
+
 class Readiness(BaseModel):
-    status: Literal["ready", "loading", "failed", "draining"]
+    status: ReadinessStatus
     model: ModelName | None = Field(None, description="The default language's model, once loaded.")
     error: str | None = None
-    languages: dict[str, Literal["ready", "loading", "failed"]] = Field(
+    languages: dict[str, LanguageStatus] = Field(
         default_factory=dict, description="Each language served, by ISO 639-1 code, and its model's state.")
 
 

@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
 
-from ...schemas import Health, ModelName, Readiness
+from ...schemas import Health, Readiness, ReadinessStatus
 from ...state import ServiceState
 from ..deps import Service
 
@@ -20,9 +20,12 @@ async def health() -> Health:
     return Health(status="ok")
 
 
-def default_model(service: ServiceState) -> ModelName | None:
-    served = service.models.loaded.get(service.models.default_language)
-    return served.model if served is not None else None
+def readiness(service: ServiceState, status: ReadinessStatus, error: str | None = None) -> Readiness:
+    """The answer, with the default language's model once loaded and every language's state."""
+    models = service.models
+    served = models.loaded.get(models.default_language)
+    return Readiness(status=status, model=served.model if served is not None else None, error=error,
+                     languages=models.statuses())
 
 
 @router.get("/ready", response_model=Readiness, responses={503: {"model": Readiness}},
@@ -33,17 +36,14 @@ async def ready(service: Service) -> Any:
     (a bad checkpoint does not fix itself), and 503 "draining" from SIGTERM on (the process is about
     to exit)."""
     models = service.models
-    facts = {"model": default_model(service), "languages": models.statuses()}
     if service.admission.draining:
-        return JSONResponse(Readiness(status="draining", **facts).model_dump(), status_code=503)
+        return JSONResponse(readiness(service, "draining").model_dump(), status_code=503)
     if models.failures:
-        return JSONResponse(Readiness(status="failed", error=models.failure_message(), **facts).model_dump(),
-                            status_code=503)
+        return JSONResponse(readiness(service, "failed", models.failure_message()).model_dump(), status_code=503)
     if models.ready:
         waiting = await service.replicas_waiting() if service.replicas_waiting is not None else None
         if waiting is not None:
-            return JSONResponse(Readiness(status="loading", error=waiting, **facts).model_dump(),
-                                status_code=503, headers={"Retry-After": "5"})
-        return Readiness(status="ready", **facts)
-    return JSONResponse(Readiness(status="loading", **facts).model_dump(), status_code=503,
-                        headers={"Retry-After": "5"})
+            return JSONResponse(readiness(service, "loading", waiting).model_dump(), status_code=503,
+                                headers={"Retry-After": "5"})
+        return readiness(service, "ready")
+    return JSONResponse(readiness(service, "loading").model_dump(), status_code=503, headers={"Retry-After": "5"})
