@@ -211,6 +211,7 @@ class Parser:
         release = load_release(Path(path), device)
         found = release_language(release.metadata)
         if language is not None and language != found:
+            check_known(language, (found,))
             raise LanguageError(
                 "language_mismatch", language, (found,),
                 f"must be {found!r}, the language of {path} ({language_name(found)}): leave the language out to "

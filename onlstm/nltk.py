@@ -101,7 +101,7 @@ class ONLSTMParser(ParserI):
 
     def __repr__(self) -> str:
         where = self.client.url if self.client is not None else getattr(self.parser, "name", "local model")
-        return f"ONLSTMParser({where!r}, language={self.language!r})"
+        return f"ONLSTMParser({where!r})"
 
     def close(self) -> None:
         """Close the HTTP connections (service mode); the object is not usable afterwards."""

@@ -45,6 +45,9 @@ def test_load_refuses_a_release_of_another_language(releases):
     with pytest.raises(LanguageError) as raised:
         Parser.load(releases["unmarked"], language="es")
     assert raised.value.code == "language_mismatch" and raised.value.available == ("en",)
+    with pytest.raises(LanguageError) as raised:
+        Parser.load(releases["es"], language="spanish")
+    assert raised.value.code == "unknown_language"
 
 
 def test_load_without_a_path_takes_the_bundled_model_of_the_language():
