@@ -113,3 +113,30 @@ def test_killing_a_model_replica_under_load_loses_no_request(server):
         assert time.monotonic() < deadline, ready.text
         time.sleep(0.5)
     assert len(model_replica_pids()) == 2 and pids[0] not in model_replica_pids()
+
+
+@pytest.fixture(scope="module")
+def languages_server(tmp_path_factory) -> Iterator[str]:
+    """Two languages (tests/releases.py's tiny en and zh releases) on Ray Serve, one model replica."""
+    from ..releases import make_release
+
+    folder = tmp_path_factory.mktemp("ray-languages")
+    languages = ",".join(f"{language}={make_release(folder, language)}" for language in ("en", "zh"))
+    port = free_port()
+    command = [sys.executable, "-m", "onlstm", "serve", "--ray", "--replicas", "1", "--host", "127.0.0.1",
+               "--port", str(port), "--languages", languages]
+    with running_server(command, port, folder / "server.log", {"ONLSTM_THREADS": "1"}, ready_timeout=180,
+                        shutdown_line="stopping: Ray Serve") as base:
+        yield base
+
+
+def test_each_language_is_parsed_by_its_model_on_the_replicas(languages_server):
+    chinese = httpx.post(f"{languages_server}/parse", json={"text": "北京是中国的首都。", "language": "zh"}, timeout=60)
+    assert chinese.status_code == 200, chinese.text
+    result = chinese.json()["results"][0]
+    assert result["language"] == "zh" and result["model"]["name"] == "onlstm-tiny-zh" and result["tokens"][0] == "北京"
+    english = httpx.post(f"{languages_server}/parse", json={"tokens": [["The", "cat"]]}, timeout=60).json()
+    assert english["results"][0]["language"] == "en" and english["model"]["name"] == "onlstm-tiny-en"
+    refused = httpx.post(f"{languages_server}/parse", json={"text": "Olá.", "language": "pt"}, timeout=60)
+    assert refused.status_code == 422 and refused.json()["error"]["available"] == ["en", "zh"]
+    assert httpx.get(f"{languages_server}/ready").json()["languages"] == {"en": "ready", "zh": "ready"}
