@@ -46,7 +46,7 @@ from .evaluate import GoldSentence, evaluate_baselines, model_input, predicted_b
 logger = logging.getLogger(__name__)
 
 PRIOR_STRENGTH = 0.4
-ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
+ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.4, 0.8)
 RULE = ("checkpoint: lowest held-out perplexity; layer: most agreement between its trees at that checkpoint and "
         "at half its step; prior: sign of the layer's own lean (right minus left), strength 0.4")
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
@@ -189,7 +189,9 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
     rows = []
     for run in runs:
         releases = run_releases(run)
-        choice = choose_without_trees(releases, run_heldout(run))
+        written = run / "choice.json"  # what the run chose at its end (training reads the held-out text once)
+        choice = json.loads(written.read_text()) if written.is_file() else choose_without_trees(releases, run_heldout(run))
+        choice.pop("oracle_rows", None)
         rows.append({"run": str(run), **choice, **(oracle_rows(releases, choice, golds) if golds else {})})
         logger.info("%s: %s", run, json.dumps(rows[-1]))
     summary = {}
@@ -200,6 +202,27 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
                             "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
     baselines = {row["name"]: row["sentence_f1"] for row in evaluate_baselines(list(golds), "words")} if golds else {}
     return {"rule": RULE, "runs": rows, "summary": summary, "baselines": baselines, "dev_sentences": len(golds)}
+
+
+def simplified_rows(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> list[dict]:
+    """Each run's tree-free choice (from its ``choice.json``) scored on the dev trees as written
+    (Sinica: Traditional characters) and on the same trees with every word in Simplified ones."""
+    from dataclasses import replace
+
+    from ..models.text.chinese import to_simplified
+
+    converted = [replace(gold, tokens=tuple(map(to_simplified, gold.tokens)), words=tuple(map(to_simplified, gold.words)))
+                 for gold in golds]
+    rows = []
+    for run in runs:
+        choice = json.loads((run / "choice.json").read_text())
+        parser = Parser.load(run / "best.safetensors")
+        key = (choice["layer"], choice["right_branching_bias"])
+        rows.append({"run": str(run), "traditional_f1": dev_scores(parser, golds, (key[1],))[key],
+                     "simplified_f1": dev_scores(parser, converted, (key[1],))[key],
+                     "words_changed": sum(a != b for gold, other in zip(golds, converted)
+                                          for a, b in zip(gold.words, other.words))})
+    return rows
 
 
 def format_report(result: dict) -> str:
@@ -225,6 +248,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--language", required=True, help="en, zh, es, pt or nl")
     parser.add_argument("--treebank", help="the language's treebank folder: adds the dev oracle rows")
     parser.add_argument("--json", type=Path, help="write the report here")
+    parser.add_argument("--simplified", action="store_true",
+                        help="Chinese: also score each choice on the dev trees written in Simplified characters")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     golds: list[GoldSentence] = []
@@ -233,6 +258,8 @@ def main(argv: list[str] | None = None) -> int:
 
         golds = list(read_gold(arguments.language, arguments.treebank, "dev"))
     result = {"language": arguments.language, **report(arguments.runs, golds)}
+    if arguments.simplified and golds:
+        result["simplified"] = simplified_rows(arguments.runs, golds)
     print(format_report(result))
     if arguments.json:
         arguments.json.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n")
