@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from onlstm.models.parser import DEFAULT_CHECKPOINT
 from onlstm.service.app import create_app
 from onlstm.service.schemas import EXAMPLES, EXAMPLES_PATH
 from onlstm.service.settings import load_settings
@@ -40,8 +39,8 @@ README_CURL = re.compile(r"-d '(?P<body>\{.*?\})'")
 
 @contextmanager
 def bundled_service() -> Iterator[TestClient]:
-    """The real service (app, batcher, preparation workers) on the model bundled with the package."""
-    with TestClient(create_app(load_settings(checkpoint=str(DEFAULT_CHECKPOINT), batch_max_wait_ms=1))) as client:
+    """The real service (app, batcher, preparation workers) on the models bundled with the package, every language."""
+    with TestClient(create_app(load_settings(batch_max_wait_ms=1))) as client:
         wait_ready(client, timeout=120)
         yield client
 
