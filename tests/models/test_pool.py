@@ -50,7 +50,8 @@ def test_load_refuses_a_release_of_another_language(releases):
     assert raised.value.code == "unknown_language"
 
 
-def test_load_without_a_path_takes_the_bundled_model_of_the_language():
+def test_load_without_a_path_takes_the_bundled_model_of_the_language(monkeypatch):
+    monkeypatch.setitem(languages.LANGUAGES, "fr", languages.Language("fr", "French", "fr.safetensors"))  # no file
     assert Parser.load(language="en").path == languages.WEIGHTS / "default.safetensors"
     unbundled = next(code for code in languages.LANGUAGES if code not in bundled_languages())
     with pytest.raises(LanguageError) as raised:
@@ -94,7 +95,7 @@ def test_language_errors_pickle():
 
 
 def test_a_pool_dispatches_on_the_language(releases):
-    pool = ParserPool(checkpoints=releases_without_unmarked(releases))
+    pool = ParserPool(["en", "es", "nl"], checkpoints=releases_without_unmarked(releases))
     assert pool.languages == ("en", "es", "nl") and pool.loaded == pool.languages  # eager, LANGUAGES order
     assert pool.default_language == "en"
     assert pool.parser("en").path == releases["en"]  # a checkpoint replaces the bundled model
@@ -113,7 +114,8 @@ def releases_without_unmarked(releases):
     return {language: path for language, path in releases.items() if language != "unmarked"}
 
 
-def test_a_pool_refuses_what_it_does_not_serve(releases):
+def test_a_pool_refuses_what_it_does_not_serve(releases, monkeypatch):
+    monkeypatch.setitem(languages.LANGUAGES, "fr", languages.Language("fr", "French", "fr.safetensors"))  # no file
     pool = ParserPool(["es"], checkpoints={"es": releases["es"]})
     assert pool.default_language == "es" and pool.languages == ("es",)
     with pytest.raises(LanguageError) as raised:

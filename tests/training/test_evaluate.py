@@ -349,8 +349,10 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         default_punctuation = "attach"
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
 
+        language = "en"
+
         @classmethod
-        def load(cls, path):
+        def load(cls, path, language=None):
             return cls()
 
         def model_positions(self, tokens, punctuation):
