@@ -1,0 +1,61 @@
+"""The tree-free choice (training.choice): its measures against brute force, and a run on plain
+text alone that reads no tree and writes its choice into its release."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from onlstm.models.checkpoint import load_release
+from onlstm.models.trees.decoders import left_branching_spans, random_spans, right_branching_spans
+from onlstm.training.choice import PRIOR_STRENGTH, agreement, lean
+from onlstm.training.evaluate import predicted_brackets
+
+
+def brute_force_agreement(first, second, lengths):
+    scores = []
+    for a, b, n in zip(first, second, lengths):
+        inner_a = {span for span in a if span[1] - span[0] >= 2 and span != (0, n)}
+        inner_b = {span for span in b if span[1] - span[0] >= 2 and span != (0, n)}
+        if inner_a or inner_b:
+            scores.append(200.0 * len(inner_a & inner_b) / (len(inner_a) + len(inner_b)))
+    return sum(scores) / len(scores) if scores else 0.0
+
+
+def test_agreement_is_mean_sentence_f1_between_two_sets_of_trees():
+    rng = random.Random(5)
+    lengths = [rng.randint(1, 25) for _ in range(200)]
+    first = [random_spans(n, rng) for n in lengths]
+    second = [random_spans(n, rng) for n in lengths]
+    assert agreement(first, second, lengths) == pytest.approx(brute_force_agreement(first, second, lengths))
+    assert agreement(first, first, [n for n in lengths]) == pytest.approx(100.0)
+    assert predicted_brackets(first[0], lengths[0]) <= frozenset(first[0])
+
+
+def test_lean_is_plus_100_for_right_branching_trees_and_minus_100_for_left():
+    lengths = [3, 5, 8, 13]
+    assert lean([right_branching_spans(n) for n in lengths], lengths) == pytest.approx(100.0)
+    assert lean([left_branching_spans(n) for n in lengths], lengths) == pytest.approx(-100.0)
+
+
+@pytest.mark.slow
+def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, shared_data):
+    from onlstm.cli.train import main
+
+    text = tmp_path / "mine.txt"
+    lines = (shared_data / "abc" / "science.txt").read_text(encoding="latin-1").splitlines()
+    text.write_text("\n".join(lines[:3000]), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--text", str(text), "--out", str(out), "--set", "threads=1"]) == 0
+    choice = json.loads((out / "choice.json").read_text())
+    release = load_release(out / "best.safetensors")
+    assert release.metadata["language"] == "en" and release.metadata["train_config"]["dev_corpus"] == ""
+    assert release.metadata["default_layer"] == choice["layer"] == 1  # the middle of 3
+    assert release.metadata["default_right_branching_bias"] == choice["right_branching_bias"]
+    assert abs(choice["right_branching_bias"]) == PRIOR_STRENGTH
+    assert (choice["right_branching_bias"] > 0) == (choice["lean_per_layer"][1] >= 0)
+    assert choice["compared_with_step"] == 20 and len(choice["agreement_per_layer"]) == 3
+    assert not list(out.glob("release-step*.safetensors"))  # kept for the choice only
+    assert "oracle_rows" not in choice  # no tree was given
