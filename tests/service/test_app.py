@@ -518,3 +518,11 @@ def test_the_request_s_options_are_parse_options_own_fields():
     request = ParseRequest.model_validate({"text": "a", "layer": 1, "right_branching_bias": 0.0})
     assert request.options() == ParseOptions(layer=1, right_branching_bias=0.0)
     assert type(request.options()) is ParseOptions
+
+
+def test_the_model_card_refuses_a_query_parameter_it_does_not_take(client):
+    answer = client.get("/model", params={"lang": "zh"})  # a typo would otherwise give English's card silently
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "unknown_parameter" and "'lang'" in error["message"] and "language" in error["message"]
+    assert client.get("/model", params={"language": "en"}).status_code == 200

@@ -319,7 +319,7 @@ def test_frozen_layers_keep_their_weights_and_their_trees(tiny_config, tmp_path)
 @pytest.mark.slow  # seconds on 2 cores: in the whole suite, not the quick one
 def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny_config, tmp_path):
     from onlstm.models.parser import Parser
-    from onlstm.training.evaluate import evaluate_model, model_input, prepare_gold_trees
+    from onlstm.training.evaluate import evaluate_model, model_input
     from onlstm.training.inputs import load_dev_trees
 
     plain, leaning = tmp_path / "plain", tmp_path / "leaning"
@@ -333,7 +333,7 @@ def test_a_right_branching_prior_scores_dev_and_becomes_the_release_default(tiny
     parser = Parser.load(leaning / "last.safetensors")
     assert parser.default_right_branching_bias == 0.6 and Parser.load(plain / "last.safetensors").default_right_branching_bias == 0
     # the recorded F1 is the release's own with its default prior
-    golds = prepare_gold_trees(load_dev_trees(tiny_config))
+    golds = load_dev_trees(tiny_config)  # prepared for scoring
     distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
     report = evaluate_model(golds, lambda _: distances, "words", ("greedy",), False, (0.6,))
     f1s = [row["sentence_f1"] for row in report["model"] if isinstance(row["layer"], int)]

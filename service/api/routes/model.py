@@ -12,9 +12,10 @@ import json
 import math
 from typing import Annotated
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from ....models.languages import language_name
+from ...errors import APIError
 from ...languages import ServedModels
 from ...schemas import ErrorResponse, LanguageEntry, LayerCard, ModelCard
 from ..deps import Service
@@ -46,12 +47,16 @@ def language_entries(models: ServedModels) -> list[LanguageEntry]:
 @router.get("/model", response_model=ModelCard, responses={422: {"model": ErrorResponse},
                                                             503: {"model": ErrorResponse}},
             summary="The models of every language served, and one's card")
-async def model_card(service: Service, language: Annotated[str | None, Query(
+async def model_card(request: Request, service: Service, language: Annotated[str | None, Query(
         description="ISO 639-1 code of the language whose card to give (default: the default language, en)")] = None,
                      ) -> ModelCard:
     """The card of one language's model (``language``, by default the language a request without one
     is parsed in), and ``languages``: every language served, with its model and the terms of use of
     its training data (the Chinese model's are non-commercial)."""
+    unknown = sorted(set(request.query_params) - {"language"})
+    if unknown:  # "?lang=zh" would otherwise give English's card without a word
+        raise APIError(422, "unknown_parameter", f"unknown query parameter {unknown[0]!r}: GET /model takes only "
+                       "language (an ISO 639-1 code, e.g. ?language=zh)")
     served, _ = service.require_model(language)
     parser, metadata = served.parser, served.parser.metadata
     return ModelCard(
