@@ -52,9 +52,6 @@ PRIOR_STRENGTH = 0.4
 ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.4, 0.8)
 RULE = ("checkpoint: lowest held-out perplexity; layer: the middle one (English's); prior: sign of the layer's own "
         "lean (right minus left), strength 0.4 (English's)")
-# the first rule (v1), whose figures the reports keep: the layer of most agreement with the run at half its step
-RULE_V1 = ("checkpoint: lowest held-out perplexity; layer: most agreement between its trees at that checkpoint and "
-           "at half its step; prior: sign of the layer's own lean (right minus left), strength 0.4")
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
 
 

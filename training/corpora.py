@@ -162,8 +162,6 @@ def read_plain(path: Path) -> list[list[str]]:
 def read_text(path: Path, language: str = "en") -> list[list[str]]:
     """Raw text of your own: every line is split into sentences (one sentence per line, or a
     paragraph per line) and tokenized as parse input is (``models.text.split_text`` of ``language``)."""
-    if language == "en":  # English's front door as it always was (and its signature before languages)
-        return [list(sentence.tokens) for line in _read_text(path).splitlines() for sentence in split_text(line)]
     return [list(sentence.tokens) for line in _read_text(path).splitlines()
             for sentence in split_text(line, language=language)]
 
