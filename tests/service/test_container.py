@@ -164,13 +164,20 @@ def test_installed_package_serves_from_outside_the_repository(tmp_path, tiny_che
         pool = ThreadPoolExecutor(max_workers=6)
         in_flight = [pool.submit(httpx.post, f"{base}/parse", json={"text": f"The cat sat on mat {index}."},
                                  timeout=60) for index in range(6)]
+        # all six in flight if they get there within 10 s; on a loaded machine (CI) some may still
+        # be on their way, and those are refused by contract rather than lost
         deadline = time.monotonic() + 30
-        while in_flight_gauge(base) < 3:
+        while (held := in_flight_gauge(base)) < 6 and not (held >= 3 and time.monotonic() > deadline - 20):
             assert time.monotonic() < deadline, "the requests were never in flight"
             time.sleep(0.02)
     answers = [future.result() for future in in_flight]
     pool.shutdown()
-    assert [answer.status_code for answer in answers] == [200] * 6, [answer.text[:200] for answer in answers]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(200) >= held, (held, [answer.text[:200] for answer in answers])
+    for answer in answers:
+        if answer.status_code != 200:  # arrived after SIGTERM: refused, with what to do
+            assert answer.status_code == 503 and answer.json()["error"]["code"] == "shutting_down", answer.text
+            assert int(answer.headers["Retry-After"]) > 0
 
 
 def in_flight_gauge(base: str) -> float:
