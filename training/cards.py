@@ -17,6 +17,7 @@ from pathlib import Path
 
 from ..models.checkpoint import load_release
 from ..models.languages import LANGUAGES
+from .choice import RULE
 
 DATA = {
     "zh": ("the train split of the Sinica Treebank 3.0 sample (8,000 clauses of the Academia Sinica Balanced "
@@ -34,12 +35,20 @@ DATA = {
 
 def _figures(report: dict) -> list[str]:
     baselines = ", ".join(f"{name} {value:.1f}" for name, value in report["baselines"].items())
+    # a report written by the rule the release ships is its own "shipped" row; an older one
+    # (the first rule, v1) carries the shipped rule's figures beside it (--shipped)
+    current = report.get("rule") == RULE
+    shipped = report.get("shipped") or ([{"run": row["run"], "f1": row["tree_free_f1"],
+                                          "model_alone_f1": row["model_alone_f1"]} for row in report["runs"]]
+                                        if current else [])
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
              "release ships (layer 1, the prior's sign from that layer's lean, strength 0.4): "
              + ", ".join(f"{Path(row['run']).name} {row['f1']:.1f} (model alone {row['model_alone_f1']:.1f})"
-                         for row in report.get("shipped", [])) + ".", "",
-             "The first rule's choices (v1: the layer of most agreement with the run at half its step; "
-             "`python -m onlstm.training.choice`), with the oracle on the same trees:", "",
+                         for row in shipped) + ".", "",
+             ("The rule's choices per run (`python -m onlstm.training.choice`), with the oracle on the same trees:"
+              if current else
+              "The first rule's choices (v1: the layer of most agreement with the run at half its step; "
+              "`python -m onlstm.training.choice`), with the oracle on the same trees:"), "",
              "| run | checkpoint | layer | prior | tree-free F1 | model alone | oracle F1 (where) | held-out perplexity |",
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["runs"]:
@@ -51,7 +60,8 @@ def _figures(report: dict) -> list[str]:
     summary = report["summary"]
     best_trivial = max(value for name, value in report["baselines"].items() if not name.startswith("random"))
     mean = summary["tree_free_f1"]["mean"]
-    lines += ["", f"Baselines: {baselines}. Mean over {len(report['runs'])} run(s): first rule "
+    lines += ["", f"Baselines: {baselines}. Mean over {len(report['runs'])} run(s): "
+              f"{'the rule shipped' if current else 'first rule'} "
               f"{mean:.1f} (spread {summary['tree_free_f1']['spread']:.1f}), oracle {summary['oracle_f1']['mean']:.1f}; "
               f"**{mean - best_trivial:+.1f} against the best trivial baseline ({best_trivial:.1f})**."]
     if "simplified" in report:
@@ -120,6 +130,8 @@ def card(language: str, release_path: Path, report: dict) -> str:
 def _changed(metadata: dict) -> list[str]:
     config = metadata["train_config"]
     changed = [f"max_steps={config['max_steps']}"]
+    if config["model"]["hidden_size"] != 400:  # the language preset's
+        changed.append(f"model.hidden_size={config['model']['hidden_size']}")
     if config["model"]["vocab_size"] != 10000:
         changed.append(f"model.vocab_size={config['model']['vocab_size']}")
     return changed
