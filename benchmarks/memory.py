@@ -1,8 +1,12 @@
-"""Peak resident memory: the running service with the default model, and a training run.
+"""Peak resident memory: the running service with the default model, with every bundled
+language, and a training run.
 
 * Service: ``onlstm serve`` on loopback; after start-up, one request of the 64
   longest dev sentences (the largest model call the default micro-batch allows) and a
   burst of 32 concurrent single-sentence requests; then the process's peak RSS (VmHWM).
+* Every language: a plain ``onlstm serve`` (the five bundled models); per language, one
+  request of the 64 longest sentences of its dev treebank (English's PTB dev, the others'
+  from ``../shared/data/multilingual``), then the peak RSS.
 * Training: ``python -m onlstm train --preset cpu`` (the default model's recipe) for a few
   optimizer steps and its dev evaluation; its peak RSS (VmHWM, ``run_measuring_memory``).
 """
@@ -34,6 +38,22 @@ def service_memory() -> dict:
     return {"model": description, "after_start": after_start, "after_load": after_load}
 
 
+def languages_memory() -> dict:
+    from onlstm.models.languages import bundled_languages
+    from onlstm.training.treebanks import read_gold
+
+    languages = bundled_languages()
+    with Server(None) as server:
+        after_start = server.memory()
+        for language in languages:
+            sentences = dev_sentences() if language == "en" else [list(gold.tokens) for gold in read_gold(language)]
+            longest = sorted(sentences, key=len, reverse=True)[:64]
+            response = httpx.post(f"{server.url}/parse", json={"tokens": longest, "language": language}, timeout=300.0)
+            response.raise_for_status()
+        after_load = server.memory()
+    return {"languages": list(languages), "after_start": after_start, "after_load": after_load}
+
+
 def training_memory(steps: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="onlstm-memory-") as out:
         command = [
@@ -48,12 +68,15 @@ def training_memory(steps: int) -> dict:
 
 def run(quick: bool = False) -> dict:
     service = service_memory()
+    languages = languages_memory()
     training = training_memory(2 if quick else 5)
     return {
         "benchmark": "memory",
         "service": service,
+        "languages": languages,
         "training": training,
         "service_rss_mb": round(service["after_load"]["peak_rss_mb"], 1),
+        "languages_rss_mb": round(languages["after_load"]["peak_rss_mb"], 1),
         "training_rss_mb": round(training["peak_rss_mb"], 1),
     }
 
@@ -64,5 +87,8 @@ def table(result: dict) -> list[str]:
         f"Peak resident memory ({service['model']})",
         f"    service: {service['after_start']['rss_mb']:.0f} MB after start-up, peak {result['service_rss_mb']:.0f} MB "
         "after a 64-sentence request and 200 requests at concurrency 32",
+        f"    service, every bundled language ({', '.join(result['languages']['languages'])}): "
+        f"{result['languages']['after_start']['rss_mb']:.0f} MB after start-up, peak {result['languages_rss_mb']:.0f} MB "
+        "after a 64-sentence request in each",
         f"    training, cpu preset, {training['steps']} steps + dev evaluation: peak {result['training_rss_mb']:.0f} MB",
     ]

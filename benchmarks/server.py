@@ -31,9 +31,10 @@ def rss_mb(pid: int) -> dict[str, float]:
 
 
 class Server:
-    """``with Server(checkpoint, env) as server:`` starts the service and waits until /ready says 200."""
+    """``with Server(checkpoint, env) as server:`` starts the service and waits until /ready says 200
+    (``checkpoint=None``: every bundled language, as a plain ``onlstm serve``)."""
 
-    def __init__(self, checkpoint: Path, environment: dict[str, str] | None = None, start_timeout: float = 120.0):
+    def __init__(self, checkpoint: Path | None, environment: dict[str, str] | None = None, start_timeout: float = 120.0):
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.checkpoint = checkpoint
@@ -43,8 +44,9 @@ class Server:
 
     def __enter__(self) -> Server:
         environment = {**os.environ, "ONLSTM_LOG_LEVEL": "warning", **self.environment}
-        command = [sys.executable, "-m", "onlstm", "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                   "--checkpoint", str(self.checkpoint)]
+        command = [sys.executable, "-m", "onlstm", "serve", "--host", "127.0.0.1", "--port", str(self.port)]
+        if self.checkpoint is not None:
+            command += ["--checkpoint", str(self.checkpoint)]
         self.process = subprocess.Popen(command, cwd=REPO, env=environment, stdout=subprocess.DEVNULL)
         deadline = time.monotonic() + self.start_timeout
         while time.monotonic() < deadline:
