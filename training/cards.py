@@ -35,12 +35,8 @@ DATA = {
 
 def _figures(report: dict) -> list[str]:
     baselines = ", ".join(f"{name} {value:.1f}" for name, value in report["baselines"].items())
-    # a report written by the rule the release ships is its own "shipped" row; an older one
-    # (the first rule, v1) carries the shipped rule's figures beside it (--shipped)
     current = report.get("rule") == RULE
-    shipped = report.get("shipped") or ([{"run": row["run"], "f1": row["tree_free_f1"],
-                                          "model_alone_f1": row["model_alone_f1"]} for row in report["runs"]]
-                                        if current else [])
+    shipped = _shipped_rows(report)
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
              "release ships (layer 1, the prior's sign from that layer's lean, strength 0.4): "
              + ", ".join(f"{Path(row['run']).name} {row['f1']:.1f} (model alone {row['model_alone_f1']:.1f})"
@@ -71,9 +67,20 @@ def _figures(report: dict) -> list[str]:
     return lines
 
 
+def _shipped_rows(report: dict) -> list[dict]:
+    """``{run, f1, model_alone_f1}`` per run with the rule the release ships: a report written by that
+    rule is its own; an older one (the first rule, v1) carries them beside it (``--shipped``), or has none."""
+    if report.get("shipped"):
+        return report["shipped"]
+    if report.get("rule") != RULE:
+        return []
+    return [{"run": row["run"], "f1": row["tree_free_f1"], "model_alone_f1": row["model_alone_f1"]}
+            for row in report["runs"]]
+
+
 def _shipped(report: dict) -> list[float]:
-    """Dev F1 of each run with the rule the release ships (``shipped`` rows), else the report's own choice."""
-    return [row["f1"] for row in report.get("shipped", [])] or [row["tree_free_f1"] for row in report["runs"]]
+    """Dev F1 of each run with the rule the release ships, else the report's own choice."""
+    return [row["f1"] for row in _shipped_rows(report)] or [row["tree_free_f1"] for row in report["runs"]]
 
 
 def _quality(report: dict) -> list[str]:

@@ -77,7 +77,12 @@ def run_releases(run: Path) -> list[RunRelease]:
 
 def trees_per_layer(parser: Parser, sentences: Sequence[Sequence[str]], strength: float = 0.0) -> list[list[list]]:
     """Greedy spans ``[layer][sentence]`` of every sentence (words as given, read as the model reads them)."""
-    distances = parser.layer_distances([list(sentence) for sentence in sentences], 64, "model")
+    return trees_from_distances(parser.layer_distances([list(sentence) for sentence in sentences], 64, "model"),
+                                strength)
+
+
+def trees_from_distances(distances: Sequence[Sequence[Sequence[float]]], strength: float = 0.0) -> list[list[list]]:
+    """Greedy spans ``[layer][sentence]`` from distances ``[sentence][layer][word]`` (``Parser.layer_distances``)."""
     n_layers = len(distances[0]) if distances else 0
     return [[decode_spans(layers[layer], "greedy", strength) for layers in distances] for layer in range(n_layers)]
 

@@ -25,7 +25,7 @@ import torch
 from onlstm import Parser
 from onlstm.models.text.vocab import is_punctuation
 from onlstm.training import corpora, treebanks
-from onlstm.training.choice import agreement, lean, trees_per_layer
+from onlstm.training.choice import agreement, lean, trees_from_distances
 from onlstm.training.evaluate import model_input, score_spans
 
 
@@ -82,7 +82,7 @@ def main() -> None:
         parser = Parser.load(path)
         pmi = pmi_table(parser, training)
         distances = parser.layer_distances(words, 64, "model")
-        for layer, layer_trees in enumerate(trees_per_layer(parser, words)):
+        for layer, layer_trees in enumerate(trees_from_distances(distances)):  # the model read once
             trees[(index, layer)] = layer_trees
             correlations = []
             for sentence, per_layer in zip(words, distances):
