@@ -13,12 +13,23 @@
 
 The data and the reference implementation come from ``$ONLSTM_DATA`` and ``$ONLSTM_PEERS``.
 No test needs this script; it exists so that a GPU lent for a few minutes is used at once.
+
+    python -m benchmarks.gpu_session --out DIR --plan training/sweeps/languages-gpu.json --skip-check
+
+trains the plan's languages instead (runs that set ``language=``, selected on held-out
+perplexity, no dev F1 during training).  After the sweep, each language's runs are scored by
+``python -m onlstm.training.choice`` against ``$ONLSTM_DATA/multilingual/<treebank>`` (the
+report goes into ``runs.tar.gz`` as ``languages-LANG.json``), and the lowest-perplexity run's
+``best.safetensors`` of each language comes back as ``bundle-LANG-RUN.safetensors``, what
+``python -m onlstm.training.bundle`` would ship.  What comes back from a lent machine is limited
+(8 files of at most 16 MiB): a 3 x 600 release in float16 is 14.7 MiB.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -28,8 +39,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PLAN = REPO / "training" / "sweeps" / "long-gpu.json"
-CUDA_TESTS = ["tests/training/test_cuda_graphs.py", "tests/models/test_step.py",
-              "tests/models/test_parser.py::test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu"]
+CUDA_TESTS = ["tests/training/test_cuda_graphs.py", "tests/models/test_step.py"]
+# needs the bundled English weights, which a checkout sent without them (to fit the 64 MiB the
+# device tool carries) does not have
+BUNDLED_CUDA_TEST = "tests/models/test_parser.py::test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu"
+TREEBANKS = {"zh": "zh-sinica", "es": "es-cess", "pt": "pt-floresta", "nl": "nl-alpino"}
 PERPLEXITY_LIMIT = 200.0  # issue 16: the shipped model's dev perplexity
 
 
@@ -71,10 +85,44 @@ def pick_candidates(runs_dir: Path, count: int, perplexity_limit: float) -> list
     best: list[tuple[str, dict]] = []
     for metrics in sorted(runs_dir.glob("*/metrics.jsonl")):
         rows = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-        eligible = [row for row in rows if row["dev_perplexity"] <= perplexity_limit]
+        eligible = [row for row in rows if "dev_f1" in row and row["dev_perplexity"] <= perplexity_limit]
         if eligible:
             best.append((metrics.parent.name, max(eligible, key=lambda row: row["dev_f1"])))
     return sorted(best, key=lambda pair: -pair[1]["dev_f1"])[:count]
+
+
+def plan_languages(plan: dict) -> dict[str, list[str]]:
+    """``{language: [run names]}`` of the plan's runs that set ``language=`` (shared or their own)."""
+    groups: dict[str, list[str]] = {}
+    for run in plan["runs"]:
+        settings = dict(item.split("=", 1) for item in [*plan.get("set", []), *run.get("set", [])] if "=" in item)
+        if settings.get("language", "en") != "en":
+            groups.setdefault(settings["language"], []).append(run["name"])
+    return groups
+
+
+def lowest_perplexity_run(runs_dir: Path, names: list[str]) -> str | None:
+    """Of ``names``, the run whose ``choice.json`` (written at the end of training) has the lowest held-out perplexity."""
+    scored = []
+    for name in names:
+        choice = runs_dir / name / "choice.json"
+        if choice.is_file() and (runs_dir / name / "best.safetensors").is_file():
+            scored.append((json.loads(choice.read_text())["heldout_perplexity"], name))
+    return min(scored)[1] if scored else None
+
+
+def score_languages(session: Session, runs_dir: Path, groups: dict[str, list[str]], data: Path) -> None:
+    """Each language's runs scored on its dev trees (``onlstm.training.choice``), and its bundle candidate copied out."""
+    for language, names in groups.items():
+        finished = [name for name in names if (runs_dir / name / "choice.json").is_file()]
+        if finished:
+            session.run([sys.executable, "-m", "onlstm.training.choice", *(str(runs_dir / name) for name in finished),
+                         "--language", language, "--treebank", str(data / "multilingual" / TREEBANKS[language]),
+                         "--json", str(runs_dir / f"languages-{language}.json")], max(session.left() - 10, 1.0))
+        best = lowest_perplexity_run(runs_dir, names)
+        if best:
+            shutil.copy(runs_dir / best / "best.safetensors", session.out / f"bundle-{language}-{best}.safetensors")
+            session.log(f"bundle candidate for {language}: {best}")
 
 
 def collect(session: Session, runs_dir: Path, releases: int, perplexity_limit: float) -> None:
@@ -82,7 +130,7 @@ def collect(session: Session, runs_dir: Path, releases: int, perplexity_limit: f
         for path in sorted(runs_dir.rglob("*")):
             if path.is_file() and path.suffix in {".json", ".jsonl", ".log"}:
                 archive.add(path, arcname=str(path.relative_to(runs_dir.parent)))
-    for run, row in pick_candidates(runs_dir, releases, perplexity_limit):
+    for run, row in pick_candidates(runs_dir, releases, perplexity_limit) if releases else []:
         source = runs_dir / run / f"release-step{row['step']}.safetensors"
         if source.exists():
             shutil.copy(source, session.out / f"candidate-{run}-step{row['step']}.safetensors")
@@ -100,20 +148,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="candidates come from evaluations with a dev perplexity at most this (default 200)")
     parser.add_argument("--plan", type=Path, default=PLAN, help="the training plan (default training/sweeps/long-gpu.json)")
     parser.add_argument("--runs", type=Path, default=REPO / "runs" / "gpu-session", help="the runs' folder")
+    parser.add_argument("--skip-check", action="store_true", help="leave out gpu_check (it needs $ONLSTM_PEERS)")
     args = parser.parse_args(argv)
+    plan = json.loads(args.plan.read_text())
+    languages = plan_languages(plan)
     session = Session(args.out, args.budget)
     session.run(["nvidia-smi", "--query-gpu=name,memory.total,driver_version", "--format=csv"], 30)
     python = sys.executable
-    tests = session.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS], 150)
+    bundled = (REPO / "models" / "weights" / "default.safetensors").is_file()
+    tests = session.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", *CUDA_TESTS,
+                         *([BUNDLED_CUDA_TEST] if bundled else [])], 150)
     cuda_graphs = "true" if tests == 0 else "false"
     session.log(f"CUDA tests {'passed' if tests == 0 else 'FAILED'}: training runs with cuda_graphs={cuda_graphs}")
-    session.run([python, "-m", "benchmarks.gpu_check", "--steps", "5"], min(150.0, session.left() - 240))
+    if not args.skip_check:
+        session.run([python, "-m", "benchmarks.gpu_check", "--steps", "5"], min(150.0, session.left() - 240))
     # the runs spend about 40 s reading their text before the clock of max_minutes starts, and
-    # the collection needs a few seconds at the end
-    minutes = max(0.5, (session.left() - 75) / 60)
+    # the collection needs a few seconds at the end; a language's runs also choose their layer
+    # and prior at the end, then are scored on dev trees
+    minutes = max(0.5, (session.left() - (150 if languages else 75)) / 60)
     session.run([python, "-m", "onlstm", "sweep", str(args.plan), "--out", str(args.runs), "--parallel", str(args.parallel),
                  "--max-minutes", f"{minutes:.2f}", "--set", f"cuda_graphs={cuda_graphs}"], session.left() - 15)
-    collect(session, args.runs, args.releases, args.perplexity_limit)
+    if languages:
+        data = Path(os.environ.get("ONLSTM_DATA") or REPO.parent / "shared" / "data")
+        score_languages(session, args.runs, languages, data)
+    collect(session, args.runs, 0 if languages else args.releases, args.perplexity_limit)
     session.log("done")
     return 0
 

@@ -161,7 +161,9 @@ def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequenc
 def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
     """The choice scored on dev trees, the model alone at it, and the oracle: the best checkpoint,
     layer and strength on the same trees."""
-    chosen = next(release for release in releases if release.path.name == choice["checkpoint"])
+    # the run deleted the releases it kept for the choice (keep_releases off): best.safetensors holds the chosen weights
+    chosen = next((release for release in releases if release.path.name == choice["checkpoint"]), None) \
+        or next(release for release in releases if release.step == choice["checkpoint_step"])
     chosen_scores = dev_scores(Parser.load(chosen.path), golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]))
     candidates = []
     for release in releases:

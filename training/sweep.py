@@ -85,11 +85,18 @@ def summarize_run(run_dir: Path) -> dict | None:
     rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
     if not rows:
         return None
-    best = max(rows, key=lambda row: row["dev_f1"])
     speeds = []
     steps_path = run_dir / "steps.jsonl"
     if steps_path.exists():
         speeds = [json.loads(line)["tokens_per_second"] for line in steps_path.read_text().splitlines() if line.strip()]
+    if "dev_f1" not in rows[0]:  # selected on held-out perplexity (a language run): no tree was scored
+        best = min(rows, key=lambda row: row["dev_perplexity"])
+        return {"run": run_dir.name, "evaluations": len(rows), "steps": rows[-1]["step"], "best_dev_f1": None,
+                "best_layer": None, "best_step": best["step"], "dev_f1_per_layer_at_best": [],
+                "dev_perplexity_at_best": best["dev_perplexity"], "best_dev_perplexity": best["dev_perplexity"],
+                "last_dev_f1": None, "mean_dev_f1_last5": None,
+                "median_tokens_per_second": statistics.median(speeds) if speeds else None}
+    best = max(rows, key=lambda row: row["dev_f1"])
     return {
         "run": run_dir.name,
         "evaluations": len(rows),
@@ -169,11 +176,14 @@ def markdown_table(rows: list[dict]) -> str:
     ]
     for row in rows:
         speed = row["median_tokens_per_second"]
+        best = "-" if row["best_dev_f1"] is None else f"{row['best_dev_f1']:.1f} (layer {row['best_layer']}, step " \
+            f"{row['best_step']})"
+        last5 = "-" if row["mean_dev_f1_last5"] is None else f"{row['mean_dev_f1_last5']:.1f}"
         lines.append(
-            f"| {row['run']} | {row['steps']} | {row['best_dev_f1']:.1f} (layer {row['best_layer']}, "
-            f"step {row['best_step']}) | {' / '.join(f'{value:.1f}' for value in row['dev_f1_per_layer_at_best'])} "
+            f"| {row['run']} | {row['steps']} | {best} | "
+            f"{' / '.join(f'{value:.1f}' for value in row['dev_f1_per_layer_at_best']) or '-'} "
             f"| {row['dev_perplexity_at_best']:.1f} | {row['best_dev_perplexity']:.1f} "
-            f"| {row['mean_dev_f1_last5']:.1f} | {'-' if speed is None else f'{speed:.0f}'} |"
+            f"| {last5} | {'-' if speed is None else f'{speed:.0f}'} |"
         )
     return "\n".join(lines)
 

@@ -59,3 +59,13 @@ def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, share
     assert choice["compared_with_step"] == 20 and len(choice["agreement_per_layer"]) == 3
     assert not list(out.glob("release-step*.safetensors"))  # kept for the choice only
     assert "oracle_rows" not in choice  # no tree was given
+    # scored afterwards on dev trees (python -m onlstm.training.choice): the releases the choice
+    # compared are gone, and best.safetensors stands for the chosen checkpoint
+    from onlstm.training.choice import report
+    from onlstm.training.corpora import ptb_split_files, read_treebank
+    from onlstm.training.evaluate import prepare_gold_trees
+
+    golds = prepare_gold_trees(read_treebank(ptb_split_files(shared_data, "dev")))[:40]
+    [row] = report([out], golds)["runs"]
+    assert row["checkpoint_step"] == choice["checkpoint_step"] and row["layer"] == 1
+    assert row["oracle_f1"] >= row["tree_free_f1"] and row["oracle_f1"] >= row["model_alone_f1"]

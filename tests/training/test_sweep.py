@@ -56,3 +56,32 @@ def test_selection_bias_chooses_on_one_half_and_scores_the_other():
     assert result["second"] == {"selected_here": 47.0, "selected_on_other_half": 30.0, "step": 100, "layer": 1}
     assert result["mean_gap"] == (8.0 + 17.0) / 2
     assert selection_bias([{"step": 1, "dev_f1_per_layer": [1.0]}]) is None
+
+
+def test_a_run_selected_on_held_out_perplexity_is_tabulated_without_dev_f1(tmp_path):
+    run = tmp_path / "sweep" / "es-s1"
+    run.mkdir(parents=True)
+    rows = [{"step": 500, "dev_perplexity": 210.0}, {"step": 1000, "dev_perplexity": 150.5},
+            {"step": 1500, "dev_perplexity": 152.0}]
+    (run / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    [row] = summarize(tmp_path / "sweep")
+    assert row["best_step"] == 1000 and row["best_dev_perplexity"] == 150.5 and row["steps"] == 1500
+    assert row["best_dev_f1"] is None and row["dev_f1_per_layer_at_best"] == []
+    assert markdown_table([row]).splitlines()[2] == "| es-s1 | 1500 | - | - | 150.5 | 150.5 | - | - |"
+
+
+def test_the_gpu_session_groups_a_plan_by_language_and_bundles_the_lowest_perplexity_run(tmp_path):
+    from benchmarks.gpu_session import lowest_perplexity_run, plan_languages
+
+    plan = {"set": ["max_steps=0"], "runs": [{"name": "en-s1", "set": ["seed=1"]},
+                                             {"name": "es-s1", "set": ["language=es", "seed=1"]},
+                                             {"name": "es-s2", "set": ["language=es", "seed=2"]},
+                                             {"name": "es-s3", "set": ["language=es", "seed=3"]}]}
+    assert plan_languages(plan) == {"es": ["es-s1", "es-s2", "es-s3"]}
+    for name, perplexity in (("es-s1", 140.0), ("es-s2", 131.0), ("es-s3", 120.0)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "choice.json").write_text(json.dumps({"heldout_perplexity": perplexity}))
+        if name != "es-s3":  # stopped before it wrote its release: not a candidate
+            (tmp_path / name / "best.safetensors").write_bytes(b"")
+    assert lowest_perplexity_run(tmp_path, ["es-s1", "es-s2", "es-s3"]) == "es-s2"
+    assert lowest_perplexity_run(tmp_path, ["missing"]) is None
