@@ -150,12 +150,10 @@ def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
 def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float]) -> dict:
     """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only."""
     distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
-    scores = {}
-    for layer in range(len(distances[0])):
-        for strength in strengths:
-            trees = [decode_spans(layers[layer], "greedy", strength) for layers in distances]
-            scores[(layer, strength)] = score_spans(golds, trees, "words")["sentence_f1"]
-    return scores
+    trees = {strength: trees_from_distances(distances, strength) for strength in strengths}
+    # layer-major order, as the oracle's tie-break (the first maximum) has always read it
+    return {(layer, strength): score_spans(golds, trees[strength][layer], "words")["sentence_f1"]
+            for layer in range(len(distances[0])) for strength in strengths}
 
 
 def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
