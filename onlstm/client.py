@@ -13,7 +13,8 @@
 so code written against ``Parser.parse`` works against a service.  Inputs larger than one
 request may carry are sent as several requests, in order: the client starts from the
 service's default limits (256 sentences, 1,000,000 bytes per request) and, when a service
-configured lower answers 413 naming its limit, adopts that limit and re-sends the rest.
+configured lower answers 413 naming its limit, adopts that limit and re-sends the rest
+(``client.model()`` reads the limits the service publishes, and adopts them at once).
 503 and 429 answers are retried after their ``Retry-After`` (at most ``max_retries`` times,
 each wait at most ``max_retry_wait`` seconds); every other error is raised as a
 ``ServiceError`` carrying the service's ``code`` and ``message``.  ``AsyncClient`` is the
@@ -87,6 +88,14 @@ class RequestLimits:
 
     max_sentences: int = 256
     max_body_bytes: int = 1_000_000
+
+    def adopt(self, card: Any) -> None:
+        """Take the limits a model card publishes (``GET /model``'s ``limits``; services before 0.7 have none)."""
+        published = card.get("limits") if isinstance(card, dict) else None
+        if isinstance(published, dict):
+            for name in ("max_sentences", "max_body_bytes"):
+                if isinstance(published.get(name), int) and published[name] > 0:
+                    setattr(self, name, published[name])
 
 
 @dataclass
@@ -330,10 +339,12 @@ class Client(_ClientBase):
 
     def model(self, language: str | None = None) -> dict[str, Any]:
         """The card of the service's model of ``language`` (default: its default language), with every
-        language it serves in ``languages`` (``GET /model``)."""
+        language it serves in ``languages`` (``GET /model``); the request limits it publishes become
+        this client's, so a later ``parse`` splits its input to fit them from the first request."""
         answer = self._request("GET", _model_path(language))
         if answer.status != 200:
             raise _error_from(answer)
+        self.limits.adopt(answer.body)
         return answer.body
 
     def ready(self) -> bool:
@@ -393,6 +404,7 @@ class AsyncClient(_ClientBase):
         answer = await self._request("GET", _model_path(language))
         if answer.status != 200:
             raise _error_from(answer)
+        self.limits.adopt(answer.body)
         return answer.body
 
     async def ready(self) -> bool:

@@ -175,6 +175,15 @@ class LanguageEntry(BaseModel):
     default: bool = Field(description="Whether a request without `language` is parsed in this one.")
 
 
+class RequestLimitsCard(BaseModel):
+    """What one request may carry on this service (its settings); over them, 413 or 422 naming the limit."""
+
+    max_body_bytes: int = Field(description="Largest request body, in bytes (ONLSTM_MAX_BODY_BYTES).")
+    max_sentences: int = Field(description="Most sentences in one request (ONLSTM_MAX_SENTENCES).")
+    max_tokens_per_sentence: int = Field(description="Most tokens in one sentence (ONLSTM_MAX_TOKENS_PER_SENTENCE).")
+    max_token_chars: int = Field(description="Most characters in one token (ONLSTM_MAX_TOKEN_CHARS).")
+
+
 class ModelCard(BaseModel):
     name: str
     version: str
@@ -199,6 +208,8 @@ class ModelCard(BaseModel):
     dev_f1_per_layer: Any = None
     layers: list[LayerCard] = Field(description="Every layer with its dev F1 (from dev_f1_per_layer) and the default.")
     metadata: dict[str, Any] = Field(description="Everything the checkpoint's card records.")
+    limits: RequestLimitsCard | None = Field(
+        None, description="What one request may carry here: a client splits its input to fit before sending.")
 
     model_config = ConfigDict(json_schema_extra={"examples": [EXAMPLES["model"]]})
 

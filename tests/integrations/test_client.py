@@ -88,6 +88,25 @@ def test_the_body_limit_is_learnt_from_the_413(service, parser):
     assert_same(results, parser.parse_many(long_tokens))
 
 
+def _refusals_413(service: str) -> float:
+    import httpx
+
+    lines = httpx.get(f"{service}/metrics", headers={"x-api-key": API_KEY}, timeout=10).text.splitlines()
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
+               if line.startswith("onlstm_http_requests_total{") and 'status="413"' in line)
+
+
+def test_the_limits_published_on_the_model_card_are_adopted_before_the_first_request(service, parser):
+    with Client(service, api_key=API_KEY) as client:
+        card = client.model()
+        assert card["limits"]["max_sentences"] == client.limits.max_sentences == 3
+        assert card["limits"]["max_body_bytes"] == client.limits.max_body_bytes == 1100
+        refused = _refusals_413(service)
+        results = client.parse(text=TEXT)
+        assert _refusals_413(service) == refused  # split to fit from the start: no request was refused
+    assert_same(results, parser.parse_text(TEXT))
+
+
 def test_errors_carry_the_service_code_and_message(service):
     with Client(service, api_key=API_KEY) as client:
         with pytest.raises(ServiceError) as invalid_layer:

@@ -433,6 +433,18 @@ def test_model_card(client, tiny_checkpoint):
     assert "path" not in card and str(tiny_checkpoint.parent) not in json.dumps(card)
 
 
+def test_the_model_card_publishes_the_request_limits_this_service_enforces(make_client):
+    client = make_client(max_sentences=3, max_tokens_per_sentence=5, max_body_bytes=4096)
+    limits = client.get("/model").json()["limits"]
+    assert limits == {"max_body_bytes": 4096, "max_sentences": 3, "max_tokens_per_sentence": 5,
+                      "max_token_chars": 100}
+    too_many = client.post("/parse", json={"tokens": [["a"]] * (limits["max_sentences"] + 1)})
+    assert (too_many.status_code, too_many.json()["error"]["limit"]) == (413, "max_sentences")
+    too_long = client.post("/parse", json={"tokens": [["a"] * (limits["max_tokens_per_sentence"] + 1)]})
+    assert too_long.status_code in (413, 422) and too_long.json()["error"]["limit"] == "max_tokens_per_sentence"
+    assert client.post("/parse", json={"tokens": [["a"] * 5] * 3}).status_code == 200  # at the limits: taken
+
+
 def test_metrics_count_requests_sentences_tokens_and_batches(make_client):
     client = make_client()
     client.post("/parse", json={"tokens": [["a", "b", "c"], ["d", "e"]]})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -17,7 +18,7 @@ from fastapi import APIRouter, Query, Request
 from ....models.languages import language_name
 from ...errors import APIError
 from ...languages import ServedModels
-from ...schemas import ErrorResponse, LanguageEntry, LayerCard, ModelCard
+from ...schemas import ErrorResponse, LanguageEntry, LayerCard, ModelCard, RequestLimitsCard
 from ..deps import Service
 
 router = APIRouter()
@@ -80,4 +81,5 @@ async def model_card(request: Request, service: Service, language: Annotated[str
         dev_f1_per_layer=metadata.get("dev_f1_per_layer"),
         layers=layer_cards(parser.n_layers, parser.default_layer, metadata.get("dev_f1_per_layer")),
         metadata=json.loads(json.dumps(metadata, default=str)),  # anything odd in the card becomes a string
+        limits=RequestLimitsCard(max_body_bytes=service.settings.max_body_bytes, **asdict(service.limits)),
     )
