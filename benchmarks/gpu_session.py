@@ -133,7 +133,7 @@ def collect(session: Session, runs_dir: Path, releases: int, perplexity_limit: f
         for path in sorted(runs_dir.rglob("*")):
             if path.is_file() and path.suffix in {".json", ".jsonl", ".log"}:
                 archive.add(path, arcname=str(path.relative_to(runs_dir.parent)))
-    for run, row in pick_candidates(runs_dir, releases, perplexity_limit) if releases else []:
+    for run, row in pick_candidates(runs_dir, releases, perplexity_limit):
         source = runs_dir / run / f"release-step{row['step']}.safetensors"
         if source.exists():
             shutil.copy(source, session.out / f"candidate-{run}-step{row['step']}.safetensors")

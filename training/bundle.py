@@ -32,7 +32,7 @@ from ..models.checkpoint import CheckpointError, load_release, save_release
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["bundle_release", "main"]
+__all__ = ["bundle_release", "bundled_path", "main"]
 
 
 def _current_name(target: Path) -> str | None:
@@ -44,11 +44,16 @@ def _current_name(target: Path) -> str | None:
         return None
 
 
+def bundled_path(language: str, target: Path | None = None) -> Path:
+    """``target``, or ``language``'s file in ``models/weights``; ``LanguageError`` for an unknown language."""
+    registry.check_known(language, tuple(registry.LANGUAGES))
+    return Path(target) if target is not None else registry.WEIGHTS / registry.LANGUAGES[language].weights
+
+
 def bundle_release(source: Path, language: str, target: Path | None = None, name: str | None = None) -> dict:
     """Write the release ``source`` as ``language``'s bundled model (``target``: by default its file
     in ``models/weights``); returns the metadata written."""
-    registry.check_known(language, tuple(registry.LANGUAGES))
-    target = Path(target) if target is not None else registry.WEIGHTS / registry.LANGUAGES[language].weights
+    target = bundled_path(language, target)
     release = load_release(source)
     found = registry.release_language(release.metadata)
     if found != language:
@@ -74,11 +79,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     source = arguments.run / "best.safetensors" if arguments.run.is_dir() else arguments.run
     try:
-        metadata = bundle_release(source, arguments.language, arguments.out, arguments.name)
+        target = bundled_path(arguments.language, arguments.out)
+        metadata = bundle_release(source, arguments.language, target, arguments.name)
     except (CheckpointError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    target = arguments.out or registry.WEIGHTS / registry.LANGUAGES[arguments.language].weights
     print(f"{target}: {metadata['name']}, seed {metadata.get('seed')}, layer {metadata.get('default_layer')}, "
           f"prior {metadata.get('default_right_branching_bias')}, held-out perplexity "
           f"{metadata.get('dev_perplexity', float('nan')):.1f}")

@@ -89,28 +89,29 @@ def summarize_run(run_dir: Path) -> dict | None:
     steps_path = run_dir / "steps.jsonl"
     if steps_path.exists():
         speeds = [json.loads(line)["tokens_per_second"] for line in steps_path.read_text().splitlines() if line.strip()]
-    if "dev_f1" not in rows[0]:  # selected on held-out perplexity (a language run): no tree was scored
-        best = min(rows, key=lambda row: row["dev_perplexity"])
-        return {"run": run_dir.name, "evaluations": len(rows), "steps": rows[-1]["step"], "best_dev_f1": None,
-                "best_layer": None, "best_step": best["step"], "dev_f1_per_layer_at_best": [],
-                "dev_perplexity_at_best": best["dev_perplexity"], "best_dev_perplexity": best["dev_perplexity"],
-                "last_dev_f1": None, "mean_dev_f1_last5": None,
-                "median_tokens_per_second": statistics.median(speeds) if speeds else None}
-    best = max(rows, key=lambda row: row["dev_f1"])
-    return {
+    common = {
         "run": run_dir.name,
         "evaluations": len(rows),
         "steps": rows[-1]["step"],
+        "best_dev_perplexity": min(row["dev_perplexity"] for row in rows),
+        "median_tokens_per_second": statistics.median(speeds) if speeds else None,
+    }
+    if "dev_f1" not in rows[0]:  # selected on held-out perplexity (a language run): no tree was scored
+        best = min(rows, key=lambda row: row["dev_perplexity"])
+        return {**common, "best_dev_f1": None, "best_layer": None, "best_step": best["step"],
+                "dev_f1_per_layer_at_best": [], "dev_perplexity_at_best": best["dev_perplexity"],
+                "last_dev_f1": None, "mean_dev_f1_last5": None}
+    best = max(rows, key=lambda row: row["dev_f1"])
+    return {
+        **common,
         "best_dev_f1": best["dev_f1"],
         "best_layer": best["best_layer"],
         "best_step": best["step"],
         "dev_f1_per_layer_at_best": best["dev_f1_per_layer"],
         "dev_perplexity_at_best": best["dev_perplexity"],
-        "best_dev_perplexity": min(row["dev_perplexity"] for row in rows),
         "last_dev_f1": rows[-1]["dev_f1"],
         # the spread of the last evaluations: how much a single selection point can be trusted
         "mean_dev_f1_last5": statistics.fmean(row["dev_f1"] for row in rows[-5:]),
-        "median_tokens_per_second": statistics.median(speeds) if speeds else None,
         **online_summary(rows),
         "selection_bias": selection_bias(rows),
     }
