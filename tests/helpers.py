@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from onlstm.models.network.onlstm import ONLSTMConfig, ONLSTMLanguageModel
 from onlstm.models.text.vocab import Vocab
@@ -115,6 +116,19 @@ def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, 
     assert shutdown_line in text, text[-3000:]
 
 
+def read_metric(base: str, name: str, headers: dict[str, str] | None = None, **labels: str) -> float:
+    """The sum of the samples named ``name`` (``onlstm_http_requests_total``) whose labels include
+    ``labels`` (``status="413"``), read from the server's ``/metrics``; 0 when the metric exists
+    but no sample matches yet (a labelled counter has no sample before its first increment).  An
+    unknown name fails: a renamed metric must not read as a quiet 0."""
+    text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
+    families = list(text_string_to_metric_families(text))
+    if not any(name == family.name or name.startswith(family.name + "_") for family in families):
+        raise AssertionError(f"metric {name} not found at {base}/metrics")
+    return sum(sample.value for family in families for sample in family.samples
+               if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()))
+
+
 class ServerProcess:
     """One ``onlstm serve`` process; ``base`` is its URL."""
 
@@ -146,11 +160,9 @@ class ServerProcess:
                 return int(line.split()[1]) * 1024
         raise AssertionError("VmRSS not found in /proc status")
 
-    def metric(self, name: str) -> float:
-        for line in httpx.get(f"{self.base}/metrics", timeout=10).text.splitlines():
-            if line.startswith(name + " ") or line.startswith(name + "{"):
-                return float(line.rsplit(" ", 1)[1])
-        raise AssertionError(f"metric {name} not found")
+    def metric(self, name: str, **labels: str) -> float:
+        """``read_metric`` of this server."""
+        return read_metric(self.base, name, **labels)
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit status (SIGKILL and fail if it does not stop in ``timeout`` s)."""

@@ -13,7 +13,7 @@ from onlstm import OptionError, ParseOptions, ParseResult
 from onlstm.client import AsyncClient, Client, RequestLimits, ServiceError, ServiceUnreachable
 from onlstm.models.parser import Parser
 
-from ..helpers import free_port, serving
+from ..helpers import free_port, read_metric, serving
 
 pytestmark = pytest.mark.slow
 
@@ -89,11 +89,7 @@ def test_the_body_limit_is_learnt_from_the_413(service, parser):
 
 
 def _refusals_413(service: str) -> float:
-    import httpx
-
-    lines = httpx.get(f"{service}/metrics", headers={"x-api-key": API_KEY}, timeout=10).text.splitlines()
-    return sum(float(line.rsplit(" ", 1)[1]) for line in lines
-               if line.startswith("onlstm_http_requests_total{") and 'status="413"' in line)
+    return read_metric(service, "onlstm_http_requests_total", headers={"x-api-key": API_KEY}, status="413")
 
 
 def test_the_limits_published_on_the_model_card_are_adopted_before_the_first_request(service, parser):
@@ -198,10 +194,10 @@ def test_503_is_retried_after_retry_after(tiny_checkpoint, tmp_path):
         assert refused, "no request was refused: the burst did not overload the service"
         assert all(isinstance(error, ServiceError) and (error.status, error.code) == (503, "overloaded")
                    for error in refused), refused
-        refused_before = server.metric('onlstm_http_requests_total{method="POST",route="/parse",status="503"}')
+        refused_before = server.metric("onlstm_http_requests_total", method="POST", route="/parse", status="503")
         with_retries = asyncio.run(burst(server.base, 40))
         assert all(isinstance(answer, list) and len(answer) == 100 for answer in with_retries), with_retries
-        retried = server.metric('onlstm_http_requests_total{method="POST",route="/parse",status="503"}') - refused_before
+        retried = server.metric("onlstm_http_requests_total", method="POST", route="/parse", status="503") - refused_before
         assert retried > 0, "the second burst was never refused, so nothing was retried"
         assert all(not math.isnan(result.perplexity) for answer in with_retries for result in answer)
 

@@ -18,7 +18,7 @@ import pytest
 
 from onlstm.models.parser import Parser
 
-from ..helpers import REPO, free_port, running_server
+from ..helpers import REPO, free_port, read_metric, running_server
 
 pytestmark = pytest.mark.slow
 
@@ -99,23 +99,16 @@ def test_concurrent_requests_get_their_own_results(server, tiny_checkpoint):
     def post(tokens):
         return httpx.post(f"{server}/parse", json={"tokens": [tokens]}, timeout=60).json()["results"][0]
 
-    before = metric(server, "onlstm_batch_sentences_count")
+    before = read_metric(server, "onlstm_batch_sentences_count")
     with ThreadPoolExecutor(max_workers=20) as pool:
         answers = list(pool.map(post, sentences))
-    batches = metric(server, "onlstm_batch_sentences_count") - before
+    batches = read_metric(server, "onlstm_batch_sentences_count") - before
     for tokens, answer, alone in zip(sentences, answers, expected):
         assert answer["tokens"] == tokens
         assert answer["spans"] == [list(span) for span in alone.spans]
         assert answer["distances"] == pytest.approx(alone.distances, abs=1e-5)
         assert answer["perplexity"] == pytest.approx(alone.perplexity, rel=1e-4)
     assert batches < len(sentences), "concurrent requests should have shared model calls"
-
-
-def metric(server: str, name: str) -> float:
-    for line in httpx.get(f"{server}/metrics").text.splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    raise AssertionError(f"metric {name} not found")
 
 
 def test_bad_settings_stop_the_command_with_a_clear_message(tmp_path):
