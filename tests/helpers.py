@@ -116,9 +116,10 @@ def running_server(command: Sequence[str], port: int, log: Path, env: dict[str, 
     assert shutdown_line in text, text[-3000:]
 
 
-def read_metric(base: str, name: str, headers: dict[str, str] | None = None, **labels: str) -> float:
+def read_metric(base: str, name: str, labels: dict[str, str] | None = None,
+                headers: dict[str, str] | None = None) -> float:
     """The sum of the samples named ``name`` (``onlstm_http_requests_total``) whose labels include
-    ``labels`` (``status="413"``), read from the server's ``/metrics``; 0 when the metric exists
+    ``labels`` (``{"status": "413"}``), read from the server's ``/metrics``; 0 when the metric exists
     but no sample matches yet (a labelled counter has no sample before its first increment).  An
     unknown name fails: a renamed metric must not read as a quiet 0."""
     text = httpx.get(f"{base}/metrics", headers=headers, timeout=10).text
@@ -126,7 +127,7 @@ def read_metric(base: str, name: str, headers: dict[str, str] | None = None, **l
     if not any(name == family.name or name.startswith(family.name + "_") for family in families):
         raise AssertionError(f"metric {name} not found at {base}/metrics")
     return sum(sample.value for family in families for sample in family.samples
-               if sample.name == name and all(sample.labels.get(key) == value for key, value in labels.items()))
+               if sample.name == name and all(sample.labels.get(key) == value for key, value in (labels or {}).items()))
 
 
 class ServerProcess:
@@ -162,7 +163,7 @@ class ServerProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """``read_metric`` of this server."""
-        return read_metric(self.base, name, **labels)
+        return read_metric(self.base, name, labels)
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM, then the exit status (SIGKILL and fail if it does not stop in ``timeout`` s)."""

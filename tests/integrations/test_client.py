@@ -89,7 +89,7 @@ def test_the_body_limit_is_learnt_from_the_413(service, parser):
 
 
 def _refusals_413(service: str) -> float:
-    return read_metric(service, "onlstm_http_requests_total", headers={"x-api-key": API_KEY}, status="413")
+    return read_metric(service, "onlstm_http_requests_total", {"status": "413"}, headers={"x-api-key": API_KEY})
 
 
 def test_the_limits_published_on_the_model_card_are_adopted_before_the_first_request(service, parser):
