@@ -45,9 +45,13 @@ def _current_name(target: Path) -> str | None:
 
 
 def bundled_path(language: str, target: Path | None = None) -> Path:
-    """``target``, or ``language``'s file in ``models/weights``; ``LanguageError`` for an unknown language."""
+    """``target`` (a file, or a folder to hold the file under the language's bundled name), or
+    ``language``'s file in ``models/weights``; ``LanguageError`` for an unknown language."""
     registry.check_known(language, tuple(registry.LANGUAGES))
-    return Path(target) if target is not None else registry.WEIGHTS / registry.LANGUAGES[language].weights
+    file_name = registry.LANGUAGES[language].weights
+    if target is None:
+        return registry.WEIGHTS / file_name
+    return Path(target) / file_name if Path(target).is_dir() else Path(target)
 
 
 def bundle_release(source: Path, language: str, target: Path | None = None, name: str | None = None) -> dict:
@@ -74,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("run", type=Path, help="a run folder (its best.safetensors) or a release file")
     parser.add_argument("--language", required=True, help="the language it ships for: en, zh, es, pt or nl")
     parser.add_argument("--name", default=None, help="the public model name (default: the bundled model's now)")
-    parser.add_argument("--out", type=Path, default=None, help="write here instead of models/weights")
+    parser.add_argument("--out", type=Path, default=None, help="write to this file, or into this folder under the bundled name, instead of models/weights")
     arguments = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     source = arguments.run / "best.safetensors" if arguments.run.is_dir() else arguments.run

@@ -54,3 +54,13 @@ def test_a_release_of_another_language_is_refused_and_nothing_is_written(tmp_pat
     assert not target.exists()
     assert main([str(run), "--language", "es", "--out", str(target)]) == 2
     assert "not of 'es'" in capsys.readouterr().err and not target.exists()
+
+
+def test_out_may_name_a_folder_which_then_holds_the_file_under_the_bundled_name(tmp_path, capsys):
+    run = _run_release(tmp_path, "pt")
+    folder = tmp_path / "candidates"
+    folder.mkdir()
+    assert main([str(run), "--language", "pt", "--out", str(folder)]) == 0
+    assert [path.name for path in folder.iterdir()] == ["pt.safetensors"]
+    assert f"{folder / 'pt.safetensors'}:" in capsys.readouterr().out
+    assert load_release(folder / "pt.safetensors").metadata["seed"] == 7
