@@ -5,8 +5,9 @@ language, and a training run.
   longest dev sentences (the largest model call the default micro-batch allows) and a
   burst of 32 concurrent single-sentence requests; then the process's peak RSS (VmHWM).
 * Every language: a plain ``onlstm serve`` (the five bundled models); per language, one
-  request of the 64 longest sentences of its dev treebank (English's PTB dev, the others'
-  from ``../shared/data/multilingual``), then the peak RSS.
+  request of the 64 longest sentences of its dev treebank as tokens (English's PTB dev, the
+  others' from ``../shared/data/multilingual``) and one of its first 32 as text, then the peak
+  RSS.
 * Training: ``python -m onlstm train --preset cpu`` (the default model's recipe) for a few
   optimizer steps and its dev evaluation; its peak RSS (VmHWM, ``run_measuring_memory``).
 """
@@ -49,6 +50,12 @@ def languages_memory() -> dict:
             sentences = dev_sentences() if language == "en" else [list(gold.tokens) for gold in read_gold(language)]
             longest = sorted(sentences, key=len, reverse=True)[:64]
             response = httpx.post(f"{server.url}/parse", json={"tokens": longest, "language": language}, timeout=300.0)
+            response.raise_for_status()
+            # and text, as most users send it: the language's splitter and tokenizer load too
+            # (Chinese: jieba's dictionary and OpenCC's tables)
+            separator = "" if language == "zh" else " "
+            text = "\n".join(separator.join(tokens) for tokens in sentences[:32])
+            response = httpx.post(f"{server.url}/parse", json={"text": text, "language": language}, timeout=300.0)
             response.raise_for_status()
         after_load = server.memory()
     return {"languages": list(languages), "after_start": after_start, "after_load": after_load}

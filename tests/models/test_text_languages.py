@@ -147,6 +147,30 @@ def test_jieba_prints_nothing_with_a_read_only_temp_dir():
     assert done.returncode == 0 and done.stdout == "" and done.stderr == "", done.stderr
 
 
+def test_the_compact_prefix_dictionary_holds_what_jiebas_own_holds_and_cuts_the_same_words():
+    import jieba
+
+    from onlstm.models.text.chinese import _tokenizer
+
+    compact = _tokenizer()
+    compact.initialize()
+    stock = jieba.Tokenizer()
+    stock.FREQ, stock.total = stock.gen_pfdict(stock.get_dict_file())
+    stock.initialized = True
+    assert (len(compact.FREQ), compact.total) == (len(stock.FREQ), stock.total)
+    assert all(compact.FREQ.get(key) == value for key, value in stock.FREQ.items())
+    # CPython hashes a string's internal buffer: "zzzz" and "空空" (U+7A7A twice) share a hash, as do
+    # "BP" and "偂" (U+5042); the table hashes UTF-8 bytes and keeps them apart
+    assert "zzzz" not in compact.FREQ and compact.FREQ["空空"] == stock.FREQ["空空"] and compact.FREQ["BP"] == 0
+    assert compact.FREQ.get("\ud800x") is None  # a lone surrogate (JSON can carry one) is looked up, not an error
+    texts = ["北京是中国的首都", "苹果和香蕉的颜色都是什么", "计算机的鼠标有什么比较特殊的用途呢",
+             "这些模版所描述的都是句法级的语言现象", "中华人民共和国成立于1949年", "他说：“BP和QQ都是4S店的名字。”"]
+    if SINICA_RAW.is_file():
+        texts += [line.split(" ", 1)[1].replace(" ", "") for line in SINICA_RAW.read_text(encoding="utf-8").splitlines()]
+    assert [list(compact.tokenize(text, HMM=True)) for text in texts] == [list(stock.tokenize(text, HMM=True))
+                                                                          for text in texts]
+
+
 def test_chinese_normalisation():
     assert normalize("Ｈ２Ｏ", "zh") == "hNo"
     assert normalize("語言", "zh") == "语言" and normalize("２０２０年", "zh") == "N年"
