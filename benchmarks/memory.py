@@ -7,7 +7,8 @@ language, and a training run.
 * Every language: a plain ``onlstm serve`` (the five bundled models); per language, one
   request of the 64 longest sentences of its dev treebank as tokens (English's PTB dev, the
   others' from ``../shared/data/multilingual``) and one of its first 32 as text, then the peak
-  RSS.
+  RSS of the server's process, and beside it that of the processes it started (the text
+  preparation workers), summed.
 * Training: ``python -m onlstm train --preset cpu`` (the default model's recipe) for a few
   optimizer steps and its dev evaluation; its peak RSS (VmHWM, ``run_measuring_memory``).
 """
@@ -58,7 +59,9 @@ def languages_memory() -> dict:
             response = httpx.post(f"{server.url}/parse", json={"text": text, "language": language}, timeout=300.0)
             response.raise_for_status()
         after_load = server.memory()
-    return {"languages": list(languages), "after_start": after_start, "after_load": after_load}
+        helpers = server.helpers_memory()
+    return {"languages": list(languages), "after_start": after_start, "after_load": after_load,
+            "helper_processes_after_load": helpers}
 
 
 def training_memory(steps: int) -> dict:
@@ -90,12 +93,15 @@ def run(quick: bool = False) -> dict:
 
 def table(result: dict) -> list[str]:
     service, training = result["service"], result["training"]
+    helpers = result["languages"]["helper_processes_after_load"]
     return [
         f"Peak resident memory ({service['model']})",
         f"    service: {service['after_start']['rss_mb']:.0f} MB after start-up, peak {result['service_rss_mb']:.0f} MB "
         "after a 64-sentence request and 200 requests at concurrency 32",
         f"    service, every bundled language ({', '.join(result['languages']['languages'])}): "
         f"{result['languages']['after_start']['rss_mb']:.0f} MB after start-up, peak {result['languages_rss_mb']:.0f} MB "
-        "after a 64-sentence request in each",
+        "after a 64-sentence request and a text in each",
+        f"        beside it, the {helpers['processes']} processes it started (text preparation): "
+        f"{helpers['rss_mb']:.0f} MB resident together",
         f"    training, cpu preset, {training['steps']} steps + dev evaluation: peak {result['training_rss_mb']:.0f} MB",
     ]

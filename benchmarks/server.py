@@ -30,6 +30,24 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": values.get("VmRSS", float("nan")), "peak_rss_mb": values.get("VmHWM", float("nan"))}
 
 
+def descendants(pid: int) -> list[int]:
+    """The processes started by ``pid``, their children included (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                # the parent is the 4th field, after "(name)", which may itself hold spaces
+                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
 class Server:
     """``with Server(checkpoint, env) as server:`` starts the service and waits until /ready says 200
     (``checkpoint=None``: every bundled language, as a plain ``onlstm serve``)."""
@@ -64,6 +82,14 @@ class Server:
     def memory(self) -> dict[str, float]:
         assert self.process is not None
         return rss_mb(self.process.pid)
+
+    def helpers_memory(self) -> dict[str, float]:
+        """The resident memory of the processes the server started (its text-preparation workers
+        and multiprocessing's helpers), summed: they are not in ``memory()``."""
+        assert self.process is not None
+        sizes = [rss_mb(pid) for pid in descendants(self.process.pid)]
+        return {"processes": len(sizes), "rss_mb": sum(size["rss_mb"] for size in sizes),
+                "peak_rss_mb": sum(size["peak_rss_mb"] for size in sizes)}
 
     def __exit__(self, *exc_info) -> None:
         if self.process is not None and self.process.poll() is None:
