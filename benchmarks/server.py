@@ -85,7 +85,8 @@ class Server:
 
     def helpers_memory(self) -> dict[str, float]:
         """The resident memory of the processes the server started (its text-preparation workers
-        and multiprocessing's helpers), summed: they are not in ``memory()``."""
+        and multiprocessing's helpers), summed: they are not in ``memory()``.  An upper bound: pages
+        a forked worker still shares with its parent count in both."""
         assert self.process is not None
         sizes = [rss_mb(pid) for pid in descendants(self.process.pid)]
         return {"processes": len(sizes), "rss_mb": sum(size["rss_mb"] for size in sizes),
