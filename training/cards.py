@@ -145,7 +145,7 @@ def _changed(metadata: dict) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onlstm.training.cards", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog="python -m onlstm.training.cards", description=__doc__.split("\n\n")[0])
     parser.add_argument("language")
     parser.add_argument("--release", type=Path, required=True)
     parser.add_argument("--report", type=Path, required=True)

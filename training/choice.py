@@ -251,7 +251,7 @@ def format_report(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m onlstm.training.choice", description=" ".join(__doc__.split("\n\n")[0].split()))
+    parser = argparse.ArgumentParser(prog="python -m onlstm.training.choice", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", type=Path, help="run folders (--out of onlstm train)")
     parser.add_argument("--language", required=True, help="en, zh, es, pt or nl")
     parser.add_argument("--treebank", help="the language's treebank folder: adds the dev oracle rows")

@@ -14,8 +14,6 @@ import bisect
 import functools
 import logging
 
-logger = logging.getLogger(__name__)
-
 SEGMENTER = "jieba"
 SCRIPT_CONVERSION = "opencc-t2s"
 
@@ -52,15 +50,16 @@ class PrefixFrequencies:
         hashes, priorities, frequencies = array.array("q"), array.array("q"), array.array("q")
         total = 0
         for line_number, line in enumerate(lines, 1):
-            word, frequency = line.strip().decode("utf-8").split(" ")[:2]
-            total += int(frequency)
+            word, count = line.strip().decode("utf-8").split(" ")[:2]
+            frequency = int(count)
+            total += frequency
             for end in range(1, len(word)):
                 hashes.append(hash(word[:end].encode("utf-8", "surrogatepass")))
                 priorities.append(0)
                 frequencies.append(0)
             hashes.append(hash(word.encode("utf-8", "surrogatepass")))
             priorities.append(line_number)  # a later line of the same word wins
-            frequencies.append(int(frequency))
+            frequencies.append(frequency)
         keys, ranks = numpy.frombuffer(hashes, numpy.int64), numpy.frombuffer(priorities, numpy.int64)
         order = numpy.lexsort((ranks, keys))  # by hash, then by line: each hash's last entry wins
         sorted_keys = keys[order]
