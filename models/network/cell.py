@@ -64,6 +64,14 @@ def drop_connect(weight: Tensor, rate: float, training: bool, native: bool = Tru
     return _DropConnect.apply(weight, 1.0 - rate, seed, fused_kernels)
 
 
+def _upcast(weight: Tensor, inputs: Tensor) -> Tensor:
+    """A weight a Parser keeps in float16 (``recurrence.narrow_inference_weights``) in the inputs'
+    wider dtype; any other weight as it is."""
+    if weight.dtype == torch.float16 and inputs.dtype != torch.float16:
+        return weight.to(inputs.dtype)
+    return weight
+
+
 class ONLSTMCell(nn.Module):
     """One ON-LSTM layer.  The input projection of all time steps is computed in one
     matrix product before the loop over time; only ``U h`` stays inside it.  The loop
@@ -132,13 +140,12 @@ class ONLSTMCell(nn.Module):
             outputs (T, B, H); the new state; forget and input distances, each (T, B).
             Distances at padded steps are meaningless.
         """
-        weight_hh = drop_connect(self.weight_hh, self.dropconnect, self.training, self.native_dropconnect)
-        if getattr(self, "fused", True) and can_fuse(inputs, self.input_projection.weight, weight_hh, state):
-            return fused_layer_forward(
-                inputs, self.input_projection.weight, self.input_projection.bias, weight_hh, state, lengths,
-                self.chunk_size,
-            )
-        projected = self.input_projection(inputs)  # (T, B, G) in one matrix product
+        weight_ih = _upcast(self.input_projection.weight, inputs)
+        weight_hh = drop_connect(_upcast(self.weight_hh, inputs), self.dropconnect, self.training, self.native_dropconnect)
+        if getattr(self, "fused", True) and can_fuse(inputs, weight_ih, weight_hh, state):
+            return fused_layer_forward(inputs, weight_ih, self.input_projection.bias, weight_hh, state, lengths,
+                                       self.chunk_size)
+        projected = F.linear(inputs, weight_ih, self.input_projection.bias)  # (T, B, G) in one matrix product
         return self._forward_stepwise(projected, weight_hh, state, lengths)
 
     def _forward_stepwise(

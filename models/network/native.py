@@ -284,19 +284,20 @@ def amx_panels(weight: Tensor) -> Tensor | None:
     """W (N, K) as csrc/amx_product.c reads it: (2, N / 16, K / 32, 16, 16, 2) int16 holding
     bfloat16 bits, both sizes rounded up to whole tiles (32 columns of N at a time) with zeros,
     the first part W rounded to bfloat16 and the second the rest, which is exact when every value
-    of W is a float16 value (a release's weights); None otherwise.  Cached as ``half_panels``."""
+    of W is a float16 value (a release's weights, float32 or kept as float16); None otherwise.
+    Cached as ``half_panels``."""
     return _per_weight(_amx_panels, weight, _make_amx_panels)
 
 
 def _make_amx_panels(values: Tensor) -> Tensor | None:
-    if values.dtype != torch.float32 or not _float16_values(values):
+    if values.dtype not in (torch.float32, torch.float16) or not float16_values(values):
         return None
     rows, width = values.shape
     tiles = torch.empty(2, -(-rows // 32) * 2, -(-width // 32), 16, 16, 2, dtype=torch.bfloat16)
     # 512 rows of W at a time: the temporaries stay near a megabyte (the whole of a 10,000-word
     # embedding at once took the service's peak memory up by 24 MB at start-up)
     for start in range(0, rows, 512):
-        block = torch.nn.functional.pad(values[start : start + 512], (0, -width % 32, 0, -min(512, rows - start) % 32))
+        block = torch.nn.functional.pad(values[start : start + 512].float(), (0, -width % 32, 0, -min(512, rows - start) % 32))
         high = block.to(torch.bfloat16)
         low = (block - high.float()).to(torch.bfloat16)
         for index, part in enumerate((high, low)):
@@ -318,7 +319,7 @@ def kept_int16(name: str, numel: int) -> Tensor:
     return buffer[:numel]
 
 
-def _float16_values(values: Tensor) -> bool:
+def float16_values(values: Tensor) -> bool:
     """Whether float16 holds every value exactly, checked a slice at a time (no full-size copy)."""
     return all(torch.equal(piece.to(torch.float16).to(piece.dtype), piece) for piece in values.split(512))
 

@@ -208,7 +208,9 @@ class ONLSTMLanguageModel(nn.Module):
         packable = (
             not self.training and not torch.is_grad_enabled() and length_list == sorted(length_list, reverse=True)
             and not autocast_enabled(weight.device.type)
-            and all(getattr(layer, "fused", True) and layer.weight_hh.dtype == weight.dtype for layer in self.layers)
+            # (U in float16 beside float32 embeddings: recurrence.narrow_inference_weights)
+            and all(getattr(layer, "fused", True) and layer.weight_hh.dtype in (weight.dtype, torch.float16)
+                    for layer in self.layers)
         )
         if not packable:
             output = self(ids, lengths)

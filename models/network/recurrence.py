@@ -14,13 +14,14 @@ Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunk
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .native import Kernels, amx_panels, half_panels, kernels
+from .native import Kernels, amx_panels, float16_values, half_panels, kernels
 
 
 def autocast_enabled(device_type: str) -> bool:
@@ -225,22 +226,29 @@ def packed_inference(
     amx_weights = (amx_panels(weight_hh) if panels is not None and fused_kernels is not None and fused_kernels.amx
                    else None)
     if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
+        weight_hh = weight_hh.to(packed_inputs.dtype)  # U kept in float16 (narrow_inference_weights)
         cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
         step: Callable[[Tensor, Tensor, int, Tensor, Tensor, Tensor], None] = _gate_arithmetic
         # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
         # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
-        if fused_kernels is not None and fused_kernels.supports(packed_inputs, weight_ih, weight_hh, h0, c0):
+        if fused_kernels is not None and fused_kernels.supports(packed_inputs, weight_hh, h0, c0):
             step, c0 = fused_kernels.step_forward, c0.contiguous()
-    weight_ih_t, weight_hh_t = weight_ih.t(), weight_hh.t()
+    weight_hh_t = weight_hh.t()
     gate_size = weight_ih.size(0)
     input_tiles = amx_panels(weight_ih) if amx_weights is not None and packed_inputs.stride(-1) == 1 else None
+    # W_ih kept in float16 (narrow_inference_weights) is read from its tiles at every row count; without
+    # tiles (AMX switched off since) from a float32 copy
+    narrow_input_weight = weight_ih.dtype != packed_inputs.dtype
+    amx_from_rows = 0 if narrow_input_weight else (fused_kernels.amx_min_rows if fused_kernels is not None else 0)
+    weight_ih_t = weight_ih.t() if narrow_input_weight and input_tiles is not None \
+        else weight_ih.to(packed_inputs.dtype).t()
     block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
     for block_start in range(0, steps, block_steps):
         block_end = min(steps, block_start + block_steps)
         base = offsets[block_start]
         block_inputs = packed_inputs[base : offsets[block_end]]
         block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, packed_inputs).view(-1, gate_size)
-        if input_tiles is not None and fused_kernels is not None and block_inputs.size(0) >= fused_kernels.amx_min_rows:
+        if input_tiles is not None and fused_kernels is not None and block_inputs.size(0) >= amx_from_rows:
             projected = block_gates.copy_(bias.expand_as(block_gates))
             fused_kernels.amx_matmul(block_inputs, input_tiles, projected)
         else:
@@ -294,11 +302,36 @@ def _layer_loop_panels(fused_kernels: Kernels | None, inputs: Tensor, weight_hh:
     It takes float32 CPU tensors whose U float16 holds exactly: a release's weights.  There it
     beat the step-by-step path at every batch size (parse of 1 / 8 / 64 / 256 dev sentences on
     the 2-core Xeon, 2 threads: 9.9 / 30.9 / 151 / 492 ms against 4.2 / 18 / 115 / 423 ms)."""
-    if fused_kernels is None or not all(
-        tensor.dtype == torch.float32 and tensor.device.type == "cpu" for tensor in (inputs, weight_hh, h0, c0)
-    ):
+    if fused_kernels is None or weight_hh.dtype not in (torch.float32, torch.float16) or not all(
+        tensor.dtype == torch.float32 and tensor.device.type == "cpu" for tensor in (inputs, h0, c0)
+    ) or weight_hh.device.type != "cpu":
         return None
     return half_panels(weight_hh)
+
+
+def narrow_inference_weights(cells: Iterable[torch.nn.Module]) -> int:
+    """Keep each layer's U, and with the AMX products its W_ih too, as float16 parameters (their
+    exact values: a release's weights are float16 values) where inference reads them only through
+    the C kernels: U as float16 panels or AMX tiles (csrc/layer_inference.c), W_ih as AMX tiles at
+    every row count.  Their float32 copies were 91 MB of the five bundled models (U alone 50 MB),
+    read only to make the panels and tiles; float16 halves that.  Any other path (the kernels or AMX switched off later, autograd,
+    ``ONLSTMCell.forward``) reads an upcast copy.  Returns the bytes freed; 0 without the kernels,
+    off the CPU, or for weights float16 cannot hold (a model in training)."""
+    fused_kernels = kernels()
+    if fused_kernels is None:
+        return 0
+    freed = 0
+    for cell in cells:
+        owners: list[tuple[torch.nn.Module, str]] = [(cell, "weight_hh")]
+        if fused_kernels.amx:
+            owners.append((cast(torch.nn.Module, cell.input_projection), "weight"))
+        for owner, name in owners:
+            weight = getattr(owner, name)
+            if weight.dtype != torch.float32 or weight.device.type != "cpu" or not float16_values(weight):
+                continue
+            setattr(owner, name, torch.nn.Parameter(weight.detach().to(torch.float16), requires_grad=False))
+            freed += 2 * weight.numel()
+    return freed
 
 
 def _unpack(
