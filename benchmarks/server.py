@@ -30,14 +30,19 @@ def rss_mb(pid: int) -> dict[str, float]:
     return {"rss_mb": values.get("VmRSS", float("nan")), "peak_rss_mb": values.get("VmHWM", float("nan"))}
 
 
+def stat_fields(pid: int) -> list[str]:
+    """The fields of /proc/PID/stat from the third on (state, parent, ...; ``proc(5)`` numbers them
+    from 1): the second, the command name in parentheses, may itself hold spaces and ")"."""
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+
+
 def descendants(pid: int) -> list[int]:
     """The processes started by ``pid``, their children included (Linux /proc)."""
     parents: dict[int, int] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                # the parent is the 4th field, after "(name)", which may itself hold spaces
-                parents[int(entry.name)] = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                parents[int(entry.name)] = int(stat_fields(int(entry.name))[1])  # field 4: the parent
             except (OSError, IndexError, ValueError):
                 continue
     found, frontier = [], [pid]

@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from benchmarks.common import default_checkpoint, dev_sentences
-from benchmarks.server import Server
+from benchmarks.server import Server, stat_fields
 
 CONCURRENCY = (1, 8, 32)
 OVERHEAD_CONCURRENCY = 32
@@ -39,8 +39,8 @@ def percentile(values: list[float], fraction: float) -> float:
 
 def cpu_seconds(pid: int) -> float:
     """User and system CPU time of a process, all its threads (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    fields = stat_fields(pid)
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15: utime, stime
 
 
 def encode_request(port: int, tokens: list[str]) -> bytes:
