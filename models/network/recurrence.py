@@ -299,9 +299,10 @@ def _layer_loop_panels(fused_kernels: Kernels | None, inputs: Tensor, weight_hh:
     """U's float16 panels for the C layer loop (csrc/layer_inference.c) when it takes this layer,
     else None.
 
-    It takes float32 CPU tensors whose U float16 holds exactly: a release's weights.  There it
-    beat the step-by-step path at every batch size (parse of 1 / 8 / 64 / 256 dev sentences on
-    the 2-core Xeon, 2 threads: 9.9 / 30.9 / 151 / 492 ms against 4.2 / 18 / 115 / 423 ms)."""
+    It takes float32 CPU tensors whose U float16 holds exactly (a release's weights), or U kept in
+    float16 (``narrow_inference_weights``).  There it beat the step-by-step path at every batch
+    size (parse of 1 / 8 / 64 / 256 dev sentences on the 2-core Xeon, 2 threads: 9.9 / 30.9 / 151 /
+    492 ms against 4.2 / 18 / 115 / 423 ms)."""
     if fused_kernels is None or weight_hh.dtype not in (torch.float32, torch.float16) or not all(
         tensor.dtype == torch.float32 and tensor.device.type == "cpu" for tensor in (inputs, h0, c0)
     ) or weight_hh.device.type != "cpu":
@@ -314,9 +315,10 @@ def narrow_inference_weights(cells: Iterable[torch.nn.Module]) -> int:
     exact values: a release's weights are float16 values) where inference reads them only through
     the C kernels: U as float16 panels or AMX tiles (csrc/layer_inference.c), W_ih as AMX tiles at
     every row count.  Their float32 copies were 91 MB of the five bundled models (U alone 50 MB),
-    read only to make the panels and tiles; float16 halves that.  Any other path (the kernels or AMX switched off later, autograd,
-    ``ONLSTMCell.forward``) reads an upcast copy.  Returns the bytes freed; 0 without the kernels,
-    off the CPU, or for weights float16 cannot hold (a model in training)."""
+    read only to make the panels and tiles; float16 halves that.  Any other path (the kernels or
+    AMX switched off later, autograd, ``ONLSTMCell.forward``) reads an upcast copy.  Returns the
+    bytes freed; 0 without the kernels, off the CPU, or for weights float16 cannot hold (a model in
+    training)."""
     fused_kernels = kernels()
     if fused_kernels is None:
         return 0
