@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .native import Kernels, kernels
-from .recurrence import can_fuse, fused_layer_forward
+from .recurrence import can_fuse, fused_layer_forward, read_weight
 
 
 def cumax(x: Tensor, dim: int = -1) -> Tensor:
@@ -62,14 +62,6 @@ def drop_connect(weight: Tensor, rate: float, training: bool, native: bool = Tru
     # the seed comes from torch's generator: manual_seed, and a resumed run's restored state, give the same masks
     seed = int(torch.randint(0, 2**63 - 1, (1,)))
     return _DropConnect.apply(weight, 1.0 - rate, seed, fused_kernels)
-
-
-def _upcast(weight: Tensor, inputs: Tensor) -> Tensor:
-    """A weight a Parser keeps in float16 (``recurrence.narrow_inference_weights``) in the inputs'
-    wider dtype; any other weight as it is."""
-    if weight.dtype == torch.float16 and inputs.dtype != torch.float16:
-        return weight.to(inputs.dtype)
-    return weight
 
 
 class ONLSTMCell(nn.Module):
@@ -140,8 +132,8 @@ class ONLSTMCell(nn.Module):
             outputs (T, B, H); the new state; forget and input distances, each (T, B).
             Distances at padded steps are meaningless.
         """
-        weight_ih = _upcast(self.input_projection.weight, inputs)
-        weight_hh = drop_connect(_upcast(self.weight_hh, inputs), self.dropconnect, self.training, self.native_dropconnect)
+        weight_ih = read_weight(self.input_projection.weight, inputs)
+        weight_hh = drop_connect(read_weight(self.weight_hh, inputs), self.dropconnect, self.training, self.native_dropconnect)
         if getattr(self, "fused", True) and can_fuse(inputs, weight_ih, weight_hh, state):
             return fused_layer_forward(inputs, weight_ih, self.input_projection.bias, weight_hh, state, lengths,
                                        self.chunk_size)

@@ -226,7 +226,7 @@ def packed_inference(
     amx_weights = (amx_panels(weight_hh) if panels is not None and fused_kernels is not None and fused_kernels.amx
                    else None)
     if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
-        weight_hh = weight_hh.to(packed_inputs.dtype)  # U kept in float16 (narrow_inference_weights)
+        weight_hh = read_weight(weight_hh, packed_inputs)
         cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
         step: Callable[[Tensor, Tensor, int, Tensor, Tensor, Tensor], None] = _gate_arithmetic
         # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
@@ -238,10 +238,10 @@ def packed_inference(
     input_tiles = amx_panels(weight_ih) if amx_weights is not None and packed_inputs.stride(-1) == 1 else None
     # W_ih kept in float16 (narrow_inference_weights) is read from its tiles at every row count; without
     # tiles (AMX switched off since) from a float32 copy
-    narrow_input_weight = weight_ih.dtype != packed_inputs.dtype
+    narrow_input_weight = narrowed(weight_ih, packed_inputs)
     amx_from_rows = 0 if narrow_input_weight else (fused_kernels.amx_min_rows if fused_kernels is not None else 0)
-    weight_ih_t = weight_ih.t() if narrow_input_weight and input_tiles is not None \
-        else weight_ih.to(packed_inputs.dtype).t()
+    weight_ih_t = (weight_ih if narrow_input_weight and input_tiles is not None
+                   else read_weight(weight_ih, packed_inputs)).t()
     block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
     for block_start in range(0, steps, block_steps):
         block_end = min(steps, block_start + block_steps)
@@ -310,15 +310,26 @@ def _layer_loop_panels(fused_kernels: Kernels | None, inputs: Tensor, weight_hh:
     return half_panels(weight_hh)
 
 
+def narrowed(weight: Tensor, inputs: Tensor) -> bool:
+    """Whether ``weight`` is one ``narrow_inference_weights`` keeps in float16 beside wider inputs."""
+    return weight.dtype == torch.float16 and inputs.dtype != torch.float16
+
+
+def read_weight(weight: Tensor, inputs: Tensor) -> Tensor:
+    """``weight`` as the inputs' products read it: a narrowed weight upcast to their dtype (a
+    copy), any other weight as it is."""
+    return weight.to(inputs.dtype) if narrowed(weight, inputs) else weight
+
+
 def narrow_inference_weights(cells: Iterable[torch.nn.Module]) -> int:
     """Keep each layer's U, and with the AMX products its W_ih too, as float16 parameters (their
     exact values: a release's weights are float16 values) where inference reads them only through
     the C kernels: U as float16 panels or AMX tiles (csrc/layer_inference.c), W_ih as AMX tiles at
     every row count.  Their float32 copies were 91 MB of the five bundled models (U alone 50 MB),
     read only to make the panels and tiles; float16 halves that.  Any other path (the kernels or
-    AMX switched off later, autograd, ``ONLSTMCell.forward``) reads an upcast copy.  Returns the
-    bytes freed; 0 without the kernels, off the CPU, or for weights float16 cannot hold (a model in
-    training)."""
+    AMX switched off later, autograd, ``ONLSTMCell.forward``) reads an upcast copy
+    (``read_weight``).  Returns the bytes freed; 0 without the kernels, off the CPU, or for weights
+    float16 cannot hold (a model in training)."""
     fused_kernels = kernels()
     if fused_kernels is None:
         return 0

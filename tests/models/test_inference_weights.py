@@ -10,9 +10,8 @@ import torch
 from onlstm.models.network import native, recurrence
 from onlstm.models.network.recurrence import narrow_inference_weights
 
+from .test_amx import LENGTHS
 from .test_fast_onlstm import release_like_twins
-
-LENGTHS = torch.tensor([9, 9, 8, 9, 7, 9, 2, 9, 5, 9, 1, 9, 9, 3, 9, 9, 6, 9, 4, 9])
 
 
 @pytest.fixture
