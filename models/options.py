@@ -26,19 +26,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .trees.decoders import MAX_RIGHT_BRANCHING_BIAS
 
-__all__ = ["Decoder", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAMES", "LANGUAGE_PATTERN",
-           "PUNCTUATION_MODES"]
+__all__ = ["Decoder", "Gate", "OptionError", "ParseOptions", "Punctuation", "DECODER_NAMES", "GATE_NAMES",
+           "LANGUAGE_PATTERN", "PUNCTUATION_MODES"]
 
 # The decoders of models.trees.decoders.DECODERS (a test holds the two to each other)
 Decoder = Literal["greedy", "split"]
 DECODER_NAMES: tuple[str, ...] = get_args(Decoder)
 Punctuation = Literal["attach", "model"]
 PUNCTUATION_MODES: tuple[str, ...] = get_args(Punctuation)
+Gate = Literal["forget", "input"]
+GATE_NAMES: tuple[str, ...] = get_args(Gate)
 
 # What each option must be, phrased to follow its name ("layer must be ...")
 REQUIREMENTS = {
     "layer": "must be an integer of at least 0 (a 0-based layer)",
     "decoder": f"must be one of {list(DECODER_NAMES)}",
+    "gate": f"must be one of {list(GATE_NAMES)}",
     "punctuation": f"must be one of {list(PUNCTUATION_MODES)}",
     "right_branching_bias": f"must be a finite number between {-MAX_RIGHT_BRANCHING_BIAS:g} and "
                             f"{MAX_RIGHT_BRANCHING_BIAS:g} (0: the model's own distances)",
@@ -87,6 +90,9 @@ class ParseOptions(BaseModel):
     decoder: Decoder | None = Field(
         None, description="greedy: the paper's top-down rule; split: the unbiased split-point rule "
         "(default: the model's).")
+    gate: Gate | None = Field(
+        None, description="forget: distances from the master forget gate, 1 - mean(f~_t) (the paper's); input: "
+        "from the master input gate, mean(i~_t), how high the word is written (default: the model's).")
     punctuation: Punctuation | None = Field(
         None, description="attach: punctuation is kept out of the model and attached afterwards; "
         "model: every token goes to the model (default: the model's training setting).")
@@ -120,7 +126,8 @@ class ParseOptions(BaseModel):
     @property
     def resolved(self) -> bool:
         """Whether every default has been filled in (by ``Parser.resolve``)."""
-        return None not in (self.layer, self.decoder, self.punctuation, self.right_branching_bias, self.language)
+        return None not in (self.layer, self.decoder, self.gate, self.punctuation, self.right_branching_bias,
+                            self.language)
 
     @classmethod
     def of(cls, options: ParseOptions | None = None, **values: Any) -> ParseOptions:

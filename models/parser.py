@@ -9,7 +9,10 @@
 
 Each sentence is read from a fresh state as ``<eos> w1 ... wn`` and scored on
 ``w1 ... wn <eos>``; the distance of word ``wi`` is the one computed at the step that
-reads ``wi``.  Sentences are sorted by length and parsed in padded batches; a
+reads ``wi``: from the master forget gate (``gate="forget"``, the paper's and every bundled
+model's default), or from the master input gate (``gate="input"``, ``mean(i~)``: how high the
+word is written), which on the Spanish and Portuguese dev trees holds more of the structure in
+layer 0 with the split decoder (``training/sweeps/results/layer-signals-cpu.md``).  Sentences are sorted by length and parsed in padded batches; a
 sentence gets the same result alone or in a batch (the recurrence never looks at
 padding; the order in which its products are summed depends on the batch size, so distances and
 perplexities agree to about 1e-6 relative, and the trees are the same).
@@ -47,7 +50,7 @@ from .languages import (
     release_language,
 )
 from .network.recurrence import narrow_inference_weights
-from .options import Decoder, OptionError, ParseOptions, Punctuation
+from .options import Decoder, Gate, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
@@ -183,6 +186,7 @@ class Parser:
         self.default_layer = int(self.metadata.get("default_layer", min(1, self.n_layers - 1)))
         # the release names one of the decoders and punctuation modes (onlstm train writes them)
         self.default_decoder = cast(Decoder, str(self.metadata.get("default_decoder", "greedy")))
+        self.default_gate = cast(Gate, str(self.metadata.get("default_gate", "forget")))
         self.default_punctuation = cast(Punctuation, str(self.metadata.get("punctuation", "attach")))
         # releases before the prior was introduced decode the model's own distances
         self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
@@ -269,6 +273,7 @@ class Parser:
             else options.right_branching_bias
         # every field is valid already (checked when `options` was built, or this model's own defaults)
         return ParseOptions.model_construct(layer=layer, decoder=options.decoder or self.default_decoder,
+                                            gate=options.gate or self.default_gate,
                                             punctuation=punctuation, right_branching_bias=float(bias),
                                             all_layers=options.all_layers, language=self.language)
 
@@ -291,8 +296,9 @@ class Parser:
         return [index for index, token in enumerate(tokens) if not is_punctuation(token)]
 
     @torch.inference_mode()
-    def _run(self, token_lists: list[list[str]], batch_size: int, with_perplexity: bool) -> list[tuple[list, float]]:
-        """Per sentence: distances [layer][word] over the given tokens, and perplexity."""
+    def _run(self, token_lists: list[list[str]], batch_size: int, with_perplexity: bool,
+             gate: str = "forget") -> list[tuple[list, float]]:
+        """Per sentence: ``gate``'s distances [layer][word] over the given tokens, and perplexity."""
         results: list[tuple[list, float]] = [([], math.nan)] * len(token_lists)
         # longest first: batches hold sentences of similar length (little padding), and rows
         # already sorted longest first let the recurrence skip finished rows without reordering
@@ -313,7 +319,7 @@ class Parser:
             output = self.model.read_packed(inputs.to(self.device), lengths)
             valid = output.valid.cpu()  # (T, B)
             distances = torch.zeros(self.n_layers, longest, len(batch))
-            distances[:, valid] = output.distances.float().cpu()
+            distances[:, valid] = (output.distances if gate == "forget" else output.input_distances).float().cpu()
             nll = None
             if with_perplexity:
                 valid_targets = targets.t()[valid].to(self.device)
@@ -333,18 +339,21 @@ class Parser:
         return results
 
     def _read(self, token_lists: Sequence[Sequence[str]], punctuation: str, batch_size: int,
-              with_perplexity: bool) -> tuple[list[list[int]], list[tuple[list, float]]]:
+              with_perplexity: bool, gate: str = "forget") -> tuple[list[list[int]], list[tuple[list, float]]]:
         """Run the model over the tokens it reads under ``punctuation``; per sentence, the positions
-        of those tokens and (distances [layer][token read], perplexity)."""
+        of those tokens and (``gate``'s distances [layer][token read], perplexity)."""
         positions = [self.model_positions(tokens, punctuation) for tokens in token_lists]
         words = [[tokens[index] for index in kept] for tokens, kept in zip(token_lists, positions)]
-        return positions, (self._run(words, batch_size, with_perplexity) if token_lists else [])
+        return positions, (self._run(words, batch_size, with_perplexity, gate) if token_lists else [])
 
     def layer_distances(
-        self, token_lists: Sequence[Sequence[str]], batch_size: int = 64, punctuation: str | None = None
+        self, token_lists: Sequence[Sequence[str]], batch_size: int = 64, punctuation: str | None = None,
+        gate: str | None = None,
     ) -> list[list[list[float]]]:
-        """Distances ``[sentence][layer][token]`` over the full token lists (see the module doc)."""
-        positions, runs = self._read(token_lists, punctuation or self.default_punctuation, batch_size, False)
+        """Distances ``[sentence][layer][token]`` over the full token lists (see the module doc), from
+        the master ``gate`` (``forget`` or ``input``; default: the model's)."""
+        positions, runs = self._read(token_lists, punctuation or self.default_punctuation, batch_size, False,
+                                     ParseOptions.of(gate=gate).gate or self.default_gate)
         return [
             [_fill(len(tokens), kept, layer) for layer in word_distances]
             for tokens, kept, (word_distances, _) in zip(token_lists, positions, runs)
@@ -441,7 +450,7 @@ class Parser:
         inputs = [as_sentence(item, index, self.language) for index, item in enumerate(sentences)]
         token_lists = [list(sentence.tokens) for sentence in inputs]
         positions, runs = self._read(token_lists, resolved.punctuation or self.default_punctuation, batch_size,
-                                     with_perplexity)
+                                     with_perplexity, resolved.gate or self.default_gate)
         return [
             self._result(sentence, kept, word_distances, perplexity, resolved)
             for sentence, kept, (word_distances, perplexity) in zip(inputs, positions, runs)

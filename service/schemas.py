@@ -196,6 +196,8 @@ class ModelCard(BaseModel):
     n_layers: int
     default_layer: int
     default_decoder: str
+    default_gate: str = Field("forget", description="The master gate whose distances build the trees unless a "
+                              "request names another (forget: the paper's; input).")
     default_right_branching_bias: float = Field(
         0.0, description="The right-branching prior's strength used unless a request names another.")
     punctuation: str

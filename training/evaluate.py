@@ -471,8 +471,10 @@ def format_table(report: dict) -> str:
         lines.append(render(line))
     if default and report.get("model"):
         prior = default.get("right_branching_bias") or 0.0
+        gate = report.get("gate", "forget")
         lines.append(f"* default: layer {default.get('layer')}, decoder {default.get('decoder')}"
-                     + (f", right-branching prior {prior:g}" if prior else ""))
+                     + (f", right-branching prior {prior:g}" if prior else "")
+                     + ("" if gate == "forget" else f"; every row: the master {gate} gate's distances"))
     return "\n".join(lines)
 
 
@@ -493,15 +495,17 @@ def gold_files(files: str | Path | None = None, data: str | Path | None = None, 
     return ptb_split_files(Path(data) if data else default_data_dir(), split)
 
 
-def parser_distances(parser, golds: Sequence[GoldSentence], mode: str, batch_size: int = 64) -> list:
-    """``parser.layer_distances`` ``[sentence][layer][token]`` over each sentence's model input.
+def parser_distances(parser, golds: Sequence[GoldSentence], mode: str, batch_size: int = 64,
+                     gate: str | None = None) -> list:
+    """``parser.layer_distances`` ``[sentence][layer][token]`` over each sentence's model input, from
+    the master ``gate`` (default: the model's).
 
     Words mode feeds every word of the 36 tags to the model, even ones that look like
     punctuation (``%``, ``&``), as the protocol says; raw mode uses the model's own handling.
     """
     punctuation = "model" if mode == "words" else None
     inputs = [model_input(gold, mode) for gold in golds]
-    return parser.layer_distances(inputs, batch_size=batch_size, punctuation=punctuation)
+    return parser.layer_distances(inputs, batch_size=batch_size, punctuation=punctuation, gate=gate)
 
 
 def read_perplexity(parser, sentences: Sequence[Sequence[str]], punctuation: str, batch_size: int = 64) -> dict:

@@ -106,6 +106,7 @@ class PackedLMOutput(NamedTuple):
     hidden: Tensor  # (P, E) the last layer's output: feed to ``logits`` / ``token_nll``
     distances: Tensor  # (L, P) the syntactic distances
     valid: Tensor  # (T, B) bool, the real positions
+    input_distances: Tensor  # (L, P) mean(master input gate), the input-gate counterpart
 
 
 def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -215,16 +216,20 @@ class ONLSTMLanguageModel(nn.Module):
         if not packable:
             output = self(ids, lengths)
             return PackedLMOutput(hidden=output.hidden.transpose(0, 1)[valid],
-                                  distances=output.distances.transpose(1, 2)[:, valid], valid=valid)
+                                  distances=output.distances.transpose(1, 2)[:, valid], valid=valid,
+                                  input_distances=output.input_distances.transpose(1, 2)[:, valid])
         active = _active_rows(length_list, steps, batch_size)
         x = F.embedding(ids.t()[valid], weight)  # (P, E)
-        distances = []
+        forget_distances, input_distances = [], []
         for layer in self.cells():
             zeros = weight.new_zeros(batch_size, layer.hidden_size)
             x, masters, _, _ = packed_inference(x, active, layer.input_projection.weight, layer.input_projection.bias,
                                                 layer.weight_hh, zeros, zeros, layer.chunk_size)
-            distances.append(_distances(masters)[0])  # the forget distances
-        return PackedLMOutput(hidden=x, distances=torch.stack(distances), valid=valid)
+            forget_distance, input_distance = _distances(masters)
+            forget_distances.append(forget_distance)
+            input_distances.append(input_distance)
+        return PackedLMOutput(hidden=x, distances=torch.stack(forget_distances), valid=valid,
+                              input_distances=torch.stack(input_distances))
 
     def logits(self, hidden: Tensor) -> Tensor:
         """(..., E) -> (..., V) with the output matrix tied to the embedding."""

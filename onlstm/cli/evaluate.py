@@ -76,6 +76,8 @@ def build_argparser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
     parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
+    parser.add_argument("--gate", default=None, choices=("forget", "input"),
+                        help="score the distances of this master gate (default: the model's, forget)")
     parser.add_argument(
         "--right-branching-bias", type=float, action="append", metavar="STRENGTH",
         help="score the decoders with this right-branching prior (repeatable; default: 0 and the model's own)",
@@ -93,17 +95,20 @@ def build_argparser() -> argparse.ArgumentParser:
 
 
 def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size: int, evalb: Path | None,
-                biases: list[float] | None = None) -> dict:
+                biases: list[float] | None = None, gate: str | None = None) -> dict:
     """One mode's report for a loaded parser: every layer, decoder and prior strength (``biases``;
-    default: none and the model's), the baselines, the share of ``<unk>`` tokens, the model's
-    perplexity over what it read, and (with ``evalb``) the EVALB files of the default row."""
-    distances = parser_distances(parser, golds, mode, batch_size)
+    default: none and the model's) on the master ``gate``'s distances (default: the model's), the
+    baselines, the share of ``<unk>`` tokens, the model's perplexity over what it read, and (with
+    ``evalb``) the EVALB files of the default row."""
+    gate = gate or parser.default_gate
+    distances = parser_distances(parser, golds, mode, batch_size, gate)
     default_bias = parser.default_right_branching_bias
     biases = biases or sorted({0.0, default_bias})
     report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders,
                             right_branching_biases=biases)
     report["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
                          "right_branching_bias": default_bias}
+    report["gate"] = gate
     report["unk_share"] = unk_share(parser, golds, mode)
     # as a parse reads them (a words-only model drops the marks): what the service's perplexity means
     read = read_perplexity(parser, [model_input(gold, mode) for gold in golds], parser.default_punctuation, batch_size)
@@ -259,7 +264,7 @@ def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes:
         return 2
     for mode in modes:
         output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
-                                              args.right_branching_bias)
+                                              args.right_branching_bias, args.gate)
     return 0
 
 

@@ -21,7 +21,7 @@ from concurrent.futures.process import BrokenProcessPool
 from ..models.checkpoint import CheckpointError
 from ..models.device import DeviceError, check_device
 from ..models.languages import LANGUAGES, LanguageError
-from ..models.options import PUNCTUATION_MODES, OptionError, ParseOptions
+from ..models.options import GATE_NAMES, PUNCTUATION_MODES, OptionError, ParseOptions
 from ..models.parser import Parser
 from ..models.predict import (
     DEFAULT_MAX_TOKENS,
@@ -75,6 +75,8 @@ def build_argument_parser() -> argparse.ArgumentParser:
                         "(checked)")
     parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
     parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
+    parser.add_argument("--gate", choices=GATE_NAMES, default=None,
+                        help="master gate whose distances build the trees: forget (the paper's) or input (default: the model's)")
     parser.add_argument("--punctuation", choices=PUNCTUATION_MODES, default=None, help="punctuation handling (default: the model's)")
     parser.add_argument("--right-branching-bias", type=float, default=None, metavar="STRENGTH",
                         help="the decoder's right-branching prior, d_t - STRENGTH * t / n (0: the model's own distances; "
@@ -117,7 +119,8 @@ def _check_arguments(arguments: argparse.Namespace) -> None:
 
 def _parse_options(arguments: argparse.Namespace, parser: Parser) -> ParseOptions:
     """The flags' ParseOptions, checked against the model (``OptionError`` names the flag)."""
-    options = ParseOptions.of(layer=arguments.layer, decoder=arguments.decoder, punctuation=arguments.punctuation,
+    options = ParseOptions.of(layer=arguments.layer, decoder=arguments.decoder, gate=arguments.gate,
+                              punctuation=arguments.punctuation,
                               right_branching_bias=arguments.right_branching_bias,
                               all_layers=arguments.all_layers or None, language=arguments.language)
     parser.resolve(options)

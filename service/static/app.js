@@ -35,6 +35,7 @@ const elements = {
   layer: document.getElementById("layer"),
   layerHint: document.getElementById("layer-hint"),
   decoder: document.getElementById("decoder"),
+  gate: document.getElementById("gate"),
   prior: document.getElementById("prior"),
   allLayers: document.getElementById("all-layers"),
   button: document.getElementById("parse-button"),
@@ -49,6 +50,7 @@ const state = {
   layers: [], // [{index, devF1 (number|null), isDefault}] from GET /model
   results: [], // the results on screen, for the downloads
   defaultDecoder: null,
+  defaultGate: null,
   languages: [], // [{language, language_name, model, terms, default}] from GET /model
   model: "loading", // "loading" | "ready" | "failed" | "unreachable", from GET /ready
 };
@@ -143,13 +145,19 @@ function fillLayerChoices(card) {
     : "The model card gives no per-layer F1; the default is the layer the model was released with.";
 }
 
-function fillDecoderChoices(card) {
-  state.defaultDecoder = card.default_decoder ?? null;
-  for (const option of elements.decoder.options) {
-    const isDefault = option.value === card.default_decoder;
+function markDefault(select, value) {
+  for (const option of select.options) {
+    const isDefault = option.value === value;
     option.textContent = option.dataset.label + (isDefault ? " (default)" : "");
     option.selected = isDefault;
   }
+}
+
+function fillDecoderChoices(card) {
+  state.defaultDecoder = card.default_decoder ?? null;
+  markDefault(elements.decoder, card.default_decoder);
+  state.defaultGate = card.default_gate ?? null;
+  markDefault(elements.gate, card.default_gate);
 }
 
 function fillPrior(card) {
@@ -262,6 +270,7 @@ function buildRequest(text) {
   if (elements.layer.value !== "") request.layer = Number(elements.layer.value);
   // the decoder is sent only when it is not the model's own (unknown until /model answers)
   if (elements.decoder.value !== state.defaultDecoder) request.decoder = elements.decoder.value;
+  if (elements.gate.value !== state.defaultGate) request.gate = elements.gate.value;
   // like the decoder: sent only when it differs from the model's own; an empty box is the default
   const prior = elements.prior.value.trim() === "" ? null : Number(elements.prior.value);
   if (prior !== null && Number.isFinite(prior) && prior !== state.defaultPrior) request.right_branching_bias = prior;
@@ -814,5 +823,5 @@ elements.form.addEventListener("invalid", () => showError(null), true);
 elements.text.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) elements.form.requestSubmit();
 });
-for (const option of elements.decoder.options) option.dataset.label = option.textContent;
+for (const option of [...elements.decoder.options, ...elements.gate.options]) option.dataset.label = option.textContent;
 showModel();

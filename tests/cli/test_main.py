@@ -21,6 +21,26 @@ def test_unknown_command(capsys):
     assert "unknown command" in capsys.readouterr().err
 
 
+def test_eval_scores_the_gate_it_is_told(tiny_checkpoint, shared_data, capsys):
+    from onlstm.models.parser import Parser
+    from onlstm.training.corpora import ptb_split_files, read_treebank
+    from onlstm.training.evaluate import evaluate_model, parser_distances, prepare_gold_trees
+
+    status = main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(shared_data / "ptb-sample"),
+                   "--gate", "input", "--decoder", "split", "--json"])
+    assert status == 0
+    report = json.loads(capsys.readouterr().out)["reports"]["words"]
+    assert report["gate"] == "input"
+    golds = prepare_gold_trees(read_treebank(ptb_split_files(shared_data / "ptb-sample", "dev")))
+    distances = parser_distances(Parser.load(tiny_checkpoint), golds, "words", gate="input")
+    expected = evaluate_model(golds, lambda inputs: distances, mode="words", decoders=("split",),
+                              right_branching_biases=[0.0])
+    scored = {row["name"]: row["sentence_f1"] for row in report["model"]}
+    assert scored == {row["name"]: row["sentence_f1"] for row in expected["model"]}
+    forget = parser_distances(Parser.load(tiny_checkpoint), golds, "words")
+    assert forget != distances  # the forget gate's distances would have scored other trees
+
+
 def test_eval_on_a_checkpoint_prints_the_model_beside_the_baselines(tiny_checkpoint, shared_data, capsys):
     status = main(["eval", "--checkpoint", str(tiny_checkpoint), "--data", str(shared_data / "ptb-sample"),
                    "--mode", "both", "--json"])

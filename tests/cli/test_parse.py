@@ -109,6 +109,23 @@ def test_the_right_branching_prior_option(tiny_checkpoint, capsys, monkeypatch):
     assert code == 2 and "--right-branching-bias must be a finite number between -100 and 100" in err
 
 
+def test_the_gate_option(tiny_checkpoint, capsys, monkeypatch):
+    from onlstm.models.parser import Parser
+
+    words = "the company said it expects earnings to rise sharply next year"
+    code, out, _ = run(["--input-format", "lines", "--gate", "input", "--decoder", "split"], tiny_checkpoint, capsys,
+                       (words + "\n").encode(), monkeypatch)
+    assert code == 0
+    expected = Parser.load(tiny_checkpoint).parse(words, gate="input", decoder="split")
+    record = json.loads(out)
+    assert record["spans"] == [list(span) for span in expected.spans]
+    assert record["distances"] == pytest.approx(expected.distances, abs=1e-6)
+    with pytest.raises(SystemExit) as refused:  # argparse's choices: usage and the choices, exit status 2
+        run(["--gate", "output"], tiny_checkpoint, capsys, b"a b\n", monkeypatch)
+    err = capsys.readouterr().err
+    assert refused.value.code == 2 and "--gate: invalid choice: 'output'" in err and "'input'" in err
+
+
 def test_text_input_is_split_into_sentences_by_default(tiny_checkpoint, capsys, monkeypatch):
     text = "The cat sat\non the mat. A dog ran.\n\nStocks fell. The U.S. Steel Corp. rose 5%.\n"
     code, out, _ = run([], tiny_checkpoint, capsys, text.encode(), monkeypatch)

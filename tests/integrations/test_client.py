@@ -125,7 +125,7 @@ PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- n
 
 @pytest.mark.parametrize("values", [
     {}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100}, {"right_branching_bias": -100},
-    {"right_branching_bias": 0, "decoder": "split", "all_layers": True},
+    {"right_branching_bias": 0, "decoder": "split", "all_layers": True}, {"gate": "input", "layer": 0},
 ])
 def test_every_result_is_a_binary_tree_equal_to_the_librarys(service, parser, values):
     with Client(service, api_key=API_KEY) as client:

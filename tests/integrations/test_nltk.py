@@ -29,7 +29,8 @@ def parser(tiny_checkpoint) -> Parser:
 PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- nothing.", "!?", "Yes !",
               "'Quoted' [bracketed] {braced} text ;", '" " ( )', "-- dash first", "last ,"]
 OPTION_GRID = [{}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100},
-               {"right_branching_bias": -100}, {"right_branching_bias": 0, "decoder": "split"}]
+               {"right_branching_bias": -100}, {"right_branching_bias": 0, "decoder": "split"},
+               {"gate": "input", "layer": 0, "decoder": "split"}]
 
 
 def check_binary_trees(nltk_parser: ONLSTMParser) -> None:

@@ -212,7 +212,7 @@ PUNCTUATED = [
 
 @pytest.mark.parametrize("options", [
     {}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100}, {"right_branching_bias": -100},
-    {"right_branching_bias": 0, "decoder": "split"},
+    {"right_branching_bias": 0, "decoder": "split"}, {"gate": "input", "layer": 0, "decoder": "split"},
 ])
 def test_every_sentence_is_a_binary_tree(tiny_checkpoint, options):
     nlp = make_nlp(tiny_checkpoint, **options)

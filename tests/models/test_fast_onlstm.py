@@ -197,6 +197,7 @@ def test_reading_only_the_packed_positions_equals_the_plain_model(monkeypatch, b
         assert torch.equal(got.valid, valid)
         torch.testing.assert_close(got.hidden, expected.hidden.transpose(0, 1)[valid], **TIGHT)
         torch.testing.assert_close(got.distances, expected.distances.transpose(1, 2)[:, valid], **TIGHT)
+        torch.testing.assert_close(got.input_distances, expected.input_distances.transpose(1, 2)[:, valid], **TIGHT)
 
 
 def test_float32_agrees_within_float32_rounding(backend):

@@ -72,6 +72,29 @@ def test_perplexity_is_the_mean_nll_of_words_and_eos(parser):
     assert result.perplexity == pytest.approx(math.exp(nll), rel=1e-5)
 
 
+def test_the_input_gate_builds_trees_from_its_own_distances(parser):
+    from onlstm.training.evaluate import restrict_spans
+
+    tokens = ["the", "cat", "sat", "on", "the", "mat", "."]
+    words = tokens[:-1]
+    with torch.no_grad():
+        output = parser.model(torch.tensor([[parser.vocab.eos_id] + parser.vocab.encode(words)]))
+    by_input = parser.parse(tokens, gate="input", layer=0, decoder="split", right_branching_bias=0)
+    by_forget = parser.parse(tokens)
+    assert by_input.options.gate == "input" and by_forget.options.gate == parser.default_gate == "forget"
+    for layer in range(parser.n_layers):
+        assert by_input.layer_distances[layer][:6] == pytest.approx(output.input_distances[layer, 0, 1:].tolist(),
+                                                                   abs=1e-6)
+        assert by_forget.layer_distances[layer][:6] == pytest.approx(output.distances[layer, 0, 1:].tolist(), abs=1e-6)
+    # the split decoder's tree over the input gate's distances, the mark attached afterwards
+    assert set(restrict_spans(by_input.spans, [True] * 6 + [False])) == \
+        set(decode_spans(by_input.layer_distances[0][:6], "split"))
+    assert parser.layer_distances([words], gate="input")[0] == [
+        pytest.approx(distances[:6], abs=1e-6) for distances in by_input.layer_distances]
+    with pytest.raises(OptionError, match="gate must be one of"):
+        parser.layer_distances([words], gate="output")
+
+
 def test_attach_mode_keeps_the_words_only_tree(parser):
     """Punctuation removed before the model and reattached: restricting the tree to
     the words gives exactly the tree of the words alone."""
@@ -317,7 +340,7 @@ def test_the_bundled_model_parses_on_a_gpu_as_on_the_cpu():
 def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser):
     options = ParseOptions(layer=0, decoder="split")
     result = parser.parse("The cat sat on the mat .", options)
-    assert result.options == ParseOptions(layer=0, decoder="split", punctuation="attach", right_branching_bias=0.0,
+    assert result.options == ParseOptions(layer=0, decoder="split", gate="forget", punctuation="attach", right_branching_bias=0.0,
                                           language="en")  # the release has no language: English
     assert result.options.resolved and result.layer == 0
     # keyword values are laid over the object, and equal to it when they say the same
@@ -333,6 +356,7 @@ def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser)
     ({"layer": True}, "invalid_layer", "layer"),
     ({"layer": "1"}, "invalid_layer", "layer"),
     ({"decoder": "cky"}, "invalid_decoder", "decoder"),
+    ({"gate": "output"}, "invalid_gate", "gate"),
     ({"punctuation": "drop"}, "invalid_punctuation", "punctuation"),
     ({"all_layers": "yes"}, "invalid_all_layers", "all_layers"),
     ({"beam": 3}, "unknown_option", "beam"),

@@ -195,7 +195,8 @@ PUNCTUATED = ['"Stop!" she said (twice).', "(Really?)", "... and then, well -- n
               "'Quoted' [bracketed] {braced} text ;", '" " ( )', "-- dash first", "last ,", "Hello"]
 OPTION_GRID = [{}, {"layer": 0}, {"layer": 2, "decoder": "split"}, {"right_branching_bias": 100},
                {"right_branching_bias": -100}, {"right_branching_bias": 0, "decoder": "split", "all_layers": True},
-               {"decoder": "greedy", "punctuation": "attach", "right_branching_bias": 0.4}]
+               {"decoder": "greedy", "punctuation": "attach", "right_branching_bias": 0.4},
+               {"gate": "input", "layer": 0, "decoder": "split"}]
 
 
 @pytest.mark.parametrize("options", OPTION_GRID)
@@ -427,6 +428,7 @@ def test_model_card(client, tiny_checkpoint):
     assert card["vocabulary_size"] == len(release.vocab)
     assert card["config"] == release.model.config.to_dict()
     assert card["n_layers"] == 3 and card["default_layer"] == 1 and card["default_decoder"] == "greedy"
+    assert card["default_gate"] == "forget"
     assert card["dev_perplexity"] == 123.4 and card["dev_f1"] == 40.0 and card["training_data"] == ["test"]
     assert card["parameters"] == sum(parameter.numel() for parameter in release.model.parameters())
     # the model by name and version: nothing of the server's file system

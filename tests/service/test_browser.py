@@ -285,6 +285,25 @@ def test_the_layer_selector_gives_each_layers_dev_f1_and_marks_the_default(brows
     assert "layer 2" in browser.find_element(by().CSS_SELECTOR, "#results .stats").text
 
 
+def test_the_gate_selector_marks_the_default_and_parses_with_the_chosen_gate(browser, page_server):
+    from selenium.webdriver.support.ui import Select
+
+    text = "The company said it expects earnings to rise sharply next year."
+    open_page(browser, page_server)
+    select = Select(browser.find_element(by().ID, "gate"))
+    wait(browser, lambda driver: any(option.text.endswith("(default)") for option in select.options))
+    assert [option.text for option in select.options] == ["forget, the paper's (default)", "input"]
+    select.select_by_value("input")
+    box = browser.find_element(by().ID, "prior")  # the model's own distances: the prior would hide the gate
+    box.clear()
+    box.send_keys("0")
+    submit(browser, text)
+    expected = api_parse(page_server, text=text, gate="input", right_branching_bias=0)["results"][0]["tree"]
+    assert expected != api_parse(page_server, text=text, right_branching_bias=0)["results"][0]["tree"]
+    wait(browser, lambda driver: [element.get_attribute("textContent") for element
+                                  in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+
+
 def test_the_prior_box_shows_the_default_and_parses_with_the_chosen_strength(browser, page_server):
     text = "The company said it expects earnings to rise sharply next year."
     open_page(browser, page_server)

@@ -345,6 +345,7 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         n_layers = 2
         default_layer = 0
         default_decoder = "split"
+        default_gate = "forget"
         default_right_branching_bias = 0.5
         default_punctuation = "attach"
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
@@ -358,8 +359,9 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         def model_positions(self, tokens, punctuation):
             return list(range(len(tokens)))
 
-        def layer_distances(self, token_lists, batch_size=64, punctuation=None):
+        def layer_distances(self, token_lists, batch_size=64, punctuation=None, gate=None):
             seen.append(punctuation)
+            assert gate == "forget"  # the model's own, asked for by name
             return right_branching_model([])(token_lists)
 
         def parse(self, token_lists, layer=0, punctuation=None, batch_size=64):

@@ -70,6 +70,7 @@ async def model_card(request: Request, service: Service, language: Annotated[str
         n_layers=parser.n_layers,
         default_layer=parser.default_layer,
         default_decoder=parser.default_decoder,
+        default_gate=parser.default_gate,
         default_right_branching_bias=parser.default_right_branching_bias,
         punctuation=parser.default_punctuation,
         vocabulary_size=len(parser.vocab),
