@@ -12,10 +12,12 @@ Each sentence is read from a fresh state as ``<eos> w1 ... wn`` and scored on
 reads ``wi``: from the master forget gate (``gate="forget"``, the paper's and every bundled
 model's default), or from the master input gate (``gate="input"``, ``mean(i~)``: how high the
 word is written), which on the Spanish and Portuguese dev trees holds more of the structure in
-layer 0 with the split decoder (``training/sweeps/results/layer-signals-cpu.md``).  Sentences are sorted by length and parsed in padded batches; a
-sentence gets the same result alone or in a batch (the recurrence never looks at
-padding; the order in which its products are summed depends on the batch size, so distances and
-perplexities agree to about 1e-6 relative, and the trees are the same).
+layer 0 with the split decoder (``training/sweeps/results/layer-signals-cpu.md``).
+
+Sentences are sorted by length and parsed in padded batches; a sentence gets the same result
+alone or in a batch (the recurrence never looks at padding; the order in which its products are
+summed depends on the batch size, so distances and perplexities agree to about 1e-6 relative,
+and the trees are the same).
 
 Punctuation: models trained on words only (the reference protocol, and the default
 recipe) never see punctuation.  With ``punctuation="attach"`` punctuation tokens are
