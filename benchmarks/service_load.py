@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 
 from benchmarks.common import default_checkpoint, dev_sentences
-from benchmarks.server import Server, stat_fields
+from benchmarks.server import Server
+from onlstm.service.preparation import cpu_seconds as process_cpu_seconds
 
 CONCURRENCY = (1, 8, 32)
 OVERHEAD_CONCURRENCY = 32
@@ -38,9 +39,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User and system CPU time of a process, all its threads (/proc/PID/stat)."""
-    fields = stat_fields(pid)
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # fields 14, 15: utime, stime
+    """User and system CPU time of a process, all its threads: the service's own reader of
+    /proc/PID/stat (``onlstm.service.preparation.cpu_seconds``), which says None off Linux."""
+    seconds = process_cpu_seconds(pid)
+    if seconds is None:
+        raise RuntimeError(f"no CPU time for process {pid}: this benchmark reads Linux's /proc")
+    return seconds
 
 
 def encode_request(port: int, tokens: list[str]) -> bytes:
