@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ..models.languages import bundled_languages
+from ..models.options import GATE_NAMES
 from ..models.trees.decoders import decode_spans
 from ..training.corpora import CorpusError, read_treebank
 from ..training.evaluate import (
@@ -76,7 +77,7 @@ def build_argparser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
     parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
-    parser.add_argument("--gate", default=None, choices=("forget", "input"),
+    parser.add_argument("--gate", default=None, choices=GATE_NAMES,
                         help="score the distances of this master gate (default: the model's, forget)")
     parser.add_argument(
         "--right-branching-bias", type=float, action="append", metavar="STRENGTH",
