@@ -40,6 +40,27 @@ def test_lean_is_plus_100_for_right_branching_trees_and_minus_100_for_left():
     assert lean([left_branching_spans(n) for n in lengths], lengths) == pytest.approx(-100.0)
 
 
+def test_the_every_option_oracle_is_what_the_parser_gives_with_those_options(tiny_checkpoint, shared_data):
+    from onlstm.models.parser import Parser
+    from onlstm.models.text.vocab import is_punctuation
+    from onlstm.training.choice import ORACLE_STRENGTHS, dev_scores, every_option_oracle
+    from onlstm.training.corpora import ptb_split_files, read_treebank
+    from onlstm.training.evaluate import model_input, prepare_gold_trees, score_spans
+
+    golds = prepare_gold_trees(read_treebank(ptb_split_files(shared_data, "dev")))
+    # sentences whose words all reach the model under the parser's own punctuation handling
+    golds = [gold for gold in golds if not any(map(is_punctuation, model_input(gold, "words")))][:60]
+    parser = Parser.load(tiny_checkpoint)
+    best = every_option_oracle(parser, golds)
+    assert best["gate"] in ("forget", "input") and best["decoder"] in ("greedy", "split")
+    assert best["f1"] >= max(dev_scores(parser, golds, ORACLE_STRENGTHS).values())  # forget and greedy only
+    results = parser.parse_many([model_input(gold, "words") for gold in golds], gate=best["gate"],
+                                layer=best["layer"], decoder=best["decoder"],
+                                right_branching_bias=best["right_branching_bias"])
+    assert score_spans(golds, [result.spans for result in results], "words")["sentence_f1"] == \
+        pytest.approx(best["f1"])
+
+
 @pytest.mark.slow
 def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, shared_data):
     from onlstm.cli.train import main
@@ -69,3 +90,4 @@ def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, share
     [row] = report([out], golds)["runs"]
     assert row["checkpoint_step"] == choice["checkpoint_step"] and row["layer"] == 1
     assert row["oracle_f1"] >= row["tree_free_f1"] and row["oracle_f1"] >= row["model_alone_f1"]
+    assert row["oracle_every_option_at_chosen_checkpoint"]["f1"] >= row["oracle_at_chosen_checkpoint_f1"]
