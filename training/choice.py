@@ -157,7 +157,7 @@ def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequenc
             for layer in range(len(distances[0])) for strength in strengths}
 
 
-def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence]) -> dict:
+def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence]) -> tuple[float, dict]:
     """The best dev F1 of one release over every option a user can set (gate, layer, decoder, prior
     strength in ``ORACLE_STRENGTHS``), words only, and where it is: supervision, as the oracle."""
     inputs = [model_input(gold, "words") for gold in golds]
@@ -171,7 +171,7 @@ def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence]) -> dict:
                     candidates.append((score_spans(golds, trees, "words")["sentence_f1"], gate, layer, decoder, strength))
     # a tie goes to the first in the order searched: forget before input, lower layers, greedy, strength from -0.8 up
     f1, gate, layer, decoder, strength = max(candidates, key=lambda candidate: candidate[0])
-    return {"f1": f1, "gate": gate, "layer": layer, "decoder": decoder, "right_branching_bias": strength}
+    return f1, {"gate": gate, "layer": layer, "decoder": decoder, "right_branching_bias": strength}
 
 
 def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
@@ -190,6 +190,7 @@ def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[Go
         candidates.append((value, release.step, best_layer, best_strength))
     oracle_f1, oracle_step, oracle_layer, oracle_strength = max(candidates)
     layer = choice["layer"]
+    every_option_f1, every_option = every_option_oracle(chosen_parser, golds)
     return {
         "tree_free_f1": chosen_scores[(layer, choice["right_branching_bias"])],
         "model_alone_f1": chosen_scores[(layer, 0.0)],
@@ -198,8 +199,10 @@ def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[Go
         "oracle_f1": oracle_f1,
         "oracle": {"checkpoint_step": oracle_step, "layer": oracle_layer, "right_branching_bias": oracle_strength},
         "oracle_at_chosen_checkpoint_f1": max(chosen_scores.values()),
-        # the options added since the oracle above was defined (the split decoder, the input gate)
-        "oracle_every_option_at_chosen_checkpoint": every_option_oracle(chosen_parser, golds),
+        # at the chosen checkpoint, the options added since the oracle above was defined too (the split
+        # decoder, the input gate)
+        "oracle_every_option_f1": every_option_f1,
+        "oracle_every_option": every_option,
     }
 
 
@@ -225,10 +228,8 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
         rows.append({"run": str(run), **choice, **(oracle_rows(releases, choice, golds) if golds else {})})
         logger.info("%s: %s", run, json.dumps(rows[-1]))
     summary = {}
-    for key in ("tree_free_f1", "model_alone_f1", "oracle_f1", "oracle_every_option_at_chosen_checkpoint",
-                "heldout_perplexity"):
-        values = [row[key]["f1"] if isinstance(row.get(key), dict) else row[key]
-                  for row in rows if row.get(key) is not None]
+    for key in ("tree_free_f1", "model_alone_f1", "oracle_f1", "oracle_every_option_f1", "heldout_perplexity"):
+        values = [row[key] for row in rows if row.get(key) is not None]
         if values:
             summary[key] = {"mean": statistics.fmean(values), "spread": max(values) - min(values),
                             "stdev": statistics.stdev(values) if len(values) > 1 else 0.0}
@@ -263,13 +264,13 @@ def format_report(result: dict) -> str:
              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in result["runs"]:
         oracle = row.get("oracle", {})
-        every = row.get("oracle_every_option_at_chosen_checkpoint") or {}
+        every = row.get("oracle_every_option", {})
         lines.append(
             f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']} | {row['right_branching_bias']:+.1f} "
             f"| {row.get('tree_free_f1', float('nan')):.1f} | {row.get('model_alone_f1', float('nan')):.1f} "
             f"| {row.get('oracle_f1', float('nan')):.1f} (step {oracle.get('checkpoint_step')}, layer "
             f"{oracle.get('layer')}, prior {oracle.get('right_branching_bias')}) "
-            f"| {every.get('f1', float('nan')):.1f} ({every.get('gate')} gate, layer {every.get('layer')}, "
+            f"| {row.get('oracle_every_option_f1', float('nan')):.1f} ({every.get('gate')} gate, layer {every.get('layer')}, "
             f"{every.get('decoder')}, prior {every.get('right_branching_bias')}) | {row['heldout_perplexity']:.1f} |"
         )
     summary = "; ".join(f"{key} {value['mean']:.1f} (spread {value['spread']:.1f})"
