@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from onlstm.service.preparation import stat_fields
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -28,12 +30,6 @@ def rss_mb(pid: int) -> dict[str, float]:
         if key in ("VmRSS", "VmHWM"):
             values[key] = int(rest.split()[0]) / 1024
     return {"rss_mb": values.get("VmRSS", float("nan")), "peak_rss_mb": values.get("VmHWM", float("nan"))}
-
-
-def stat_fields(pid: int) -> list[str]:
-    """The fields of /proc/PID/stat from the third on (state, parent, ...; ``proc(5)`` numbers them
-    from 1): the second, the command name in parentheses, may itself hold spaces and ")"."""
-    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
 
 
 def descendants(pid: int) -> list[int]:

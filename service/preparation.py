@@ -147,12 +147,19 @@ class PreparationStalled(Exception):
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
+def stat_fields(pid: int) -> list[bytes]:
+    """The fields of Linux's /proc/PID/stat from the third on (state, parent, ...; ``proc(5)`` numbers
+    them from 1): the second, the command name in parentheses, may itself hold spaces and ")".
+    Raises OSError where there is no such file."""
+    with open(f"/proc/{pid}/stat", "rb") as stat:
+        return stat.read().rsplit(b")", 1)[1].split()
+
+
 def cpu_seconds(pid: int) -> float | None:
     """CPU time (user + system) a process has used, from Linux's /proc; None elsewhere."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as stat:
-            fields = stat.read().rsplit(b")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+        fields = stat_fields(pid)
+        return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # fields 14 and 15: utime, stime
     except (OSError, IndexError, ValueError):
         return None
 
