@@ -80,6 +80,7 @@ def test_eval_with_a_missing_checkpoint_says_so(tmp_path, shared_data, capsys):
     [("train", ["--accumulate", "--adversarial-epsilon", "--resume"]), ("eval", ["--evalb", "--mode"]),
      ("sweep", ["--parallel", "--summarize"])],
 )
+@pytest.mark.slow
 def test_python_dash_m_training_commands_help(command, options):
     result = subprocess.run([sys.executable, "-m", "onlstm", command, "--help"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.startswith(f"usage: onlstm {command}")

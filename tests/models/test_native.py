@@ -21,6 +21,7 @@ print(loaded, before, tiny * 1.0 > 0)
 """
 
 
+@pytest.mark.slow
 def test_loading_the_kernels_keeps_subnormal_numbers():
     result = subprocess.run([sys.executable, "-c", PROBE], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr

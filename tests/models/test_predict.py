@@ -206,6 +206,7 @@ def test_parser_predict_is_the_library_function(tiny_checkpoint):
     assert by_method.getvalue().count("\n") == 2
 
 
+@pytest.mark.slow
 def test_predict_reads_and_records_the_parser_language(tmp_path):
     from ..releases import make_release
 

@@ -139,6 +139,7 @@ def test_chinese_offsets_on_the_sinica_dev_clauses():
         _check_offsets(text, [(token, start + s, start + e) for token, s, e in tokenize_with_offsets(text[start:end], "zh")], "zh")
 
 
+@pytest.mark.slow
 def test_jieba_prints_nothing_with_a_read_only_temp_dir():
     program = ("import tempfile; tempfile.tempdir = '/dev/null/not-a-folder'\n"
                "from onlstm.models.text import tokenize\n"

@@ -246,6 +246,7 @@ def server(releases, tmp_path_factory):
         yield base
 
 
+@pytest.mark.slow
 def test_the_client_parses_each_language_and_hears_which_are_served(server):
     with Client(server) as client:
         results = client.parse(text=CHINESE, language="zh")
@@ -260,6 +261,7 @@ def test_the_client_parses_each_language_and_hears_which_are_served(server):
     assert raised.value.available == ["en", "zh"]
 
 
+@pytest.mark.slow
 def test_a_chinese_text_larger_than_one_request_is_split_where_chinese_sentences_end(server):
     with Client(server) as client:
         client.limits.max_sentences = 1  # one sentence a request: the client splits the text itself

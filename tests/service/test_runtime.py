@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = """
 import os, sys
 from onlstm.service.runtime import tune_process
@@ -20,6 +22,7 @@ def run(environment):
     return completed.stdout.split()
 
 
+@pytest.mark.slow
 def test_the_openmp_spin_count_is_set_before_torch_and_an_explicit_value_wins():
     environment = {key: value for key, value in os.environ.items() if key != "GOMP_SPINCOUNT"}
     completed = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, timeout=120,

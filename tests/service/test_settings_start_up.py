@@ -18,6 +18,7 @@ from onlstm.service.settings import OTHER_VARIABLES, Settings, SettingsError, lo
 from ..helpers import REPO
 
 
+@pytest.mark.slow
 def test_a_bad_flag_is_named_as_typed_and_a_misspelt_variable_is_warned_about(tmp_path):
     # the real start-up path: `onlstm serve`, run in a folder without a .env
     environment = {**os.environ, "ONLSTM_MAX_BODYBYTES": "5000"}

@@ -394,6 +394,7 @@ def test_cli_reports_missing_data(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_importing_evaluate_does_not_import_the_model():
     code = "import sys, onlstm.training.evaluate; assert 'onlstm.models.parser' not in sys.modules and 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True)

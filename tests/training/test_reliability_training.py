@@ -98,6 +98,7 @@ def skipped_warnings(caplog) -> list[str]:
             if record.levelno == logging.WARNING and "step skipped" in record.getMessage()]
 
 
+@pytest.mark.slow
 def test_a_few_nan_losses_are_skipped_with_a_warning(tmp_path, monkeypatch, caplog):
     caplog.set_level(logging.WARNING, logger="onlstm.training")
     poison_training_losses(monkeypatch, lambda call: call in (3, 4))

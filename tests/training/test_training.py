@@ -210,6 +210,7 @@ def test_tiny_run_trains_checkpoints_evaluates_and_resumes_exactly(tiny_config, 
     assert [row["step"] for row in read_jsonl(interrupted / "steps.jsonl")] == list(range(1, 17))
 
 
+@pytest.mark.slow
 def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
     from onlstm.models.parser import Parser
 
@@ -223,6 +224,7 @@ def test_keep_releases_writes_every_evaluation_s_weights(tiny_config, tmp_path):
         assert parser.metadata["dev_perplexity"] == pytest.approx(row["dev_perplexity"])
 
 
+@pytest.mark.slow
 def test_dropconnect_sampler_reaches_every_layer_and_the_average(tiny_config, tmp_path):
     from onlstm.training.trainer import Trainer
 
@@ -253,6 +255,7 @@ def test_precision_picks_autocast_per_device():
         TrainConfig(precision="fp16").validate()
 
 
+@pytest.mark.slow
 def test_init_from_a_release_fine_tunes_its_weights_and_vocabulary(tiny_config, tmp_path):
     from onlstm.models.checkpoint import load_release
 
@@ -385,6 +388,7 @@ def subnormals_survive() -> bool:
     return (torch.tensor([1e-39]) * 2).item() != 0.0
 
 
+@pytest.mark.slow
 def test_training_steps_flush_subnormals_and_the_setting_is_restored(tiny_config, tmp_path, monkeypatch):
     from onlstm.training.trainer import Trainer
 
@@ -421,6 +425,7 @@ def test_subnormals_are_flushed_in_every_thread_of_torchs_pool():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.slow
 def test_each_evaluation_is_logged_once_labelled_and_the_end_says_where_the_model_is(tiny_config, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="onlstm.training")
     out = tmp_path / "run"
