@@ -194,7 +194,8 @@ def test_a_client_that_hangs_up_mid_body_is_a_499_on_its_route(server):
     print("series changed by 5 hang-ups:", new)
     assert new.get(("/parse", "POST", "499")) == 4, new
     assert new.get(("unmatched", "POST", "499")) == 1, new
-    assert not [key for key in after if key[2].startswith("5")], after
+    # only what the hang-ups changed: a /ready 503 met by the start-up poll while the model loaded is readiness
+    assert not [key for key in new if key[2].startswith("5")], new
     assert len(re.findall(r"POST /parse -> 499 in", server.log_text())) == 4
 
 
