@@ -41,7 +41,7 @@ import regex  # NLTK's own dependency: Unicode grapheme clusters and emoji prope
 from nltk.tokenize import NLTKWordTokenizer
 
 from ..languages import DEFAULT_LANGUAGE
-from .vocab import EMOJI_COMPONENTS, ZERO_WIDTH_JOINER
+from .vocab import EMOJI_COMPONENTS, ZERO_WIDTH_JOINER, visible
 
 if TYPE_CHECKING:
     from .front_doors import FrontDoor
@@ -649,18 +649,33 @@ def english_tokenize_with_offsets(sentence: str) -> list[tuple[str, int, int]]:
 # --- every language's front door -------------------------------------------------------
 
 
+# The zero-width space marks where words break without showing a space, and a byte-order mark
+# (U+FEFF, once the zero-width no-break space) begins many files: both separate words as a space
+# does.  Each becomes one space, so every offset into the text stays the same.
+_ZERO_WIDTH_SPACES = str.maketrans({"\u200b": " ", "\ufeff": " "})
+
+
+def _zero_width_spaces_as_spaces(text: str) -> str:
+    return text.translate(_ZERO_WIDTH_SPACES) if "\u200b" in text or "\ufeff" in text else text
+
+
 def sentence_spans(text: str, language: str = DEFAULT_LANGUAGE) -> list[tuple[int, int]]:
     """Character spans ``[start, end)`` of the sentences of ``text`` in ``language``, whitespace
-    trimmed; linear in ``len(text)``. ``LanguageError`` (``unknown_language``) for a language
-    the text front door does not know."""
-    return _front_door(language).sentence_spans(text)
+    (zero-width spaces and byte-order marks too) trimmed; linear in ``len(text)``.
+    ``LanguageError`` (``unknown_language``) for a language the text front door does not know."""
+    spaced = _zero_width_spaces_as_spaces(text)
+    return [(start, end) for start, end in _front_door(language).sentence_spans(spaced)
+            if visible(spaced[start:end]).strip()]
 
 
 def tokenize_with_offsets(sentence: str, language: str = DEFAULT_LANGUAGE) -> list[tuple[str, int, int]]:
     """Tokens of one sentence in ``language`` with their ``[start, end)`` character spans:
     ``sentence[start:end] == token``, except the parts of a contraction split the way the
-    language's training text splits it (Portuguese ``da`` -> ``de`` ``a``), which share its span."""
-    return _front_door(language).tokenize_with_offsets(sentence)
+    language's training text splits it (Portuguese ``da`` -> ``de`` ``a``), which share its span.
+    A zero-width space or byte-order mark separates tokens as a space does; a token made only of
+    invisible characters (``vocab.INVISIBLE``: direction marks, soft hyphens) is left out."""
+    tokens = _front_door(language).tokenize_with_offsets(_zero_width_spaces_as_spaces(sentence))
+    return [(token, start, end) for token, start, end in tokens if visible(token)]
 
 
 def tokenize(sentence: str, language: str = DEFAULT_LANGUAGE) -> list[str]:

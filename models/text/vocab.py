@@ -3,7 +3,7 @@
 Splitting and tokenizing raw text live in ``models.text``.
 
 The model reads *normalised* tokens (lowercase, every run of digits -> ``N``, as in
-the ON-LSTM evaluation protocol); users always get back their tokens *as written*.
+the ON-LSTM evaluation protocol, invisible characters such as the soft hyphen left out); users always get back their tokens *as written*.
 Normalisation is by language (``normalize(token, language)``, ``Vocab.language``): Chinese
 tokens are first read in half-width forms (NFKC) and Simplified characters; Spanish,
 Portuguese and Dutch follow the English rules (accents kept).
@@ -20,7 +20,8 @@ from functools import lru_cache
 from ..languages import DEFAULT_LANGUAGE, LanguageError
 from . import chinese
 
-__all__ = ["EMOJI_COMPONENTS", "EOS", "SPECIALS", "UNK", "Vocab", "ZERO_WIDTH_JOINER", "is_punctuation", "normalize"]
+__all__ = ["EMOJI_COMPONENTS", "EOS", "INVISIBLE", "SPECIALS", "UNK", "Vocab", "ZERO_WIDTH_JOINER", "is_punctuation",
+           "normalize", "visible"]
 
 EOS = "<eos>"  # ends every sentence, and is the first input of a sentence read from a fresh state
 UNK = "<unk>"  # any token outside the vocabulary
@@ -30,11 +31,20 @@ _DIGITS = re.compile(r"[0-9]+")
 # News and web text write the apostrophe curly (it’s, ’80s); the training text, like the vocabulary,
 # has the straight one only.
 _STRAIGHT_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'"})
+# Characters text pasted from the web carries inside words without showing them: the soft hyphen
+# (inter\u00adnational), zero-width spaces and non-joiners, direction marks and embeddings, the word
+# joiner, invisible operators, the byte-order mark.  The model reads a word without them (its
+# training text has none), as a reader sees it; the token as written keeps them.  The zero-width
+# joiner is not here: it holds emoji sequences together (EMOJI_COMPONENTS).
+INVISIBLE = frozenset("\u00ad\u180e\u200b\u200c\u200e\u200f\u2060\u2061\u2062\u2063\u2064\ufeff") \
+    | frozenset(map(chr, range(0x202A, 0x202F))) | frozenset(map(chr, range(0x2066, 0x2070)))
+_WITHOUT_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
 
 
 def normalize(token: str, language: str = DEFAULT_LANGUAGE) -> str:
     """The token as the model of ``language`` reads it: lowercase, curly apostrophes straightened
-    (``n’t`` -> ``n't``), every run of digits replaced by ``N`` (``1.5`` -> ``N.N``); Chinese
+    (``n’t`` -> ``n't``), every run of digits replaced by ``N`` (``1.5`` -> ``N.N``), ``INVISIBLE``
+    characters left out; Chinese
     first in half-width forms and Simplified characters (``３個`` -> ``N个``).
     ``LanguageError`` (``unknown_language``) for a language without rules here."""
     if token in SPECIALS:
@@ -47,8 +57,14 @@ def normalize(token: str, language: str = DEFAULT_LANGUAGE) -> str:
                             f"{', '.join(_NORMALIZERS)}") from None
 
 
+def visible(token: str) -> str:
+    """``token`` without the characters of ``INVISIBLE`` (``"inter\u00adnational"`` -> ``"international"``)."""
+    # most tokens are ASCII, which holds none of them: the check costs a tenth of the translation
+    return token if token.isascii() else token.translate(_WITHOUT_INVISIBLE)
+
+
 def _normalize_english(token: str) -> str:
-    return _DIGITS.sub("N", token.lower().translate(_STRAIGHT_APOSTROPHES))
+    return _DIGITS.sub("N", visible(token).lower().translate(_STRAIGHT_APOSTROPHES))
 
 
 @lru_cache(maxsize=1 << 16)  # OpenCC's conversion is slow, and a corpus repeats its words
@@ -84,7 +100,7 @@ def is_punctuation(token: str) -> bool:
         return True
     if token in _WORDLIKE_SYMBOLS:
         return False
-    symbols = [char for char in token if char not in EMOJI_COMPONENTS]
+    symbols = [char for char in token if char not in EMOJI_COMPONENTS and char not in INVISIBLE]
     return bool(symbols) and all(unicodedata.category(char)[0] in "PS" for char in symbols)
 
 
