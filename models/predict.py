@@ -242,8 +242,8 @@ class _CountingReader:
                 yield line
         except UnicodeDecodeError as error:
             # the line being decoded is the one after the last line read (numbered from 1)
-            raise InputEncodingError(f"{self.name} is not UTF-8 text (near line {self.line + 1}): "
-                                     f"{error.reason}") from error
+            raise InputEncodingError(f"{self.name} is not UTF-8 text (near line {self.line + 1}): {error.reason}; "
+                                     "convert it first, e.g. `iconv -f latin1 -t utf-8` for Latin-1 text") from error
 
 
 def _chunks(sentences: Iterable[InputSentence], size: int) -> Iterator[list[InputSentence]]:

@@ -308,7 +308,7 @@ def test_a_binary_file_is_refused_counting_lines_from_one(tmp_path, tiny_checkpo
     binary = tmp_path / "bin.dat"
     binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\xff\xfe binary")
     code, _, err = run([str(binary)], tiny_checkpoint, capsys)
-    assert code == 1 and f"error: {binary} is not UTF-8 text (near line 1)" in err
+    assert code == 1 and f"error: {binary} is not UTF-8 text (near line 1)" in err and "iconv -f latin1 -t utf-8" in err
 
 
 def test_writing_a_file_says_where_and_how_many(tmp_path, tiny_checkpoint, capsys, monkeypatch):
