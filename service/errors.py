@@ -7,6 +7,7 @@ anything unexpected into that one JSON shape.
 
 from __future__ import annotations
 
+import difflib
 import logging
 from typing import Any
 
@@ -17,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..models.languages import LANGUAGES
 from .logs import loggable
+from .schemas import ParseRequest
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +41,9 @@ def unavailable_language(language: str, available: list[str]) -> APIError:
     """422 for a language this service does not parse: unknown to the package, or not served here."""
     served = ", ".join(available)
     if language not in LANGUAGES:
-        return APIError(422, "unknown_language", f"unknown language {language!r}: give an ISO 639-1 code, one of "
-                        f"the languages served here: {served}", available=available)
+        lowercase = f" (codes are lowercase: {language.lower()!r})" if language.lower() in LANGUAGES else ""
+        return APIError(422, "unknown_language", f"unknown language {language!r}{lowercase}: give an ISO 639-1 code, "
+                        f"one of the languages served here: {served}", available=available)
     return APIError(422, "language_unavailable", f"this service does not parse {LANGUAGES[language].name} "
                     f"({language!r}); the languages served here: {served}", available=available)
 
@@ -62,10 +65,20 @@ def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     if first["field"] == "body" and first["type"] in ("model_attributes_type", "dict_type", "missing"):
         return "the body must be a JSON object; send it with Content-Type: application/json", details
     reason = first["problem"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":  # POST /parse is the one route that reads a body
+        reason = _unknown_field(first["field"])
     message = f"{first['field']}: {reason}" if first["field"] != "body" else reason
     if len(details) > 1:
         message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''}, see details)"
     return message, details
+
+
+def _unknown_field(name: str) -> str:
+    inputs = ["text", "sentences", "tokens"]
+    fields = inputs + [field for field in ParseRequest.model_fields if field not in inputs]
+    close = difflib.get_close_matches(name, fields, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"not a field of a parse request; {hint}the fields are {', '.join(fields)}"
 
 
 async def _api_error(request: Request, error: APIError) -> JSONResponse:

@@ -293,6 +293,14 @@ def test_invalid_requests_get_422_saying_what_is_wrong(client, payload, fragment
     assert fragment in error["message"] + json.dumps(error.get("details"))
 
 
+def test_an_unknown_field_is_named_with_the_field_meant_and_every_field(client):
+    error = assert_error(client.post("/parse", json={"txt": "The cat sat."}), 422, "invalid_request")
+    assert error["message"].startswith("txt: not a field of a parse request; did you mean 'text'? the fields are text, ")
+    assert all(field in error["message"] for field in ("sentences", "tokens", "language", "right_branching_bias"))
+    error = assert_error(client.post("/parse", json={"text": "a", "colour": "red"}), 422, "invalid_request")
+    assert "did you mean" not in error["message"] and "colour: not a field" in error["message"]
+
+
 def test_layer_beyond_the_model_is_422(client, parser):
     error = assert_error(client.post("/parse", json={"text": "a cat", "layer": parser.n_layers}), 422, "invalid_layer")
     assert str(parser.n_layers - 1) in error["message"]

@@ -112,6 +112,7 @@ def test_a_language_not_served_is_422_naming_those_served(client, language, code
     error = assert_error(client.post("/parse", json={"text": "Olá.", "language": language}), 422, code)
     assert error["available"] == ["en", "zh", "es"]
     assert "en, zh, es" in error["message"]
+    assert ("codes are lowercase: 'en'" in error["message"]) == (language == "EN")
     card = client.get("/model", params={"language": language})
     assert card.status_code == 422 and card.json()["error"]["code"] == code
 
