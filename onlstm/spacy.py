@@ -37,7 +37,15 @@ token, or a bracket of two or more tokens, or the whole sentence):
   whitespace token);
 * ``Span._.perplexity``: the perplexity of the sentence the span is in;
 * ``Span._.parse_model``: ``{"name", "version", "language"}`` of the model that parsed the
-  span's sentence.
+  span's sentence;
+* ``Span._.unk_share`` and ``Span._.parse_warnings``: the share of the sentence's words outside
+  the model's vocabulary, and the library's warnings about the sentence (most words unknown, not
+  the model's language), as ``ParseResult.unk_share`` and ``.warnings``.
+
+spaCy's Chinese pipelines cut text into single characters by default, and the Chinese model reads
+words: the component warns (``logging``) when it meets such a pipeline, and
+``spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})`` gives it words cut as
+its training text was.
 
 ``parse_string``, ``constituents``, ``children`` and ``parent`` raise
 ``NonConstituentError`` for a span that is not a constituent.  The same attribute names
@@ -50,6 +58,7 @@ so it imports neither torch nor the model until the component is created.
 from __future__ import annotations
 
 import bisect
+import logging
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +75,7 @@ if TYPE_CHECKING:  # the module stays light until the component is created (see 
 __all__ = ["NonConstituentError", "ONLSTMComponent", "make_onlstm_component"]
 
 PARSES = "onlstm_parses"  # Doc extension: one record per parsed sentence (plain data, so Docs serialize)
+logger = logging.getLogger(__name__)
 ROOT_LABEL, NODE_LABEL = "S", "X"
 
 
@@ -87,10 +97,21 @@ def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, lang
     language), ``language`` (ISO 639-1; null: the pipeline's ``nlp.lang``), ``layer``, ``decoder``, ``gate``,
     ``punctuation``, ``right_branching_bias`` (null: the model's defaults), ``batch_size`` (sentences
     per model call), ``device`` (torch device)."""
-    return ONLSTMComponent(name, checkpoint=checkpoint, language=language, pipeline_language=nlp.lang, layer=layer,
-                           decoder=decoder, gate=gate, punctuation=punctuation,
-                           right_branching_bias=right_branching_bias,
-                           batch_size=batch_size, device=device)
+    component = ONLSTMComponent(name, checkpoint=checkpoint, language=language, pipeline_language=nlp.lang,
+                                layer=layer, decoder=decoder, gate=gate, punctuation=punctuation,
+                                right_branching_bias=right_branching_bias, batch_size=batch_size, device=device)
+    if component.parser.language == "zh" and _cuts_characters(nlp):
+        logger.warning("this pipeline's tokenizer cuts Chinese into single characters and the %r component's model "
+                       "reads words (cut by jieba): its trees would be over characters, which it was not trained on; build the "
+                       "pipeline with spacy.blank(\"zh\", config={\"nlp\": {\"tokenizer\": {\"segmenter\": "
+                       "\"jieba\"}}}) to give it words", name)
+    return component
+
+
+def _cuts_characters(nlp: Language) -> bool:
+    """True for spaCy's Chinese tokenizer with its default segmenter, ``char``."""
+    segmenter = getattr(nlp.tokenizer, "segmenter", None)
+    return getattr(segmenter, "value", segmenter) == "char"
 
 
 class ONLSTMComponent:
@@ -174,6 +195,8 @@ def _record(sentence: Span, kept: list[int], result: Any) -> dict[str, Any]:
         "brackets": sorted(brackets),
         "distances": [float(distance) for distance in result.distances],
         "perplexity": float(result.perplexity),
+        "unk_share": float(result.unk_share),
+        "warnings": list(result.warnings),
         "layer": int(result.layer),
         "model": dict(result.model),  # its language included
     }
@@ -290,11 +313,19 @@ def get_parse_model(span: Span) -> dict[str, str]:
     return dict(_sentence_record(span).get("model") or {})  # Docs saved before there was one: {}
 
 
+def get_unk_share(span: Span) -> float | None:
+    return _sentence_record(span).get("unk_share")  # Docs saved before there was one: None
+
+
+def get_parse_warnings(span: Span) -> list[str]:
+    return list(_sentence_record(span).get("warnings") or [])
+
+
 def install_extensions() -> None:
     """Register the ``Doc._`` and ``Span._`` attributes (idempotent)."""
     Doc.set_extension(PARSES, default=None, force=True)
     getters = {"parse_string": get_parse_string, "constituents": get_constituents, "children": get_children,
                "parent": get_parent, "distances": get_distances, "perplexity": get_perplexity,
-               "parse_model": get_parse_model}
+               "parse_model": get_parse_model, "unk_share": get_unk_share, "parse_warnings": get_parse_warnings}
     for name, getter in getters.items():
         Span.set_extension(name, getter=getter, force=True)

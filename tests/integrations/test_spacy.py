@@ -51,6 +51,7 @@ def test_each_sentence_is_parsed_with_spacys_tokens(tiny_checkpoint, parser):
             assert sentence._.parse_string == to_ptb_string(result.tree)
             assert [distance for distance in sentence._.distances if distance is not None] == pytest.approx(result.distances)
             assert sentence._.perplexity == pytest.approx(result.perplexity)
+            assert (sentence._.unk_share, sentence._.parse_warnings) == (pytest.approx(result.unk_share), result.warnings)
             assert sentence._.parent is None
             # the constituents are the tree's brackets plus the tokens, pre-order, the sentence first
             constituents = list(sentence._.constituents)
@@ -298,3 +299,33 @@ def test_a_checkpoint_must_be_of_the_pipeline_language(tiny_checkpoint, tmp_path
     with pytest.raises(LanguageError) as raised:
         spacy.blank("es").add_pipe("onlstm", config={"checkpoint": str(tiny_checkpoint)})
     assert raised.value.code == "language_mismatch" and raised.value.available == ("en",)
+
+
+def test_unknown_words_and_the_librarys_warnings_reach_the_span():
+    nlp = spacy.blank("en")
+    nlp.add_pipe("sentencizer")
+    nlp.add_pipe("onlstm")
+    known, unknown = nlp("The cat sat on the mat. Zyxw qvpt blorf snerk.").sents
+    assert known._.unk_share < 0.5 and known._.parse_warnings == []
+    assert unknown._.unk_share == 1.0 and "outside the model's vocabulary" in unknown._.parse_warnings[0]
+    assert unknown[1:3]._.unk_share == 1.0  # any span reads its sentence's
+
+
+def test_a_chinese_pipeline_that_cuts_characters_is_warned_and_one_that_cuts_words_parses_as_the_library(caplog):
+    words = spacy.blank("zh", config={"nlp": {"tokenizer": {"segmenter": "jieba"}}})
+    words.add_pipe("sentencizer")
+    with caplog.at_level("WARNING", logger="onlstm.spacy"):
+        words.add_pipe("onlstm")
+    assert not [record for record in caplog.records if record.name == "onlstm.spacy"]
+    text = "北京是中国的首都。苹果和香蕉的颜色都是什么？"
+    expected = Parser.load(language="zh").parse_text(text)
+    sentences = list(words(text).sents)
+    assert [sentence._.parse_string for sentence in sentences] == [to_ptb_string(result.tree) for result in expected]
+    assert [sentence._.perplexity for sentence in sentences] == pytest.approx([result.perplexity for result in expected])
+    characters = spacy.blank("zh")  # spaCy's default Chinese segmenter: one token a character
+    characters.add_pipe("sentencizer")
+    with caplog.at_level("WARNING", logger="onlstm.spacy"):
+        characters.add_pipe("onlstm")
+    warned = [record.getMessage() for record in caplog.records if record.name == "onlstm.spacy"]
+    assert len(warned) == 1 and '"segmenter": "jieba"' in warned[0]
+    assert [token.text for token in characters("北京是首都。")][:2] == ["北", "京"]
