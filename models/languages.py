@@ -1,7 +1,10 @@
 """The languages the package knows, and where each bundled model lives.
 
-``LANGUAGES`` names every language a model can be trained for (ISO 639-1 codes); a language
-is *bundled* when its release ships in ``models/weights`` (``bundled_languages()``).  A
+``LANGUAGES`` names every language a model can be trained for: every ISO 639-1 code, the five
+with a text front door of their own and a bundled model first (en, zh, es, pt, nl), then the
+others, which are split and tokenized by rules shared by languages written with spaces between
+words (``models.text.front_doors``).  A language is *bundled* when its release ships in
+``models/weights`` (``bundled_languages()``).  A
 release records its language in its metadata (``language``; releases written before there
 was one are English), and ``Parser.load(language=...)`` refuses a release of another language.
 """
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .iso639 import ISO_639_1
 from .options import OptionError
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "WEIGHTS", "Language", "LanguageError", "bundled_checkpoint",
@@ -43,6 +47,9 @@ LANGUAGES: dict[str, Language] = {
                  terms="trained on the Alpino treebank and CoNLL-2002 text, distributed with permission"),
     )
 }
+# every other language: a model of one's own (no release of it ships, so its file is never there)
+LANGUAGES.update({code: Language(code, name, f"{code}.safetensors")
+                  for code, name in ISO_639_1.items() if code not in LANGUAGES})
 
 
 class LanguageError(OptionError):
@@ -81,13 +88,17 @@ def release_language(metadata: dict[str, Any]) -> str:
 def check_known(language: str, available: tuple[str, ...]) -> None:
     """``LanguageError`` (``unknown_language``) unless ``language`` is one of ``LANGUAGES``' codes."""
     if language not in LANGUAGES:
+        lowercase = f" (codes are lowercase: {language.lower()!r})" if str(language).lower() in LANGUAGES else ""
         raise LanguageError("unknown_language", language, available,
-                            f"must be an ISO 639-1 code of a language with a model: one of {', '.join(available)}")
+                            f"must be an ISO 639-1 code{lowercase} of a language with a model: one of "
+                            f"{', '.join(available)}")
 
 
 def bundled_languages() -> tuple[str, ...]:
     """The languages whose release ships in the package, in ``LANGUAGES`` order."""
-    return tuple(code for code, language in LANGUAGES.items() if (WEIGHTS / language.weights).is_file())
+    # one listing of the folder rather than a look at each of the 183 languages' files
+    files = {path.name for path in WEIGHTS.iterdir() if path.is_file()} if WEIGHTS.is_dir() else set()
+    return tuple(code for code, language in LANGUAGES.items() if language.weights in files)
 
 
 def bundled_checkpoint(language: str = DEFAULT_LANGUAGE) -> Path:
@@ -97,5 +108,6 @@ def bundled_checkpoint(language: str = DEFAULT_LANGUAGE) -> Path:
     if language not in available:
         raise LanguageError("language_unavailable", language, available,
                             f"must be a language with a bundled model, one of {', '.join(available)} "
-                            f"(none for {LANGUAGES[language].name} is bundled yet)")
+                            f"(none for {LANGUAGES[language].name} is bundled: train one on its text with "
+                            f"`onlstm train --language {language} --text FILE`)")
     return WEIGHTS / LANGUAGES[language].weights

@@ -64,7 +64,9 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "weights" / "default.safetensors"  # the English release
 # scripts other than Latin: a sentence mostly outside the Latin alphabet is no warning for these languages
-NON_LATIN_LANGUAGES = frozenset({"zh"})
+# the languages whose models were trained on text in the Latin alphabet; of a language of one's own the
+# package does not know the script
+LATIN_SCRIPT_LANGUAGES = frozenset({"en", "es", "pt", "nl"})
 _NUDGE = 1e-6  # a mark's displayed distance: just above the word that follows it
 UNKNOWN_WARNING_SHARE = 0.5  # a sentence with at least this share of unknown words carries a warning
 # positions whose vocabulary scores are computed at once for perplexity (x V floats, twice)
@@ -513,7 +515,7 @@ def _warnings(words: Sequence[str], unknown: int, language: str = DEFAULT_LANGUA
             f"{unknown} of {len(words)} words are outside the model's vocabulary ({UNK}): the tree and the "
             f"perplexity say little about this sentence (is it {name}? are the words made up or misspelt?)"
         )
-    if language in NON_LATIN_LANGUAGES:
+    if language not in LATIN_SCRIPT_LANGUAGES:
         return warnings
     letters = [char for word in words for char in word if char.isalpha()]
     latin = sum(1 for char in letters if _is_latin(char))

@@ -191,7 +191,7 @@ class Settings(BaseSettings):
         for code, path in value.items():
             if code not in LANGUAGES:
                 raise ValueError(f"unknown language {code!r}: give ISO 639-1 codes, of the bundled languages "
-                                 f"{named} (or code=path for a release of one's own, of {', '.join(LANGUAGES)})")
+                                 f"{named} (or code=path for a release of one's own, of any ISO 639-1 code)")
             if path is None and code not in bundled:
                 raise ValueError(f"no bundled model for {code!r} ({LANGUAGES[code].name}); the bundled languages are "
                                  f"{named}, or give {code}=PATH to a release of one's own")

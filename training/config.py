@@ -140,7 +140,7 @@ class TrainConfig(BaseModel):
         from ..models.languages import LANGUAGES
 
         if value not in LANGUAGES:
-            raise ValueError(f"unknown language; give an ISO 639-1 code, one of {', '.join(LANGUAGES)}")
+            raise ValueError("unknown language; give an ISO 639-1 code: two lowercase letters (en, fr, de, zh ...)")
         return value
 
     @model_validator(mode="after")

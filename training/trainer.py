@@ -608,7 +608,10 @@ def text_front_door(language: str) -> dict[str, str]:
 
         return {"tokenizer": f"jieba {jieba.__version__} words of Simplified characters",
                 "normalization": "NFKC, Traditional to Simplified (OpenCC t2s), lowercase, digit runs to N"}
-    return {"tokenizer": f"onlstm.models.text ({language})", "normalization": "lowercase, digit runs to N"}
+    from ..models.text.front_doors import FRONT_DOORS
+
+    rules = language if language in FRONT_DOORS else f"{language}: the rules of languages without rules of their own"
+    return {"tokenizer": f"onlstm.models.text ({rules})", "normalization": "lowercase, digit runs to N"}
 
 
 def _by_layer(values: list[float]) -> str:

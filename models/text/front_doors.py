@@ -1,7 +1,11 @@
 """The text front door of each language: its sentence splitter and its tokenizer, by ISO 639-1 code.
 
 ``sentences.sentence_spans``, ``tokenize_with_offsets`` and everything built on them
-(``split_text``, ``Sentence.from_text``, ``tokenize``) look the language up here.
+(``split_text``, ``Sentence.from_text``, ``tokenize``) look the language up here.  A language
+without rules of its own (French, German, Russian ...: any other code of ``LANGUAGES``) gets
+``GENERIC``: the rules the European languages share, without any language's abbreviations or
+contractions (sentences end at ``. ! ?`` before a capital; punctuation, quotes, ``¿ ¡``, ``« »``
+split from words; apostrophes inside words kept).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from ..languages import LANGUAGES, LanguageError
 from . import chinese_text, dutch, european, portuguese, spanish
 from .sentences import english_sentence_spans, english_tokenize_with_offsets
 
-__all__ = ["FRONT_DOORS", "FrontDoor", "front_door"]
+__all__ = ["FRONT_DOORS", "GENERIC", "FrontDoor", "front_door"]
 
 
 @dataclass(frozen=True)
@@ -36,12 +40,16 @@ FRONT_DOORS: dict[str, FrontDoor] = {
 }
 
 
+GENERIC = _european(european.Rules(frozenset(), frozenset(), frozenset()))
+
+
 def front_door(language: str) -> FrontDoor:
-    """The front door of ``language``; ``LanguageError`` (``unknown_language``) for a code it has none for."""
-    try:
+    """The front door of ``language`` (``GENERIC`` for a language without rules of its own);
+    ``LanguageError`` (``unknown_language``) for a string that is no ISO 639-1 code."""
+    if isinstance(language, str) and language in FRONT_DOORS:
         return FRONT_DOORS[language]
-    except (KeyError, TypeError):
-        known = tuple(code for code in LANGUAGES if code in FRONT_DOORS)
-        raise LanguageError("unknown_language", str(language), known,
-                            f"must be an ISO 639-1 code of a language with a text front door: one of {', '.join(known)}"
-                            ) from None
+    if isinstance(language, str) and language in LANGUAGES:
+        return GENERIC
+    raise LanguageError("unknown_language", str(language), tuple(FRONT_DOORS),
+                        "must be an ISO 639-1 code (two lowercase letters: en, fr, de ...); these have rules of "
+                        f"their own: {', '.join(FRONT_DOORS)}")

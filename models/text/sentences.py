@@ -336,6 +336,15 @@ def _close(stack: list[int], index: int, inside: list[bool]) -> None:
                 inside[inner] = True
 
 
+def _following(chunks: Sequence[_Chunk], index: int) -> str:
+    """The chunk after ``index``; an opening mark written apart from its word (French ``« Bonjour``)
+    is read with the word after it, as if it were written against it."""
+    following = chunks[index + 1].text
+    if index + 2 < len(chunks) and not following.lstrip(_OPENERS):
+        return following + chunks[index + 2].text
+    return following
+
+
 def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
     """Indices ``i`` such that a sentence ends after chunk ``i`` (the text's end excluded)."""
     markers = _list_markers(chunks)
@@ -343,7 +352,7 @@ def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
     ends: list[int] = []
     index = 0
     while index < len(chunks) - 1:
-        chunk, following = chunks[index].text, chunks[index + 1].text
+        chunk, following = chunks[index].text, _following(chunks, index)
         if inside[index]:
             index += 1
             continue

@@ -17,7 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 
-from ..languages import DEFAULT_LANGUAGE, LanguageError
+from ..languages import DEFAULT_LANGUAGE, LANGUAGES, LanguageError
 from . import chinese
 
 __all__ = ["EMOJI_COMPONENTS", "EOS", "INVISIBLE", "SPECIALS", "UNK", "Vocab", "ZERO_WIDTH_JOINER", "is_punctuation",
@@ -51,10 +51,11 @@ def normalize(token: str, language: str = DEFAULT_LANGUAGE) -> str:
         return token
     try:
         return _NORMALIZERS[language](token)
-    except KeyError:
+    except (KeyError, TypeError):
+        if isinstance(language, str) and language in LANGUAGES:  # any other language: the shared rules
+            return _normalize_english(token)
         raise LanguageError("unknown_language", str(language), tuple(_NORMALIZERS),
-                            f"must be an ISO 639-1 code of a language with a vocabulary: one of "
-                            f"{', '.join(_NORMALIZERS)}") from None
+                            "must be an ISO 639-1 code (two lowercase letters: en, fr, de ...)") from None
 
 
 def visible(token: str) -> str:

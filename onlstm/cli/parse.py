@@ -20,7 +20,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ..models.checkpoint import CheckpointError
 from ..models.device import DeviceError, check_device
-from ..models.languages import LANGUAGES, LanguageError
+from ..models.languages import LanguageError, bundled_languages
 from ..models.options import GATE_NAMES, PUNCTUATION_MODES, OptionError, ParseOptions
 from ..models.parser import Parser
 from ..models.predict import (
@@ -70,9 +70,9 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--checkpoint", default=os.environ.get("ONLSTM_CHECKPOINT") or None,
                         help="release checkpoint (default: $ONLSTM_CHECKPOINT, else the bundled model)")
     parser.add_argument("--language", default=None, metavar="LANG",
-                        help=f"ISO 639-1 code of the text ({', '.join(LANGUAGES)}): the bundled model of that language "
-                        "splits, tokenizes and parses it (default en); with --checkpoint, the release's language "
-                        "(checked)")
+                        help=f"ISO 639-1 code of the text (bundled: {', '.join(bundled_languages())}): the bundled model of "
+                        "that language splits, tokenizes and parses it (default en); with --checkpoint, the release's "
+                        "language (checked; any ISO 639-1 code, for a model trained on one's own text)")
     parser.add_argument("--layer", type=int, default=None, help="0-based layer whose distances build the trees")
     parser.add_argument("--decoder", choices=sorted(DECODERS), default=None, help="tree decoder (default: the model's)")
     parser.add_argument("--gate", choices=GATE_NAMES, default=None,

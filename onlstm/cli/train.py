@@ -54,7 +54,9 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--corpora", help="comma-separated corpus names or text files")
     parser.add_argument("--text", action="append", metavar="FILE",
                         help="a plain-text file of your own (repeatable); split and tokenized by --language's rules")
-    parser.add_argument("--language", help="the text's language, ISO 639-1: en, zh, es, pt, nl (default en)")
+    parser.add_argument("--language", help="the text's language, any ISO 639-1 code (default en); en, zh, es, pt, nl have rules "
+                        "of their own for splitting and tokenizing, every other language those shared by languages "
+                        "written with spaces between words")
     parser.add_argument("--dev", metavar="TREEBANK", help="gold trees scored beside the tree-free choice (oracle rows): "
                         "ptb-dev, a .mrg file or folder, or the language's treebank folder")
     parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")

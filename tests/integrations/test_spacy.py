@@ -274,12 +274,13 @@ def test_a_pipeline_language_without_a_model_fails_at_add_pipe(tmp_path, monkeyp
     from ..releases import bundle
 
     bundle(tmp_path / "weights", monkeypatch, ("en",))
-    for language, code in (("nl", "language_unavailable"), ("de", "unknown_language")):
-        nlp = spacy.blank(language)
+    for language, code in (("nl", "language_unavailable"), ("de", "language_unavailable"), ("xx", "unknown_language")):
+        nlp = spacy.blank(language)  # xx: spaCy's multi-language pipeline, no ISO 639-1 code
         with pytest.raises(LanguageError) as raised:
             nlp.add_pipe("onlstm")
         assert (raised.value.code, raised.value.available) == (code, ("en",))
         assert "nlp.lang" in str(raised.value) and "config={'language'" in str(raised.value)
+        assert (f"onlstm train --language {language}" in str(raised.value)) == (code == "language_unavailable")
     with pytest.raises(LanguageError) as raised:  # an explicit language is refused as given
         spacy.blank("en").add_pipe("onlstm", config={"language": "nl"})
     assert raised.value.code == "language_unavailable" and "nlp.lang" not in str(raised.value)

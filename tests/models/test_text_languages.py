@@ -19,7 +19,7 @@ import pytest
 
 from onlstm.models.languages import LANGUAGES, LanguageError
 from onlstm.models.text import sentence_spans, split_text, tokenize, tokenize_with_offsets
-from onlstm.models.text.front_doors import FRONT_DOORS
+from onlstm.models.text.front_doors import FRONT_DOORS, GENERIC, front_door
 from onlstm.models.text.portuguese import CONTRACTIONS
 from onlstm.models.text.vocab import Vocab, normalize
 
@@ -81,11 +81,25 @@ def _detokenized(tokens: list[str]) -> str:
 
 
 def test_every_language_of_the_package_has_a_front_door():
-    assert set(FRONT_DOORS) == set(LANGUAGES)
+    assert set(FRONT_DOORS) == {"en", "zh", "es", "pt", "nl"} and len(LANGUAGES) == 183  # every ISO 639-1 code
+    assert all(front_door(code) is (FRONT_DOORS[code] if code in FRONT_DOORS else GENERIC) for code in LANGUAGES)
+
+
+def test_a_language_without_rules_of_its_own_is_split_and_tokenized_by_the_shared_ones():
+    text = "L'homme d'aujourd'hui dort. « Bonjour », dit-il. Le chat, noir, arrive à 10h."
+    assert [list(sentence.tokens) for sentence in split_text(text, language="fr")] == [
+        ["L'homme", "d'aujourd'hui", "dort", "."], ["«", "Bonjour", "»", ",", "dit-il", "."],
+        ["Le", "chat", ",", "noir", ",", "arrive", "à", "10", "h", "."]]
+    russian = "Кошка спит на ковре. Собака лает!"
+    assert [list(sentence.tokens) for sentence in split_text(russian, language="ru")] == [
+        ["Кошка", "спит", "на", "ковре", "."], ["Собака", "лает", "!"]]
+    assert all(text[start:end] == token for sentence in split_text(text, language="fr")
+               for token, (start, end) in zip(sentence.tokens, sentence.offsets))
+    assert normalize("Äpfel 1990", "de") == "äpfel N" and tokenize("Der Hund, der bellt.", "de")[2] == ","
 
 
 @pytest.mark.parametrize("call", [
-    lambda: split_text("hola", language="xx"), lambda: sentence_spans("hola", "fr"), lambda: tokenize("hola", "ES"),
+    lambda: split_text("hola", language="xx"), lambda: sentence_spans("hola", "zz"), lambda: tokenize("hola", "ES"),
     lambda: tokenize_with_offsets("hola", language=""), lambda: normalize("hola", "xx"), lambda: Vocab(["<eos>", "<unk>"], "xx"),
 ])
 def test_an_unknown_language_is_refused(call):

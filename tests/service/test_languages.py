@@ -67,7 +67,7 @@ UNBUNDLED = [language for language in LANGUAGES if language not in bundled_langu
 
 
 @pytest.mark.parametrize("value, fragment", [
-    ("en,fr", "unknown language 'fr'"),
+    ("en,xx", "unknown language 'xx'"),
     ("english", "unknown language 'english'"),
     pytest.param(",".join(UNBUNDLED[:1]), f"no bundled model for {UNBUNDLED[:1]!r}"[:-1].replace("['", "'"),
                  marks=pytest.mark.skipif(not UNBUNDLED, reason="every language is bundled"), id="unbundled"),
@@ -90,6 +90,26 @@ def test_one_checkpoint_and_several_languages_are_refused_together(releases):
 # --- the API ------------------------------------------------------------------------------------
 
 
+def test_a_release_of_a_language_without_rules_of_its_own_is_served_under_its_code(releases, tmp_path):
+    french = make_release(tmp_path, "fr")  # any ISO 639-1 code: a model trained on one's own text
+    with TestClient(create_app(load_settings(languages=f"en={releases['en']},fr={french}"))) as client:
+        wait_ready(client)
+        text = "Le chat dort. « Bonjour », dit-il."
+        answer = client.post("/parse", json={"text": text, "language": "fr"})
+        assert answer.status_code == 200, answer.text
+        results = answer.json()["results"]
+        assert [result["tokens"] for result in results] == [["Le", "chat", "dort", "."],
+                                                            ["«", "Bonjour", "»", ",", "dit-il", "."]]
+        assert {result["language"] for result in results} == {"fr"}
+        assert all(text[start:end] == token for result in results
+                   for token, (start, end) in zip(result["tokens"], result["offsets"]))
+        card = client.get("/model", params={"language": "fr"}).json()
+        assert card["language_name"] == "French" and [entry["language"] for entry in card["languages"]] == ["en", "fr"]
+        error = assert_error(client.post("/parse", json={"text": "Der Hund.", "language": "de"}), 422,
+                             "language_unavailable")
+        assert error["available"] == ["en", "fr"] and "German" in error["message"]
+
+
 def test_each_language_is_parsed_by_its_own_model_and_split_as_it_is_written(client):
     chinese = client.post("/parse", json={"text": CHINESE, "language": "zh"})
     assert chinese.status_code == 200, chinese.text
@@ -106,8 +126,9 @@ def test_each_language_is_parsed_by_its_own_model_and_split_as_it_is_written(cli
     assert english["results"][0]["language"] == "en" and english["model"]["name"] == "onlstm-tiny-en"
 
 
-@pytest.mark.parametrize("language, code", [("fr", "unknown_language"), ("english", "unknown_language"),
-                                            ("EN", "unknown_language"), ("pt", "language_unavailable")])
+@pytest.mark.parametrize("language, code", [("xx", "unknown_language"), ("english", "unknown_language"),
+                                            ("EN", "unknown_language"), ("pt", "language_unavailable"),
+                                            ("fr", "language_unavailable")])
 def test_a_language_not_served_is_422_naming_those_served(client, language, code):
     error = assert_error(client.post("/parse", json={"text": "Olá.", "language": language}), 422, code)
     assert error["available"] == ["en", "zh", "es"]

@@ -91,3 +91,35 @@ def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, share
     assert row["checkpoint_step"] == choice["checkpoint_step"] and row["layer"] == 1
     assert row["oracle_f1"] >= row["tree_free_f1"] and row["oracle_f1"] >= row["model_alone_f1"]
     assert row["oracle_every_option_f1"] >= row["oracle_at_chosen_checkpoint_f1"]
+
+
+FRENCH = """Le chat dort sur le tapis du salon. Les enfants jouent dans le jardin après l'école.
+« Il fera beau demain », dit la voisine. Mon frère lit un livre sur l'histoire de la ville.
+Nous avons mangé du pain et du fromage. La rivière traverse la vallée jusqu'à la mer.
+Le train part à huit heures du matin. Elle écrit une lettre à sa grand-mère chaque semaine."""
+
+
+@pytest.mark.slow
+def test_a_language_without_rules_of_its_own_trains_on_plain_text_and_parses_as_itself(tmp_path):
+    from onlstm.cli.train import main
+    from onlstm.models.languages import LanguageError
+    from onlstm.models.parser import Parser
+    from onlstm.models.text import split_text
+
+    text = tmp_path / "francais.txt"
+    text.write_text("\n".join([FRENCH] * 60), encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--language", "fr", "--text", str(text), "--out", str(out),
+                 "--set", "threads=1", "--set", "max_steps=20"]) == 0
+    metadata = load_release(out / "best.safetensors").metadata
+    assert metadata["language"] == "fr" and "fr" in metadata["tokenizer"]
+    assert "oracle_rows" not in json.loads((out / "choice.json").read_text())
+    parser = Parser.load(out / "best.safetensors", language="fr")
+    sentence = "« Bonjour », dit-il. Le train part à huit heures."
+    results = parser.parse_text(sentence)
+    assert [result.tokens for result in results] == [list(part.tokens) for part in split_text(sentence, language="fr")]
+    assert results[1].tokens == ["Le", "train", "part", "à", "huit", "heures", "."] and results[1].unk_share == 0.0
+    assert {result.language for result in results} == {"fr"} and not results[1].warnings
+    with pytest.raises(LanguageError) as raised:
+        Parser.load(out / "best.safetensors", language="de")
+    assert raised.value.code == "language_mismatch"
