@@ -351,6 +351,36 @@ def floresta_category(label: str) -> str:
     return label.rsplit("+", 1)[-1]
 
 
+# --- any other language: Penn bracketing ---------------------------------------------------
+
+_PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
+
+
+def _ptb_unescape(token: str) -> str:
+    return _PTB_ESCAPES.get(token, token)
+
+
+def bracketed_leaf_kind(tag: str, token: str) -> str:
+    """A treebank of one's own in Penn bracketing: ``-NONE-`` leaves (traces, empty subjects) are
+    empty; a token without a letter or digit is punctuation, whatever the tag set calls it."""
+    if tag == "-NONE-":
+        return EMPTY
+    return WORD if any(char.isalnum() for char in token) else PUNCTUATION
+
+
+def read_bracketed_file(path: Path) -> list[TreebankSentence]:
+    """The trees of a file in Penn bracketing, ``(S (NP (DT Le) (NN chat)) (VP dort) (. .))``, one
+    or many, on any lines: the format most treebanks convert to, for a language without a reader
+    of its own.  Function tags are cut from the labels (``NP-SUJ`` -> ``NP``); ``source`` is
+    ``file:N``, the tree's number in the file."""
+    path = Path(path)
+    repairs: list[str] = []
+    trees = parse_brackets(_read_text(path), bracketed_leaf_kind, path.name, repairs, _ptb_unescape)
+    golds = [gold_from_tree(tree, f"{path.name}:{index + 1}", strip_function_tags) for index, tree in enumerate(trees)]
+    _log_repairs(str(path), repairs)
+    return _golds(golds, str(path))
+
+
 _FLORESTA_SENTENCE = re.compile(r"#\d+\s+\S")  # "#9 CP2-4 «Encomendem-nos ..."
 
 
@@ -574,10 +604,18 @@ TREEBANKS: dict[str, Treebank] = {
 
 
 def treebank(language: str) -> Treebank:
-    """The registry entry of ``language`` (``en``, ``zh``, ``es``, ``pt``, ``nl``)."""
-    if language not in TREEBANKS:
-        raise TreebankError(f"unknown language {language!r}: choose one of {', '.join(TREEBANKS)}")
-    return TREEBANKS[language]
+    """The registry entry of ``language`` (``en``, ``zh``, ``es``, ``pt``, ``nl``); for any other
+    ISO 639-1 code, a treebank of one's own in Penn bracketing (``read_bracketed_file``), with no
+    folder in the shared data: its file or folder must be given."""
+    if language in TREEBANKS:
+        return TREEBANKS[language]
+    from ..models.languages import LANGUAGES
+
+    if language not in LANGUAGES:
+        raise TreebankError(f"unknown language {language!r}: give an ISO 639-1 code (two lowercase letters); "
+                            f"these have a reader of their own: {', '.join(TREEBANKS)}, every other reads Penn "
+                            "bracketing")
+    return Treebank(language, f"{LANGUAGES[language].name} trees in Penn bracketing", "", "", read_bracketed_file)
 
 
 def treebank_folder(language: str, path: str | Path | None = None) -> Path:
@@ -605,6 +643,12 @@ def split_files(language: str, path: str | Path | None = None, split: str = "dev
         raise TreebankError(f"unknown split {split!r}: choose one of {', '.join(SPLITS)} (test is held back)")
     if path is not None and Path(path).is_file():
         return [Path(path)]
+    if not entry.folder:  # a treebank of one's own: a folder of bracketed files, read whole
+        if path is None or not Path(path).is_dir():
+            where = "none given" if path is None else f"{path} is not a file or folder"
+            raise TreebankError(f"{entry.name}: {where}; give a file or a folder of files of trees in Penn "
+                                "bracketing (--treebank)")
+        return _treebank_files(Path(path), entry.name)
     if language == "en":
         try:
             return ptb_split_files(Path(path) if path is not None else None, split)
@@ -612,19 +656,20 @@ def split_files(language: str, path: str | Path | None = None, split: str = "dev
             raise TreebankError(str(error)) from None
     if language == "es" and path is not None and Path(path).is_dir() and not (Path(path) / split).is_dir():
         if any(Path(path).glob("*.tbf")):  # a split folder given directly
-            return _cess_files(Path(path))
+            return _treebank_files(Path(path), entry.name)
     location = treebank_folder(language, path) / entry.split_name.format(split=split)
     if location.is_dir():
-        return _cess_files(location)
+        return _treebank_files(location, entry.name)
     if not location.is_file():
         raise TreebankError(f"{location}: no such file; is {location.parent} the {entry.name} folder?")
     return [location]
 
 
-def _cess_files(folder: Path) -> list[Path]:
+def _treebank_files(folder: Path, name: str) -> list[Path]:
+    """Every file of ``folder`` (hidden ones aside), sorted: a treebank of ``name`` split into files."""
     files = sorted(path for path in folder.iterdir() if path.is_file() and not path.name.startswith("."))
     if not files:
-        raise TreebankError(f"{folder}: no CESS-ESP file in it")
+        raise TreebankError(f"{folder}: no {name} file in it")
     return files
 
 

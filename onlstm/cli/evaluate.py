@@ -7,7 +7,9 @@
     onlstm eval --language es --treebank es-cess --checkpoint runs/es/best.safetensors
 
 English reads PTB .mrg files; ``--language zh|es|pt|nl`` reads that language's treebank
-(Sinica, CESS-ESP, Floresta, Alpino) with ``onlstm.training.treebanks.read_gold``.  The four
+(Sinica, CESS-ESP, Floresta, Alpino) with ``onlstm.training.treebanks.read_gold``, and any other
+ISO 639-1 code a ``--treebank`` file or folder of trees in Penn bracketing (a treebank of one's
+own, scored with a model of one's own: ``--checkpoint``).  The four
 baselines are printed for every language; Alpino's discontinuous constituents are not
 brackets, and how many were skipped is printed.  The model scored is ``--checkpoint`` (a
 release of ``--language``: another language's is refused), else the bundled model of
@@ -66,8 +68,9 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
     parser.add_argument(
         "--language", default="en", metavar="LANG",
-        help=f"the gold trees' language: {', '.join(TREEBANKS)} (default en; bundled models: "
-        f"{', '.join(bundled_languages())})",
+        help=f"the gold trees' language, any ISO 639-1 code (default en): {', '.join(TREEBANKS)} read their "
+        "treebanks' own formats, every other language a file or folder of trees in Penn bracketing "
+        f"(--treebank); bundled models: {', '.join(bundled_languages())}",
     )
     parser.add_argument(
         "--treebank", default=None, metavar="PATH",
@@ -220,10 +223,10 @@ def read_golds(args: argparse.Namespace) -> tuple[list[GoldSentence], dict]:
     else:
         golds = read_gold(language, path or args.data, args.split)
         data = Path(path) if path else treebank_folder(language, args.data)
-        split = None if data.is_file() else args.split
+        split = None if data.is_file() or not treebank(language).folder else args.split
     described = {
         "language": language,
-        "treebank": TREEBANKS[language].name,
+        "treebank": treebank(language).name,
         "data": str(data),
         "split": split,
         "n_words": sum(gold.n_words for gold in golds),

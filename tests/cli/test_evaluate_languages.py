@@ -151,7 +151,8 @@ def test_a_checkpoint_of_another_language_is_refused(tiny_checkpoint, tmp_path, 
 @pytest.mark.parametrize(
     "options, message",
     [
-        (["--language", "xx"], "error: --language: unknown language 'xx': choose one of en, zh, es, pt, nl"),
+        (["--language", "xx"], "error: --language: unknown language 'xx': give an ISO 639-1 code (two lowercase "
+         "letters); these have a reader of their own: en, zh, es, pt, nl, every other reads Penn bracketing"),
         (["--language", "zh", "--treebank", "{missing}"], "error: --treebank: {missing}: no such file or folder"),
         (["--treebank", "{missing}"], "error: --treebank: {missing}: no such file or folder"),
         (["--language", "pt", "--files", "{tmp}"], "error: --files: reads PTB .mrg files (en); give the pt treebank"),
@@ -167,3 +168,36 @@ def test_refusals_are_one_line_naming_the_flag(options, message, tmp_path, capsy
     assert main(["eval", *(option.format(**names) for option in options)]) == 2
     err = capsys.readouterr().err
     assert err.startswith(message.format(**names)) and err.count("\n") == 1, err
+
+
+# A French treebank of one's own in Penn bracketing (the French Treebank's labels): the reader of any
+# language without one of its own.  Traces are empty, punctuation is whatever has no letter or digit.
+FRENCH = """( (SENT (NP-SUJ (DET Le) (NC chat)) (VN (V dort)) (PP-MOD (P sur) (NP (DET le) (NC tapis))) (PONCT .)) )
+( (SENT (NP-SUJ (DET Les) (NC enfants)) (VN (V jouent) (-NONE- *T*-1)) (PP (P dans) (NP (DET le) (NC jardin)))
+  (PONCT .)) )
+(SENT (PONCT «) (NP (NC Bonjour)) (PONCT ») (PONCT ,) (VN (V dit-il)) (PONCT .))
+"""
+
+
+def test_a_language_without_a_reader_of_its_own_reads_penn_bracketing(tmp_path, capsys):
+    from onlstm.training.treebanks import read_gold
+
+    (tmp_path / "trees").mkdir()
+    treebank = tmp_path / "trees" / "francais.mrg"
+    treebank.write_text(FRENCH)
+    golds = read_gold("fr", treebank)
+    assert [gold.words for gold in golds] == [("Le", "chat", "dort", "sur", "le", "tapis"),
+                                              ("Les", "enfants", "jouent", "dans", "le", "jardin"), ("Bonjour", "dit-il")]
+    assert golds[0].brackets == {(0, 2), (3, 6), (4, 6)}  # NP-SUJ, PP-MOD, NP; the sentence itself not counted
+    assert golds[1].brackets == {(0, 2), (3, 6), (4, 6)}  # the trace is no word
+    assert golds[2].brackets == frozenset()
+    french = make_release(tmp_path, "fr")
+    assert main(["eval", "--language", "fr", "--treebank", str(treebank.parent), "--checkpoint", str(french), "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert (output["language"], output["split"], output["n_words"]) == ("fr", None, 14)
+    assert output["treebank"] == "French trees in Penn bracketing" and "note" not in output
+    report = output["reports"]["words"]
+    assert [row["name"] for row in report["baselines"]] == BASELINES and report["n_sentences"] == 3
+    assert {row["layer"] for row in report["model"]} == {0, 1, 2, "mean"}
+    assert main(["eval", "--language", "fr"]) == 2  # no trees of its own to read: the flag to give
+    assert "--treebank" in capsys.readouterr().err
