@@ -3,10 +3,10 @@
 Splitting and tokenizing raw text live in ``models.text``.
 
 The model reads *normalised* tokens (lowercase, every run of digits -> ``N``, as in
-the ON-LSTM evaluation protocol, invisible characters such as the soft hyphen left out); users always get back their tokens *as written*.
-Normalisation is by language (``normalize(token, language)``, ``Vocab.language``): Chinese
-tokens are first read in half-width forms (NFKC) and Simplified characters; Spanish,
-Portuguese and Dutch follow the English rules (accents kept).
+the ON-LSTM evaluation protocol, invisible characters such as the soft hyphen left out); users
+always get back their tokens *as written*.  Normalisation is by language (``normalize(token,
+language)``, ``Vocab.language``): Chinese tokens are first read in half-width forms (NFKC) and
+Simplified characters; every other language follows the English rules (accents kept).
 """
 
 from __future__ import annotations
