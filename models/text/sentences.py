@@ -336,11 +336,17 @@ def _close(stack: list[int], index: int, inside: list[bool]) -> None:
                 inside[inner] = True
 
 
+# French and Russian typography set guillemets apart from their words (« Bonjour »); English text
+# does not space its brackets and quotes, and a spaced one there (tokenized text, Brown's
+# ". ( 2 ) Fulton") is read as before
+_SPACED_OPENERS = "«‹"
+
+
 def _following(chunks: Sequence[_Chunk], index: int) -> str:
-    """The chunk after ``index``; an opening mark written apart from its word (French ``« Bonjour``)
-    is read with the word after it, as if it were written against it."""
+    """The chunk after ``index``; a guillemet written apart from its word (``« Bonjour``) is read
+    with the word after it, as if it were written against it."""
     following = chunks[index + 1].text
-    if index + 2 < len(chunks) and not following.lstrip(_OPENERS):
+    if index + 2 < len(chunks) and following and not following.lstrip(_SPACED_OPENERS):
         return following + chunks[index + 2].text
     return following
 
