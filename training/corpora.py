@@ -186,9 +186,23 @@ def read_language_corpus(name: str, data_dir: Path | None = None) -> list[list[s
     return [sentence for sentence in sentences if sentence]
 
 
+# A corpus named "tokens:PATH" is text tokenized already (by a segmenter of one's own: Japanese,
+# Thai, or any tokenization to keep): one sentence a line, its tokens separated by spaces, used as given.
+TOKENS_PREFIX = "tokens:"
+
+
+def own_file(name: str) -> Path | None:
+    """The file of a corpus of one's own (``my.txt`` or ``tokens:my.txt``); None for a named corpus
+    of the shared data or a path that is not a file."""
+    path = Path(name.removeprefix(TOKENS_PREFIX))
+    return path if path.is_file() else None
+
+
 def read_corpus(name: str, data_dir: Path | None = None, language: str = "en") -> list[list[str]]:
-    """One named corpus of the shared data (see ``CORPORA`` and ``LANGUAGE_CORPORA``), or a path
-    to a plain-text file of ``language``."""
+    """One named corpus of the shared data (see ``CORPORA`` and ``LANGUAGE_CORPORA``), a path
+    to a plain-text file of ``language``, or ``tokens:PATH``, a file of tokenized sentences."""
+    if name.startswith(TOKENS_PREFIX):
+        return read_plain(Path(name.removeprefix(TOKENS_PREFIX)))
     if name in LANGUAGE_CORPORA:
         return read_language_corpus(name, data_dir)
     folder = Path(data_dir or default_data_dir())

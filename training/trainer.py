@@ -17,6 +17,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -567,7 +568,7 @@ class Trainer:
             "training_minutes": round(progress.elapsed_seconds / 60, 1),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "language": config.language,
-            **text_front_door(config.language),
+            **text_front_door(config.language, config.corpora),
             "default_layer": evaluation.get("best_layer", config.model.n_layers // 2),
             "default_decoder": "greedy",
             "default_right_branching_bias": config.right_branching_bias,
@@ -601,8 +602,14 @@ class Trainer:
             )
 
 
-def text_front_door(language: str) -> dict[str, str]:
+def text_front_door(language: str, corpora: Sequence[str] = ()) -> dict[str, str]:
     """How the run's text was cut and normalised, recorded in its releases: ``tokenizer``, ``normalization``."""
+    from .corpora import TOKENS_PREFIX
+
+    if corpora and all(name.startswith(TOKENS_PREFIX) for name in corpora):
+        return {"tokenizer": "the user's own: tokens as given (parse its text tokenized the same way, "
+                             "--input-format tokens or \"tokens\" over HTTP)",
+                "normalization": "lowercase, digit runs to N"}
     if language == "zh":
         import jieba
 

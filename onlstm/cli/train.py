@@ -2,6 +2,7 @@
 
     onlstm train --preset cpu --out runs/cpu
     onlstm train --language es --text mi_texto.txt --out runs/es    # your own text, any language, no tree
+    onlstm train --language ja --tokens words.txt --out runs/ja     # tokenized already: one sentence a line
     onlstm train --out runs/cpu --resume --max-steps 2000
     torchrun --standalone --nproc-per-node=2 -m onlstm train --preset cpu --out runs/ddp
 
@@ -26,7 +27,7 @@ from pathlib import Path
 
 from ..models.checkpoint import CheckpointError
 from ..training.config import RUN_LENGTH_FIELDS, TrainConfig, load_preset
-from ..training.corpora import CorpusError
+from ..training.corpora import TOKENS_PREFIX, CorpusError, own_file
 from ..training.train import train
 from ..training.trainer import TrainingDiverged, saved_config
 
@@ -54,6 +55,10 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--corpora", help="comma-separated corpus names or text files")
     parser.add_argument("--text", action="append", metavar="FILE",
                         help="a plain-text file of your own (repeatable); split and tokenized by --language's rules")
+    parser.add_argument("--tokens", action="append", metavar="FILE",
+                        help="a file of your own tokenized already (repeatable): one sentence a line, tokens separated "
+                        "by spaces, used as given (text your segmenter cut: Japanese, Thai ...; parse such text with "
+                        "onlstm parse --input-format tokens)")
     parser.add_argument("--language", help="the text's language, any ISO 639-1 code (default en); en, zh, es, pt, nl have rules "
                         "of their own for splitting and tokenizing, every other language those shared by languages "
                         "written with spaces between words")
@@ -90,7 +95,7 @@ def named_flags(args: argparse.Namespace) -> dict:
 
 def _corpora(args: argparse.Namespace) -> list[str] | None:
     named = [item for item in args.corpora.split(",") if item] if args.corpora is not None else []
-    files = list(args.text or [])
+    files = list(args.text or []) + [TOKENS_PREFIX + path for path in args.tokens or []]
     return named + files if (args.corpora is not None or files) else None
 
 
@@ -100,7 +105,7 @@ def _own_text_only(config: TrainConfig, args: argparse.Namespace) -> TrainConfig
     own = _corpora(args)
     if not own or args.dev or any("dev_corpus=" in item for item in args.set) or args.resume:
         return config
-    if all(Path(name).is_file() for name in own) and config.dev_corpus:
+    if all(own_file(name) for name in own) and config.dev_corpus:
         logger.info("training on your own text with no --dev trees: checkpoints are selected on held-out perplexity "
                     "and the layer and prior chosen without trees (give --dev TREEBANK to add the oracle rows)")
         return config.updated({"dev_corpus": "", "select_on": "perplexity"})

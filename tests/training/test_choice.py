@@ -123,3 +123,20 @@ def test_a_language_without_rules_of_its_own_trains_on_plain_text_and_parses_as_
     with pytest.raises(LanguageError) as raised:
         Parser.load(out / "best.safetensors", language="de")
     assert raised.value.code == "language_mismatch"
+
+
+@pytest.mark.slow
+def test_text_tokenized_by_ones_own_segmenter_trains_and_records_it(tmp_path):
+    from onlstm.cli.train import main
+    from onlstm.models.parser import Parser
+
+    words = tmp_path / "words.txt"
+    words.write_text("猫 が 寝て いる 。\n犬 が 庭 で 遊んで いる 。\n私 は 本 を 読む 。\n" * 300, encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--language", "ja", "--tokens", str(words), "--out", str(out),
+                 "--set", "threads=1", "--set", "max_steps=20"]) == 0
+    metadata = load_release(out / "best.safetensors").metadata
+    assert metadata["language"] == "ja" and metadata["tokenizer"].startswith("the user's own: tokens as given")
+    assert metadata["training_data"] == [f"tokens:{words}"] and metadata["training_unk_share"] == 0.0
+    result = Parser.load(out / "best.safetensors").parse(["猫", "が", "庭", "で", "寝て", "いる", "。"])
+    assert result.language == "ja" and result.unk_share == 0.0 and len(result.spans) == 6

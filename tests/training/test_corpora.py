@@ -63,6 +63,19 @@ def test_bad_files_get_clear_errors(tmp_path):
         read_treebank(broken)
 
 
+def test_a_file_tokenized_already_is_read_as_given(tmp_path):
+    from onlstm.cli.train import build_argparser, named_flags
+    from onlstm.training.corpora import own_file
+
+    path = tmp_path / "words.txt"
+    path.write_text("猫 が 寝て いる 。\n\nl'homme  dort\t.\n", encoding="utf-8")
+    assert read_corpus(f"tokens:{path}") == [["猫", "が", "寝て", "いる", "。"], ["l'homme", "dort", "."]]
+    assert read_corpus(str(path), language="ja")[0][:3] == ["猫", "が", "寝"]  # as text: a character each
+    assert own_file(f"tokens:{path}") == own_file(str(path)) == path and own_file("ptb-train") is None
+    args = build_argparser().parse_args(["--out", "run", "--language", "ja", "--tokens", str(path), "--text", "a.txt"])
+    assert named_flags(args)["corpora"] == ["a.txt", f"tokens:{path}"]
+
+
 def test_a_text_file_of_your_own_is_split_and_tokenized_as_parse_input(tmp_path, tiny_checkpoint):
     path = tmp_path / "mine.txt"
     text = "The cat sat on the mat. It paid $3.8m to press@frb.gov for it."
