@@ -289,7 +289,8 @@ class Parser:
         raise LanguageError(
             "language_unavailable", language, (self.language,),
             f"must be {self.language!r}: the model {self.name!r} parses {language_name(self.language)}; for "
-            f"{language_name(language)} load Parser.load(language={language!r}) (or a ParserPool of several)")
+            f"{language_name(language)} load Parser.load(language={language!r}) or Parser.load(PATH) of a release "
+            "trained on it (or a ParserPool of several)")
 
     # --- the model's view ---------------------------------------------------------------
 
