@@ -111,7 +111,10 @@ def split_text(text: str, offset: int = 0, language: str = DEFAULT_LANGUAGE) -> 
 # --- sentence splitting ------------------------------------------------------------------
 
 _CLOSERS = "\"'”’»)]}"
-_OPENERS = "\"'“‘«([{"
+_OPENERS = "\"'“‘«([{„‚"  # „ ‚: German, Czech, Polish ... open low and close with “ ‘
+# a “ or ‘ that ends a word closes a quotation („Hallo!“): in English it only ever opens one, at a
+# word's start, so English text reads as before
+_LOW_QUOTE_CLOSERS = "“‘"
 _TERMINATORS = ".!?…"
 # Full stops of Chinese and Japanese end a sentence with or without a space after them.
 _WIDE_TERMINATORS = "。！？"
@@ -198,7 +201,7 @@ def _glued_sentence_ends(piece: str, start: int) -> list[int]:
 
 def _strip_closers(piece: str) -> str:
     end = len(piece)
-    while end > 0 and piece[end - 1] in _CLOSERS:
+    while end > 0 and (piece[end - 1] in _CLOSERS or (piece[end - 1] in _LOW_QUOTE_CLOSERS and end > 1)):
         end -= 1
     return piece[:end]
 
@@ -307,6 +310,8 @@ def _enclosed(chunks: Sequence[_Chunk]) -> list[bool]:
     open_at: dict[str, list[int]] = {"“": [], "(": [], '"': []}
     for index, chunk in enumerate(chunks):
         text = chunk.text
+        if len(text) > 1 and text[-1] == "“":  # „Hallo!“: a German quotation closing, not an English one opening
+            text = text[:-1] + "”"
         for opener, closer in (("“", "”"), ("(", ")")):
             balance = text.count(opener) - text.count(closer)
             open_at[opener].extend([index] * max(0, balance))

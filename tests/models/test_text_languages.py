@@ -96,6 +96,10 @@ def test_a_language_without_rules_of_its_own_is_split_and_tokenized_by_the_share
     assert all(text[start:end] == token for sentence in split_text(text, language="fr")
                for token, (start, end) in zip(sentence.tokens, sentence.offsets))
     assert normalize("Äpfel 1990", "de") == "äpfel N" and tokenize("Der Hund, der bellt.", "de")[2] == ","
+    # German quotes open low and close with “: the quotation ends, and the next sentence begins
+    german = "Er sagte: „Hallo!“ Dann ging er. „Komm her“, rief sie. Sie lachte."
+    assert [" ".join(sentence.tokens) for sentence in split_text(german, language="de")] == [
+        "Er sagte : „ Hallo ! “", "Dann ging er .", "„ Komm her “ , rief sie .", "Sie lachte ."]
 
 
 @pytest.mark.parametrize("call", [
