@@ -44,18 +44,19 @@ _WITHOUT_INVISIBLE = dict.fromkeys(map(ord, INVISIBLE))
 def normalize(token: str, language: str = DEFAULT_LANGUAGE) -> str:
     """The token as the model of ``language`` reads it: lowercase, curly apostrophes straightened
     (``n’t`` -> ``n't``), every run of digits replaced by ``N`` (``1.5`` -> ``N.N``), ``INVISIBLE``
-    characters left out; Chinese
-    first in half-width forms and Simplified characters (``３個`` -> ``N个``).
-    ``LanguageError`` (``unknown_language``) for a language without rules here."""
+    characters left out; Chinese first in half-width forms and Simplified characters (``３個`` ->
+    ``N个``); every other language of ``LANGUAGES`` as English.  ``LanguageError``
+    (``unknown_language``) for a string that is no ISO 639-1 code."""
     if token in SPECIALS:
         return token
-    try:
-        return _NORMALIZERS[language](token)
-    except (KeyError, TypeError):
-        if isinstance(language, str) and language in LANGUAGES:  # any other language: the shared rules
-            return _normalize_english(token)
-        raise LanguageError("unknown_language", str(language), tuple(_NORMALIZERS),
-                            "must be an ISO 639-1 code (two lowercase letters: en, fr, de ...)") from None
+    # a lookup, not a KeyError caught: a language without rules of its own is read a token at a time
+    normalizer = _NORMALIZERS.get(language) if isinstance(language, str) else None
+    if normalizer is None:
+        if not isinstance(language, str) or language not in LANGUAGES:
+            raise LanguageError("unknown_language", str(language), tuple(_NORMALIZERS),
+                                "must be an ISO 639-1 code (two lowercase letters: en, fr, de ...)")
+        normalizer = _normalize_english
+    return normalizer(token)
 
 
 def visible(token: str) -> str:
