@@ -44,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..models.trees.decoders import unescape_token
 from .corpora import CorpusError, default_data_dir, ptb_split_files, read_plain, read_ptb_sentences, read_treebank
 from .evaluate import GoldSentence, baseline_report, format_table, prepare_gold_trees, strip_function_tags
 
@@ -353,13 +354,6 @@ def floresta_category(label: str) -> str:
 
 # --- any other language: Penn bracketing ---------------------------------------------------
 
-_PTB_ESCAPES = {"-LRB-": "(", "-RRB-": ")", "-LSB-": "[", "-RSB-": "]", "-LCB-": "{", "-RCB-": "}"}
-
-
-def _ptb_unescape(token: str) -> str:
-    return _PTB_ESCAPES.get(token, token)
-
-
 def bracketed_leaf_kind(tag: str, token: str) -> str:
     """A treebank of one's own in Penn bracketing: ``-NONE-`` leaves (traces, empty subjects) are
     empty; a token without a letter or digit is punctuation, whatever the tag set calls it."""
@@ -375,7 +369,7 @@ def read_bracketed_file(path: Path) -> list[TreebankSentence]:
     ``file:N``, the tree's number in the file."""
     path = Path(path)
     repairs: list[str] = []
-    trees = parse_brackets(_read_text(path), bracketed_leaf_kind, path.name, repairs, _ptb_unescape)
+    trees = parse_brackets(_read_text(path), bracketed_leaf_kind, path.name, repairs, unescape_token)
     golds = [gold_from_tree(tree, f"{path.name}:{index + 1}", strip_function_tags) for index, tree in enumerate(trees)]
     _log_repairs(str(path), repairs)
     return _golds(golds, str(path))
