@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..models.languages import LANGUAGES
 from .logs import loggable
-from .schemas import ParseRequest
+from .schemas import INPUT_FIELDS, ParseRequest
 
 logger = logging.getLogger(__name__)
 
@@ -74,8 +74,7 @@ def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 
 
 def _unknown_field(name: str) -> str:
-    inputs = ["text", "sentences", "tokens"]
-    fields = inputs + [field for field in ParseRequest.model_fields if field not in inputs]
+    fields = [*INPUT_FIELDS, *(field for field in ParseRequest.model_fields if field not in INPUT_FIELDS)]
     close = difflib.get_close_matches(name, fields, n=1)
     hint = f"did you mean {close[0]!r}? " if close else ""
     return f"not a field of a parse request; {hint}the fields are {', '.join(fields)}"

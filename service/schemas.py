@@ -51,6 +51,9 @@ STRICT_NOTE = (
 )
 
 
+INPUT_FIELDS = ("text", "sentences", "tokens")  # a request gives exactly one of them
+
+
 class ParseRequest(ParseOptions):
     """Exactly one of ``text``, ``sentences`` or ``tokens``, plus the options (``ParseOptions``'s fields)."""
 
@@ -76,7 +79,7 @@ class ParseRequest(ParseOptions):
 
     @model_validator(mode="after")
     def _exactly_one_input(self) -> ParseRequest:
-        given = [name for name in ("text", "sentences", "tokens") if getattr(self, name) is not None]
+        given = [name for name in INPUT_FIELDS if getattr(self, name) is not None]
         if len(given) != 1:
             found = " and ".join(given) if given else "none of them"
             raise ValueError(f"give exactly one of 'text', 'sentences' or 'tokens' (found {found})")
