@@ -148,22 +148,30 @@ def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
     save_release(path, release.model, release.vocab, metadata, dtype)
 
 
-def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float]) -> dict:
-    """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only."""
-    distances = parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model")
+def dev_distances(parser: Parser, golds: Sequence[GoldSentence], gate: str | None = None) -> list:
+    """The release's distances ``[sentence][layer][word]`` of the dev words, from ``gate`` (None: the model's)."""
+    return parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model", gate)
+
+
+def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float],
+               distances: list | None = None) -> dict:
+    """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only, from the
+    model's own gate (``distances``: ``dev_distances`` read already)."""
+    distances = dev_distances(parser, golds) if distances is None else distances
     trees = {strength: trees_from_distances(distances, strength) for strength in strengths}
     # layer-major order, as the oracle's tie-break (the first maximum) has always read it
     return {(layer, strength): score_spans(golds, trees[strength][layer], "words")["sentence_f1"]
             for layer in range(len(distances[0])) for strength in strengths}
 
 
-def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence]) -> tuple[float, dict]:
+def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence],
+                        read: dict[str, list] | None = None) -> tuple[float, dict]:
     """The best dev F1 of one release over every option a user can set (gate, layer, decoder, prior
-    strength in ``ORACLE_STRENGTHS``), words only, and where it is: supervision, as the oracle."""
-    inputs = [model_input(gold, "words") for gold in golds]
+    strength in ``ORACLE_STRENGTHS``), words only, and where it is: supervision, as the oracle.
+    ``read``: ``dev_distances`` of some gates read already, by gate."""
     candidates = []
     for gate in GATE_NAMES:
-        distances = parser.layer_distances(inputs, 64, "model", gate)
+        distances = (read or {}).get(gate) or dev_distances(parser, golds, gate)
         for layer in range(len(distances[0])):
             for decoder in DECODER_NAMES:
                 for strength in ORACLE_STRENGTHS:
@@ -182,7 +190,9 @@ def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[Go
     chosen = next((release for release in releases if release.path.name == choice["checkpoint"]), None) \
         or next(release for release in releases if release.step == choice["checkpoint_step"])
     chosen_parser = Parser.load(chosen.path)
-    chosen_scores = dev_scores(chosen_parser, golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]))
+    chosen_distances = dev_distances(chosen_parser, golds)  # read once: the scores and the every-option oracle
+    chosen_scores = dev_scores(chosen_parser, golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]),
+                               chosen_distances)
     candidates = []
     for release in releases:
         scores = chosen_scores if release is chosen else dev_scores(Parser.load(release.path), golds, ORACLE_STRENGTHS)
@@ -190,7 +200,8 @@ def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[Go
         candidates.append((value, release.step, best_layer, best_strength))
     oracle_f1, oracle_step, oracle_layer, oracle_strength = max(candidates)
     layer = choice["layer"]
-    every_option_f1, every_option = every_option_oracle(chosen_parser, golds)
+    every_option_f1, every_option = every_option_oracle(chosen_parser, golds,
+                                                        {chosen_parser.default_gate: chosen_distances})
     return {
         "tree_free_f1": chosen_scores[(layer, choice["right_branching_bias"])],
         "model_alone_f1": chosen_scores[(layer, 0.0)],
