@@ -114,7 +114,8 @@ _CLOSERS = "\"'”’»)]}"
 _OPENERS = "\"'“‘«([{„‚"  # „ ‚: German, Czech, Polish ... open low and close with “ ‘
 # a “ or ‘ that ends a word closes a quotation („Hallo!“): in English it only ever opens one, at a
 # word's start, so English text reads as before
-_LOW_QUOTE_CLOSERS = "“‘"
+_LOW_QUOTES = "“‘"
+_LOW_QUOTE_CLOSING = str.maketrans(_LOW_QUOTES, "”’")
 _TERMINATORS = ".!?…"
 # Full stops of Chinese and Japanese end a sentence with or without a space after them.
 _WIDE_TERMINATORS = "。！？"
@@ -199,11 +200,19 @@ def _glued_sentence_ends(piece: str, start: int) -> list[int]:
     return ends
 
 
+def _closing_form(piece: str) -> str:
+    """``piece`` with the marks that close after its last word in their closing form: a “ or ‘ there
+    (not alone) closes, as in ``„Hallo!“``, so it reads as ” or ’ (``„Hallo!”``)."""
+    start = len(piece)
+    while start > 1 and (piece[start - 1] in _CLOSERS or piece[start - 1] in _LOW_QUOTES):
+        start -= 1
+    if start == 1 and piece[0] in _CLOSERS:
+        start = 0
+    return piece[:start] + piece[start:].translate(_LOW_QUOTE_CLOSING)
+
+
 def _strip_closers(piece: str) -> str:
-    end = len(piece)
-    while end > 0 and (piece[end - 1] in _CLOSERS or (piece[end - 1] in _LOW_QUOTE_CLOSERS and end > 1)):
-        end -= 1
-    return piece[:end]
+    return _closing_form(piece).rstrip(_CLOSERS)
 
 
 def _starts_sentence_like(piece: str) -> bool:
@@ -309,9 +318,7 @@ def _enclosed(chunks: Sequence[_Chunk]) -> list[bool]:
     # thousands of unmatched brackets stays linear
     open_at: dict[str, list[int]] = {"“": [], "(": [], '"': []}
     for index, chunk in enumerate(chunks):
-        text = chunk.text
-        if len(text) > 1 and text[-1] == "“":  # „Hallo!“: a German quotation closing, not an English one opening
-            text = text[:-1] + "”"
+        text = _closing_form(chunk.text)  # „Hallo!“ closes a German quotation, opens no English one
         for opener, closer in (("“", "”"), ("(", ")")):
             balance = text.count(opener) - text.count(closer)
             open_at[opener].extend([index] * max(0, balance))
