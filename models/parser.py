@@ -35,7 +35,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, cast
 
@@ -137,6 +137,13 @@ class ParseResult:
     # the model that made it: {"name", "version", "language"} (Parser.identity), as written beside the results
     model: dict[str, str] = field(default_factory=dict)
 
+    def __reduce__(self):
+        # the tree is as deep as the sentence is long and pickle recurses through it (worker
+        # processes, Ray replicas): past about 1,000 words it failed, so the tree travels as the
+        # spans it is built from
+        state = {item.name: getattr(self, item.name) for item in fields(self) if item.name != "tree"}
+        return _result_from_state, (state,)
+
     @property
     def offsets(self) -> list[tuple[int, int]] | None:
         """``[start, end)`` of each token in the input text, when the input was text."""
@@ -174,6 +181,11 @@ class ParseResult:
             record["layer_distances"] = [[float(distance) for distance in layer] for layer in self.layer_distances]
             record["layer_trees"] = [to_ptb_string(self.layer_tree(layer)) for layer in range(len(self.layer_spans))]
         return record
+
+
+def _result_from_state(state: dict) -> ParseResult:
+    """A pickled ``ParseResult`` back, its tree rebuilt from its tokens and spans."""
+    return ParseResult(tree=spans_to_tree(state["tokens"], state["spans"]), **state)
 
 
 class Parser:

@@ -45,7 +45,6 @@ order.  ``onlstm.ray.chunk_runner`` runs the chunks on Ray actors instead (``run
 from __future__ import annotations
 
 import io
-import json
 import logging
 import multiprocessing
 import os
@@ -60,11 +59,12 @@ from typing import IO, Any
 
 from nltk.tree import Tree, TreePrettyPrinter
 
+from .json_text import dumps
 from .languages import DEFAULT_LANGUAGE, LANGUAGES, WEIGHTS
 from .options import ParseOptions
 from .parser import Parser, ParseResult
 from .text.sentences import Sentence, split_text
-from .trees.decoders import to_ptb_string
+from .trees.decoders import count_leaves, to_ptb_string
 
 __all__ = [
     "CHUNK_SENTENCES", "DEFAULT_MAX_TOKENS", "INPUT_FORMATS", "OUTPUT_FORMATS", "ChunkJob", "InputEncodingError",
@@ -260,12 +260,22 @@ def _chunks(sentences: Iterable[InputSentence], size: int) -> Iterator[list[Inpu
 # --- writing --------------------------------------------------------------------------------
 
 
+# NLTK's printer recurses as deep as the tree (it fails near 1,000 words) and a drawing of more
+# words than this is thousands of columns wide: such a sentence is written as its bracketing
+LONGEST_DRAWING = 300
+
+
 def ascii_tree(tree: Tree) -> str:
-    """An ASCII drawing of ``tree`` with its words in order.
+    """An ASCII drawing of ``tree`` with its words in order; a tree of more than
+    ``LONGEST_DRAWING`` words gets a note and its one-line bracketing instead.
 
     NLTK's printer reorders words when it is given word leaves (it draws discontinuous
     trees); given leaf *indices* plus the sentence, it keeps them in place.
     """
+    words = count_leaves(tree)
+    if words > LONGEST_DRAWING:
+        return (f"# {words} words: too long to draw (at most {LONGEST_DRAWING}); its bracketing, as --format ptb "
+                f"writes it:\n{to_ptb_string(tree)}")
     indexed = tree.copy(deep=True)
     for index, position in enumerate(indexed.treepositions("leaves")):
         indexed[position] = index
@@ -281,7 +291,8 @@ def _write(output: IO[str], job: ChunkJob, model: dict[str, str], index: int, it
             record["line"] = item.line
         record.update(result.to_dict(job.options.all_layers))  # its language included
         record["model"] = model
-        output.write(json.dumps(record, ensure_ascii=False) + "\n")
+        # nested is as deep as the tree: past json's reach for a long sentence (--max-tokens raised)
+        output.write(dumps(record, depth_hint=len(result.tokens), allow_nan=True) + "\n")
     elif name == "ptb":
         preterminals = (item.tags or PRETERMINAL) if job.output_format.preterminals else None
         output.write(to_ptb_string(result.tree, preterminals) + "\n")

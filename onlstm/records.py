@@ -13,12 +13,10 @@ import math
 from collections.abc import Mapping
 from typing import Any
 
-from nltk import Tree
-
 from .models.languages import DEFAULT_LANGUAGE
 from .models.parser import ParseResult
 from .models.text.sentences import Sentence
-from .models.trees.decoders import spans_to_tree, tree_to_spans
+from .models.trees.decoders import bracketing_spans, spans_to_tree
 
 
 def result_from_record(record: Mapping[str, Any]) -> ParseResult:
@@ -45,8 +43,9 @@ def result_from_record(record: Mapping[str, Any]) -> ParseResult:
         sentence=sentence,
         unk_share=float(record.get("unk_share") or 0.0),
         warnings=[str(warning) for warning in record.get("warnings") or []],
-        # only the structure of each layer's tree matters here, so its escaped leaves need no unescaping
-        layer_spans=[tree_to_spans(Tree.fromstring(tree)) for tree in record.get("layer_trees") or []],
+        # only the structure of each layer's tree matters here, so its escaped leaves need no unescaping;
+        # read with a stack: a long sentence's tree is deeper than Tree.fromstring reads
+        layer_spans=[bracketing_spans(tree) for tree in record.get("layer_trees") or []],
         # records from before there were languages are English; the service writes the model beside each result
         language=str(record.get("language") or DEFAULT_LANGUAGE),
         model={str(key): str(value) for key, value in (record.get("model") or {}).items()},

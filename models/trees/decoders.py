@@ -25,6 +25,7 @@ pre-order.  ``spans_to_tree`` turns spans into an ``nltk.Tree``.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable, Sequence
 
 from nltk import Tree
@@ -182,6 +183,45 @@ def _preorder(tree: Tree) -> list[Tree]:
         order.append(node)
         pending.extend(child for child in reversed(node) if isinstance(child, Tree))
     return order
+
+
+_BRACKETING_PIECE = re.compile(r"\(|\)|[^\s()]+")
+
+
+def bracketing_spans(text: str) -> list[Span]:
+    """Spans of two or more leaves of a bracketed tree (``to_ptb_string``'s text), each once, sorted
+    by (start, -end): ``tree_to_spans(Tree.fromstring(text))`` read with a stack, at any depth
+    (NLTK refuses trees deeper than 500 levels, and recursion ends near 1,000).  ``ValueError``
+    for brackets that do not balance."""
+    starts: list[int] = []
+    spans: set[Span] = set()
+    leaves, expect_label = 0, False
+    for match in _BRACKETING_PIECE.finditer(text):
+        piece = match.group()
+        if piece == "(":
+            starts.append(leaves)
+            expect_label = True
+        elif piece == ")":
+            if not starts:
+                raise ValueError(f"a ')' closes no bracket at character {match.start()} of the tree")
+            start = starts.pop()
+            if leaves - start >= 2:
+                spans.add((start, leaves))
+            expect_label = False
+        elif expect_label:
+            expect_label = False
+        else:
+            leaves += 1
+    if starts:
+        raise ValueError(f"{len(starts)} bracket(s) of the tree are not closed")
+    return sorted(spans, key=lambda span: (span[0], -span[1]))
+
+
+def count_leaves(tree: Tree | str) -> int:
+    """``len(tree.leaves())`` without nltk's recursion (a chain of thousands of words is as deep)."""
+    if not isinstance(tree, Tree):
+        return 1
+    return sum(1 for node in _preorder(tree) for child in node if not isinstance(child, Tree))
 
 
 def tree_to_spans(tree: Tree) -> list[Span]:

@@ -27,13 +27,13 @@ def test_the_bytes_are_those_of_the_response_model(tiny_checkpoint, all_layers):
     assert parse_response_json(model, records) == through_pydantic.encode("utf-8")
 
 
-def test_the_field_by_field_writer_equals_the_one_call_writer(tiny_checkpoint, monkeypatch):
-    from onlstm.service import encoding
+def test_the_stack_writer_equals_the_one_call_writer(tiny_checkpoint, monkeypatch):
+    from onlstm.models import json_text
 
     records = [result.to_dict(True) for result in Parser.load(tiny_checkpoint).parse_many(SENTENCES)]
     model = {"name": "tiny", "version": "abc"}
     at_once = parse_response_json(model, records)
-    monkeypatch.setattr(encoding, "SHALLOW_TOKENS", 0)  # every result written field by field
+    monkeypatch.setattr(json_text, "SAFE_DEPTH", 0)  # every result written with the explicit stack
     assert parse_response_json(model, records) == at_once
 
 
