@@ -61,6 +61,7 @@ from nltk.tree import Tree, TreePrettyPrinter
 
 from .json_text import dumps
 from .languages import DEFAULT_LANGUAGE, LANGUAGES, WEIGHTS
+from .limits import DEFAULT_MAX_TOKENS  # the service's ONLSTM_MAX_TOKENS_PER_SENTENCE default
 from .options import ParseOptions
 from .parser import Parser, ParseResult
 from .text.sentences import Sentence, split_text
@@ -80,8 +81,6 @@ CHUNK_SENTENCES = 1024
 MAX_PARAGRAPH_CHARS = 1_000_000
 # The preterminal above every word in ptb output with preterminals, where the input has no tags.
 PRETERMINAL = "T"
-# The service's default limit on tokens per sentence (ONLSTM_MAX_TOKENS_PER_SENTENCE).
-DEFAULT_MAX_TOKENS = 250
 INPUT_FORMATS = ("text", "lines", "tokens", "tagged")
 OUTPUT_FORMATS = ("jsonl", "ptb", "pretty")
 

@@ -35,6 +35,7 @@ from urllib.parse import urlencode
 import httpx
 
 from .models.languages import DEFAULT_LANGUAGE
+from .models.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SENTENCES
 from .models.options import ParseOptions
 from .models.parser import ParseResult
 from .models.text.sentences import sentence_spans
@@ -86,8 +87,8 @@ class ServiceError(ClientError):
 class RequestLimits:
     """What one request may carry; the service's defaults, lowered when the service says so."""
 
-    max_sentences: int = 256
-    max_body_bytes: int = 1_000_000
+    max_sentences: int = DEFAULT_MAX_SENTENCES
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
 
     def adopt(self, card: Any) -> None:
         """Take the limits a model card publishes (``GET /model``'s ``limits``; services before 0.7 have none)."""

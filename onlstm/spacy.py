@@ -66,7 +66,7 @@ from spacy.language import Language
 from spacy.tokens import Doc, Span
 from spacy.util import minibatch
 
-from .models.trees.decoders import escape_token
+from .models.trees.decoders import NODE_LABEL, ROOT_LABEL, escape_token
 
 if TYPE_CHECKING:  # the module stays light until the component is created (see above)
     from .models.options import ParseOptions
@@ -76,7 +76,6 @@ __all__ = ["NonConstituentError", "ONLSTMComponent", "make_onlstm_component"]
 
 PARSES = "onlstm_parses"  # Doc extension: one record per parsed sentence (plain data, so Docs serialize)
 logger = logging.getLogger(__name__)
-ROOT_LABEL, NODE_LABEL = "S", "X"
 
 
 class NonConstituentError(ValueError):

@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..models.device import check_device
 from ..models.languages import LANGUAGES, bundled_languages
+from ..models.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SENTENCES, DEFAULT_MAX_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +78,9 @@ class Settings(BaseSettings):
     )
 
     # --- request limits, all checked before any model work ------------------------------
-    max_body_bytes: int = Field(1_000_000, ge=1024, le=100_000_000, description="Largest request body accepted.")
-    max_sentences: int = Field(256, ge=1, le=100_000, description="Most sentences in one request.")
-    max_tokens_per_sentence: int = Field(250, ge=1, le=100_000, description="Most tokens in one sentence.")
+    max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, le=100_000_000, description="Largest request body accepted.")
+    max_sentences: int = Field(DEFAULT_MAX_SENTENCES, ge=1, le=100_000, description="Most sentences in one request.")
+    max_tokens_per_sentence: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=100_000, description="Most tokens in one sentence.")
     max_token_chars: int = Field(100, ge=1, le=100_000, description="Most characters in one token.")
 
     prepare_timeout_s: float = Field(

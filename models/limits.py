@@ -1,0 +1,9 @@
+"""The default limits on one request, shared by the service (its settings' defaults), ``onlstm
+parse`` (``--max-tokens``) and the client (what it splits a large call into before it has read
+the service's published limits)."""
+
+__all__ = ["DEFAULT_MAX_BODY_BYTES", "DEFAULT_MAX_SENTENCES", "DEFAULT_MAX_TOKENS"]
+
+DEFAULT_MAX_TOKENS = 250  # tokens in one sentence: a longer "sentence" is nearly always a paragraph read as one
+DEFAULT_MAX_SENTENCES = 256  # sentences in one request
+DEFAULT_MAX_BODY_BYTES = 1_000_000  # bytes of one request body
