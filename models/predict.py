@@ -86,11 +86,26 @@ OUTPUT_FORMATS = ("jsonl", "ptb", "pretty")
 
 
 class InputError(ValueError):
-    """The input cannot be parsed as asked; the message says what to change."""
+    """The input cannot be parsed as asked; the message says what to change.  ``code``, stable for
+    programs: ``sentence_too_long`` (over ``max_tokens``), ``malformed_tag`` (a ``tagged`` token
+    without its tag), ``not_utf8`` (``InputEncodingError``)."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self):  # picklable: worker processes raise it
+        return (InputError, (str(self), self.code))
 
 
 class InputEncodingError(InputError):
-    """The input is not UTF-8 text."""
+    """The input is not UTF-8 text (``code`` ``not_utf8``)."""
+
+    def __init__(self, message: str, code: str = "not_utf8"):
+        super().__init__(message, code)
+
+    def __reduce__(self):
+        return (InputEncodingError, (str(self), self.code))
 
 
 @dataclass(frozen=True)
@@ -146,7 +161,7 @@ def _tagged(line: str, separator: str, number: int) -> InputSentence:
         word, found, tag = item.rpartition(separator)
         if not found or not word or not tag:
             raise InputError(f"line {number}: {item[:40]!r} is not word{separator}TAG; use --input-format tokens for "
-                             f"untagged tokens, or --tag-separator for another separator")
+                             f"untagged tokens, or --tag-separator for another separator", "malformed_tag")
         words.append(word)
         tags.append(tag)
     return InputSentence(Sentence.from_tokens(words), number, tags)
@@ -200,7 +215,7 @@ def _limited(sentences: Iterable[InputSentence], max_tokens: int, input_format: 
             hint = ("; is the input running text? then use --input-format text (the default), which splits "
                     "it into sentences" if input_format != "text" else "; split it with blank lines or full stops")
             raise InputError(f"{where} has {n_tokens} tokens, more than --max-tokens {max_tokens}{hint}, "
-                             "or raise --max-tokens (0: no limit)")
+                             "or raise --max-tokens (max_tokens= in Python; 0: no limit)", "sentence_too_long")
         yield item
 
 

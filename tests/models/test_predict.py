@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import pickle
 import re
 from pathlib import Path
 
@@ -170,13 +171,20 @@ def test_predict_refuses_bad_options_before_reading(tiny_parser):
         predict(tiny_parser, Unread(), io.StringIO(), workers=0)
 
 
-def test_input_errors_name_the_line(tiny_parser, tmp_path):
-    with pytest.raises(InputError, match="line 2: 'cat' is not word/TAG"):
+def test_input_errors_name_the_line_and_carry_a_code(tiny_parser, tmp_path):
+    with pytest.raises(InputError, match="line 2: 'cat' is not word/TAG") as tagged:
         predict(tiny_parser, ["The/DT\n", "cat\n"], io.StringIO(), input_format="tagged")
     binary = tmp_path / "bin.dat"
     binary.write_bytes(b"\xff\xfe\x00binary")
-    with pytest.raises(InputEncodingError, match=r"bin.dat is not UTF-8 text \(near line 1\)"):
+    with pytest.raises(InputEncodingError, match=r"bin.dat is not UTF-8 text \(near line 1\)") as encoding:
         predict(tiny_parser, binary, io.StringIO())
+    with pytest.raises(InputError, match=r"more than --max-tokens 3.*max_tokens= in Python") as long:
+        predict(tiny_parser, ["a b c d\n"], io.StringIO(), input_format="tokens", max_tokens=3)
+    codes = [info.value.code for info in (tagged, encoding, long)]
+    assert codes == ["malformed_tag", "not_utf8", "sentence_too_long"]
+    for info in (tagged, encoding, long):  # a worker process's error reaches the caller whole
+        again = pickle.loads(pickle.dumps(info.value))
+        assert (type(again), str(again), again.code) == (type(info.value), str(info.value), info.value.code)
 
 
 def test_read_sentences_keeps_tags_lines_and_offsets():
