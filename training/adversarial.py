@@ -13,6 +13,9 @@ from torch import nn
 
 
 class FGM:
+    """The fast gradient method (FGM): an adversarial step on one embedding matrix, ``epsilon``
+    its size (``adversarial_epsilon``; see the module doc for the order of the calls)."""
+
     def __init__(self, embedding: nn.Embedding, epsilon: float):
         self.embedding = embedding
         self.epsilon = epsilon
