@@ -418,11 +418,13 @@ class Parser:
     def parse_iter(self, sentences: Iterable[SentenceLike], options: ParseOptions | None = None,
                    chunk_size: int = 1024, *, batch_size: int = 64, with_perplexity: bool = True,
                    **values: Any) -> Iterator[ParseResult]:
-        """Parse a stream of sentences of any length, ``chunk_size`` at a time, in order."""
+        """Parse a stream of sentences of any length, ``chunk_size`` at a time, in order.  A ``str``
+        item with nothing but whitespace (a blank line of a file) is skipped, as ``onlstm parse
+        --input-format lines`` skips it; any other sentence without tokens is a ``ValueError``."""
         if isinstance(sentences, (str, Sentence)):
             raise TypeError("parse_iter() takes an iterable of sentences; for one sentence use parse()")
         resolved = self.resolve(options, **values)  # once, before the first chunk is read
-        iterator = iter(sentences)
+        iterator = (sentence for sentence in sentences if not (isinstance(sentence, str) and not sentence.strip()))
         while chunk := list(itertools.islice(iterator, chunk_size)):
             yield from self.parse_many(chunk, resolved, batch_size=batch_size, with_perplexity=with_perplexity)
 

@@ -239,6 +239,16 @@ def test_parse_iter_streams_in_order(parser):
         next(parser.parse_iter("one sentence"))
 
 
+def test_parse_iter_skips_the_blank_lines_of_a_file(parser, tmp_path):
+    path = tmp_path / "sentences.txt"
+    path.write_text("The cat sat on the mat.\n\n  \nStocks fell sharply.\n", encoding="utf-8")
+    with path.open(encoding="utf-8") as lines:  # the README's example, a file with a blank line
+        results = list(parser.parse_iter(lines))
+    assert [result.tokens[0] for result in results] == ["The", "Stocks"]
+    with pytest.raises(ValueError, match="sentence 2 has no tokens"):
+        list(parser.parse_iter(["A cat.", []]))  # an empty token list is still refused
+
+
 # --- unknown words and warnings ---------------------------------------------------------------
 
 
