@@ -37,7 +37,9 @@ class Language:
 LANGUAGES: dict[str, Language] = {
     language.code: language
     for language in (
-        Language("en", "English", "default.safetensors"),
+        Language("en", "English", "default.safetensors",
+                 terms="research and non-commercial use only: trained on Penn Treebank-derived text (the NLTK WSJ "
+                       "sample, CoNLL-2000, the PTB LM text) and the Brown corpus"),
         Language("zh", "Chinese", "zh.safetensors",
                  terms="non-commercial use only: trained on the Sinica Treebank sample (CC BY-NC-SA 2.5)"),
         Language("es", "Spanish", "es.safetensors", terms="research use: trained on CESS-ESP and CoNLL-2002 text"),

@@ -47,6 +47,7 @@ from .languages import (
     DEFAULT_LANGUAGE,
     LanguageError,
     bundled_checkpoint,
+    bundled_languages,
     check_known,
     language_name,
     release_language,
@@ -298,11 +299,15 @@ class Parser:
         if language is None or language == self.language:
             return
         check_known(language, (self.language,))
+        if language in bundled_languages():
+            other = (f"for {language_name(language)} load Parser.load(language={language!r}) or Parser.load(PATH) "
+                     "of a release trained on it (or a ParserPool of several)")
+        else:
+            other = (f"no {language_name(language)} model is bundled: train one (onlstm train --language {language} "
+                     "--text FILE) and load Parser.load(PATH) of its release")
         raise LanguageError(
             "language_unavailable", language, (self.language,),
-            f"must be {self.language!r}: the model {self.name!r} parses {language_name(self.language)}; for "
-            f"{language_name(language)} load Parser.load(language={language!r}) or Parser.load(PATH) of a release "
-            "trained on it (or a ParserPool of several)")
+            f"must be {self.language!r}: the model {self.name!r} parses {language_name(self.language)}; {other}")
 
     # --- the model's view ---------------------------------------------------------------
 

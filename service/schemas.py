@@ -174,7 +174,7 @@ class LanguageEntry(BaseModel):
     language_name: str = Field(description="The language's English name.")
     model: ModelName
     terms: str = Field(description="What a user of this model must know of its training data's terms of use "
-                       "(empty: nothing beyond the card); the Chinese model is for non-commercial use only.")
+                       "(empty: nothing beyond the card); the English and Chinese models are for non-commercial use only.")
     default: bool = Field(description="Whether a request without `language` is parsed in this one.")
 
 
