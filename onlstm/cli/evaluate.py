@@ -29,10 +29,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..models.languages import bundled_languages
+from ..models.languages import bundled_languages, language_name
 from ..models.options import GATE_NAMES
 from ..models.trees.decoders import decode_spans
-from ..training.corpora import CorpusError, read_treebank
+from ..training.corpora import CorpusError, default_data_dir, read_treebank
 from ..training.evaluate import (
     DECODER_NAMES,
     MODES,
@@ -49,7 +49,7 @@ from ..training.evaluate import (
     unk_share,
     write_evalb_files,
 )
-from ..training.treebanks import TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
+from ..training.treebanks import MULTILINGUAL_FOLDER, TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
 
 
 def build_argparser() -> argparse.ArgumentParser:
@@ -67,7 +67,7 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="dev", choices=("train", "dev"), help="split of ptb-sample (default dev)")
     parser.add_argument("--files", default=None, help="score every .mrg file of this folder instead of a split")
     parser.add_argument(
-        "--language", default="en", metavar="LANG",
+        "--language", default=None, metavar="LANG",
         help=f"the gold trees' language, any ISO 639-1 code (default en): {', '.join(TREEBANKS)} read their "
         "treebanks' own formats, every other language a file or folder of trees in Penn bracketing "
         f"(--treebank); bundled models: {', '.join(bundled_languages())}",
@@ -76,7 +76,8 @@ def build_argparser() -> argparse.ArgumentParser:
         "--treebank", default=None, metavar="PATH",
         help="the treebank's folder or one of its files, in that language's format (en: a .mrg file, a folder "
         "of .mrg files or ptb-sample; zh: zh-sinica or parsed.dev; es: es-cess or a folder of its files; "
-        "pt: pt-floresta or floresta.dev.ptb; nl: nl-alpino or alpino.dev.xml)",
+        "pt: pt-floresta or floresta.dev.ptb; nl: nl-alpino or alpino.dev.xml); a folder's bare name that is "
+        "not here is looked for in --data ($ONLSTM_DATA) and its multilingual/",
     )
     parser.add_argument("--mode", default="words", choices=("words", "raw", "both"))
     parser.add_argument("--decoder", default="all", choices=("greedy", "split", "all"))
@@ -184,9 +185,11 @@ def no_model_note(language: str) -> str | None:
 
 def option_error(args: argparse.Namespace) -> str | None:
     """What is wrong with the options, one line naming the flag; None when nothing is.
-    Normalises ``args.language`` (``ES`` -> ``es``)."""
+    Normalises ``args.language`` (``ES`` -> ``es``; none given: ``en``, and ``args.language_given``
+    False) and finds a ``--treebank`` named by its folder's name in the data folder."""
+    args.language_given = args.language is not None
     try:
-        args.language = treebank(args.language.lower()).language
+        args.language = treebank((args.language or "en").lower()).language
     except TreebankError as error:
         return f"--language: {error}"
     if args.files and args.treebank:
@@ -194,7 +197,11 @@ def option_error(args: argparse.Namespace) -> str | None:
     if args.files and args.language != "en":
         return f"--files: reads PTB .mrg files (en); give the {args.language} treebank with --treebank"
     if args.treebank and not Path(args.treebank).exists():
-        return f"--treebank: {args.treebank}: no such file or folder"
+        found = _in_data_folder(args.treebank, args.data)
+        if found is None:
+            return (f"--treebank: {args.treebank}: no such file or folder here, nor in the data folder "
+                    f"({args.data or default_data_dir()}; --data or ONLSTM_DATA)")
+        args.treebank = str(found)
     if args.evalb and args.baselines_only:
         return "--evalb writes a model's trees: leave out --baselines-only"
     if args.evalb and no_model_note(args.language) and not args.checkpoint:
@@ -202,6 +209,15 @@ def option_error(args: argparse.Namespace) -> str | None:
     if args.evalb and args.evalb.exists() and not args.evalb.is_dir():
         return f"--evalb {args.evalb} is a file; give a folder (new or existing) for the EVALB files"
     return None
+
+
+def _in_data_folder(name: str, data: str | None) -> Path | None:
+    """A treebank folder given by its bare name (``es-cess``, ``ptb-sample``), in the data folder or its
+    ``multilingual/``; None when it is not a bare name or not there."""
+    if Path(name).name != name:
+        return None
+    base = Path(data) if data else default_data_dir()
+    return next((folder for folder in (base / name, base / MULTILINGUAL_FOLDER / name) if folder.exists()), None)
 
 
 def _mrg_path(path: str | None) -> bool:
@@ -256,7 +272,13 @@ def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except LanguageError as error:  # --checkpoint is a release of another language than --language
-        print(f"error: {error.message_for('--language')}", file=sys.stderr)
+        if args.language_given or error.code != "language_mismatch":
+            print(f"error: {error.message_for('--language')}", file=sys.stderr)
+        else:
+            found = error.available[0]
+            print(f"error: --checkpoint {args.checkpoint} is a {language_name(found)} ({found}) release and the "
+                  f"trees are English (no --language): pass --language {found} and its trees (--treebank PATH)",
+                  file=sys.stderr)
         return 2
     output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
                          "right_branching_bias": parser.default_right_branching_bias}
@@ -284,6 +306,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         golds, output = read_golds(args)
     except CorpusError as error:  # TreebankError included
         print(f"error: {gold_flag(args)}: {error}", file=sys.stderr)
+        return 2
+    if not golds:
+        print(f"error: {gold_flag(args)}: no tree in {output['data']}: give trees in Penn bracketing "
+              "(.mrg files) or the language's treebank", file=sys.stderr)
         return 2
     modes = list(MODES) if args.mode == "both" else [args.mode]
     decoders = list(DECODER_NAMES) if args.decoder == "all" else [args.decoder]

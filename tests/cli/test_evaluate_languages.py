@@ -201,3 +201,35 @@ def test_a_language_without_a_reader_of_its_own_reads_penn_bracketing(tmp_path, 
     assert {row["layer"] for row in report["model"]} == {0, 1, 2, "mean"}
     assert main(["eval", "--language", "fr"]) == 2  # no trees of its own to read: the flag to give
     assert "--treebank" in capsys.readouterr().err
+
+
+def test_a_treebank_named_by_its_folder_is_found_in_the_data_folder(tmp_path, capsys, monkeypatch):
+    data = tmp_path / "data"
+    (data / "multilingual" / "nl-alpino").mkdir(parents=True)
+    (data / "multilingual" / "nl-alpino" / "alpino.dev.xml").write_text(ALPINO)
+    monkeypatch.setenv("ONLSTM_DATA", str(data))
+    monkeypatch.chdir(tmp_path)  # no nl-alpino here: the name is the data folder's
+    assert main(["eval", "--language", "nl", "--treebank", "nl-alpino", "--baselines-only", "--json"]) == 0
+    output = json.loads(capsys.readouterr().out)
+    assert output["data"] == str(data / "multilingual" / "nl-alpino") and output["reports"]["words"]["n_sentences"] == 2
+    assert main(["eval", "--language", "nl", "--treebank", "nl-nothing", "--baselines-only"]) == 2
+    assert capsys.readouterr().err == (f"error: --treebank: nl-nothing: no such file or folder here, nor in the data "
+                                       f"folder ({data}; --data or ONLSTM_DATA)\n")
+
+
+def test_a_file_without_trees_is_an_error_not_an_empty_table(tmp_path, capsys):
+    plain = tmp_path / "sentences.txt"
+    plain.write_text("The cat sat on the mat.\n")
+    assert main(["eval", "--files", str(plain), "--baselines-only"]) == 2
+    assert capsys.readouterr().err == (f"error: --files: no tree in {plain}: give trees in Penn bracketing (.mrg files) "
+                                       "or the language's treebank\n")
+
+
+def test_a_release_of_another_language_without_language_says_to_pass_it(tmp_path, capsys):
+    french = make_release(tmp_path, "fr")
+    gold = tmp_path / "gold.mrg"
+    gold.write_text("(S (NP (DT The) (NN cat)) (VP (VBD sat)))\n")
+    assert main(["eval", "--files", str(gold), "--checkpoint", str(french)]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"error: --checkpoint {french} is a French (fr) release and the trees are English (no --language): "
+                   "pass --language fr and its trees (--treebank PATH)\n"), err
