@@ -18,11 +18,13 @@ from typing import Any
 from .iso639 import ISO_639_1
 from .options import OptionError
 
-__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "WEIGHTS", "Language", "LanguageError", "bundled_checkpoint",
+__all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "TOKENS_GIVEN", "WEIGHTS", "Language", "LanguageError", "bundled_checkpoint",
            "bundled_languages", "check_known", "language_name", "release_language"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_LANGUAGE = "en"
+# a release's "tokens" when it was trained on tokens as its trainer cut them (onlstm train --tokens)
+TOKENS_GIVEN = "given"
 
 
 @dataclass(frozen=True)

@@ -45,6 +45,7 @@ from nltk import Tree
 from .checkpoint import Release, load_release
 from .languages import (
     DEFAULT_LANGUAGE,
+    TOKENS_GIVEN,
     LanguageError,
     bundled_checkpoint,
     bundled_languages,
@@ -211,6 +212,9 @@ class Parser:
         self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])
         # ISO 639-1: chooses the sentence splitting and tokenization of text, and the languages it accepts
         self.language = release_language(self.metadata)
+        # trained on tokens cut by its trainer's own segmenter (onlstm train --tokens): the rules that
+        # tokenize text here cut them otherwise (Japanese text, one character at a time)
+        self.tokens_as_given = self.metadata.get("tokens") == TOKENS_GIVEN
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
@@ -502,9 +506,18 @@ class Parser:
         return ParseResult(
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
             tree=spans_to_tree(tokens, layer_spans[layer]), layer=layer, layer_distances=per_layer,
-            sentence=sentence, unk_share=unk_share, warnings=_warnings(words, unknown, self.language),
+            sentence=sentence, unk_share=unk_share, warnings=self._warnings(sentence, words, unknown),
             layer_spans=layer_spans, options=options, language=self.language, model=self.identity,
         )
+
+
+    def _warnings(self, sentence: Sentence, words: Sequence[str], unknown: int) -> list[str]:
+        warnings = _warnings(words, unknown, self.language)
+        if self.tokens_as_given and sentence.offsets is not None:  # text, tokenized here
+            warnings.append(f"the model {self.name!r} was trained on tokens cut by its trainer's own segmenter, and "
+                            "this text was tokenized by the package's rules: give the sentence as tokens cut the "
+                            "same way (a token list, --input-format tokens, \"tokens\" over HTTP)")
+        return warnings
 
 
 def as_sentence(item: SentenceLike, index: int = 0, language: str = DEFAULT_LANGUAGE) -> Sentence:

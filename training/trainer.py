@@ -604,11 +604,13 @@ class Trainer:
 
 def text_front_door(language: str, corpora: Sequence[str] = ()) -> dict[str, str]:
     """How the run's text was cut and normalised, recorded in its releases: ``tokenizer``, ``normalization``."""
+    from ..models.languages import TOKENS_GIVEN
     from .corpora import TOKENS_PREFIX
 
     if corpora and all(name.startswith(TOKENS_PREFIX) for name in corpora):
         return {"tokenizer": "the user's own: tokens as given (parse its text tokenized the same way, "
                              "--input-format tokens or \"tokens\" over HTTP)",
+                "tokens": TOKENS_GIVEN,  # read by Parser.tokens_as_given: text it tokenizes gets a warning
                 "normalization": "lowercase, digit runs to N"}
     if language == "zh":
         import jieba

@@ -138,5 +138,9 @@ def test_text_tokenized_by_ones_own_segmenter_trains_and_records_it(tmp_path):
     metadata = load_release(out / "best.safetensors").metadata
     assert metadata["language"] == "ja" and metadata["tokenizer"].startswith("the user's own: tokens as given")
     assert metadata["training_data"] == [f"tokens:{words}"] and metadata["training_unk_share"] == 0.0
-    result = Parser.load(out / "best.safetensors").parse(["猫", "が", "庭", "で", "寝て", "いる", "。"])
+    parser = Parser.load(out / "best.safetensors")
+    result = parser.parse(["猫", "が", "庭", "で", "寝て", "いる", "。"])
     assert result.language == "ja" and result.unk_share == 0.0 and len(result.spans) == 6
+    assert parser.tokens_as_given and not result.warnings
+    cut_here = parser.parse("猫が庭で寝ている。")  # text: the package's rules cut it a character at a time
+    assert "give the sentence as tokens cut the same way" in cut_here.warnings[-1]
