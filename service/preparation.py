@@ -74,8 +74,8 @@ def check_sentence(number: int, sentence: Sentence, limits: Limits) -> None:
         if len(token) > limits.max_token_chars:
             raise APIError(
                 422, "token_too_long",
-                f"token {position} of sentence {number} has {len(token)} characters; at most "
-                f"{limits.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS)",
+                f"token {position} of sentence {number} ({token[:30]!r}...) has {len(token)} characters; at most "
+                f"{limits.max_token_chars} are accepted (limit ONLSTM_MAX_TOKEN_CHARS): remove or shorten it",
                 limit="max_token_chars", value=limits.max_token_chars,
             )
 

@@ -19,7 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from ..models.device import check_device
 from ..models.languages import LANGUAGES, bundled_languages
-from ..models.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SENTENCES, DEFAULT_MAX_TOKENS
+from ..models.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SENTENCES, DEFAULT_MAX_TOKEN_CHARS, DEFAULT_MAX_TOKENS
 
 logger = logging.getLogger(__name__)
 
@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, le=100_000_000, description="Largest request body accepted.")
     max_sentences: int = Field(DEFAULT_MAX_SENTENCES, ge=1, le=100_000, description="Most sentences in one request.")
     max_tokens_per_sentence: int = Field(DEFAULT_MAX_TOKENS, ge=1, le=100_000, description="Most tokens in one sentence.")
-    max_token_chars: int = Field(100, ge=1, le=100_000, description="Most characters in one token.")
+    max_token_chars: int = Field(DEFAULT_MAX_TOKEN_CHARS, ge=1, le=100_000, description="Most characters in one token.")
 
     prepare_timeout_s: float = Field(
         5.0, gt=0, le=600,

@@ -447,7 +447,7 @@ def test_the_model_card_publishes_the_request_limits_this_service_enforces(make_
     client = make_client(max_sentences=3, max_tokens_per_sentence=5, max_body_bytes=4096)
     limits = client.get("/model").json()["limits"]
     assert limits == {"max_body_bytes": 4096, "max_sentences": 3, "max_tokens_per_sentence": 5,
-                      "max_token_chars": 100}
+                      "max_token_chars": 1000}
     too_many = client.post("/parse", json={"tokens": [["a"]] * (limits["max_sentences"] + 1)})
     assert (too_many.status_code, too_many.json()["error"]["limit"]) == (413, "max_sentences")
     too_long = client.post("/parse", json={"tokens": [["a"] * (limits["max_tokens_per_sentence"] + 1)]})

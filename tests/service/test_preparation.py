@@ -10,7 +10,7 @@ import time
 import pytest
 
 from onlstm.service.errors import APIError
-from onlstm.service.preparation import Limits, PreparationPool, cpu_seconds, prepare_tokens
+from onlstm.service.preparation import Limits, PreparationPool, cpu_seconds, prepare_text, prepare_tokens
 
 LIMITS = Limits(max_sentences=256, max_tokens_per_sentence=250, max_token_chars=100)
 
@@ -58,4 +58,15 @@ def test_tokens_are_checked_without_a_worker():
     assert prepared.n_tokens == 3 and prepared.sentences[0].offsets is None
     with pytest.raises(APIError) as caught:
         prepare_tokens([["a" * 101]], LIMITS)
-    assert caught.value.code == "token_too_long" and "token 1 of sentence 1" in caught.value.message
+    assert caught.value.code == "token_too_long" and "token 1 of sentence 1 ('aaaaa" in caught.value.message
+    assert caught.value.message.endswith("(limit ONLSTM_MAX_TOKEN_CHARS): remove or shorten it")
+
+
+def test_a_long_url_in_text_is_one_token_within_the_default_limit():
+    from onlstm.models.limits import DEFAULT_MAX_TOKEN_CHARS
+
+    url = "https://example.com/" + "/".join(["section-of-a-long-path"] * 7) + "?query=1"
+    assert 150 < len(url) < DEFAULT_MAX_TOKEN_CHARS
+    defaults = Limits(max_sentences=256, max_tokens_per_sentence=250, max_token_chars=DEFAULT_MAX_TOKEN_CHARS)
+    prepared = prepare_text(f"See {url} for details. It is fine.", None, defaults)
+    assert url in prepared.sentences[0].tokens and len(prepared.sentences) == 2
