@@ -129,6 +129,7 @@ class InputSentence:
     sentence: Sentence
     line: int | None  # 1-based line number, for line input
     tags: list[str] | None = None  # the input's own part-of-speech tags (tagged input)
+    first_line: int | None = None  # running text: the line the sentence starts on, named in errors
 
 
 @dataclass(frozen=True)
@@ -183,27 +184,39 @@ def _sentences_from_lines(lines: Iterable[str], input_format: str, tag_separator
                 yield InputSentence(sentence, number)
 
 
-def _paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, str]]:
+def _paragraphs(lines: Iterable[str]) -> Iterator[tuple[int, int, str]]:
     """Running text in paragraphs (blank-line separated), each at most about MAX_PARAGRAPH_CHARS,
-    with the character offset of each paragraph in the input."""
+    with the character offset and the 1-based line number of each paragraph in the input."""
     buffer: list[str] = []
     size = start = position = 0
-    for line in lines:
+    first_line = number = 1
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             if buffer:
-                yield start, "".join(buffer)
+                yield start, first_line, "".join(buffer)
             buffer, size = [], 0
             position += len(line)
-            start = position
+            start, first_line = position, number + 1
             continue
         buffer.append(line)
         size += len(line)
         position += len(line)
         if size >= MAX_PARAGRAPH_CHARS:
-            yield start, "".join(buffer)
-            buffer, size, start = [], 0, position
+            yield start, first_line, "".join(buffer)
+            buffer, size, start, first_line = [], 0, position, number + 1
     if buffer:
-        yield start, "".join(buffer)
+        yield start, first_line, "".join(buffer)
+
+
+def _text_sentences(lines: Iterable[str], language: str) -> Iterator[InputSentence]:
+    """The sentences of running text, each with the line it starts on."""
+    for start, first_line, paragraph in _paragraphs(lines):
+        line, position = first_line, 0
+        for sentence in split_text(paragraph, offset=start, language=language):
+            begin = sentence.offsets[0][0] - start if sentence.offsets else position
+            line += paragraph.count("\n", position, begin)  # linear: each stretch is counted once
+            position = begin
+            yield InputSentence(sentence, None, first_line=line)
 
 
 def _limited(sentences: Iterable[InputSentence], max_tokens: int, input_format: str) -> Iterator[InputSentence]:
@@ -211,7 +224,8 @@ def _limited(sentences: Iterable[InputSentence], max_tokens: int, input_format: 
     for index, item in enumerate(sentences):
         n_tokens = len(item.sentence.tokens)
         if max_tokens and n_tokens > max_tokens:
-            where = f"line {item.line}" if item.line is not None else f"sentence {index + 1}"
+            where = f"line {item.line}" if item.line is not None else f"sentence {index + 1}" + (
+                f" (from line {item.first_line})" if item.first_line is not None else "")
             hint = ("; is the input running text? then use --input-format text (the default), which splits "
                     "it into sentences" if input_format != "text" else "; split it with blank lines or full stops")
             raise InputError(f"{where} has {n_tokens} tokens, more than --max-tokens {max_tokens}{hint}, "
@@ -233,8 +247,7 @@ def read_sentences(lines: Iterable[str], input_format: str = "text", *, tag_sepa
         raise ValueError(f"max_tokens must be 0 (no limit) or more, got {max_tokens}")
     sentences: Iterator[InputSentence]
     if input_format == "text":
-        sentences = (InputSentence(sentence, None) for start, paragraph in _paragraphs(lines)
-                     for sentence in split_text(paragraph, offset=start, language=language))
+        sentences = _text_sentences(lines, language)
     else:
         sentences = _sentences_from_lines(lines, input_format, tag_separator, language)
     return _limited(sentences, max_tokens, input_format)

@@ -187,6 +187,13 @@ def test_input_errors_name_the_line_and_carry_a_code(tiny_parser, tmp_path):
         assert (type(again), str(again), again.code) == (type(info.value), str(info.value), info.value.code)
 
 
+def test_a_long_sentence_of_running_text_is_named_with_the_line_it_starts_on():
+    text = ["First sentence here.\n", "\n", "Second one. Third\n", "goes on " + "word " * 30 + ".\n", "Last.\n"]
+    assert [item.first_line for item in read_sentences(text, max_tokens=0)] == [1, 3, 3, 5]
+    with pytest.raises(InputError, match=r"^sentence 3 \(from line 3\) has 34 tokens, more than --max-tokens 20"):
+        list(read_sentences(text, max_tokens=20))
+
+
 def test_read_sentences_keeps_tags_lines_and_offsets():
     tagged = list(read_sentences(["The/DT cat/NN\n", "\n", "sat/VBD\n"], "tagged"))
     assert [(list(item.sentence.tokens), item.line, item.tags) for item in tagged] == [
