@@ -177,8 +177,8 @@ class ParseResult:
             "warnings": list(self.warnings),
             "language": self.language,
         }
-        if self.offsets is not None:
-            record["offsets"] = [[int(start), int(end)] for start, end in self.offsets]
+        # null for tokens given without their text, as the HTTP answer has always written it
+        record["offsets"] = None if self.offsets is None else [[int(start), int(end)] for start, end in self.offsets]
         if all_layers:
             record["layer_distances"] = [[float(distance) for distance in layer] for layer in self.layer_distances]
             record["layer_trees"] = [to_ptb_string(self.layer_tree(layer)) for layer in range(len(self.layer_spans))]
