@@ -62,7 +62,7 @@ def build_argument_parser() -> argparse.ArgumentParser:
         help="text: running text, split into sentences (default); lines: one sentence per line; "
         "tokens: one pre-tokenized sentence per line, tokens separated by spaces; tagged: tokens as word/TAG",
     )
-    parser.add_argument("--tag-separator", default="/", help="tagged input: between word and tag (default /)")
+    parser.add_argument("--tag-separator", default=None, help="tagged input: between word and tag (default /)")
     parser.add_argument("--preterminals", action="store_true",
                         help="ptb: every word under a preterminal, (T word) or its own tag, as EVALB expects")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS,
@@ -106,6 +106,12 @@ def _check_arguments(arguments: argparse.Namespace) -> None:
             raise UsageError(f"{flag} must be at least {least}")
     if arguments.preterminals and arguments.format != "ptb":
         raise UsageError("--preterminals applies to --format ptb")
+    if arguments.all_layers and arguments.format != "jsonl":
+        raise UsageError(f"--all-layers applies to --format jsonl (--format {arguments.format} writes the tree of "
+                         "one layer: choose it with --layer N)")
+    if arguments.tag_separator is not None and arguments.input_format != "tagged":
+        raise UsageError("--tag-separator applies to --input-format tagged (word/TAG tokens)")
+    arguments.tag_separator = arguments.tag_separator or "/"
     if arguments.max_tokens < 0:
         raise UsageError("--max-tokens must be 0 (no limit) or more")
     try:

@@ -187,6 +187,8 @@ def test_large_input_streams_in_chunks_with_a_progress_bar(tmp_path, tiny_checkp
         (["--max-tokens", "-1"], 2, "--max-tokens"),
         (["--batch-size", "0"], 2, "--batch-size"),
         (["--workers", "0"], 2, "--workers"),
+        (["--format", "ptb", "--all-layers"], 2, "--all-layers applies to --format jsonl (--format ptb writes the tree"),
+        (["--tag-separator", "_"], 2, "--tag-separator applies to --input-format tagged"),
     ],
 )
 def test_bad_arguments_fail_with_a_message(arguments, code, message, tiny_checkpoint, capsys, monkeypatch):
