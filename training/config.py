@@ -274,7 +274,9 @@ def _unknown_field_hint(field: str) -> str:
     if not field.startswith("model.") and name in MODEL_FIELDS:
         return f"a field of the model: write model.{name}"
     known = [name for name in TrainConfig.model_fields if name != "model"] + [f"model.{item}" for item in MODEL_FIELDS]
-    close = difflib.get_close_matches(field, known, n=3)
+    # a field the name begins with first (lrate: lr), then the names spelled most alike
+    close = [name for name in known if len(name) >= 2 and field.startswith(name)]
+    close += [name for name in difflib.get_close_matches(field, known, n=3) if name not in close][: 3 - len(close)]
     suggestion = f"did you mean {' or '.join(close)}? " if close else ""
     return f"unknown field; {suggestion}the fields are {', '.join(known)}"
 

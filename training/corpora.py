@@ -223,6 +223,9 @@ def read_corpus(name: str, data_dir: Path | None = None, language: str = "en") -
         return [tree_tokens(tree) for tree in read_treebank(path)]
     if path.is_file():
         return read_text(path, language)
+    if path.suffix or len(path.parts) > 1:  # a file's name, not one of the named corpora
+        raise CorpusError(f"{name}: no such file; give the path of a text file of your own (or one of the named "
+                          f"corpora: {', '.join((*CORPORA, *LANGUAGE_CORPORA))})")
     raise CorpusError(
         f"unknown corpus {name!r}: use one of {', '.join((*CORPORA, *LANGUAGE_CORPORA))} or the path of a text file"
     )

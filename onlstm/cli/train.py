@@ -133,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         level = "WARNING"
     rank_tag = f" [rank {rank}]" if rank else ""
     logging.basicConfig(level=level, format=f"%(asctime)s %(levelname)s %(name)s{rank_tag}: %(message)s")
+    if args.resume and not (Path(args.out) / "last.pt").is_file():
+        logger.error("--resume: %s holds no last.pt to continue from; leave out --resume to start a new run there",
+                     args.out)
+        return 2
     try:
         config = requested_config(args)
         if not config.corpora:

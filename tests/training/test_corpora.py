@@ -57,6 +57,8 @@ def test_bad_files_get_clear_errors(tmp_path):
         read_plain(tmp_path / "missing.txt")
     with pytest.raises(CorpusError, match="unknown corpus"):
         read_corpus("wikipedia")
+    with pytest.raises(CorpusError, match=r"^\S*missing.txt: no such file; give the path of a text file"):
+        read_corpus(str(tmp_path / "missing.txt"))  # a file's name: it is the file that is missing
     broken = tmp_path / "broken.mrg"
     broken.write_text("( (S (NP the cat)")
     with pytest.raises(CorpusError, match="bracketed"):

@@ -142,6 +142,8 @@ def test_the_model_config_is_nested_once_and_older_flat_configs_still_load():
     [
         (["--set", "lr=abc"], ["lr:", "valid number", "'abc'"]),
         (["--set", "learning_rate=0.1"], ["learning_rate: unknown field", "the fields are", "model.hidden_size"]),
+        (["--set", "lrate=0.1"], ["lrate: unknown field; did you mean lr or"]),
+        (["--resume"], ["--resume:", "holds no last.pt to continue from; leave out --resume"]),
         (["--set", "hidden_size=10"], ["hidden_size", "write model.hidden_size"]),
         (["--accumulate", "-1"], ["accumulate:", "greater than 0"]),
         (["--set", "optimizer=rmsprop"], ["optimizer:", "'adam', 'adamw' or 'sgd'"]),
