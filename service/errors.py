@@ -56,21 +56,36 @@ def error_response(status: int, code: str, message: str, headers: dict[str, str]
 _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "body_too_large"}
 
 
-def _validation_summary(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+_TOKENS_SHAPE = 'tokens is a list of sentences, each a list of token strings: {"tokens": [["The", "cat", "sat"]]}'
+
+
+def _validation_summary(errors: list[dict[str, Any]], sent_json: bool) -> tuple[str, list[dict[str, Any]]]:
+    """The first problem as one line naming its field (and how many more), with every problem as details;
+    ``sent_json``: the request said its body was JSON."""
     details: list[dict[str, Any]] = []
     for problem in errors:
         location = [str(part) for part in problem.get("loc", ()) if part != "body"]
         details.append({"field": ".".join(location) or "body", "problem": problem.get("msg", ""), "type": problem.get("type")})
     first: dict[str, Any] = details[0] if details else {"field": "body", "problem": "invalid request", "type": None}
     if first["field"] == "body" and first["type"] in ("model_attributes_type", "dict_type", "missing"):
+        if sent_json:
+            kind = "empty" if first["type"] == "missing" else _json_kind(errors[0].get("input"))
+            return f'the body must be a JSON object, such as {{"text": "The cat sat."}}, not {kind}', details
         return "the body must be a JSON object; send it with Content-Type: application/json", details
     reason = first["problem"].removeprefix("Value error, ")
     if first["type"] == "extra_forbidden":  # POST /parse is the one route that reads a body
         reason = _unknown_field(first["field"])
+    elif first["field"].startswith("tokens.") and first["type"] == "list_type":
+        reason = f"{reason}; {_TOKENS_SHAPE}"
     message = f"{first['field']}: {reason}" if first["field"] != "body" else reason
     if len(details) > 1:
         message += f" (and {len(details) - 1} more problem{'s' if len(details) > 2 else ''}, see details)"
     return message, details
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "a list", str: "a string", bool: "true or false", int: "a number", float: "a number"}
+    return "null" if value is None else kinds.get(type(value), "another value")
 
 
 def _unknown_field(name: str) -> str:
@@ -95,7 +110,7 @@ async def _invalid_request(request: Request, error: RequestValidationError) -> J
     if language is not None:
         # "language": "english" is a language the service does not know, as "fr" is: the same stable code
         return _api_error_response(unavailable_language(str(language.get("input")), _served_languages(request)))
-    message, details = _validation_summary(errors)
+    message, details = _validation_summary(errors, "json" in request.headers.get("content-type", "").lower())
     return error_response(422, "invalid_request", message, details=details)
 
 

@@ -245,19 +245,30 @@ def assert_error(response, status: int, code: str | None = None) -> dict:
 
 
 @pytest.mark.parametrize(
-    "body, status, code",
+    "body, status, code, message",
     [
-        (b'{"text": ', 400, "invalid_json"),
-        (b"\xff\xfe\x00", 400, "invalid_json"),  # not UTF-8
-        (b'{"text": "caf\xe9"}', 400, "invalid_json"),  # latin-1 inside JSON
-        (b"[1, 2]", 422, "invalid_request"),
-        (b'"just a string"', 422, "invalid_request"),
-        (b"null", 422, "invalid_request"),
-        (b"", 422, "invalid_request"),
+        (b'{"text": ', 400, "invalid_json", "the body is not valid JSON"),
+        (b"\xff\xfe\x00", 400, "invalid_json", "send UTF-8 encoded JSON"),  # not UTF-8
+        (b'{"text": "caf\xe9"}', 400, "invalid_json", "send UTF-8 encoded JSON"),  # latin-1 inside JSON
+        (b"[1, 2]", 422, "invalid_request", 'must be a JSON object, such as {"text": "The cat sat."}, not a list'),
+        (b'"just a string"', 422, "invalid_request", "not a string"),
+        (b"null", 422, "invalid_request", "must be a JSON object"),
+        (b"", 422, "invalid_request", "must be a JSON object"),
     ],
 )
-def test_bad_bodies_are_client_errors(client, body, status, code):
-    assert_error(client.post("/parse", content=body, headers={"Content-Type": "application/json"}), status, code)
+def test_bad_bodies_are_client_errors(client, body, status, code, message):
+    error = assert_error(client.post("/parse", content=body, headers={"Content-Type": "application/json"}), status, code)
+    assert message in error["message"] and "Content-Type" not in error["message"]  # JSON was sent as JSON
+
+
+def test_a_body_sent_without_its_content_type_is_told_to_send_one(client):
+    error = assert_error(client.post("/parse", content=b'{"text": "a"}'), 422, "invalid_request")
+    assert error["message"] == "the body must be a JSON object; send it with Content-Type: application/json"
+
+
+def test_flat_tokens_are_shown_the_shape_they_need(client):
+    error = assert_error(client.post("/parse", json={"tokens": ["The", "cat"]}), 422, "invalid_request")
+    assert 'each a list of token strings: {"tokens": [["The", "cat", "sat"]]}' in error["message"]
 
 
 @pytest.mark.parametrize(
