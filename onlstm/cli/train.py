@@ -35,6 +35,7 @@ logger = logging.getLogger("onlstm.training")
 
 DEFAULT_PRESET = "cpu"
 LANGUAGE_PRESET = "language"  # the default preset of a language other than English
+LANGUAGE_PRESET_NAME = "onlstm-language"  # its name field, replaced by onlstm-LANG in what it trains
 
 
 def build_argparser() -> argparse.ArgumentParser:
@@ -122,7 +123,11 @@ def requested_config(args: argparse.Namespace) -> TrainConfig:
         preset = load_preset(args.preset)
         logger.info("--resume: the model, data and optimisation come from the checkpoint; --preset gives the run length")
         base = base.updated({name: getattr(preset, name) for name in RUN_LENGTH_FIELDS})
-    return _own_text_only(base.override(args.set).updated(named_flags(args)), args)
+    config = _own_text_only(base.override(args.set).updated(named_flags(args)), args)
+    if config.name == LANGUAGE_PRESET_NAME and not any(item.startswith("name=") for item in args.set):
+        # the preset's name says how it was trained, not what it parses: each result carries the name
+        config = config.updated({"name": f"onlstm-{config.language}"})
+    return config
 
 
 def main(argv: list[str] | None = None) -> int:

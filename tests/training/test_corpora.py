@@ -97,3 +97,15 @@ def test_a_text_file_of_your_own_is_split_and_tokenized_as_parse_input(tmp_path,
     lm = tmp_path / "lm.txt"
     lm.write_text("the <unk> rose N % .\n")
     assert read_plain(lm) == [["the", "<unk>", "rose", "N", "%", "."]]
+
+
+def test_a_language_run_is_named_after_its_language(tmp_path):
+    from onlstm.cli.train import build_argparser, requested_config
+
+    text = tmp_path / "texte.txt"
+    text.write_text("Le chat dort.\n")
+    french = requested_config(build_argparser().parse_args(["--out", "run", "--language", "fr", "--text", str(text)]))
+    assert (french.name, french.language) == ("onlstm-fr", "fr")  # not the preset's "onlstm-language"
+    mine = requested_config(build_argparser().parse_args(["--out", "run", "--language", "fr", "--text", str(text),
+                                                          "--set", "name=mon-modele"]))
+    assert mine.name == "mon-modele"
