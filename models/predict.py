@@ -510,6 +510,8 @@ def _write_chunks(parser: Parser, job: ChunkJob, runner: ChunkRunner | None, chu
             count += n_sentences
             if progress is not None:
                 progress(count, read_bytes)
+        if progress is not None:  # blank lines after the last full chunk are read once it is written
+            progress(count, reader.bytes)
     finally:
         close_texts = getattr(texts, "close", None)
         if close_texts is not None:  # a generator: stops its workers or actors when writing fails
