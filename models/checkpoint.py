@@ -41,7 +41,18 @@ RESUME_FORMAT = "onlstm-resume-1"
 
 
 class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be used; the message names the file and the problem."""
+    """A checkpoint that cannot be used; the message names the file and the problem.  ``code``,
+    stable for programs: ``not_found``, ``unreadable`` (not the file format, truncated),
+    ``not_a_release`` / ``not_a_training_checkpoint``, ``damaged`` (its header), ``unverifiable``
+    (no digest), ``corrupted`` (the weights are not those digested), ``inconsistent`` (weights,
+    vocabulary and config do not fit), ``refused`` (pickled objects), ``language_mismatch``."""
+
+    def __init__(self, message: str, code: str):
+        super().__init__(message)
+        self.code = code
+
+    def __reduce__(self):  # picklable: worker processes raise it
+        return (CheckpointError, (str(self), self.code))
 
 
 @dataclass
@@ -118,15 +129,15 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
     """Read a serving checkpoint; every problem is a ``CheckpointError`` naming the file."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such checkpoint file (train one with `onlstm train`, or check the path)")
+        raise CheckpointError(f"{path}: no such checkpoint file (train one with `onlstm train`, or check the path)", "not_found")
     try:
         with safe_open(str(path), framework="pt") as opened:
             header = opened.metadata() or {}
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({error})") from None
+        raise CheckpointError(f"{path}: not a readable safetensors file, truncated or corrupted ({error})", "unreadable") from None
     if header.get("format") != FORMAT:
-        raise CheckpointError(f"{path}: not an ON-LSTM release checkpoint (format {header.get('format')!r})")
+        raise CheckpointError(f"{path}: not an ON-LSTM release checkpoint (format {header.get('format')!r})", "not_a_release")
     try:
         config_values, vocab_tokens = json.loads(header["config"]), json.loads(header["vocab"])
         metadata = json.loads(header.get("metadata", "{}"))
@@ -138,16 +149,16 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
         # a release normalises its tokens by its own language (releases without one are English)
         vocab = Vocab(vocab_tokens, language=metadata.get("language", "en"))
     except (KeyError, ValueError, TypeError) as error:
-        raise CheckpointError(f"{path}: damaged header ({type(error).__name__}: {error}); re-export the checkpoint") from None
+        raise CheckpointError(f"{path}: damaged header ({type(error).__name__}: {error}); re-export the checkpoint", "damaged") from None
     if not header.get("sha256"):
         raise CheckpointError(f"{path}: no SHA-256 of the weights is recorded, so they cannot be verified; "
-                              "re-export the checkpoint with save_release")
+                              "re-export the checkpoint with save_release", "unverifiable")
     if header["sha256"] != weights_digest(state):
         raise CheckpointError(f"{path}: the weights do not match their recorded SHA-256; the file is corrupted "
-                              "(copy it again, or re-export it)")
+                              "(copy it again, or re-export it)", "corrupted")
     if len(vocab) != config.vocab_size:
         raise CheckpointError(f"{path}: the vocabulary has {len(vocab)} tokens but the weights expect "
-                              f"{config.vocab_size}; the vocabulary does not belong to these weights")
+                              f"{config.vocab_size}; the vocabulary does not belong to these weights", "inconsistent")
     _check_shapes(path, config, state)
     # built without memory (meta device) and given the file's tensors, converted one at a time:
     # a randomly initialised copy of the weights beside the loaded ones would double the peak
@@ -157,7 +168,7 @@ def load_release(path: Path, device: str | torch.device = "cpu") -> Release:
     try:
         model.load_state_dict({name: state.pop(name).float() for name in list(state)}, assign=True)
     except RuntimeError as error:
-        raise CheckpointError(f"{path}: weights do not fit the recorded config ({error})") from None
+        raise CheckpointError(f"{path}: weights do not fit the recorded config ({error})", "inconsistent") from None
     model.to(device).eval()
     return Release(model=model, vocab=vocab, metadata=metadata, path=path, digest=header["sha256"])
 
@@ -188,7 +199,7 @@ def _check_shapes(path: Path, config: ONLSTMConfig, state: dict[str, torch.Tenso
         with torch.device("meta"), _SkipInitialisationOnMeta():
             expected = {name: tuple(tensor.shape) for name, tensor in ONLSTMLanguageModel(config).state_dict().items()}
     except (ValueError, TypeError, RuntimeError) as error:
-        raise CheckpointError(f"{path}: the recorded config cannot build a model ({error})") from None
+        raise CheckpointError(f"{path}: the recorded config cannot build a model ({error})", "inconsistent") from None
     problems = [f"missing tensor {name}" for name in sorted(set(expected) - set(state))]
     problems += [f"unexpected tensor {name}" for name in sorted(set(state) - set(expected))]
     problems += [
@@ -198,7 +209,7 @@ def _check_shapes(path: Path, config: ONLSTMConfig, state: dict[str, torch.Tenso
     ]
     if problems:
         shown = "; ".join(problems[:3]) + (f" (and {len(problems) - 3} more)" if len(problems) > 3 else "")
-        raise CheckpointError(f"{path}: the weights do not fit the recorded config: {shown}")
+        raise CheckpointError(f"{path}: the weights do not fit the recorded config: {shown}", "inconsistent")
 
 
 def save_resume(path: Path, payload: dict[str, Any]) -> None:
@@ -211,15 +222,15 @@ def load_resume(path: Path) -> dict[str, Any]:
     """Read a training checkpoint with ``weights_only=True``: pickled objects are refused."""
     path = Path(path)
     if not path.is_file():
-        raise CheckpointError(f"{path}: no such training checkpoint")
+        raise CheckpointError(f"{path}: no such training checkpoint", "not_found")
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise CheckpointError(
-            f"{path}: refused: the file holds pickled objects, which are never executed here ({error})"
+            f"{path}: refused: the file holds pickled objects, which are never executed here ({error})", "refused"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as error:
-        raise CheckpointError(f"{path}: truncated or corrupted training checkpoint ({error})") from None
+        raise CheckpointError(f"{path}: truncated or corrupted training checkpoint ({error})", "unreadable") from None
     if not isinstance(payload, dict) or payload.get("format") != RESUME_FORMAT:
-        raise CheckpointError(f"{path}: not an ON-LSTM training checkpoint")
+        raise CheckpointError(f"{path}: not an ON-LSTM training checkpoint", "not_a_training_checkpoint")
     return payload

@@ -62,7 +62,8 @@ def bundle_release(source: Path, language: str, target: Path | None = None, name
     found = registry.release_language(release.metadata)
     if found != language:
         raise CheckpointError(f"{source} is a model of {found!r}, not of {language!r}: "
-                              f"bundle it with --language {found}, or pick a run trained with --language {language}")
+                              f"bundle it with --language {found}, or pick a run trained with --language {language}",
+                              "language_mismatch")
     seed = (release.metadata.get("train_config") or {}).get("seed")
     metadata = {**release.metadata, "name": name or _current_name(target) or f"onlstm-{language}"}
     if seed is not None:

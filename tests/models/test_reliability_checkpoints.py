@@ -118,7 +118,17 @@ def test_loading_a_broken_checkpoint_is_a_clear_error(broken, name):
         assert str(path) in message, message
         for word in words:
             assert word in message, (word, message)
+        assert caught.value.code == CODES[name]
+        again = pickle.loads(pickle.dumps(caught.value))  # as a worker process raises it
+        assert (str(again), again.code) == (message, CODES[name])
     assert not marker.exists(), "the code in a pickle ran"
+
+
+CODES = {"malicious pickle": "unreadable", "malicious torch.save file": "unreadable", "truncated": "unreadable",
+         "cut inside the header": "unreadable", "empty file": "unreadable", "corrupted weights": "corrupted",
+         "vocabulary that does not match the weights": "inconsistent", "no recorded checksum": "unverifiable",
+         "damaged header JSON": "damaged", "not an ON-LSTM checkpoint": "not_a_release",
+         "config claiming enormous layers": "inconsistent"}
 
 
 def test_a_malicious_training_checkpoint_is_refused_and_its_code_never_runs(tmp_path):
@@ -130,7 +140,7 @@ def test_a_malicious_training_checkpoint_is_refused_and_its_code_never_runs(tmp_
         write(path)
         with pytest.raises(CheckpointError, match="refused") as caught:
             load_resume(path)
-        assert str(path) in str(caught.value)
+        assert str(path) in str(caught.value) and caught.value.code == "refused"
         assert not marker.exists(), f"the code in a {name} file ran"
 
 
