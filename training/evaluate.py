@@ -334,6 +334,23 @@ def evaluate_baselines(golds: Sequence[GoldSentence], mode: str = "words") -> li
 # --- model ------------------------------------------------------------------------------
 
 
+def _layer_count(inputs: Sequence[Sequence[str]], distances: Sequence[Sequence[Sequence[float]]]) -> int:
+    """The number of layers of ``distances`` ``[sentence][layer][token]``; ``ValueError`` unless every
+    sentence has that many layers of one distance per token of its input."""
+    if len(distances) != len(inputs):
+        raise ValueError(f"distances_fn returned {len(distances)} sentences for {len(inputs)}")
+    n_layers = None
+    for index, (tokens, layers) in enumerate(zip(inputs, distances)):
+        if n_layers is None:
+            n_layers = len(layers)
+        if len(layers) != n_layers or n_layers == 0:
+            raise ValueError(f"sentence {index}: {len(layers)} layers of distances, expected {n_layers or '>= 1'}")
+        for number, values in enumerate(layers):
+            if len(values) != len(tokens):
+                raise ValueError(f"sentence {index}, layer {number}: {len(values)} distances for {len(tokens)} tokens")
+    return n_layers or 0
+
+
 def evaluate_model(
     gold_trees: Sequence[Tree] | Sequence[GoldSentence],
     distances_fn: DistancesFn,
@@ -366,18 +383,7 @@ def evaluate_model(
     golds = _as_golds(gold_trees)
     inputs = [model_input(gold, mode) for gold in golds]
     distances = list(distances_fn(inputs)) if inputs else []
-    if len(distances) != len(inputs):
-        raise ValueError(f"distances_fn returned {len(distances)} sentences for {len(inputs)}")
-    n_layers = None
-    for index, (tokens, layers) in enumerate(zip(inputs, distances)):
-        if n_layers is None:
-            n_layers = len(layers)
-        if len(layers) != n_layers or n_layers == 0:
-            raise ValueError(f"sentence {index}: {len(layers)} layers of distances, expected {n_layers or '>= 1'}")
-        for number, values in enumerate(layers):
-            if len(values) != len(tokens):
-                raise ValueError(f"sentence {index}, layer {number}: {len(values)} distances for {len(tokens)} tokens")
-    n_layers = n_layers or 0
+    n_layers = _layer_count(inputs, distances)
 
     def mean_layer(layers: Sequence[Sequence[float]]) -> list[float]:
         return [sum(float(layer[t]) for layer in layers) / len(layers) for t in range(len(layers[0]))]
