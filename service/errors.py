@@ -137,8 +137,9 @@ async def _http_error(request: Request, error: StarletteHTTPException) -> JSONRe
         message = f"no such endpoint {request.url.path}; the API is described at /docs"
     elif error.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}; the API is described at /docs"
-    elif error.status_code == 400 and isinstance(error.__cause__, ValueError):
-        # fastapi raises its 400 from the error that reading the body met (UnicodeDecodeError: not UTF-8)
+    elif error.status_code == 400 and error.__cause__ is not None:
+        # fastapi raises its 400 from the error that reading the body met (UnicodeDecodeError: not
+        # UTF-8; RecursionError: JSON nested deeper than Python reads)
         code, message = "invalid_json", "the body could not be read as JSON; send UTF-8 encoded JSON"
     return error_response(error.status_code, code, message, getattr(error, "headers", None))
 
