@@ -18,7 +18,7 @@ import re
 import unicodedata
 
 from .chinese import segment
-from .sentences import english_tokenize_with_offsets
+from .english import english_tokenize_with_offsets
 
 __all__ = ["sentence_spans", "tokenize_with_offsets"]
 

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .sentences import english_sentence_spans, english_tokenize_with_offsets
+from .english import english_sentence_spans, english_tokenize_with_offsets
 
 __all__ = ["Piece", "Rules", "join_adjacent", "sentence_spans", "tokenize_with_offsets", "words"]
 

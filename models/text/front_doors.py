@@ -16,7 +16,7 @@ from functools import partial
 
 from ..languages import LANGUAGES, LanguageError
 from . import chinese_text, dutch, european, portuguese, spanish
-from .sentences import english_sentence_spans, english_tokenize_with_offsets
+from .english import english_sentence_spans, english_tokenize_with_offsets
 
 __all__ = ["FRONT_DOORS", "GENERIC", "FrontDoor", "front_door"]
 
