@@ -40,7 +40,7 @@ from ..models.trees.decoders import (
     right_branching_spans,
     unescape_token,
 )
-from .corpora import CorpusError, default_data_dir, ptb_split_files
+from .text_files import CorpusError, default_data_dir, ptb_split_files
 
 logger = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .corpora import CorpusError, read_treebank
+from .text_files import CorpusError, read_treebank
 from .evaluate import evaluate_model, gold_files, parser_distances, prepare_gold_trees
 
 logger = logging.getLogger(__name__)

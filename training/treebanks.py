@@ -45,8 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..models.trees.decoders import unescape_token
-from .corpora import CorpusError, default_data_dir, ptb_split_files, read_plain, read_ptb_sentences, read_treebank
 from .evaluate import GoldSentence, baseline_report, format_table, prepare_gold_trees, strip_function_tags
+from .text_files import CorpusError, default_data_dir, ptb_split_files, read_plain, read_ptb_sentences, read_treebank
 
 logger = logging.getLogger(__name__)
 
