@@ -26,7 +26,9 @@ resume with the same number of processes continues exactly.
     distributed      Distributed, setup_distributed, broadcast_from_master, mean_over_ranks,
                      master_decides, check_same_data_on_every_rank
     inputs           load_training_text, load_dev_trees, start_from_release (what a run reads)
-    corpora          the readers of each corpus format and of treebanks
+    corpora          the corpora by name, and text of one's own (read_corpus)
+    text_files       the readers of each corpus file format (.mrg, CoNLL-2000, Brown, tokenized text)
+    treebanks        the multilingual treebanks' readers
     batching         sentences -> id stream -> parallel streams -> windows, a rank's rows
     optimization     freeze_parameters, make_optimizer, accumulate_gradients (micro-batches, FGM)
     step             the CUDA-graph training step (TrainStep)
