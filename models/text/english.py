@@ -36,13 +36,14 @@ from nltk.tokenize import NLTKWordTokenizer
 
 from .vocab import EMOJI_COMPONENTS, ZERO_WIDTH_JOINER
 
-__all__ = ["english_sentence_spans", "english_tokenize_with_offsets", "is_abbreviation"]
+__all__ = ["OPENING_MARKS", "english_sentence_spans", "english_tokenize_with_offsets", "is_abbreviation"]
 
 
 # --- sentence splitting ------------------------------------------------------------------
 
 _CLOSERS = "\"'”’»)]}"
-_OPENERS = "\"'“‘«([{„‚"  # „ ‚: German, Czech, Polish ... open low and close with “ ‘
+OPENING_MARKS = "\"'“‘«([{„‚"  # „ ‚: German, Czech, Polish ... open low and close with “ ‘
+_OPENERS = OPENING_MARKS
 # a “ or ‘ that ends a word closes a quotation („Hallo!“): in English it only ever opens one, at a
 # word's start, so English text reads as before
 _LOW_QUOTES = "“‘"

@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .english import english_sentence_spans, english_tokenize_with_offsets
+from .english import OPENING_MARKS, english_sentence_spans, english_tokenize_with_offsets
 
 __all__ = ["Piece", "Rules", "join_adjacent", "sentence_spans", "tokenize_with_offsets", "words"]
 
@@ -59,7 +59,7 @@ def words(text: str) -> frozenset[str]:
 # The English splitter knows that an opening quote may begin a sentence; ¿ and ¡ do the same,
 # so it reads them as one (a character for a character: the spans fit the text as written).
 _INVERTED_AS_QUOTE = str.maketrans("¿¡", "‘‘")
-_OPENERS = "\"'“‘«([{¿¡"
+_OPENERS = OPENING_MARKS + "¿¡"  # what may stand before a word: English's marks, and Spanish's
 _WORD = re.compile(r"\S+")
 
 
