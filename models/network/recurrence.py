@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterable
-from typing import cast
+from typing import NamedTuple, cast
 
 import torch
 import torch.nn.functional as F
@@ -408,54 +408,16 @@ class _FusedRecurrence(torch.autograd.Function):
         if ctx.kernels is not None:
             return _native_backward(ctx, grad_outputs, grad_h, grad_c, grad_forget_distances, grad_input_distances)
         weight_t, hs, masters, acts, probs, cs, forget_hats, input_hats, tanh_cs = ctx.saved_tensors
-        active, chunk_size = ctx.active, ctx.chunk_size
-        steps, batch_size, gate_size = acts.shape
+        active = ctx.active
+        steps, _, gate_size = acts.shape
         hidden_size = weight_t.size(0)
         weight = weight_t.t()
-        n_chunks = hidden_size // chunk_size
+        terms = _step_independent_terms(acts, masters, cs, input_hats, tanh_cs, ctx.chunk_size)
+        dc_from_dh, d_out_logit, cell_coefficients = terms.dc_from_dh, terms.d_out_logit, terms.cell_coefficients
+        chunk_coefficients, overlap_coefficients = terms.chunk_coefficients, terms.overlap_coefficients
+        reverse_cumsum, n_chunks, chunk_size = terms.reverse_cumsum, terms.n_chunks, ctx.chunk_size
         two_n = 2 * n_chunks
-        shape4 = (steps, batch_size, n_chunks, chunk_size)
-
-        # Everything that does not depend on the incoming gradient, for all steps at once.
-        out_gate = acts[..., two_n : two_n + hidden_size]
-        cell_hat = acts[..., two_n + hidden_size : two_n + 2 * hidden_size]
-        in_gate = acts[..., two_n + 2 * hidden_size : two_n + 3 * hidden_size]
-        forget_gate = acts[..., two_n + 3 * hidden_size :]
-        master_forget = masters[..., 1, :]
-        master_input = 1.0 - masters[..., 0, :]
-        overlap = (master_forget * master_input).unsqueeze(-1)
-        c_prev = cs[:-1]
-        # dc_t (through h) = dh * o * (1 - tanh(c)^2); d(out-gate logit) = dh * tanh(c) * o * (1 - o)
-        dc_from_dh = out_gate * (1.0 - tanh_cs * tanh_cs)
-        d_out_logit = tanh_cs * out_gate * (1.0 - out_gate)
-        # d(c_hat, i, f logits) = dc * [i^ (1 - c_hat^2), c_hat w i (1 - i), c_prev w f (1 - f)]
-        cell_coefficients = torch.stack(
-            [
-                input_hats * (1.0 - cell_hat * cell_hat),
-                (cell_hat * in_gate * (1.0 - in_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
-                (c_prev * forget_gate * (1.0 - forget_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
-            ],
-            dim=2,
-        )
-        # chunk sums of dc * [-c_hat, c_prev, dw/dc] give d(-i~), d(f~) and d(overlap)
-        d_overlap = c_prev * (forget_gate - 1.0) + cell_hat * (in_gate - 1.0)
-        chunk_coefficients = torch.stack([-cell_hat, c_prev, d_overlap], dim=2).view(
-            steps, batch_size, 3, n_chunks, chunk_size
-        )
-        # d(-i~) gets -dw * f~, d(f~) gets dw * i~
-        overlap_coefficients = torch.stack([-master_forget, master_input], dim=2)
-        # cumsum backward is a reverse cumulative sum: one small product with a triangular matrix
-        reverse_cumsum = torch.ones(n_chunks, n_chunks, dtype=acts.dtype, device=acts.device).tril_()
-        distance_terms = None
-        if grad_forget_distances is not None or grad_input_distances is not None:
-            zeros = acts.new_zeros(steps, batch_size)
-            distance_terms = torch.stack(
-                [
-                    grad_input_distances if grad_input_distances is not None else zeros,
-                    grad_forget_distances if grad_forget_distances is not None else zeros,
-                ],
-                dim=2,
-            ).unsqueeze(-1) * (-1.0 / n_chunks)
+        distance_terms = _distance_terms(acts, grad_forget_distances, grad_input_distances, n_chunks)
 
         d_gates, d_h, d_c = _backward_buffers(acts, active, grad_outputs, grad_h, grad_c, hidden_size)
         for t in range(steps - 1, -1, -1):
@@ -489,6 +451,76 @@ class _FusedRecurrence(torch.autograd.Function):
         # the weight gradient of all steps in one product: sum_t dgates_t^T h_{t-1}
         d_weight = d_gates.view(-1, gate_size).t() @ hs[:-1].reshape(-1, hidden_size)
         return d_gates, d_weight, d_h, d_c, None, None
+
+
+class _GradientTerms(NamedTuple):
+    """What the backward pass needs of the forward's saved tensors that does not depend on the
+    incoming gradient, computed for all steps at once."""
+
+    dc_from_dh: Tensor  # [steps, batch, hidden]
+    d_out_logit: Tensor  # [steps, batch, hidden]
+    cell_coefficients: Tensor  # [steps, batch, 3, hidden]: c_hat, input and forget logits
+    chunk_coefficients: Tensor  # [steps, batch, 3, chunks, chunk_size]
+    overlap_coefficients: Tensor  # [steps, batch, 2, chunks]
+    reverse_cumsum: Tensor  # [chunks, chunks]
+    n_chunks: int
+
+
+def _step_independent_terms(acts: Tensor, masters: Tensor, cs: Tensor, input_hats: Tensor, tanh_cs: Tensor,
+                            chunk_size: int) -> _GradientTerms:
+    steps, batch_size, _ = acts.shape
+    hidden_size = tanh_cs.size(-1)
+    n_chunks = hidden_size // chunk_size
+    two_n = 2 * n_chunks
+    shape4 = (steps, batch_size, n_chunks, chunk_size)
+    out_gate = acts[..., two_n : two_n + hidden_size]
+    cell_hat = acts[..., two_n + hidden_size : two_n + 2 * hidden_size]
+    in_gate = acts[..., two_n + 2 * hidden_size : two_n + 3 * hidden_size]
+    forget_gate = acts[..., two_n + 3 * hidden_size :]
+    master_forget = masters[..., 1, :]
+    master_input = 1.0 - masters[..., 0, :]
+    overlap = (master_forget * master_input).unsqueeze(-1)
+    c_prev = cs[:-1]
+    # dc_t (through h) = dh * o * (1 - tanh(c)^2); d(out-gate logit) = dh * tanh(c) * o * (1 - o)
+    dc_from_dh = out_gate * (1.0 - tanh_cs * tanh_cs)
+    d_out_logit = tanh_cs * out_gate * (1.0 - out_gate)
+    # d(c_hat, i, f logits) = dc * [i^ (1 - c_hat^2), c_hat w i (1 - i), c_prev w f (1 - f)]
+    cell_coefficients = torch.stack(
+        [
+            input_hats * (1.0 - cell_hat * cell_hat),
+            (cell_hat * in_gate * (1.0 - in_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
+            (c_prev * forget_gate * (1.0 - forget_gate)).view(shape4).mul_(overlap).view(in_gate.shape),
+        ],
+        dim=2,
+    )
+    # chunk sums of dc * [-c_hat, c_prev, dw/dc] give d(-i~), d(f~) and d(overlap)
+    d_overlap = c_prev * (forget_gate - 1.0) + cell_hat * (in_gate - 1.0)
+    chunk_coefficients = torch.stack([-cell_hat, c_prev, d_overlap], dim=2).view(
+        steps, batch_size, 3, n_chunks, chunk_size
+    )
+    # d(-i~) gets -dw * f~, d(f~) gets dw * i~
+    overlap_coefficients = torch.stack([-master_forget, master_input], dim=2)
+    # cumsum backward is a reverse cumulative sum: one small product with a triangular matrix
+    reverse_cumsum = torch.ones(n_chunks, n_chunks, dtype=acts.dtype, device=acts.device).tril_()
+    return _GradientTerms(dc_from_dh, d_out_logit, cell_coefficients, chunk_coefficients, overlap_coefficients,
+                          reverse_cumsum, n_chunks)
+
+
+def _distance_terms(acts: Tensor, grad_forget_distances: Tensor | None, grad_input_distances: Tensor | None,
+                    n_chunks: int) -> Tensor | None:
+    """The distances' gradients as terms of the cumulative gates' (distance = 1 - mean of the master gate)."""
+    steps, batch_size, _ = acts.shape
+    distance_terms = None
+    if grad_forget_distances is not None or grad_input_distances is not None:
+        zeros = acts.new_zeros(steps, batch_size)
+        distance_terms = torch.stack(
+            [
+                grad_input_distances if grad_input_distances is not None else zeros,
+                grad_forget_distances if grad_forget_distances is not None else zeros,
+            ],
+            dim=2,
+        ).unsqueeze(-1) * (-1.0 / n_chunks)
+    return distance_terms
 
 
 def _backward_buffers(
