@@ -48,8 +48,10 @@ import io
 import logging
 import multiprocessing
 import os
+import re
 import sys
 import time
+import unicodedata
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ProcessPoolExecutor
@@ -297,7 +299,10 @@ def ascii_tree(tree: Tree) -> str:
     ``LONGEST_DRAWING`` words gets a note and its one-line bracketing instead.
 
     NLTK's printer reorders words when it is given word leaves (it draws discontinuous
-    trees); given leaf *indices* plus the sentence, it keeps them in place.
+    trees); given leaf *indices* plus the sentence, it keeps them in place.  It counts a
+    character as one column, and a Chinese or Japanese one takes two on a terminal: the tree is
+    drawn over stand-ins as wide as each word is on screen, then the words are put back in the
+    bottom line, where the printer sets them.
     """
     words = count_leaves(tree)
     if words > LONGEST_DRAWING:
@@ -306,7 +311,24 @@ def ascii_tree(tree: Tree) -> str:
     indexed = tree.copy(deep=True)
     for index, position in enumerate(indexed.treepositions("leaves")):
         indexed[position] = index
-    return TreePrettyPrinter(indexed, sentence=tree.leaves()).text(unicodelines=False)
+    leaves = tree.leaves()
+    widths = [_display_width(leaf) for leaf in leaves]
+    if widths == [len(leaf) for leaf in leaves]:
+        return TreePrettyPrinter(indexed, sentence=leaves).text(unicodelines=False)
+    lines = TreePrettyPrinter(indexed, sentence=["x" * width for width in widths]).text(unicodelines=False).split("\n")
+    bottom = max(index for index, line in enumerate(lines) if line.strip())
+    pieces = re.split(r"( +)", lines[bottom])
+    if sum(1 for piece in pieces if piece.strip()) != len(leaves):  # not one stand-in per word: draw as it is
+        return TreePrettyPrinter(indexed, sentence=leaves).text(unicodelines=False)
+    words_back = iter(leaves)
+    lines[bottom] = "".join(next(words_back) if piece.strip() else piece for piece in pieces)
+    return "\n".join(lines)
+
+
+def _display_width(word: str) -> int:
+    """Columns a word takes on a terminal: two for a wide (East Asian) character, none for a combining mark."""
+    return sum(0 if unicodedata.combining(char) else 2 if unicodedata.east_asian_width(char) in "WF" else 1
+               for char in word)
 
 
 def _write(output: IO[str], job: ChunkJob, model: dict[str, str], index: int, item: InputSentence,

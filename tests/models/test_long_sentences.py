@@ -116,3 +116,15 @@ def test_bracketing_spans_against_nltk():
         bracketing_spans("(S a b))")
     with pytest.raises(ValueError, match="not closed"):
         bracketing_spans("(S (X a b)")
+
+
+def test_a_drawing_of_wide_characters_keeps_its_columns_on_a_terminal():
+    """A Chinese character takes two columns on a terminal: the drawing, read with each one as two
+    columns ("xx"), is the drawing of the same tree over ASCII words of those widths."""
+    from onlstm.models.predict import ascii_tree
+
+    words = ["北京", "是", "中国", "的", "首都", "a"]
+    spans = random_spans(len(words), random.Random(5))
+    as_columns = ascii_tree(spans_to_tree(words, spans)).translate({ord(char): "xx" for char in "北京是中国的首都"})
+    assert as_columns == ascii_tree(spans_to_tree(["xxxx", "xx", "xxxx", "xx", "xxxx", "a"], spans))
+    assert ascii_tree(spans_to_tree(words, spans)).rstrip().splitlines()[-1].split() == words
