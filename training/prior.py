@@ -26,8 +26,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from .text_files import CorpusError, read_treebank
 from .evaluate import evaluate_model, gold_files, parser_distances, prepare_gold_trees
+from .text_files import CorpusError, read_treebank
 
 logger = logging.getLogger(__name__)
 

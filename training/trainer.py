@@ -538,8 +538,9 @@ class Trainer:
                 release.path.unlink(missing_ok=True)
         stamp_choice(self.out_dir / "best.safetensors", choice, getattr(torch, self.config.release_dtype))
         logger.info(
-            "chosen without trees: checkpoint of step %d (held-out perplexity %.1f), layer %d (agreement %s), "
-            "prior %+.1f (lean %s)%s: written into %s", choice["checkpoint_step"], choice["heldout_perplexity"],
+            "chosen without trees: checkpoint of step %d (%s perplexity %.1f), layer %d (agreement %s), "
+            "prior %+.1f (lean %s)%s: written into %s", choice["checkpoint_step"],
+            "held-out" if self.heldout else "dev", choice["heldout_perplexity"],
             choice["layer"], choice["agreement_per_layer"], choice["right_branching_bias"], choice["lean_per_layer"],
             "; dev trees: tree-free F1 {tree_free_f1:.1f}, oracle {oracle_f1:.1f}".format(**choice["oracle_rows"])
             if self.dev_trees else "", self.out_dir / "best.safetensors",
