@@ -45,6 +45,7 @@ REQUIREMENTS = {
     "punctuation": f"must be one of {list(PUNCTUATION_MODES)}",
     "right_branching_bias": f"must be a finite number between {-MAX_RIGHT_BRANCHING_BIAS:g} and "
                             f"{MAX_RIGHT_BRANCHING_BIAS:g} (0: the model's own distances)",
+    "punctuation_first": "must be true or false",
     "all_layers": "must be true or false",
     "language": "must be a two-letter lowercase ISO 639-1 code (en, zh, es, pt, nl; default: the model's own)",
 }
@@ -100,6 +101,10 @@ class ParseOptions(BaseModel):
         None, ge=-MAX_RIGHT_BRANCHING_BIAS, le=MAX_RIGHT_BRANCHING_BIAS, allow_inf_nan=False,
         description="Strength of the linear right-branching prior applied to the distances before decoding "
         "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's).")
+    punctuation_first: bool | None = Field(
+        None, description="Split first before each word that follows punctuation between two words (1 is added "
+        "to that word's distance), then as the decoder does (needs punctuation='attach'; default: the model's, "
+        "off for the bundled models; see training/sweeps/results/preregistration-punctuation-boundaries.md).")
     all_layers: bool = Field(False, description="Also return every layer's distances and trees.")
     language: str | None = Field(
         None, pattern=LANGUAGE_PATTERN,
@@ -127,7 +132,7 @@ class ParseOptions(BaseModel):
     def resolved(self) -> bool:
         """Whether every default has been filled in (by ``Parser.resolve``)."""
         return None not in (self.layer, self.decoder, self.gate, self.punctuation, self.right_branching_bias,
-                            self.language)
+                            self.punctuation_first, self.language)
 
     @classmethod
     def of(cls, options: ParseOptions | None = None, **values: Any) -> ParseOptions:

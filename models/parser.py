@@ -58,7 +58,7 @@ from .options import Decoder, Gate, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
-from .trees.decoders import decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
+from .trees.decoders import PUNCTUATION_FIRST_BOOST, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
 
 __all__ = ["DEFAULT_CHECKPOINT", "LayerSpans", "ParseResult", "Parser", "SentenceLike", "as_sentence"]
 
@@ -208,6 +208,8 @@ class Parser:
         self.default_punctuation = cast(Punctuation, str(self.metadata.get("punctuation", "attach")))
         # releases before the prior was introduced decode the model's own distances
         self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
+        # split first at the text's punctuation (ParseOptions.punctuation_first): no release turns it on yet
+        self.default_punctuation_first = bool(self.metadata.get("default_punctuation_first", False))
         # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
         self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])
         # ISO 639-1: chooses the sentence splitting and tokenization of text, and the languages it accepts
@@ -292,10 +294,17 @@ class Parser:
                 "none, so every mark would be read as <unk>)", punctuation)
         bias = self.default_right_branching_bias if options.right_branching_bias is None \
             else options.right_branching_bias
+        punctuation_first = self.default_punctuation_first if options.punctuation_first is None \
+            else options.punctuation_first
+        if punctuation_first and punctuation != "attach":
+            raise OptionError("punctuation_first", "unsupported_option",
+                              "needs punctuation='attach': with punctuation='model' the marks are words the model "
+                              "reads, not boundaries between them", punctuation_first)
         # every field is valid already (checked when `options` was built, or this model's own defaults)
         return ParseOptions.model_construct(layer=layer, decoder=options.decoder or self.default_decoder,
                                             gate=options.gate or self.default_gate,
                                             punctuation=punctuation, right_branching_bias=float(bias),
+                                            punctuation_first=punctuation_first,
                                             all_layers=options.all_layers, language=self.language)
 
     def check_language(self, language: str | None) -> None:
@@ -494,9 +503,14 @@ class Parser:
         else:
             read = set(kept)
             sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
+            # a word after a mark starts a stretch: raised, so those boundaries are split first
+            raised = [PUNCTUATION_FIRST_BOOST * (position > 0 and kept[position] - kept[position - 1] > 1)
+                      for position in range(len(kept))] if options.punctuation_first else None
 
             def decode(index: int) -> list[tuple[int, int]]:
-                return marks.attach(decode_spans(word_distances[index], decoder, bias), kept, sides, tokens)
+                values = word_distances[index] if raised is None else \
+                    [distance + boost for distance, boost in zip(word_distances[index], raised)]
+                return marks.attach(decode_spans(values, decoder, bias), kept, sides, tokens)
         layer = int(options.layer or 0)
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]

@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..models.languages import bundled_languages, language_name
 from ..models.options import GATE_NAMES
-from ..models.trees.decoders import decode_spans
+from ..models.trees.decoders import PUNCTUATION_FIRST_BOOST, decode_spans
 from ..training.corpora import CorpusError, default_data_dir, read_treebank
 from ..training.evaluate import (
     DECODER_NAMES,
@@ -47,6 +47,7 @@ from ..training.evaluate import (
     read_perplexity,
     sentence_brackets,
     unk_share,
+    words_after_marks,
     write_evalb_files,
 )
 from ..training.treebanks import MULTILINGUAL_FOLDER, TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
@@ -87,6 +88,9 @@ def build_argparser() -> argparse.ArgumentParser:
         "--right-branching-bias", type=float, action="append", metavar="STRENGTH",
         help="score the decoders with this right-branching prior (repeatable; default: 0 and the model's own)",
     )
+    parser.add_argument("--punctuation-first", action="store_true",
+                        help="words mode: split first where the text had punctuation between two words "
+                        "(ParseOptions.punctuation_first), then by the distances")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
     parser.add_argument(
@@ -100,13 +104,16 @@ def build_argparser() -> argparse.ArgumentParser:
 
 
 def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size: int, evalb: Path | None,
-                biases: list[float] | None = None, gate: str | None = None) -> dict:
+                biases: list[float] | None = None, gate: str | None = None, punctuation_first: bool = False) -> dict:
     """One mode's report for a loaded parser: every layer, decoder and prior strength (``biases``;
     default: none and the model's) on the master ``gate``'s distances (default: the model's), the
     baselines, the share of ``<unk>`` tokens, the model's perplexity over what it read, and (with
     ``evalb``) the EVALB files of the default row."""
     gate = gate or parser.default_gate
     distances = parser_distances(parser, golds, mode, batch_size, gate)
+    if punctuation_first:  # words mode: the words after the text's marks are split first, as a parse does
+        distances = [[[value + PUNCTUATION_FIRST_BOOST * flag for value, flag in zip(layer, words_after_marks(gold))]
+                      for layer in per_layer] for gold, per_layer in zip(golds, distances)]
     default_bias = parser.default_right_branching_bias
     biases = biases or sorted({0.0, default_bias})
     report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders,
@@ -202,6 +209,8 @@ def option_error(args: argparse.Namespace) -> str | None:
             return (f"--treebank: {args.treebank}: no such file or folder here, nor in the data folder "
                     f"({args.data or default_data_dir()}; --data or ONLSTM_DATA)")
         args.treebank = str(found)
+    if args.punctuation_first and args.mode != "words":
+        return "--punctuation-first scores words mode only (--mode words): raw mode's marks are tokens it reads"
     if args.evalb and args.baselines_only:
         return "--evalb writes a model's trees: leave out --baselines-only"
     if args.evalb and no_model_note(args.language) and not args.checkpoint:
@@ -290,7 +299,7 @@ def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes:
         return 2
     for mode in modes:
         output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
-                                              args.right_branching_bias, args.gate)
+                                              args.right_branching_bias, args.gate, args.punctuation_first)
     return 0
 
 

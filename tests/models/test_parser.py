@@ -351,7 +351,7 @@ def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser)
     options = ParseOptions(layer=0, decoder="split")
     result = parser.parse("The cat sat on the mat .", options)
     assert result.options == ParseOptions(layer=0, decoder="split", gate="forget", punctuation="attach", right_branching_bias=0.0,
-                                          language="en")  # the release has no language: English
+                                          punctuation_first=False, language="en")  # the release has no language: English
     assert result.options.resolved and result.layer == 0
     # keyword values are laid over the object, and equal to it when they say the same
     assert parser.parse("The cat sat on the mat .", options, layer=1).layer == 1
@@ -369,6 +369,7 @@ def test_options_travel_as_one_object_with_the_models_defaults_filled_in(parser)
     ({"gate": "output"}, "invalid_gate", "gate"),
     ({"punctuation": "drop"}, "invalid_punctuation", "punctuation"),
     ({"all_layers": "yes"}, "invalid_all_layers", "all_layers"),
+    ({"punctuation_first": 1}, "invalid_punctuation_first", "punctuation_first"),
     ({"beam": 3}, "unknown_option", "beam"),
     ({"language": "english"}, "invalid_language", "language"),
     ({"language": "es"}, "language_unavailable", "language"),

@@ -1,0 +1,86 @@
+"""ParseOptions.punctuation_first: the stretches of words between the text's marks are split first,
+then each by the distances; off by default, the same result wherever the text has no mark, and the
+same option through the library, the HTTP API, onlstm parse and onlstm eval."""
+
+import json
+import random
+
+import pytest
+from fastapi.testclient import TestClient
+
+from onlstm.cli import main
+from onlstm.models.options import OptionError, ParseOptions
+from onlstm.models.parser import Parser
+from onlstm.service.app import create_app
+from onlstm.service.settings import load_settings
+
+from ..service.test_app import wait_ready
+
+
+@pytest.fixture(scope="module")
+def parser(tiny_checkpoint) -> Parser:
+    return Parser.load(tiny_checkpoint)
+
+
+def stretches(tokens: list[str], read: list[int]) -> list[tuple[int, int]]:
+    """Word-index ranges between marks (two words or more)."""
+    found, start = [], 0
+    for position in range(1, len(read) + 1):
+        if position == len(read) or read[position] - read[position - 1] > 1:
+            if position - start >= 2:
+                found.append((start, position))
+            start = position
+    return found
+
+
+def test_brackets_break_where_the_text_has_marks(parser):
+    """The greedy rule splits first before each word that follows a mark; as always, the word it
+    splits at then leads the rest of its span, so the one bracket that may cut into a stretch between
+    marks is one that starts at the stretch's second word."""
+    rng = random.Random(11)
+    for _ in range(60):
+        tokens = [rng.choice(["the", "cat", "sat", "on", "mat", "dog", ",", ";", "(", ")"]) for _ in range(rng.randint(3, 14))]
+        result = parser.parse(tokens, punctuation_first=True, right_branching_bias=0.0)
+        read = parser.model_positions(tokens, "attach")
+        words_of = {position: index for index, position in enumerate(read)}
+        word_spans = set()
+        for start, end in result.spans:  # each bracket as the range of words it holds
+            inside = [words_of[position] for position in range(start, end) if position in words_of]
+            if len(inside) >= 2:
+                word_spans.add((inside[0], inside[-1] + 1))
+        for c, d in stretches(tokens, read):
+            assert not any(a < c < b < d for a, b in word_spans), (tokens, result.spans)
+            assert all(a == c + 1 for a, b in word_spans if c < a < d < b), (tokens, result.spans)
+        assert result.options.punctuation_first is True
+
+
+def test_without_marks_or_by_default_nothing_changes(parser):
+    plain = "the cat sat on the mat"
+    assert parser.parse(plain, punctuation_first=True).spans == parser.parse(plain).spans
+    assert parser.resolve().punctuation_first is False and parser.default_punctuation_first is False
+    with pytest.raises(OptionError) as refused:
+        ParseOptions(punctuation_first="yes")
+    assert refused.value.option == "punctuation_first"
+
+
+def test_the_option_over_http_and_on_the_command_line(tiny_checkpoint, tmp_path, capsys):
+    body = {"tokens": [["the", "cat", ",", "sat", "on", "the", "mat", ",", "dog"]], "right_branching_bias": 0.0}
+    with TestClient(create_app(load_settings(checkpoint=str(tiny_checkpoint), batch_max_wait_ms=1))) as client:
+        wait_ready(client)
+        first = client.post("/parse", json={**body, "punctuation_first": True})
+        assert first.status_code == 200
+        local = Parser.load(tiny_checkpoint).parse(body["tokens"][0], punctuation_first=True, right_branching_bias=0.0)
+        assert [tuple(span) for span in first.json()["results"][0]["spans"]] == local.spans
+        wrong = client.post("/parse", json={**body, "punctuation_first": "yes"})
+        assert wrong.status_code == 422 and wrong.json()["error"]["code"] == "invalid_request"
+    source = tmp_path / "tokens.txt"
+    source.write_text(" ".join(body["tokens"][0]) + "\n")
+    assert main(["parse", str(source), "--input-format", "tokens", "--checkpoint", str(tiny_checkpoint),
+                 "--right-branching-bias", "0", "--punctuation-first"]) == 0
+    record = json.loads(capsys.readouterr().out)
+    assert [tuple(span) for span in record["spans"]] == local.spans
+
+
+def test_eval_scores_it_in_words_mode_only(capsys):
+    assert main(["eval", "--punctuation-first", "--mode", "raw", "--baselines-only"]) == 2
+    assert "--punctuation-first scores words mode only" in capsys.readouterr().err
