@@ -10,8 +10,8 @@
     sentence._.parse_string    # '(S (X The cat) (X sat (X on (X the mat))) .)'
     list(sentence._.children)  # the root's child constituents, as Spans: The cat | sat on the mat | .
 
-The options are the config keys ``layer``, ``decoder``, ``gate``, ``punctuation`` and
-``right_branching_bias`` (JSON values, as spaCy's config needs; null: the model's default),
+The options are the config keys ``layer``, ``decoder``, ``gate``, ``punctuation``,
+``right_branching_bias`` and ``punctuation_first`` (JSON values, as spaCy's config needs; null: the model's default),
 made into one ``ParseOptions`` when the component is created and checked then, with the
 library's ``OptionError``; ``ONLSTMComponent(options=ParseOptions(...))`` takes one directly.
 
@@ -85,20 +85,23 @@ class NonConstituentError(ValueError):
 @Language.factory(
     "onlstm",
     default_config={"checkpoint": None, "language": None, "layer": None, "decoder": None, "gate": None,
-                    "punctuation": None, "right_branching_bias": None, "batch_size": 64, "device": "cpu"},
+                    "punctuation": None, "right_branching_bias": None, "punctuation_first": None, "batch_size": 64,
+                    "device": "cpu"},
     assigns=[f"doc._.{PARSES}"],
     requires=["token.is_sent_start"],
 )
 def make_onlstm_component(nlp: Language, name: str, checkpoint: str | None, language: str | None,
                           layer: int | None, decoder: str | None, gate: str | None, punctuation: str | None,
-                          right_branching_bias: float | None, batch_size: int, device: str) -> ONLSTMComponent:
+                          right_branching_bias: float | None, punctuation_first: bool | None, batch_size: int,
+                          device: str) -> ONLSTMComponent:
     """The ``onlstm`` factory.  Config: ``checkpoint`` (a release file; null: the bundled model of the
     language), ``language`` (ISO 639-1; null: the pipeline's ``nlp.lang``), ``layer``, ``decoder``, ``gate``,
-    ``punctuation``, ``right_branching_bias`` (null: the model's defaults), ``batch_size`` (sentences
+    ``punctuation``, ``right_branching_bias``, ``punctuation_first`` (null: the model's defaults), ``batch_size`` (sentences
     per model call), ``device`` (torch device)."""
     component = ONLSTMComponent(name, checkpoint=checkpoint, language=language, pipeline_language=nlp.lang,
                                 layer=layer, decoder=decoder, gate=gate, punctuation=punctuation,
-                                right_branching_bias=right_branching_bias, batch_size=batch_size, device=device)
+                                right_branching_bias=right_branching_bias, punctuation_first=punctuation_first,
+                                batch_size=batch_size, device=device)
     if component.parser.language == "zh" and _cuts_characters(nlp):
         logger.warning("this pipeline's tokenizer cuts Chinese into single characters and the %r component's model "
                        "reads words (cut by jieba): its trees would be over characters, which it was not trained on; build the "

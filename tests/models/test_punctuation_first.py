@@ -84,3 +84,18 @@ def test_the_option_over_http_and_on_the_command_line(tiny_checkpoint, tmp_path,
 def test_eval_scores_it_in_words_mode_only(capsys):
     assert main(["eval", "--punctuation-first", "--mode", "raw", "--baselines-only"]) == 2
     assert "--punctuation-first scores words mode only" in capsys.readouterr().err
+
+
+def test_spacy_takes_it_as_a_config_key():
+    spacy = pytest.importorskip("spacy")
+    text = "El presidente, que llegó ayer a Madrid, dijo que la economía crece."
+    trees = []
+    for config in ({"punctuation_first": True}, {}):
+        nlp = spacy.blank("es")
+        nlp.add_pipe("sentencizer")
+        nlp.add_pipe("onlstm", config=config)
+        trees.append(list(nlp(text).sents)[0]._.parse_string)
+    words = [token.text for token in spacy.blank("es")(text)]
+    library = Parser.load(language="es").parse(words, punctuation_first=True)
+    assert trees[0] != trees[1] and "(X El presidente)" in trees[0]
+    assert trees[0] == library.tree.pformat(margin=10**9)
