@@ -38,6 +38,7 @@ const elements = {
   gate: document.getElementById("gate"),
   prior: document.getElementById("prior"),
   allLayers: document.getElementById("all-layers"),
+  punctuationFirst: document.getElementById("punctuation-first"),
   button: document.getElementById("parse-button"),
   error: document.getElementById("error"),
   modelError: document.getElementById("model-error"),
@@ -274,6 +275,7 @@ function buildRequest(text) {
   // like the decoder: sent only when it differs from the model's own; an empty box is the default
   const prior = elements.prior.value.trim() === "" ? null : Number(elements.prior.value);
   if (prior !== null && Number.isFinite(prior) && prior !== state.defaultPrior) request.right_branching_bias = prior;
+  if (elements.punctuationFirst.checked) request.punctuation_first = true;
   if (elements.allLayers.checked) request.all_layers = true;
   return request;
 }

@@ -305,6 +305,19 @@ def test_the_gate_selector_marks_the_default_and_parses_with_the_chosen_gate(bro
                                   in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
 
 
+def test_the_punctuation_first_box_parses_with_the_option(browser, page_server):
+    text = "The company, which said it expects earnings to rise, fell sharply next year."
+    open_page(browser, page_server)
+    box = browser.find_element(by().ID, "punctuation-first")
+    assert not box.is_selected()
+    box.click()
+    submit(browser, text)
+    expected = api_parse(page_server, text=text, punctuation_first=True)["results"][0]["tree"]
+    assert expected != api_parse(page_server, text=text)["results"][0]["tree"]
+    wait(browser, lambda driver: [element.get_attribute("textContent") for element
+                                  in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+
+
 def test_the_prior_box_shows_the_default_and_parses_with_the_chosen_strength(browser, page_server):
     text = "The company said it expects earnings to rise sharply next year."
     open_page(browser, page_server)
