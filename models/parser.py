@@ -58,7 +58,14 @@ from .options import Decoder, Gate, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
-from .trees.decoders import PUNCTUATION_FIRST_BOOST, decode_spans, spans_to_tree, to_ptb_string, tree_to_nested
+from .trees.decoders import (
+    decode_spans,
+    follows_mark,
+    punctuation_first_distances,
+    spans_to_tree,
+    to_ptb_string,
+    tree_to_nested,
+)
 
 __all__ = ["DEFAULT_CHECKPOINT", "LayerSpans", "ParseResult", "Parser", "SentenceLike", "as_sentence"]
 
@@ -503,13 +510,12 @@ class Parser:
         else:
             read = set(kept)
             sides = marks.directions(tokens, sentence.offsets, [index not in read for index in range(len(tokens))])
-            # a word after a mark starts a stretch: raised, so those boundaries are split first
-            raised = [PUNCTUATION_FIRST_BOOST * (position > 0 and kept[position] - kept[position - 1] > 1)
-                      for position in range(len(kept))] if options.punctuation_first else None
+            after_mark = follows_mark([index in read for index in range(len(tokens))]) \
+                if options.punctuation_first else None
 
             def decode(index: int) -> list[tuple[int, int]]:
-                values = word_distances[index] if raised is None else \
-                    [distance + boost for distance, boost in zip(word_distances[index], raised)]
+                values = word_distances[index] if after_mark is None else \
+                    punctuation_first_distances(word_distances[index], after_mark)
                 return marks.attach(decode_spans(values, decoder, bias), kept, sides, tokens)
         layer = int(options.layer or 0)
         layer_spans = LayerSpans(len(word_distances), decode)

@@ -334,19 +334,6 @@ def evaluate_baselines(golds: Sequence[GoldSentence], mode: str = "words") -> li
 # --- model ------------------------------------------------------------------------------
 
 
-def words_after_marks(gold: GoldSentence) -> list[bool]:
-    """Per word: whether the text had a mark (a token that is not a word) between it and the word
-    before it: where ``ParseOptions.punctuation_first`` splits first."""
-    flags, seen_word, mark_since = [], False, False
-    for is_word in gold.word_mask:
-        if is_word:
-            flags.append(seen_word and mark_since)
-            seen_word, mark_since = True, False
-        else:
-            mark_since = True
-    return flags
-
-
 def _layer_count(inputs: Sequence[Sequence[str]], distances: Sequence[Sequence[Sequence[float]]]) -> int:
     """The number of layers of ``distances`` ``[sentence][layer][token]``; ``ValueError`` unless every
     sentence has that many layers of one distance per token of its input."""

@@ -221,6 +221,25 @@ def bracketing_spans(text: str) -> list[Span]:
     return sorted(spans, key=lambda span: (span[0], -span[1]))
 
 
+def follows_mark(is_word: Sequence[bool]) -> list[bool]:
+    """Per word (each True of ``is_word``, in order): whether a token that is not a word (a mark)
+    stands between it and the word before it: where ``punctuation_first`` splits first."""
+    flags, seen_word, mark_since = [], False, False
+    for word in is_word:
+        if word:
+            flags.append(seen_word and mark_since)
+            seen_word, mark_since = True, False
+        else:
+            mark_since = True
+    return flags
+
+
+def punctuation_first_distances(distances: Sequence[float], after_mark: Sequence[bool]) -> list[float]:
+    """``distances`` of the words with ``PUNCTUATION_FIRST_BOOST`` added where ``after_mark``
+    (``follows_mark``): the decoders then split before those words first."""
+    return [distance + PUNCTUATION_FIRST_BOOST * flag for distance, flag in zip(distances, after_mark)]
+
+
 def count_leaves(tree: Tree | str) -> int:
     """``len(tree.leaves())`` without nltk's recursion (a chain of thousands of words is as deep)."""
     if not isinstance(tree, Tree):

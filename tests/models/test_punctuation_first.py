@@ -99,3 +99,11 @@ def test_spacy_takes_it_as_a_config_key():
     library = Parser.load(language="es").parse(words, punctuation_first=True)
     assert trees[0] != trees[1] and "(X El presidente)" in trees[0]
     assert trees[0] == library.tree.pformat(margin=10**9)
+
+
+def test_follows_mark_names_the_words_after_a_mark_between_two_words():
+    from onlstm.models.trees.decoders import follows_mark, punctuation_first_distances
+
+    assert follows_mark([True, False, True, True, False, False, True]) == [False, True, False, True]
+    assert follows_mark([False, True, True, False]) == [False, False]  # marks before the first word or after the last
+    assert punctuation_first_distances([0.2, 0.5, 0.1], [False, True, False]) == [0.2, 1.5, 0.1]
