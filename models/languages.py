@@ -19,7 +19,7 @@ from .iso639 import ISO_639_1
 from .options import OptionError
 
 __all__ = ["DEFAULT_LANGUAGE", "LANGUAGES", "TOKENS_GIVEN", "WEIGHTS", "Language", "LanguageError", "bundled_checkpoint",
-           "bundled_languages", "check_known", "language_name", "release_language"]
+           "bundled_languages", "check_known", "language_name", "lowercase_hint", "release_language"]
 
 WEIGHTS = Path(__file__).resolve().parent / "weights"
 DEFAULT_LANGUAGE = "en"
@@ -89,12 +89,16 @@ def release_language(metadata: dict[str, Any]) -> str:
     return str(metadata.get("language") or DEFAULT_LANGUAGE)
 
 
+def lowercase_hint(language: str) -> str:
+    """`` (codes are lowercase: 'es')`` for ``ES``; empty when the lowercase form is no code either."""
+    return f" (codes are lowercase: {language.lower()!r})" if str(language).lower() in LANGUAGES else ""
+
+
 def check_known(language: str, available: tuple[str, ...]) -> None:
     """``LanguageError`` (``unknown_language``) unless ``language`` is one of ``LANGUAGES``' codes."""
     if language not in LANGUAGES:
-        lowercase = f" (codes are lowercase: {language.lower()!r})" if str(language).lower() in LANGUAGES else ""
         raise LanguageError("unknown_language", language, available,
-                            f"must be an ISO 639-1 code{lowercase} of a language with a model: one of "
+                            f"must be an ISO 639-1 code{lowercase_hint(language)} of a language with a model: one of "
                             f"{', '.join(available)}")
 
 

@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..models.languages import LANGUAGES
+from ..models.languages import LANGUAGES, lowercase_hint
 from .logs import loggable
 from .schemas import INPUT_FIELDS, ParseRequest
 
@@ -41,8 +41,7 @@ def unavailable_language(language: str, available: list[str]) -> APIError:
     """422 for a language this service does not parse: unknown to the package, or not served here."""
     served = ", ".join(available)
     if language not in LANGUAGES:
-        lowercase = f" (codes are lowercase: {language.lower()!r})" if language.lower() in LANGUAGES else ""
-        return APIError(422, "unknown_language", f"unknown language {language!r}{lowercase}: give an ISO 639-1 code, "
+        return APIError(422, "unknown_language", f"unknown language {language!r}{lowercase_hint(language)}: give an ISO 639-1 code, "
                         f"one of the languages served here: {served}", available=available)
     return APIError(422, "language_unavailable", f"this service does not parse {LANGUAGES[language].name} "
                     f"({language!r}); the languages served here: {served}", available=available)
