@@ -5,7 +5,7 @@ lists deep, and Python's ``json`` module stops near 1,000 levels (``RecursionErr
 sentence parsed with a raised token limit could not be written.  ``dumps`` writes what
 ``json.dumps(value, ensure_ascii=False, separators=...)`` writes, with an explicit stack for
 lists and dicts and ``json`` for every scalar, so the text is byte for byte the same
-(``tests/models/test_json_text.py`` checks that against ``json.dumps`` on random values).
+(``tests/models/test_long_sentences.py`` checks that against ``json.dumps`` on random values).
 ``onlstm parse --format jsonl`` and the service's answers both write with it.
 """
 

@@ -526,12 +526,12 @@ class Parser:
         return ParseResult(
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
             tree=spans_to_tree(tokens, layer_spans[layer]), layer=layer, layer_distances=per_layer,
-            sentence=sentence, unk_share=unk_share, warnings=self._warnings(sentence, words, unknown),
+            sentence=sentence, unk_share=unk_share, warnings=self._result_warnings(sentence, words, unknown),
             layer_spans=layer_spans, options=options, language=self.language, model=self.identity,
         )
 
-
-    def _warnings(self, sentence: Sentence, words: Sequence[str], unknown: int) -> list[str]:
+    def _result_warnings(self, sentence: Sentence, words: Sequence[str], unknown: int) -> list[str]:
+        """``_warnings``, and for a release trained on tokens as given, one for text tokenized here."""
         warnings = _warnings(words, unknown, self.language)
         if self.tokens_as_given and sentence.offsets is not None:  # text, tokenized here
             warnings.append(f"the model {self.name!r} was trained on tokens cut by its trainer's own segmenter, and "

@@ -23,11 +23,6 @@ _DEFAULTS = {name: field.get_default(call_default_factory=True) for name, field 
 _COMPACT = (",", ":")
 
 
-def nested_json(tree: Any) -> str:
-    """A tree of nested lists (leaves: strings) as JSON text, at any depth."""
-    return dumps(tree, _COMPACT)
-
-
 def result_json(record: dict[str, Any]) -> str:
     """One result (``ParseResult.to_dict``) in ``SentenceResult``'s field order, absent fields null."""
     ordered = {name: record.get(name, _DEFAULTS[name]) for name in _FIELDS}

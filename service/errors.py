@@ -41,7 +41,8 @@ def unavailable_language(language: str, available: list[str]) -> APIError:
     """422 for a language this service does not parse: unknown to the package, or not served here."""
     served = ", ".join(available)
     if language not in LANGUAGES:
-        return APIError(422, "unknown_language", f"unknown language {language!r}{lowercase_hint(language)}: give an ISO 639-1 code, "
+        return APIError(422, "unknown_language", f"unknown language {language!r}{lowercase_hint(language)}: "
+                        "give an ISO 639-1 code, "
                         f"one of the languages served here: {served}", available=available)
     return APIError(422, "language_unavailable", f"this service does not parse {LANGUAGES[language].name} "
                     f"({language!r}); the languages served here: {served}", available=available)
