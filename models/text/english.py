@@ -43,7 +43,6 @@ __all__ = ["OPENING_MARKS", "english_sentence_spans", "english_tokenize_with_off
 
 _CLOSERS = "\"'”’»)]}"
 OPENING_MARKS = "\"'“‘«([{„‚"  # „ ‚: German, Czech, Polish ... open low and close with “ ‘
-_OPENERS = OPENING_MARKS
 # a “ or ‘ that ends a word closes a quotation („Hallo!“): in English it only ever opens one, at a
 # word's start, so English text reads as before
 _LOW_QUOTES = "“‘"
@@ -150,7 +149,7 @@ def _strip_closers(piece: str) -> str:
 def _starts_sentence_like(piece: str) -> bool:
     """Whether a chunk can begin a sentence: a capital, a digit, or a letter of a script without case."""
     index = 0
-    while index < len(piece) and piece[index] in _OPENERS:
+    while index < len(piece) and piece[index] in OPENING_MARKS:
         index += 1
     if index == len(piece):
         return False
@@ -162,7 +161,7 @@ def _starts_sentence_like(piece: str) -> bool:
 
 def _word_of(piece: str) -> str:
     """The lowercased word before a final full stop, opening marks removed."""
-    return piece.lstrip(_OPENERS).lower()
+    return piece.lstrip(OPENING_MARKS).lower()
 
 
 _LIST_NUMBER = re.compile(r"(?:[•⁃·▪‣◦∙])?(\d{1,3})(?:\.\)|\.|\))")  # 1.  1)  1.)  ⁃9.
@@ -222,7 +221,7 @@ def _ends_after_full_stop(chunks: Sequence[_Chunk], index: int, core: str, follo
         # multi-period abbreviations: U.S.  E.U.  a.m.  U.S.A.
         if word in _TIMES:
             return _starts_sentence_like(following)
-        next_word = following.lstrip(_OPENERS).rstrip(_CLOSERS + ",.;:!?").lower()
+        next_word = following.lstrip(OPENING_MARKS).rstrip(_CLOSERS + ",.;:!?").lower()
         return _starts_sentence_like(following) and next_word in _SENTENCE_STARTERS
     return _starts_sentence_like(following)
 
@@ -338,7 +337,7 @@ def _boundaries(chunks: Sequence[_Chunk]) -> list[int]:
 
 
 def _starts_lowercase(piece: str) -> bool:
-    return piece.lstrip(_OPENERS)[:1].islower()
+    return piece.lstrip(OPENING_MARKS)[:1].islower()
 
 
 def is_abbreviation(word: str, following: str = "") -> bool:
@@ -367,7 +366,7 @@ def _ends_before_lowercase(chunk: str, core: str, following: str) -> bool:
     if not any(char.isalnum() for char in word):
         return False
     if core[-1] in "!?":
-        return not core.lstrip(_OPENERS)[:1].isupper()
+        return not core.lstrip(OPENING_MARKS)[:1].isupper()
     return not is_abbreviation(word, following)
 
 
@@ -434,7 +433,7 @@ def _protected_spans(sentence: str) -> list[tuple[int, int]]:
     spans = []
     for match in re.finditer(r"\S+", sentence):
         piece, start = match.group(), match.start()
-        lead = len(piece) - len(piece.lstrip(_OPENERS))
+        lead = len(piece) - len(piece.lstrip(OPENING_MARKS))
         core = piece[lead:]
         trimmed = core.rstrip(_TRAILING_URL_PUNCTUATION)
         # a closing bracket that the URL itself opened stays with it (wikipedia.org/wiki/Foo_(bar))
