@@ -612,17 +612,22 @@ def treebank(language: str) -> Treebank:
     return Treebank(language, f"{LANGUAGES[language].name} trees in Penn bracketing", "", "", read_bracketed_file)
 
 
+def data_folder(name: str, base: Path) -> Path | None:
+    """``base/name`` or ``base/multilingual/name``, the first that is a folder (a treebank's folder in
+    the shared data, or a copy of it); None when neither is."""
+    return next((folder for folder in (base / name, base / MULTILINGUAL_FOLDER / name) if folder.is_dir()), None)
+
+
 def treebank_folder(language: str, path: str | Path | None = None) -> Path:
     """The treebank's folder: ``path`` itself, or its ``multilingual/<folder>`` or ``<folder>``
     below it (so the shared data folder works too); ``None`` means ``default_data_dir()``."""
     entry = treebank(language)
     base = Path(path) if path is not None else default_data_dir()
-    candidates = [base / entry.folder, base / MULTILINGUAL_FOLDER / entry.folder]
-    if base.name == entry.folder:
-        candidates.insert(0, base)
-    for candidate in candidates:
-        if candidate.is_dir():
-            return candidate
+    if base.name == entry.folder and base.is_dir():
+        return base
+    found = data_folder(entry.folder, base)
+    if found is not None:
+        return found
     raise TreebankError(
         f"no {entry.name} folder at {base}: give the {entry.folder} folder, a file of it, or the shared "
         f"data folder holding {MULTILINGUAL_FOLDER}/{entry.folder} (set ONLSTM_DATA)"

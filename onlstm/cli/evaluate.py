@@ -49,7 +49,7 @@ from ..training.evaluate import (
     unk_share,
     write_evalb_files,
 )
-from ..training.treebanks import MULTILINGUAL_FOLDER, TREEBANKS, TreebankError, read_gold, treebank, treebank_folder
+from ..training.treebanks import TREEBANKS, TreebankError, data_folder, read_gold, treebank, treebank_folder
 
 
 def build_argparser() -> argparse.ArgumentParser:
@@ -225,8 +225,7 @@ def _in_data_folder(name: str, data: str | None) -> Path | None:
     ``multilingual/``; None when it is not a bare name or not there."""
     if Path(name).name != name:
         return None
-    base = Path(data) if data else default_data_dir()
-    return next((folder for folder in (base / name, base / MULTILINGUAL_FOLDER / name) if folder.exists()), None)
+    return data_folder(name, Path(data) if data else default_data_dir())
 
 
 def _mrg_path(path: str | None) -> bool:
