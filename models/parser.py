@@ -301,8 +301,10 @@ class Parser:
                 "none, so every mark would be read as <unk>)", punctuation)
         bias = self.default_right_branching_bias if options.right_branching_bias is None \
             else options.right_branching_bias
-        punctuation_first = self.default_punctuation_first if options.punctuation_first is None \
-            else options.punctuation_first
+        # the model's default yields to punctuation='model' (asked for, or the model's): only an explicit
+        # punctuation_first=True with it is a contradiction worth an error
+        punctuation_first = self.default_punctuation_first and punctuation == "attach" \
+            if options.punctuation_first is None else options.punctuation_first
         if punctuation_first and punctuation != "attach":
             raise OptionError("punctuation_first", "unsupported_option",
                               "needs punctuation='attach': with punctuation='model' the marks are words the model "

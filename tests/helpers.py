@@ -37,9 +37,9 @@ def data_dir() -> Path:
     return Path(os.environ.get("ONLSTM_DATA", REPO.parent / "shared" / "data"))
 
 
-def make_tiny_model(seed: int = 0) -> tuple[ONLSTMLanguageModel, Vocab]:
+def make_tiny_model(seed: int = 0, text: list[list[str]] = TINY_TEXT) -> tuple[ONLSTMLanguageModel, Vocab]:
     torch.manual_seed(seed)
-    vocab = Vocab.build(TINY_TEXT)
+    vocab = Vocab.build(text)
     config = ONLSTMConfig(
         vocab_size=len(vocab),
         embedding_size=16,

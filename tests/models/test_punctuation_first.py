@@ -6,14 +6,17 @@ import json
 import random
 
 import pytest
+import torch
 from fastapi.testclient import TestClient
 
 from onlstm.cli import main
+from onlstm.models.checkpoint import load_release, save_release
 from onlstm.models.options import OptionError, ParseOptions
 from onlstm.models.parser import Parser
 from onlstm.service.app import create_app
 from onlstm.service.settings import load_settings
 
+from ..helpers import TINY_TEXT, make_tiny_model
 from ..service.test_app import wait_ready
 
 
@@ -61,6 +64,28 @@ def test_without_marks_or_by_default_nothing_changes(parser):
     with pytest.raises(OptionError) as refused:
         ParseOptions(punctuation_first="yes")
     assert refused.value.option == "punctuation_first"
+
+
+def test_a_release_that_defaults_to_it(tiny_checkpoint, tmp_path):
+    """A release may say ``default_punctuation_first``: parses take it unless asked otherwise, and the
+    default yields to punctuation='model' (only an explicit True with it is refused)."""
+    model, vocab = make_tiny_model(text=[*TINY_TEXT, "the cat , sat .".split()])  # a vocabulary that reads marks
+    path = tmp_path / "first.safetensors"
+    metadata = {**load_release(tiny_checkpoint).metadata, "default_punctuation_first": True, "punctuation": "model"}
+    save_release(path, model, vocab, metadata, dtype=torch.float32)
+    parser = Parser.load(path)
+    tokens = ["the", "cat", ",", "sat", "on", "the", "mat", ",", "dog", "sat"]
+    assert parser.resolve().punctuation_first is False  # the release reads marks as words by default
+    chosen = parser.parse(tokens, punctuation="attach", right_branching_bias=0.0)
+    assert chosen.options.punctuation_first is True
+    assert chosen.spans == parser.parse(tokens, punctuation="attach", punctuation_first=True,
+                                        right_branching_bias=0.0).spans
+    off = parser.parse(tokens, punctuation="attach", punctuation_first=False, right_branching_bias=0.0)
+    assert off.options.punctuation_first is False
+    assert parser.parse(tokens, punctuation="model").options.punctuation_first is False
+    with pytest.raises(OptionError) as refused:
+        parser.parse(tokens, punctuation="model", punctuation_first=True)
+    assert (refused.value.option, refused.value.code) == ("punctuation_first", "unsupported_option")
 
 
 def test_the_option_over_http_and_on_the_command_line(tiny_checkpoint, tmp_path, capsys):
