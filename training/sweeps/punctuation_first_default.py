@@ -14,6 +14,7 @@ import statistics
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 BATCHES = [("en", "fresh", None), ("es", "v30k", "es-cess"), ("pt", "v30k", "pt-floresta"), ("nl", "v30k", "nl-alpino")]
 SEEDS = (4, 5, 6)
@@ -55,9 +56,10 @@ missing = [f"{tag}-{lang}-s{seed}" for lang, tag, _ in BATCHES for seed in SEEDS
 if missing:
     sys.exit(f"not all runs are done, none is scored: {' '.join(missing)}")
 
-result = {"preregistration": "preregistration-punctuation-first-default.md", "batches": {}}
+result: dict[str, Any] = {"preregistration": "preregistration-punctuation-first-default.md", "batches": {}}
 for language, tag, treebank in BATCHES:
-    rows, baselines = [], None
+    rows: list[dict[str, Any]] = []
+    baselines: list[dict[str, Any]] = []
     for seed in SEEDS:
         release = RUNS / f"{tag}-{language}-s{seed}" / "best.safetensors"
         shipped, default, baselines = score(release, language, treebank, False)
@@ -73,8 +75,8 @@ for language, tag, treebank in BATCHES:
             }
         )
         print(language, release, f"shipped {shipped:.2f} with the option {changed:.2f}", flush=True)
-    trivial = {b["name"]: b["sentence_f1"] for b in baselines}
-    best_name = max((n for n in trivial if not n.startswith("random")), key=trivial.get)
+    trivial: dict[str, float] = {b["name"]: b["sentence_f1"] for b in baselines}
+    best_name = max((n for n in trivial if not n.startswith("random")), key=lambda name: trivial[name])
     shipped = statistics.fmean(r["shipped_f1"] for r in rows)
     changed = statistics.fmean(r["changed_f1"] for r in rows)
     result["batches"][f"{language}-{tag}"] = {
