@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 
 import httpx
 
+from .models import json_text
 from .models.languages import DEFAULT_LANGUAGE
 from .models.limits import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_SENTENCES
 from .models.options import ParseOptions
@@ -43,7 +44,7 @@ from .records import result_from_record
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AnswerTooDeep", "AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
+__all__ = ["AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
 
 # answers worth waiting for: the service is overloaded or still loading its model
 RETRIED_STATUSES = (429, 503)
@@ -53,12 +54,6 @@ SPLITTABLE_CODES = ("too_many_sentences", "body_too_large")
 
 class ClientError(Exception):
     """Base class of the client's errors."""
-
-
-class AnswerTooDeep(ClientError):
-    """The answer nests deeper than Python's ``json`` module reads (about 1,000 levels): a tree over
-    a sentence of more than about 1,000 tokens, from a service whose ``ONLSTM_MAX_TOKENS_PER_SENTENCE``
-    allows it.  Send shorter sentences, or read that answer with a JSON reader without the limit."""
 
 
 class ServiceUnreachable(ClientError):
@@ -256,14 +251,10 @@ class _ClientBase:
     @staticmethod
     def _answer(response: httpx.Response) -> _Answer:
         try:
-            body = response.json()
+            # a tree over a long sentence nests deeper than json.loads reads (about 1,000 levels)
+            body = json_text.loads(response.text)
         except ValueError:
             body = None
-        except RecursionError:
-            raise AnswerTooDeep(
-                f"the service's answer ({len(response.content):,} bytes) nests deeper than Python's json module "
-                "reads (about 1,000 levels: a tree over a very long sentence); send sentences of fewer than "
-                "about 1,000 tokens") from None
         return _Answer(response.status_code, response.headers, body, response.text)
 
     def _unreachable(self, error: httpx.TransportError) -> ServiceUnreachable:

@@ -7,7 +7,6 @@ import io
 import json
 import pickle
 import random
-import sys
 
 import pytest
 from nltk import Tree
@@ -28,30 +27,43 @@ def chain(tiny_checkpoint):
     return parser, parser.parse(["the"] * WORDS, right_branching_bias=100, all_layers=True)
 
 
-def _loads(text: str):
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(10_000)  # json's reader counts nesting against it
-    try:
-        return json.loads(text)
-    finally:
-        sys.setrecursionlimit(limit)
+def random_value(rng: random.Random, depth: int = 0):
+    """A random JSON value: strings that need escapes, numbers, literals, nested lists and dicts."""
+    kind = rng.randrange(8 if depth < 6 else 5)
+    return [lambda: rng.choice(["a", "北京", 'q"uote', "\\", "é\n", ""]), lambda: rng.randint(-5, 10**12),
+            lambda: rng.random() * 1e6, lambda: rng.choice([True, False]), lambda: None,
+            lambda: [random_value(rng, depth + 1) for _ in range(rng.randrange(4))],
+            lambda: tuple(random_value(rng, depth + 1) for _ in range(rng.randrange(3))),
+            lambda: {f"k{index}": random_value(rng, depth + 1) for index in range(rng.randrange(4))}][kind]()
 
 
 def test_dumps_writes_what_json_writes(random_values=200):
     rng = random.Random(7)
-
-    def value(depth: int):
-        kind = rng.randrange(8 if depth < 6 else 5)
-        return [lambda: rng.choice(["a", "北京", 'q"uote', "\\", "é\n"]), lambda: rng.randint(-5, 10**12),
-                lambda: rng.random() * 1e6, lambda: rng.choice([True, False]), lambda: None,
-                lambda: [value(depth + 1) for _ in range(rng.randrange(4))],
-                lambda: tuple(value(depth + 1) for _ in range(rng.randrange(3))),
-                lambda: {f"k{index}": value(depth + 1) for index in range(rng.randrange(4))}][kind]()
-
     for _ in range(random_values):
-        item = value(0)
+        item = random_value(rng)
         for separators in ((", ", ": "), (",", ":")):
             assert json_text.dumps(item, separators) == json.dumps(item, ensure_ascii=False, separators=separators)
+
+
+def test_the_deep_reader_reads_what_json_reads(random_values=300):
+    """The explicit-stack reader (what loads falls back on past json's depth) against json.loads:
+    the same value from valid text in any layout, the same error and position from text with one
+    character deleted or inserted."""
+    rng = random.Random(8)
+    for _ in range(random_values):
+        text = json.dumps(random_value(rng), ensure_ascii=rng.random() < 0.5, indent=rng.choice([None, 1, "\t"]))
+        text = rng.choice(["", " ", "\n"]) + text + rng.choice(["", " \r\n"])
+        assert json_text._read_deep(text) == json.loads(text)
+        position = rng.randrange(len(text) + 1)
+        for broken in (text[:position] + text[position + 1:], text[:position] + rng.choice('[]{},:"1 x') + text[position:]):
+            try:
+                expected = json.loads(broken)
+            except json.JSONDecodeError as error:
+                with pytest.raises(json.JSONDecodeError) as refused:
+                    json_text._read_deep(broken)
+                assert (refused.value.msg, refused.value.pos) == (error.msg, error.pos), broken
+            else:
+                assert json_text._read_deep(broken) == expected
 
 
 def test_dumps_at_any_depth_and_its_refusals():
@@ -60,7 +72,7 @@ def test_dumps_at_any_depth_and_its_refusals():
         deep = [index, {"child": deep}]
     text = json_text.dumps(deep, (",", ":"))
     assert json_text.dumps(deep) == text.replace(",", ", ").replace(":", ": ")
-    node, depth = _loads(text), 0
+    node, depth = json_text.loads(text), 0
     while isinstance(node, list) and len(node) == 2:
         assert node[0] == 1999 - depth
         node, depth = node[1]["child"], depth + 1
@@ -77,7 +89,7 @@ def test_jsonl_and_pretty_outputs_of_a_long_sentence(chain):
     lines = [" ".join(["the"] * WORDS), "a short one ."]
     output = io.StringIO()
     predict(parser, lines, output, input_format="tokens", max_tokens=0, right_branching_bias=100)
-    records = [_loads(line) for line in output.getvalue().splitlines()]
+    records = [json_text.loads(line) for line in output.getvalue().splitlines()]
     assert [len(record["tokens"]) for record in records] == [WORDS, 4]
     depth, node = 0, records[0]["nested"]
     while isinstance(node, list):
@@ -99,7 +111,7 @@ def test_a_long_result_pickles_and_reads_back_from_its_record(chain):
     assert (again.tokens, again.spans, list(again.layer_spans)) == (result.tokens, result.spans, list(result.layer_spans))
     assert tree_to_spans(again.tree) == sorted(result.spans, key=lambda span: (span[0], -span[1]))
 
-    record = _loads(json_text.dumps(result.to_dict(True)))
+    record = json_text.loads(json_text.dumps(result.to_dict(True)))
     back = result_from_record(record)
     assert back.spans == result.spans and [list(spans) for spans in back.layer_spans] == \
         [sorted(spans, key=lambda span: (span[0], -span[1])) for spans in result.layer_spans]
