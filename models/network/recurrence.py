@@ -13,6 +13,7 @@ Shapes: ``B`` batch, ``T`` time, ``H`` hidden size, ``n = H / chunk_size`` chunk
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterable
 from typing import NamedTuple, cast
@@ -117,6 +118,33 @@ def _hand_over(active: list[int], t: int, final_h: Tensor, final_c: Tensor, h: T
         final_c[remaining : active[t]] = c[remaining : active[t]]
 
 
+def _training_buffers(projected: Tensor, h0: Tensor, chunk_size: int, padded: bool,
+                      for_pytorch_backward: bool) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    """hs (T + 1, B, H) with hs[0] = h0, masters (T, B, 2, n) zeroed, and the buffers backward reads:
+    the gate activations and the cs, and for PyTorch's backward (the kernel recomputes them) the
+    master gates' softmax, f^, i^ and tanh(c)."""
+    steps, batch_size, gate_size = projected.shape
+    hidden_size = h0.size(1)
+    n_chunks = hidden_size // chunk_size
+    new = projected.new_empty
+    # padded entries must be finite: callers multiply them by a zero mask
+    hs = projected.new_zeros(steps + 1, batch_size, hidden_size) if padded else new(steps + 1, batch_size, hidden_size)
+    hs[0] = h0
+    masters = projected.new_zeros(steps, batch_size, 2, n_chunks)
+    saved = dict(
+        acts=new(steps, batch_size, gate_size),  # gate activations, in the gates' layout
+        cs=new(steps + 1, batch_size, hidden_size),  # cs[0] = c0, cs[t + 1] = c of step t
+    )
+    if for_pytorch_backward:
+        saved.update(
+            probs=new(steps, batch_size, 2, n_chunks),  # softmax of both master gates (the kernel: in acts)
+            forget_hats=new(steps, batch_size, hidden_size),
+            input_hats=new(steps, batch_size, hidden_size),
+            tanh_cs=new(steps, batch_size, hidden_size),
+        )
+    return hs, masters, saved
+
+
 def _recurrence_forward(
     projected: Tensor, weight_t: Tensor, h0: Tensor, c0: Tensor, active: list[int], chunk_size: int,
     fused_kernels: Kernels | None = None,
@@ -136,28 +164,11 @@ def _recurrence_forward(
         (0 at padded steps); each row's final h and c (B, H); and the buffers backward needs:
         with ``fused_kernels`` only the activations and cs (its backward kernel recomputes the rest).
     """
-    steps, batch_size, gate_size = projected.shape
-    hidden_size = h0.size(1)
-    n_chunks = hidden_size // chunk_size
-    padded = any(rows < batch_size for rows in active)
-    new = projected.new_empty
-    # padded entries must be finite: callers multiply them by a zero mask
-    hs = projected.new_zeros(steps + 1, batch_size, hidden_size) if padded else new(steps + 1, batch_size, hidden_size)
-    hs[0] = h0
-    masters = projected.new_zeros(steps, batch_size, 2, n_chunks)
+    steps = projected.size(0)
+    padded = any(rows < projected.size(1) for rows in active)
+    hs, masters, saved = _training_buffers(projected, h0, chunk_size, padded, fused_kernels is None)
     # each row's final h and c, copied out at its last step when rows end at different steps
     final = (h0.clone(), c0.clone()) if padded else None
-    saved = dict(
-        acts=new(steps, batch_size, gate_size),  # gate activations, in the gates' layout
-        cs=new(steps + 1, batch_size, hidden_size),  # cs[0] = c0, cs[t + 1] = c of step t
-    )
-    if fused_kernels is None:  # the PyTorch backward reads these; the kernel recomputes them
-        saved.update(
-            probs=new(steps, batch_size, 2, n_chunks),  # softmax of both master gates (the kernel: in acts)
-            forget_hats=new(steps, batch_size, hidden_size),
-            input_hats=new(steps, batch_size, hidden_size),
-            tanh_cs=new(steps, batch_size, hidden_size),
-        )
     cs = saved["cs"]
     cs[0] = c0
     # W x + b in one copy, U h added in place at each step: addmm(..., out=) copied its input
@@ -210,72 +221,94 @@ def packed_inference(
     Returns hs (P, H), the master gates' cumulative sums (P, 2, n) (``_unpack`` turns them into
     distances), and the final h and c (B, H) of every row, B = h0's rows.
     """
-    batch_size, hidden_size = h0.shape
-    n_chunks = hidden_size // chunk_size
-    offsets = [0]
-    for rows in active:
-        offsets.append(offsets[-1] + rows)
-    steps = len(active)
-    new = packed_inputs.new_empty
-    hs = new(offsets[-1], hidden_size)
-    masters = new(offsets[-1], 2, n_chunks)
-    final_h, final_c = h0.clone(), c0.clone()
-    fused_kernels = kernels()
-    panels = _layer_loop_panels(fused_kernels, packed_inputs, weight_hh, h0, c0)
-    # (panels are only made with the kernels: testing both narrows the type)
-    amx_weights = (amx_panels(weight_hh) if panels is not None and fused_kernels is not None and fused_kernels.amx
-                   else None)
-    if panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
-        weight_hh = read_weight(weight_hh, packed_inputs)
-        cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
-        step: Callable[[Tensor, Tensor, int, Tensor, Tensor, Tensor], None] = _gate_arithmetic
-        # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
-        # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
-        if fused_kernels is not None and fused_kernels.supports(packed_inputs, weight_hh, h0, c0):
-            step, c0 = fused_kernels.step_forward, c0.contiguous()
-    weight_hh_t = weight_hh.t()
-    gate_size = weight_ih.size(0)
-    input_tiles = amx_panels(weight_ih) if amx_weights is not None and packed_inputs.stride(-1) == 1 else None
-    # W_ih kept in float16 (narrow_inference_weights) is read from its tiles at every row count; without
-    # tiles (AMX switched off since) from a float32 copy
-    narrow_input_weight = narrowed(weight_ih, packed_inputs)
-    amx_from_rows = 0 if narrow_input_weight else (fused_kernels.amx_min_rows if fused_kernels is not None else 0)
-    weight_ih_t = (weight_ih if narrow_input_weight and input_tiles is not None
-                   else read_weight(weight_ih, packed_inputs)).t()
-    block_steps = max(1, INFERENCE_BLOCK_ROWS // max(1, batch_size))
+    layer = _PackedLayer(packed_inputs, active, weight_ih, bias, weight_hh, h0, c0, chunk_size)
+    steps, block_steps = len(active), max(1, INFERENCE_BLOCK_ROWS // max(1, h0.size(0)))
     for block_start in range(0, steps, block_steps):
-        block_end = min(steps, block_start + block_steps)
-        base = offsets[block_start]
-        block_inputs = packed_inputs[base : offsets[block_end]]
-        block_gates = kept_buffer("gates", block_inputs.size(0) * gate_size, packed_inputs).view(-1, gate_size)
-        if input_tiles is not None and fused_kernels is not None and block_inputs.size(0) >= amx_from_rows:
-            projected = block_gates.copy_(bias.expand_as(block_gates))
-            fused_kernels.amx_matmul(block_inputs, input_tiles, projected)
-        else:
-            projected = torch.addmm(bias, block_inputs, weight_ih_t, out=block_gates)
-        if panels is not None and fused_kernels is not None:
+        layer.run_block(block_start, min(steps, block_start + block_steps))
+    return layer.hs, layer.masters, layer.final_h, layer.final_c
+
+
+class _PackedLayer:
+    """``packed_inference``'s layer: its outputs and running state, and the two ways a block of steps
+    runs once its ``W x + b`` is computed: the C layer loop where it takes the layer, else step by
+    step (the C step kernel, or PyTorch's arithmetic)."""
+
+    def __init__(self, packed_inputs: Tensor, active: list[int], weight_ih: Tensor, bias: Tensor, weight_hh: Tensor,
+                 h0: Tensor, c0: Tensor, chunk_size: int):
+        batch_size, hidden_size = h0.shape
+        self.inputs, self.active, self.bias, self.chunk_size, self.h0 = packed_inputs, active, bias, chunk_size, h0
+        self.offsets = list(itertools.accumulate(active, initial=0))
+        new = packed_inputs.new_empty
+        self.hs = new(self.offsets[-1], hidden_size)
+        self.masters = new(self.offsets[-1], 2, hidden_size // chunk_size)
+        self.final_h, self.final_c = h0.clone(), c0.clone()
+        self.kernels = kernels()
+        self.panels = _layer_loop_panels(self.kernels, packed_inputs, weight_hh, h0, c0)
+        # (panels are only made with the kernels: testing both narrows the type)
+        self.amx_weights = (amx_panels(weight_hh) if self.panels is not None and self.kernels is not None
+                            and self.kernels.amx else None)
+        self.c0 = c0
+        if self.panels is None:  # the step-by-step path's scratch and step function; the C layer loop needs neither
+            weight_hh = read_weight(weight_hh, packed_inputs)
+            self.cs = new(2, batch_size, hidden_size)  # ping-pong: only the previous c is needed
+            self.step: Callable[[Tensor, Tensor, int, Tensor, Tensor, Tensor], None] = _gate_arithmetic
+            # the C step kernel at every batch size: one step of 8 / 32 / 256 rows took 29 / 93 / 781 us
+            # against PyTorch's 124 / 220 / 934 us (2-core Xeon, 2 threads, benchmarks' quiet machine)
+            if self.kernels is not None and self.kernels.supports(packed_inputs, weight_hh, h0, c0):
+                self.step, self.c0 = self.kernels.step_forward, c0.contiguous()
+        self.weight_hh_t = weight_hh.t()
+        self.gate_size = weight_ih.size(0)
+        self.input_tiles = (amx_panels(weight_ih) if self.amx_weights is not None and packed_inputs.stride(-1) == 1
+                            else None)
+        # W_ih kept in float16 (narrow_inference_weights) is read from its tiles at every row count; without
+        # tiles (AMX switched off since) from a float32 copy
+        narrow_input_weight = narrowed(weight_ih, packed_inputs)
+        self.amx_from_rows = 0 if narrow_input_weight else (self.kernels.amx_min_rows if self.kernels is not None else 0)
+        self.weight_ih_t = (weight_ih if narrow_input_weight and self.input_tiles is not None
+                            else read_weight(weight_ih, packed_inputs)).t()
+
+    def run_block(self, block_start: int, block_end: int) -> None:
+        """Steps ``[block_start, block_end)``: their input projection in one product, then the loop."""
+        base, end = self.offsets[block_start], self.offsets[block_end]
+        projected = self._project(self.inputs[base:end])
+        if self.panels is not None and self.kernels is not None:
             # the block's whole time loop in C; it leaves the state of every row still running at
             # the block's end in final_h, final_c, where the next block starts from
-            rows = active[block_start]
-            h_in, c_in = (h0, c0) if block_start == 0 else (final_h[:rows].clone(), final_c[:rows].clone())
-            fused_kernels.layer_inference(
-                active[block_start:block_end], [offset - base for offset in offsets[block_start:block_end]],
-                chunk_size, projected, panels, h_in.contiguous(), c_in.contiguous(),
-                hs[base : offsets[block_end]], masters[base : offsets[block_end]], final_h, final_c, amx_weights,
+            rows = self.active[block_start]
+            h_in, c_in = (self.h0, self.c0) if block_start == 0 else (self.final_h[:rows].clone(),
+                                                                       self.final_c[:rows].clone())
+            self.kernels.layer_inference(
+                self.active[block_start:block_end], [offset - base for offset in self.offsets[block_start:block_end]],
+                self.chunk_size, projected, self.panels, h_in.contiguous(), c_in.contiguous(),
+                self.hs[base:end], self.masters[base:end], self.final_h, self.final_c, self.amx_weights,
             )
-            continue
+        else:
+            self._step_by_step(projected, block_start, block_end)
+
+    def _project(self, block_inputs: Tensor) -> Tensor:
+        """``W x + b`` of a block's positions (rows, G), in the scratch buffer this thread keeps."""
+        block_gates = kept_buffer("gates", block_inputs.size(0) * self.gate_size, self.inputs).view(-1, self.gate_size)
+        if self.input_tiles is not None and self.kernels is not None and block_inputs.size(0) >= self.amx_from_rows:
+            projected = block_gates.copy_(self.bias.expand_as(block_gates))
+            self.kernels.amx_matmul(block_inputs, self.input_tiles, projected)
+            return projected
+        return torch.addmm(self.bias, block_inputs, self.weight_ih_t, out=block_gates)
+
+    def _step_by_step(self, projected: Tensor, block_start: int, block_end: int) -> None:
+        offsets, hs, cs = self.offsets, self.hs, self.cs
+        base = offsets[block_start]
         for t in range(block_start, block_end):
-            rows = active[t]
+            rows = self.active[t]
             if rows == 0:
                 continue
             start = offsets[t]
-            h_prev = h0[:rows] if t == 0 else hs[offsets[t - 1] : offsets[t - 1] + rows]
-            c_prev = c0[:rows] if t == 0 else cs[(t - 1) % 2, :rows]
+            h_prev = self.h0[:rows] if t == 0 else hs[offsets[t - 1] : offsets[t - 1] + rows]
+            c_prev = self.c0[:rows] if t == 0 else cs[(t - 1) % 2, :rows]
             # accumulate U h into this block's projection: no copy of the gates
-            gates = projected[start - base : start - base + rows].addmm_(h_prev, weight_hh_t)
-            step(gates, c_prev, chunk_size, cs[t % 2, :rows], hs[start : start + rows], masters[start : start + rows])
-            _hand_over(active, t, final_h, final_c, hs[start : start + rows], cs[t % 2])
-    return hs, masters, final_h, final_c
+            gates = projected[start - base : start - base + rows].addmm_(h_prev, self.weight_hh_t)
+            self.step(gates, c_prev, self.chunk_size, cs[t % 2, :rows], hs[start : start + rows],
+                      self.masters[start : start + rows])
+            _hand_over(self.active, t, self.final_h, self.final_c, hs[start : start + rows], cs[t % 2])
 
 
 _kept_buffers = threading.local()
