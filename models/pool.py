@@ -13,7 +13,8 @@ A ``Parser`` parses one language (``Parser.resolve`` refuses another); the pool 
 parser by the options' ``language`` and hands the call to it, so a result is exactly what
 that language's ``Parser`` gives (its ``language`` and ``model`` recorded on it).
 
-Contract (the HTTP service, Ray and NLTK build on exactly this):
+Contract (Ray and NLTK build on exactly this; the HTTP service keeps its own table of the languages
+it serves, ``service/languages.py``):
 
 * ``ParserPool(languages=None, device="cpu", *, lazy=False, checkpoints=None)``.
   ``languages``: the ones served (``None``: every bundled language, ``bundled_languages()``,
