@@ -75,13 +75,16 @@ def dumps(value: Any, separators: tuple[str, str] = (", ", ": "), depth_hint: in
 
 
 
-def loads(text: str) -> Any:
+def loads(text: str | bytes | bytearray) -> Any:
     """``json.loads(text)`` at any depth: json's reader, and where it stops for depth
     (``RecursionError``) the same text read with an explicit stack, json reading every scalar.
+    Bytes are decoded as ``json.loads`` decodes them (UTF-8, -16 or -32, told by their first bytes).
     Malformed text raises ``json.JSONDecodeError`` either way."""
     try:
         return json.loads(text)
     except RecursionError:
+        if isinstance(text, (bytes, bytearray)):
+            text = bytes(text).decode(json.detect_encoding(text), "surrogatepass")
         return _read_deep(text)
 
 

@@ -44,7 +44,7 @@ from .records import result_from_record
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
+__all__ = ["AnswerTooDeep", "AsyncClient", "Client", "ClientError", "RequestLimits", "ServiceError", "ServiceUnreachable"]
 
 # answers worth waiting for: the service is overloaded or still loading its model
 RETRIED_STATUSES = (429, 503)
@@ -54,6 +54,12 @@ SPLITTABLE_CODES = ("too_many_sentences", "body_too_large")
 
 class ClientError(Exception):
     """Base class of the client's errors."""
+
+
+class AnswerTooDeep(ClientError):
+    """Not raised since 0.12.1, which reads answers at any depth (``models.json_text.loads``); kept
+    so that code written against 0.12.0, which raised it for answers nested past about 1,000 levels,
+    still imports."""
 
 
 class ServiceUnreachable(ClientError):
@@ -251,8 +257,9 @@ class _ClientBase:
     @staticmethod
     def _answer(response: httpx.Response) -> _Answer:
         try:
-            # a tree over a long sentence nests deeper than json.loads reads (about 1,000 levels)
-            body = json_text.loads(response.text)
+            # a tree over a long sentence nests deeper than json.loads reads (about 1,000 levels); the
+            # bytes, as response.json() reads them: JSON's own encodings, not a charset a proxy declared
+            body = json_text.loads(response.content)
         except ValueError:
             body = None
         return _Answer(response.status_code, response.headers, body, response.text)

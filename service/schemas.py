@@ -203,6 +203,9 @@ class ModelCard(BaseModel):
                               "request names another (forget: the paper's; input).")
     default_right_branching_bias: float = Field(
         0.0, description="The right-branching prior's strength used unless a request names another.")
+    default_punctuation_first: bool = Field(
+        False, description="Whether trees are split first where the text has punctuation between two words, "
+        "unless a request says punctuation_first (off for the bundled models).")
     punctuation: str
     vocabulary_size: int
     parameters: int

@@ -87,9 +87,10 @@ def build_argparser() -> argparse.ArgumentParser:
         "--right-branching-bias", type=float, action="append", metavar="STRENGTH",
         help="score the decoders with this right-branching prior (repeatable; default: 0 and the model's own)",
     )
-    parser.add_argument("--punctuation-first", action="store_true",
+    parser.add_argument("--punctuation-first", action=argparse.BooleanOptionalAction, default=None,
                         help="words mode: split first where the text had punctuation between two words "
-                        "(ParseOptions.punctuation_first), then by the distances")
+                        "(ParseOptions.punctuation_first), then by the distances (default: the model's, off for "
+                        "the bundled models; raw mode's marks are tokens the model reads, so never there)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
     parser.add_argument(
@@ -119,7 +120,7 @@ def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size:
     report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders,
                             right_branching_biases=biases)
     report["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
-                         "right_branching_bias": default_bias}
+                         "right_branching_bias": default_bias, "punctuation_first": punctuation_first}
     report["gate"] = gate
     report["unk_share"] = unk_share(parser, golds, mode)
     # as a parse reads them (a words-only model drops the marks): what the service's perplexity means
@@ -289,16 +290,18 @@ def score_checkpoint(args: argparse.Namespace, golds: list[GoldSentence], modes:
                   file=sys.stderr)
         return 2
     output["default"] = {"layer": parser.default_layer, "decoder": parser.default_decoder,
-                         "right_branching_bias": parser.default_right_branching_bias}
+                         "right_branching_bias": parser.default_right_branching_bias,
+                         "punctuation_first": parser.default_punctuation_first}
     try:
         for bias in args.right_branching_bias or []:
             parser.resolve(right_branching_bias=bias)
     except OptionError as error:
         print(f"error: {error.message_for('--right-branching-bias')}", file=sys.stderr)
         return 2
+    first = parser.default_punctuation_first if args.punctuation_first is None else args.punctuation_first
     for mode in modes:
         output["reports"][mode] = score_model(parser, golds, mode, decoders, args.batch_size, args.evalb,
-                                              args.right_branching_bias, args.gate, args.punctuation_first)
+                                              args.right_branching_bias, args.gate, first and mode == "words")
     return 0
 
 

@@ -81,9 +81,10 @@ def build_argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--right-branching-bias", type=float, default=None, metavar="STRENGTH",
                         help="the decoder's right-branching prior, d_t - STRENGTH * t / n (0: the model's own distances; "
                         "default: the model's)")
-    parser.add_argument("--punctuation-first", action="store_true",
+    parser.add_argument("--punctuation-first", action=argparse.BooleanOptionalAction, default=None,
                         help="split first where the text has punctuation between two words, then by the distances "
-                        "(default: the model's, off for the bundled models)")
+                        "(default: the model's, off for the bundled models; --no-punctuation-first turns a "
+                        "model's default off)")
     parser.add_argument("--all-layers", action="store_true", help="jsonl: add every layer's distances and tree")
     parser.add_argument("--batch-size", type=int, default=64, help="sentences per model batch (default 64)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu (default), cuda or cuda:N")
@@ -131,7 +132,7 @@ def _parse_options(arguments: argparse.Namespace, parser: Parser) -> ParseOption
     options = ParseOptions.of(layer=arguments.layer, decoder=arguments.decoder, gate=arguments.gate,
                               punctuation=arguments.punctuation,
                               right_branching_bias=arguments.right_branching_bias,
-                              punctuation_first=arguments.punctuation_first or None,
+                              punctuation_first=arguments.punctuation_first,
                               all_layers=arguments.all_layers or None, language=arguments.language)
     parser.resolve(options)
     return options

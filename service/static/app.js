@@ -52,6 +52,8 @@ const state = {
   results: [], // the results on screen, for the downloads
   defaultDecoder: null,
   defaultGate: null,
+  defaultPrior: null,
+  defaultPunctuationFirst: false, // until GET /model says the model's own
   languages: [], // [{language, language_name, model, terms, default}] from GET /model
   model: "loading", // "loading" | "ready" | "failed" | "unreachable", from GET /ready
 };
@@ -164,6 +166,9 @@ function fillDecoderChoices(card) {
 function fillPrior(card) {
   state.defaultPrior = typeof card.default_right_branching_bias === "number" ? card.default_right_branching_bias : null;
   if (state.defaultPrior !== null) elements.prior.value = String(state.defaultPrior);
+  // the box shows the model's own setting; a request carries it only when the box says otherwise
+  state.defaultPunctuationFirst = card.default_punctuation_first === true;
+  elements.punctuationFirst.checked = state.defaultPunctuationFirst;
 }
 
 function setModelState(model, info, problem = null) {
@@ -275,7 +280,9 @@ function buildRequest(text) {
   // like the decoder: sent only when it differs from the model's own; an empty box is the default
   const prior = elements.prior.value.trim() === "" ? null : Number(elements.prior.value);
   if (prior !== null && Number.isFinite(prior) && prior !== state.defaultPrior) request.right_branching_bias = prior;
-  if (elements.punctuationFirst.checked) request.punctuation_first = true;
+  if (elements.punctuationFirst.checked !== state.defaultPunctuationFirst) {
+    request.punctuation_first = elements.punctuationFirst.checked;
+  }
   if (elements.allLayers.checked) request.all_layers = true;
   return request;
 }

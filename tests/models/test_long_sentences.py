@@ -66,6 +66,19 @@ def test_the_deep_reader_reads_what_json_reads(random_values=300):
                 assert json_text._read_deep(broken) == expected
 
 
+def test_loads_reads_bytes_at_any_depth_as_json_reads_them():
+    """Bytes in JSON's encodings (what an HTTP answer holds), shallow and past json's depth."""
+    for depth in (3, 3000):
+        text = "[" * depth + '"é"' + "]" * depth
+        for encoded in (text.encode(), bytearray(text.encode()), text.encode("utf-16"), text.encode("utf-8-sig")):
+            node, levels = json_text.loads(encoded), 0
+            while isinstance(node, list):
+                node, levels = node[0], levels + 1
+            assert (levels, node) == (depth, "é")
+    with pytest.raises(json.JSONDecodeError):
+        json_text.loads(("[" * 3000 + "1,]" + "]" * 2999).encode())
+
+
 def test_dumps_at_any_depth_and_its_refusals():
     deep: list = ["z"]
     for index in range(2000):  # 4,000 levels: lists and dicts

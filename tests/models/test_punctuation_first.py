@@ -106,6 +106,44 @@ def test_the_option_over_http_and_on_the_command_line(tiny_checkpoint, tmp_path,
     assert [tuple(span) for span in record["spans"]] == local.spans
 
 
+def test_the_front_doors_follow_a_release_that_defaults_to_it(tiny_checkpoint, tmp_path, capsys, shared_data):
+    """GET /model says the release's default; a request, `onlstm parse` and `onlstm eval` take it
+    unless told otherwise (false, --no-punctuation-first)."""
+    release = load_release(tiny_checkpoint)
+    path = tmp_path / "on.safetensors"
+    save_release(path, release.model, release.vocab, {**release.metadata, "default_punctuation_first": True},
+                 dtype=torch.float32)
+    tokens = ["the", "cat", ",", "sat", "on", "the", "mat", ",", "dog", "sat"]
+    parser = Parser.load(path)
+    on = parser.parse(tokens, right_branching_bias=0.0)
+    off = parser.parse(tokens, right_branching_bias=0.0, punctuation_first=False)
+    assert on.spans != off.spans and on.options.punctuation_first is True
+
+    def spans(answer) -> list:
+        assert answer.status_code == 200, answer.text
+        return [tuple(span) for span in answer.json()["results"][0]["spans"]]
+
+    with TestClient(create_app(load_settings(checkpoint=str(path), batch_max_wait_ms=1))) as client:
+        wait_ready(client)
+        assert client.get("/model").json()["default_punctuation_first"] is True
+        body = {"tokens": [tokens], "right_branching_bias": 0.0}
+        assert spans(client.post("/parse", json=body)) == on.spans
+        assert spans(client.post("/parse", json={**body, "punctuation_first": False})) == off.spans
+    source = tmp_path / "tokens.txt"
+    source.write_text(" ".join(tokens) + "\n")
+    for flags, expected in (([], on.spans), (["--no-punctuation-first"], off.spans)):
+        assert main(["parse", str(source), "--input-format", "tokens", "--checkpoint", str(path),
+                     "--right-branching-bias", "0", *flags]) == 0
+        assert [tuple(span) for span in json.loads(capsys.readouterr().out)["spans"]] == expected
+    reports = []
+    for flags in ([], ["--no-punctuation-first"]):
+        assert main(["eval", "--checkpoint", str(path), "--data", str(shared_data), "--decoder", "greedy",
+                     "--json", *flags]) == 0
+        reports.append(json.loads(capsys.readouterr().out)["reports"]["words"])
+    assert [report["default"]["punctuation_first"] for report in reports] == [True, False]
+    assert [row["sentence_f1"] for row in reports[0]["model"]] != [row["sentence_f1"] for row in reports[1]["model"]]
+
+
 def test_eval_scores_it_in_words_mode_only(capsys):
     assert main(["eval", "--punctuation-first", "--mode", "raw", "--baselines-only"]) == 2
     assert "--punctuation-first scores words mode only" in capsys.readouterr().err

@@ -21,7 +21,7 @@ import httpx
 import pytest
 import torch
 
-from onlstm.models.checkpoint import save_release
+from onlstm.models.checkpoint import load_release, save_release
 
 from ..helpers import ServerProcess, free_port, make_tiny_model, running_server
 
@@ -314,6 +314,34 @@ def test_the_punctuation_first_box_parses_with_the_option(browser, page_server):
     submit(browser, text)
     expected = api_parse(page_server, text=text, punctuation_first=True)["results"][0]["tree"]
     assert expected != api_parse(page_server, text=text)["results"][0]["tree"]
+    wait(browser, lambda driver: [element.get_attribute("textContent") for element
+                                  in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+
+
+@pytest.fixture(scope="module")
+def first_page_server(page_checkpoint, tmp_path_factory):
+    """The page's model with punctuation first as its default."""
+    release = load_release(page_checkpoint)
+    path = tmp_path_factory.mktemp("first-checkpoint") / "first.safetensors"
+    save_release(path, release.model, release.vocab, {**release.metadata, "default_punctuation_first": True},
+                 dtype=torch.float32)
+    port = free_port()
+    log = tmp_path_factory.mktemp("first-server") / "server.log"
+    command = [sys.executable, "-m", "onlstm", "serve", "--port", str(port), "--checkpoint", str(path)]
+    with running_server(command, port, log) as base:
+        yield base
+
+
+def test_the_punctuation_first_box_shows_the_models_default(browser, first_page_server):
+    """Ticked when the model splits at punctuation first by default; unticking parses without it."""
+    text = "The company, which said it expects earnings to rise, fell sharply next year."
+    open_page(browser, first_page_server)
+    box = browser.find_element(by().ID, "punctuation-first")
+    wait(browser, lambda driver: box.is_selected())
+    box.click()
+    submit(browser, text)
+    expected = api_parse(first_page_server, text=text, punctuation_first=False)["results"][0]["tree"]
+    assert expected != api_parse(first_page_server, text=text)["results"][0]["tree"]
     wait(browser, lambda driver: [element.get_attribute("textContent") for element
                                   in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
 

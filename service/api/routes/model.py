@@ -72,6 +72,7 @@ async def model_card(request: Request, service: Service, language: Annotated[str
         default_decoder=parser.default_decoder,
         default_gate=parser.default_gate,
         default_right_branching_bias=parser.default_right_branching_bias,
+        default_punctuation_first=parser.default_punctuation_first,
         punctuation=parser.default_punctuation,
         vocabulary_size=len(parser.vocab),
         parameters=sum(parameter.numel() for parameter in parser.model.parameters()),
