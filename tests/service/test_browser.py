@@ -305,17 +305,23 @@ def test_the_gate_selector_marks_the_default_and_parses_with_the_chosen_gate(bro
                                   in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
 
 
-def test_the_punctuation_first_box_parses_with_the_option(browser, page_server):
+def click_punctuation_first_and_parse(browser, server: str, ticked_before: bool) -> None:
+    """Flip the box from what the model's default shows, parse, and see the tree the API gives with the
+    box's new setting (different from the default's)."""
     text = "The company, which said it expects earnings to rise, fell sharply next year."
-    open_page(browser, page_server)
+    open_page(browser, server)
     box = browser.find_element(by().ID, "punctuation-first")
-    assert not box.is_selected()
+    wait(browser, lambda driver: box.is_selected() == ticked_before)  # set when /model answers
     box.click()
     submit(browser, text)
-    expected = api_parse(page_server, text=text, punctuation_first=True)["results"][0]["tree"]
-    assert expected != api_parse(page_server, text=text)["results"][0]["tree"]
+    expected = api_parse(server, text=text, punctuation_first=not ticked_before)["results"][0]["tree"]
+    assert expected != api_parse(server, text=text)["results"][0]["tree"]
     wait(browser, lambda driver: [element.get_attribute("textContent") for element
                                   in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+
+
+def test_the_punctuation_first_box_parses_with_the_option(browser, page_server):
+    click_punctuation_first_and_parse(browser, page_server, ticked_before=False)
 
 
 @pytest.fixture(scope="module")
@@ -334,16 +340,7 @@ def first_page_server(page_checkpoint, tmp_path_factory):
 
 def test_the_punctuation_first_box_shows_the_models_default(browser, first_page_server):
     """Ticked when the model splits at punctuation first by default; unticking parses without it."""
-    text = "The company, which said it expects earnings to rise, fell sharply next year."
-    open_page(browser, first_page_server)
-    box = browser.find_element(by().ID, "punctuation-first")
-    wait(browser, lambda driver: box.is_selected())
-    box.click()
-    submit(browser, text)
-    expected = api_parse(first_page_server, text=text, punctuation_first=False)["results"][0]["tree"]
-    assert expected != api_parse(first_page_server, text=text)["results"][0]["tree"]
-    wait(browser, lambda driver: [element.get_attribute("textContent") for element
-                                  in driver.find_elements(by().CSS_SELECTOR, "#results pre.ptb")] == [expected])
+    click_punctuation_first_and_parse(browser, first_page_server, ticked_before=True)
 
 
 def test_the_prior_box_shows_the_default_and_parses_with_the_chosen_strength(browser, page_server):
