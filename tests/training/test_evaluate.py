@@ -348,6 +348,7 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         default_gate = "forget"
         default_right_branching_bias = 0.5
         default_punctuation = "attach"
+        default_punctuation_first = False
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
 
         language = "en"
