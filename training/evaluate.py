@@ -35,7 +35,9 @@ from ..models.trees.decoders import (
     balanced_spans,
     decode_spans,
     escape_token,
+    follows_mark,
     left_branching_spans,
+    punctuation_first_distances,
     random_spans,
     right_branching_spans,
     unescape_token,
@@ -200,6 +202,14 @@ def sentence_brackets(gold: GoldSentence, spans: Iterable[Span], mode: str) -> f
     if mode == "raw":
         spans = restrict_spans(spans, gold.word_mask)
     return predicted_brackets(spans, gold.n_words)
+
+
+def with_punctuation_first(distances: Sequence[Sequence[Sequence[float]]],
+                           golds: Sequence[GoldSentence]) -> list[list[list[float]]]:
+    """Words-mode distances ``[sentence][layer][word]`` with ``punctuation_first`` applied: each gold
+    sentence's marks say which words follow one, as a parse of its tokens would."""
+    return [[punctuation_first_distances(layer, follows_mark(gold.word_mask)) for layer in layers]
+            for layers, gold in zip(distances, golds)]
 
 
 def model_input(gold: GoldSentence, mode: str) -> list[str]:

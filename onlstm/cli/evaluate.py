@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ..models.languages import bundled_languages, language_name
 from ..models.options import GATE_NAMES
-from ..models.trees.decoders import decode_spans, follows_mark, punctuation_first_distances
+from ..models.trees.decoders import decode_spans
 from ..training.corpora import CorpusError, default_data_dir, read_treebank
 from ..training.evaluate import (
     DECODER_NAMES,
@@ -47,6 +47,7 @@ from ..training.evaluate import (
     read_perplexity,
     sentence_brackets,
     unk_share,
+    with_punctuation_first,
     write_evalb_files,
 )
 from ..training.treebanks import TREEBANKS, TreebankError, data_folder, read_gold, treebank, treebank_folder
@@ -112,9 +113,7 @@ def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size:
     gate = gate or parser.default_gate
     distances = parser_distances(parser, golds, mode, batch_size, gate)
     if punctuation_first:  # words mode: the words after the text's marks are split first, as a parse does
-        after_marks = [follows_mark(gold.word_mask) for gold in golds]
-        distances = [[punctuation_first_distances(layer, after_mark) for layer in per_layer]
-                     for after_mark, per_layer in zip(after_marks, distances)]
+        distances = with_punctuation_first(distances, golds)
     default_bias = parser.default_right_branching_bias
     biases = biases or sorted({0.0, default_bias})
     report = evaluate_model(golds, lambda inputs: distances, mode=mode, decoders=decoders,
