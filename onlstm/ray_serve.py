@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import signal
 import threading
 from concurrent.futures import ThreadPoolExecutor
@@ -147,9 +148,26 @@ def build_application(settings: Settings, replicas: int) -> serve.Application:
     return ingress.bind(values, model.bind(values), replicas)
 
 
+# Ray Serve gives its HTTP proxy 5 s to say it is ready and kills it otherwise, which makes serve.start fail:
+# with two trainings on the two cores of the CI machine the proxy took longer, and `onlstm serve --ray` exited
+# at start-up (eight fleet tests, 2026-12-07). A slow start is no reason to give up; an operator's own
+# setting of these wins.
+# 45 s keeps the check inside the 60 s serve.start waits for the proxy (ray.serve's HTTP_PROXY_TIMEOUT).
+PROXY_PATIENCE = {"RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S": "45"}
+
+
+def give_the_proxy_time(address: str | None) -> None:
+    """Set ``PROXY_PATIENCE`` where Ray is started here (``address`` None): the cluster's processes
+    take this process's environment. A cluster joined at an address keeps its own settings."""
+    if address is None:
+        for name, seconds in PROXY_PATIENCE.items():
+            os.environ.setdefault(name, seconds)
+
+
 def serve_on_ray(settings: Settings, address: str | None, replicas: int) -> int:
     """Start (or join, at ``address``) Ray, run the application until SIGTERM or SIGINT, then shut it down."""
     configure_logging(settings.log_level)
+    give_the_proxy_time(address)
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
     stop = threading.Event()
     for handled in (signal.SIGTERM, signal.SIGINT):

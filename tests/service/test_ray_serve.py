@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -152,3 +153,36 @@ def test_each_language_is_parsed_by_its_model_on_the_replicas(languages_server):
     refused = httpx.post(f"{languages_server}/parse", json={"text": "Olá.", "language": "pt"}, timeout=60)
     assert refused.status_code == 422 and refused.json()["error"]["available"] == ["en", "zh"]
     assert httpx.get(f"{languages_server}/ready").json()["languages"] == {"en": "ready", "zh": "ready"}
+
+
+PROXY_READY_CHECK = """
+from onlstm.ray_serve import give_the_proxy_time
+import ray
+give_the_proxy_time(None)
+ray.init(num_cpus=1, include_dashboard=False)
+@ray.remote
+def seconds():
+    from ray.serve._private.constants import PROXY_READY_CHECK_TIMEOUT_S
+    return PROXY_READY_CHECK_TIMEOUT_S
+print(ray.get(seconds.remote()))
+ray.shutdown()
+"""
+
+
+def test_the_proxy_gets_time_to_start_in_a_cluster_started_here(monkeypatch):
+    # Ray's 5 s made `onlstm serve --ray` exit at start-up on a loaded machine; the cluster's processes read it
+    monkeypatch.delenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", raising=False)
+    output = subprocess.run([sys.executable, "-c", PROXY_READY_CHECK], capture_output=True, text=True, timeout=300,
+                            check=True).stdout
+    assert output.split()[-1] == "45.0"
+
+
+def test_an_operators_setting_of_the_proxy_check_wins_and_a_joined_cluster_keeps_its_own(monkeypatch):
+    from onlstm.ray_serve import give_the_proxy_time
+
+    monkeypatch.setenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "7")
+    give_the_proxy_time(None)
+    assert os.environ["RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S"] == "7"
+    monkeypatch.delenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S")
+    give_the_proxy_time("ray://head:10001")
+    assert "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S" not in os.environ
