@@ -111,8 +111,10 @@ def card(language: str, release_path: Path, report: dict) -> str:
         "## What it is",
         f"An ON-LSTM language model trained on {name} plain text without any tree; its layer-{metadata['default_layer']} "
         f"master-forget-gate distances give binary trees with the greedy top-down rule, after a linear prior of "
-        f"strength {metadata['default_right_branching_bias']:+.1f} (`right_branching_bias`; negative leans left). "
-        f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
+        f"strength {metadata['default_right_branching_bias']:+.1f} (`right_branching_bias`; negative leans left)"
+        + (", splitting first where the text has punctuation between two words (`punctuation_first`; "
+           "`\"punctuation_first\": false` turns it off). " if metadata.get("default_punctuation_first") else ". ")
+        + f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
         "## Training",
         f"- Data: {data}; {metadata['training_tokens']:,} tokens, punctuation removed, "
         f"{100 * metadata['training_unk_share']:.1f}% outside the vocabulary of "

@@ -15,7 +15,12 @@ A user of a language without a treebank has held-out text and nothing else, so t
 * **prior sign**: the direction the chosen layer's own trees lean: the mean over held-out
   sentences of F1 against the right-branching tree minus F1 against the left-branching one;
 * **prior strength**: ``PRIOR_STRENGTH`` (0.4) whatever the language, the strength chosen on
-  English dev trees for the English model, carried unchanged: no tree of the language is read.
+  English dev trees for the English model, carried unchanged: no tree of the language is read;
+* **punctuation first** (``ParseOptions.punctuation_first``) for a release that reads words only
+  (punctuation ``attach``): the text's marks are split at first, then the distances decide.
+  Adopted in 0.13.0 by a test written before its runs existed
+  (``training/sweeps/results/preregistration-punctuation-first-default.md``: fresh seeds of es,
+  pt, nl and the English recipe, ``punctuation-first-default-cpu.json``).
 
 ``oracle_rows`` scores the same releases on dev gold trees: the best checkpoint, layer and
 prior strength there (supervision, reported beside the choice, never used by it).
@@ -44,7 +49,13 @@ import torch
 from ..models.checkpoint import load_release, save_release
 from ..models.options import DECODER_NAMES, GATE_NAMES
 from ..models.parser import Parser
-from ..models.trees.decoders import decode_spans, left_branching_spans, right_branching_spans
+from ..models.trees.decoders import (
+    decode_spans,
+    follows_mark,
+    left_branching_spans,
+    punctuation_first_distances,
+    right_branching_spans,
+)
 from .evaluate import GoldSentence, evaluate_baselines, model_input, predicted_brackets, score_spans
 
 logger = logging.getLogger(__name__)
@@ -52,7 +63,7 @@ logger = logging.getLogger(__name__)
 PRIOR_STRENGTH = 0.4
 ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.4, 0.8)
 RULE = ("checkpoint: lowest held-out perplexity; layer: the middle one (English's); prior: sign of the layer's own "
-        "lean (right minus left), strength 0.4 (English's)")
+        "lean (right minus left), strength 0.4 (English's); punctuation first where the release reads words only")
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
 
 
@@ -112,7 +123,8 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
     best = min(releases, key=lambda release: release.perplexity)
     earlier = [release for release in releases if release.step < best.step]
     lengths = [len(sentence) for sentence in heldout]
-    chosen_trees = trees_per_layer(Parser.load(best.path), heldout)
+    chosen_parser = Parser.load(best.path)
+    chosen_trees = trees_per_layer(chosen_parser, heldout)
     n_layers = len(chosen_trees)
     if earlier:
         reference = min(earlier, key=lambda release: abs(release.step - best.step / 2))
@@ -133,8 +145,16 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
         "lean_per_layer": [round(value, 2) for value in leans],
         "layer": layer,
         "right_branching_bias": sign * PRIOR_STRENGTH,
+        "punctuation_first": reads_words_only(chosen_parser),
         "heldout_sentences": len(heldout),
     }
+
+
+def reads_words_only(parser: Parser) -> bool:
+    """Whether the release keeps marks out of the model (punctuation ``attach``): where the text's
+    marks stand between its words, which ``punctuation_first`` splits at, is then known apart from the
+    model's distances."""
+    return parser.default_punctuation == "attach"
 
 
 def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
@@ -142,6 +162,7 @@ def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
     release = load_release(path)
     metadata = {**release.metadata, "default_layer": choice["layer"],
                 "default_right_branching_bias": choice["right_branching_bias"],
+                "default_punctuation_first": bool(choice.get("punctuation_first", False)),
                 "choice": {key: value for key, value in choice.items() if key != "oracle_rows"}}
     if "oracle_rows" in choice:
         metadata["oracle"] = choice["oracle_rows"]
@@ -153,11 +174,21 @@ def dev_distances(parser: Parser, golds: Sequence[GoldSentence], gate: str | Non
     return parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model", gate)
 
 
+def with_punctuation_first(distances: list, golds: Sequence[GoldSentence]) -> list:
+    """``dev_distances`` with ``punctuation_first`` applied: each gold sentence's marks say which words
+    follow one."""
+    return [[punctuation_first_distances(layer, follows_mark(gold.word_mask)) for layer in layers]
+            for layers, gold in zip(distances, golds)]
+
+
 def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float],
-               distances: list | None = None) -> dict:
+               distances: list | None = None, punctuation_first: bool = False) -> dict:
     """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only, from the
-    model's own gate (``distances``: ``dev_distances`` read already)."""
+    model's own gate (``distances``: ``dev_distances`` read already), split at the text's marks first
+    with ``punctuation_first``."""
     distances = dev_distances(parser, golds) if distances is None else distances
+    if punctuation_first:
+        distances = with_punctuation_first(distances, golds)
     trees = {strength: trees_from_distances(distances, strength) for strength in strengths}
     # layer-major order, as the oracle's tie-break (the first maximum) has always read it
     return {(layer, strength): score_spans(golds, trees[strength][layer], "words")["sentence_f1"]
@@ -167,35 +198,45 @@ def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequenc
 def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence],
                         read: dict[str, list] | None = None) -> tuple[float, dict]:
     """The best dev F1 of one release over every option a user can set (gate, layer, decoder, prior
-    strength in ``ORACLE_STRENGTHS``), words only, and where it is: supervision, as the oracle.
-    ``read``: ``dev_distances`` of some gates read already, by gate."""
+    strength in ``ORACLE_STRENGTHS``, punctuation first where the release reads words only), words
+    only, and where it is: supervision, as the oracle.  ``read``: ``dev_distances`` of some gates read
+    already, by gate."""
     candidates = []
-    for gate in GATE_NAMES:
-        distances = (read or {}).get(gate) or dev_distances(parser, golds, gate)
-        for layer in range(len(distances[0])):
-            for decoder in DECODER_NAMES:
-                for strength in ORACLE_STRENGTHS:
-                    trees = [decode_spans(values[layer], decoder, strength) for values in distances]
-                    candidates.append((score_spans(golds, trees, "words")["sentence_f1"], gate, layer, decoder, strength))
-    # a tie goes to the first in the order searched: forget before input, lower layers, greedy, strength from -0.8 up
-    f1, gate, layer, decoder, strength = max(candidates, key=lambda candidate: candidate[0])
-    return f1, {"gate": gate, "layer": layer, "decoder": decoder, "right_branching_bias": strength}
+    read_per_gate = {gate: (read or {}).get(gate) or dev_distances(parser, golds, gate) for gate in GATE_NAMES}
+    for punctuation_first in (False, True) if reads_words_only(parser) else (False,):
+        for gate in GATE_NAMES:
+            distances = read_per_gate[gate]
+            if punctuation_first:
+                distances = with_punctuation_first(distances, golds)
+            for layer in range(len(distances[0])):
+                for decoder in DECODER_NAMES:
+                    for strength in ORACLE_STRENGTHS:
+                        trees = [decode_spans(values[layer], decoder, strength) for values in distances]
+                        candidates.append((score_spans(golds, trees, "words")["sentence_f1"], gate, layer, decoder,
+                                           strength, punctuation_first))
+    # a tie goes to the first in the order searched: without punctuation first, forget before input, lower
+    # layers, greedy, strength from -0.8 up
+    f1, gate, layer, decoder, strength, punctuation_first = max(candidates, key=lambda candidate: candidate[0])
+    return f1, {"gate": gate, "layer": layer, "decoder": decoder, "right_branching_bias": strength,
+                "punctuation_first": punctuation_first}
 
 
 def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
     """The choice scored on dev trees, the model alone at it, and the oracle: the best checkpoint,
-    layer and strength on the same trees (greedy, forget gate), and at the chosen checkpoint the best
-    over every option (``every_option_oracle``)."""
+    layer and strength on the same trees (greedy, forget gate, punctuation first as chosen), and at
+    the chosen checkpoint the best over every option (``every_option_oracle``)."""
     # the run deleted the releases it kept for the choice (keep_releases off): best.safetensors holds the chosen weights
     chosen = next((release for release in releases if release.path.name == choice["checkpoint"]), None) \
         or next(release for release in releases if release.step == choice["checkpoint_step"])
     chosen_parser = Parser.load(chosen.path)
     chosen_distances = dev_distances(chosen_parser, golds)  # read once: the scores and the every-option oracle
+    first = bool(choice.get("punctuation_first", False))
     chosen_scores = dev_scores(chosen_parser, golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]),
-                               chosen_distances)
+                               chosen_distances, first)
     candidates = []
     for release in releases:
-        scores = chosen_scores if release is chosen else dev_scores(Parser.load(release.path), golds, ORACLE_STRENGTHS)
+        scores = chosen_scores if release is chosen else dev_scores(Parser.load(release.path), golds, ORACLE_STRENGTHS,
+                                                                    punctuation_first=first)
         (best_layer, best_strength), value = max(scores.items(), key=lambda item: item[1])
         candidates.append((value, release.step, best_layer, best_strength))
     oracle_f1, oracle_step, oracle_layer, oracle_strength = max(candidates)
@@ -236,6 +277,8 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
         written = run / "choice.json"  # what the run chose at its end (training reads the held-out text once)
         choice = json.loads(written.read_text()) if written.is_file() else choose_without_trees(releases, run_heldout(run))
         choice.pop("oracle_rows", None)
+        if "punctuation_first" not in choice:  # chosen before the rule had it: the rest of the choice stands
+            choice.update(punctuation_first=reads_words_only(Parser.load(run / "best.safetensors")), rule=RULE)
         rows.append({"run": str(run), **choice, **(oracle_rows(releases, choice, golds) if golds else {})})
         logger.info("%s: %s", run, json.dumps(rows[-1]))
     summary = {}
@@ -262,8 +305,9 @@ def simplified_rows(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> list
         choice = json.loads((run / "choice.json").read_text())
         parser = Parser.load(run / "best.safetensors")
         key = (choice["layer"], choice["right_branching_bias"])
-        rows.append({"run": str(run), "traditional_f1": dev_scores(parser, golds, (key[1],))[key],
-                     "simplified_f1": dev_scores(parser, converted, (key[1],))[key],
+        first = bool(choice.get("punctuation_first", False))
+        rows.append({"run": str(run), "traditional_f1": dev_scores(parser, golds, (key[1],), None, first)[key],
+                     "simplified_f1": dev_scores(parser, converted, (key[1],), None, first)[key],
                      "words_changed": sum(a != b for gold, other in zip(golds, converted)
                                           for a, b in zip(gold.words, other.words))})
     return rows
@@ -277,12 +321,14 @@ def format_report(result: dict) -> str:
         oracle = row.get("oracle", {})
         every = row.get("oracle_every_option", {})
         lines.append(
-            f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']} | {row['right_branching_bias']:+.1f} "
+            f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']} | {row['right_branching_bias']:+.1f}"
+            f"{', punctuation first' if row.get('punctuation_first') else ''} "
             f"| {row.get('tree_free_f1', float('nan')):.1f} | {row.get('model_alone_f1', float('nan')):.1f} "
             f"| {row.get('oracle_f1', float('nan')):.1f} (step {oracle.get('checkpoint_step')}, layer "
             f"{oracle.get('layer')}, prior {oracle.get('right_branching_bias')}) "
             f"| {row.get('oracle_every_option_f1', float('nan')):.1f} ({every.get('gate')} gate, layer {every.get('layer')}, "
-            f"{every.get('decoder')}, prior {every.get('right_branching_bias')}) | {row['heldout_perplexity']:.1f} |"
+            f"{every.get('decoder')}, prior {every.get('right_branching_bias')}"
+            f"{', punctuation first' if every.get('punctuation_first') else ''}) | {row['heldout_perplexity']:.1f} |"
         )
     summary = "; ".join(f"{key} {value['mean']:.1f} (spread {value['spread']:.1f})"
                         for key, value in result["summary"].items())

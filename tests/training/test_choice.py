@@ -9,7 +9,7 @@ import random
 import pytest
 
 from onlstm.models.checkpoint import load_release
-from onlstm.models.trees.decoders import left_branching_spans, random_spans, right_branching_spans
+from onlstm.models.trees.decoders import follows_mark, left_branching_spans, random_spans, right_branching_spans
 from onlstm.training.choice import PRIOR_STRENGTH, agreement, lean
 from onlstm.training.evaluate import predicted_brackets
 
@@ -40,25 +40,54 @@ def test_lean_is_plus_100_for_right_branching_trees_and_minus_100_for_left():
     assert lean([left_branching_spans(n) for n in lengths], lengths) == pytest.approx(-100.0)
 
 
-def test_the_every_option_oracle_is_what_the_parser_gives_with_those_options(tiny_checkpoint, shared_data):
-    from onlstm.models.parser import Parser
+def marked_dev_sentences(shared_data, count: int = 60) -> list:
+    """Dev sentences whose non-words are the marks the parser keeps out of the model (so a parse of
+    their tokens reads their words), with marks between words."""
     from onlstm.models.text.vocab import is_punctuation
-    from onlstm.training.choice import ORACLE_STRENGTHS, dev_scores, every_option_oracle
     from onlstm.training.corpora import ptb_split_files, read_treebank
-    from onlstm.training.evaluate import model_input, prepare_gold_trees, score_spans
+    from onlstm.training.evaluate import prepare_gold_trees
 
     golds = prepare_gold_trees(read_treebank(ptb_split_files(shared_data, "dev")))
-    # sentences whose words all reach the model under the parser's own punctuation handling
-    golds = [gold for gold in golds if not any(map(is_punctuation, model_input(gold, "words")))][:60]
+    return [gold for gold in golds if [is_punctuation(token) for token in gold.tokens] ==
+            [not word for word in gold.word_mask] and sum(follows_mark(gold.word_mask))][:count]
+
+
+def parsed_f1(parser, golds, **options) -> float:
+    """Words-only sentence F1 of the parser's trees of the sentences' tokens (marks attached)."""
+    from onlstm.training.evaluate import restrict_spans, score_spans
+
+    results = parser.parse_many([list(gold.tokens) for gold in golds], punctuation="attach", **options)
+    return score_spans(golds, [restrict_spans(result.spans, gold.word_mask) for result, gold in zip(results, golds)],
+                       "words")["sentence_f1"]
+
+
+def test_the_every_option_oracle_is_what_the_parser_gives_with_those_options(tiny_checkpoint, shared_data):
+    from onlstm.models.parser import Parser
+    from onlstm.training.choice import ORACLE_STRENGTHS, dev_scores, every_option_oracle
+
+    golds = marked_dev_sentences(shared_data)
     parser = Parser.load(tiny_checkpoint)
     best_f1, best = every_option_oracle(parser, golds)
     assert best["gate"] in ("forget", "input") and best["decoder"] in ("greedy", "split")
     assert best_f1 >= max(dev_scores(parser, golds, ORACLE_STRENGTHS).values())  # forget and greedy only
-    results = parser.parse_many([model_input(gold, "words") for gold in golds], gate=best["gate"],
-                                layer=best["layer"], decoder=best["decoder"],
-                                right_branching_bias=best["right_branching_bias"])
-    assert score_spans(golds, [result.spans for result in results], "words")["sentence_f1"] == \
-        pytest.approx(best_f1)
+    assert best_f1 >= max(dev_scores(parser, golds, ORACLE_STRENGTHS, punctuation_first=True).values())
+    assert parsed_f1(parser, golds, **best) == pytest.approx(best_f1)
+
+
+def test_dev_scores_split_at_the_marks_as_a_parse_does(tiny_checkpoint, shared_data):
+    """With punctuation first, the dev scores of the choice and the oracle are what the parser gives
+    the sentences with their marks, punctuation first, scored on the words."""
+    from onlstm.models.parser import Parser
+    from onlstm.training.choice import dev_scores
+
+    golds = marked_dev_sentences(shared_data)
+    assert len(golds) >= 30
+    parser = Parser.load(tiny_checkpoint)
+    scores = dev_scores(parser, golds, (0.0, 0.4), punctuation_first=True)
+    assert scores != dev_scores(parser, golds, (0.0, 0.4))
+    for (layer, strength), f1 in scores.items():
+        assert parsed_f1(parser, golds, layer=layer, right_branching_bias=strength, punctuation_first=True) == \
+            pytest.approx(f1)
 
 
 @pytest.mark.slow
@@ -75,6 +104,8 @@ def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, share
     assert release.metadata["language"] == "en" and release.metadata["train_config"]["dev_corpus"] == ""
     assert release.metadata["default_layer"] == choice["layer"] == 1  # the middle of 3
     assert release.metadata["default_right_branching_bias"] == choice["right_branching_bias"]
+    # words only (punctuation attach): the text's marks are split at first
+    assert release.metadata["default_punctuation_first"] is choice["punctuation_first"] is True
     assert abs(choice["right_branching_bias"]) == PRIOR_STRENGTH
     assert (choice["right_branching_bias"] > 0) == (choice["lean_per_layer"][1] >= 0)
     assert choice["compared_with_step"] == 20 and len(choice["agreement_per_layer"]) == 3
