@@ -49,14 +49,15 @@ import torch
 from ..models.checkpoint import load_release, save_release
 from ..models.options import DECODER_NAMES, GATE_NAMES
 from ..models.parser import Parser
-from ..models.trees.decoders import (
-    decode_spans,
-    follows_mark,
-    left_branching_spans,
-    punctuation_first_distances,
-    right_branching_spans,
+from ..models.trees.decoders import decode_spans, left_branching_spans, right_branching_spans
+from .evaluate import (
+    GoldSentence,
+    evaluate_baselines,
+    model_input,
+    predicted_brackets,
+    score_spans,
+    with_punctuation_first,
 )
-from .evaluate import GoldSentence, evaluate_baselines, model_input, predicted_brackets, score_spans
 
 logger = logging.getLogger(__name__)
 
@@ -172,13 +173,6 @@ def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
 def dev_distances(parser: Parser, golds: Sequence[GoldSentence], gate: str | None = None) -> list:
     """The release's distances ``[sentence][layer][word]`` of the dev words, from ``gate`` (None: the model's)."""
     return parser.layer_distances([model_input(gold, "words") for gold in golds], 64, "model", gate)
-
-
-def with_punctuation_first(distances: list, golds: Sequence[GoldSentence]) -> list:
-    """``dev_distances`` with ``punctuation_first`` applied: each gold sentence's marks say which words
-    follow one."""
-    return [[punctuation_first_distances(layer, follows_mark(gold.word_mask)) for layer in layers]
-            for layers, gold in zip(distances, golds)]
 
 
 def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float],
