@@ -37,8 +37,11 @@ def _figures(report: dict) -> list[str]:
     baselines = ", ".join(f"{name} {value:.1f}" for name, value in report["baselines"].items())
     current = report.get("rule") == RULE
     shipped = _shipped_rows(report)
+    first = any(row.get("punctuation_first") for row in report["runs"]) and current
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
-             "release ships (layer 1, the prior's sign from that layer's lean, strength 0.4): "
+             "release ships (layer 1, the prior's sign from that layer's lean, strength 0.4"
+             + (", punctuation first" if first else "") + "; model alone: "
+             + ("punctuation first, no prior" if first else "no prior") + "): "
              + ", ".join(f"{Path(row['run']).name} {row['f1']:.1f} (model alone {row['model_alone_f1']:.1f})"
                          for row in shipped) + ".", "",
              ("The rule's choices per run (`python -m onlstm.training.choice`), with the oracle on the same trees:"
@@ -50,7 +53,8 @@ def _figures(report: dict) -> list[str]:
     for row in report["runs"]:
         oracle = row.get("oracle", {})
         lines.append(f"| {Path(row['run']).name} | step {row['checkpoint_step']} | {row['layer']} | "
-                     f"{row['right_branching_bias']:+.1f} | {row['tree_free_f1']:.1f} | {row['model_alone_f1']:.1f} | "
+                     f"{row['right_branching_bias']:+.1f}{', punctuation first' if row.get('punctuation_first') else ''} | "
+                     f"{row['tree_free_f1']:.1f} | {row['model_alone_f1']:.1f} | "
                      f"{row['oracle_f1']:.1f} (step {oracle.get('checkpoint_step')}, layer {oracle.get('layer')}, "
                      f"prior {oracle.get('right_branching_bias')}) | {row['heldout_perplexity']:.1f} |")
     summary = report["summary"]

@@ -33,3 +33,13 @@ def test_the_command_names_every_setting_that_differs_from_the_preset():
     assert cards._changed({"train_config": config}) == ["max_steps=1500", "model.hidden_size=600"]
     config["model"]["hidden_size"] = 400
     assert cards._changed({"train_config": config}) == ["max_steps=1500"]
+
+
+def test_a_report_whose_rule_splits_at_punctuation_first_says_so_in_the_sentence_and_the_table():
+    first = report(RULE)
+    first["runs"][0]["punctuation_first"] = True
+    text = "\n".join(cards._figures(first))
+    assert "strength 0.4, punctuation first; model alone: punctuation first, no prior)" in text
+    assert "| 1 | +0.4, punctuation first | 25.6 |" in text
+    plain = "\n".join(cards._figures(report(RULE)))
+    assert "punctuation first" not in plain and "model alone: no prior" in plain
