@@ -103,8 +103,9 @@ class ParseOptions(BaseModel):
         "(d_t - bias * t / n; 0: the model's own distances; negative leans left; default: the model's).")
     punctuation_first: bool | None = Field(
         None, description="Split first before each word that follows punctuation between two words (1 is added "
-        "to that word's distance), then as the decoder does (needs punctuation='attach'; default: the model's, "
-        "off for the bundled models; see training/sweeps/results/preregistration-punctuation-boundaries.md).")
+        "to that word's distance), then as the decoder does (needs punctuation='attach'; default: the model's: "
+        "on for the bundled es, pt, nl and zh models, off for en; see "
+        "training/sweeps/results/preregistration-punctuation-first-default.md).")
     all_layers: bool = Field(False, description="Also return every layer's distances and trees.")
     language: str | None = Field(
         None, pattern=LANGUAGE_PATTERN,

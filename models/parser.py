@@ -215,7 +215,8 @@ class Parser:
         self.default_punctuation = cast(Punctuation, str(self.metadata.get("punctuation", "attach")))
         # releases before the prior was introduced decode the model's own distances
         self.default_right_branching_bias = float(self.metadata.get("default_right_branching_bias", 0.0))
-        # split first at the text's punctuation (ParseOptions.punctuation_first): no release turns it on yet
+        # split first at the text's punctuation (ParseOptions.punctuation_first): releases chosen without trees
+        # turn it on (training.choice), English's dev-chosen one does not
         self.default_punctuation_first = bool(self.metadata.get("default_punctuation_first", False))
         # a vocabulary without punctuation cannot read it: "model" would turn every mark into <unk>
         self.reads_punctuation = any(is_punctuation(token) for token in self.vocab.itos[2:])

@@ -205,7 +205,8 @@ class ModelCard(BaseModel):
         0.0, description="The right-branching prior's strength used unless a request names another.")
     default_punctuation_first: bool = Field(
         False, description="Whether trees are split first where the text has punctuation between two words, "
-        "unless a request says punctuation_first (off for the bundled models).")
+        "unless a request says punctuation_first (on for the bundled es, pt, nl and zh models, whose choices were "
+        "made without trees; off for en).")
     punctuation: str
     vocabulary_size: int
     parameters: int

@@ -90,8 +90,9 @@ def build_argparser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--punctuation-first", action=argparse.BooleanOptionalAction, default=None,
                         help="words mode: split first where the text had punctuation between two words "
-                        "(ParseOptions.punctuation_first), then by the distances (default: the model's, off for "
-                        "the bundled models; raw mode's marks are tokens the model reads, so never there)")
+                        "(ParseOptions.punctuation_first), then by the distances (default: the model's, on for the "
+                        "bundled es, pt, nl and zh models, off for en; raw mode's marks are tokens the model reads, so "
+                        "never there)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--baselines-only", action="store_true", help="score the baselines only; load no model")
     parser.add_argument(
