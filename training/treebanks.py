@@ -628,6 +628,11 @@ def treebank_folder(language: str, path: str | Path | None = None) -> Path:
     found = data_folder(entry.folder, base)
     if found is not None:
         return found
+    if path is not None and str(path) == entry.folder and not base.exists():
+        # the folder's bare name (`--treebank es-cess`), as `onlstm eval` takes it: the data folder's copy
+        found = data_folder(entry.folder, default_data_dir())
+        if found is not None:
+            return found
     raise TreebankError(
         f"no {entry.name} folder at {base}: give the {entry.folder} folder, a file of it, or the shared "
         f"data folder holding {MULTILINGUAL_FOLDER}/{entry.folder} (set ONLSTM_DATA)"

@@ -245,6 +245,16 @@ def test_read_gold_accepts_the_folder_a_file_or_the_data_folder(tmp_path):
     assert len(read_gold("es", tmp_path / "cess")) == 2  # a folder of CESS-ESP files, read whole
 
 
+def test_the_folders_bare_name_is_found_in_the_data_folder_as_onlstm_eval_finds_it(tmp_path, monkeypatch):
+    # `python -m onlstm.training.choice RUN --language nl --treebank nl-alpino`, run from anywhere
+    write(tmp_path / "data" / "multilingual" / "nl-alpino" / "alpino.dev.xml", ALPINO, "latin-1")
+    monkeypatch.setenv("ONLSTM_DATA", str(tmp_path / "data"))
+    monkeypatch.chdir(tmp_path)
+    assert len(read_gold("nl", "nl-alpino", "dev")) == 2
+    with pytest.raises(TreebankError, match="no CESS-ESP folder at es-cess"):  # a name not in the data folder
+        read_gold("es", "es-cess", "dev")
+
+
 def test_training_words_are_train_and_text_never_dev(tmp_path):
     folder = tmp_path / "es-cess"
     write(folder / "train" / "1.tbf", CESS, "latin-1")
