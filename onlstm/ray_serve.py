@@ -165,19 +165,37 @@ def give_the_proxy_time(address: str | None) -> None:
 
 
 def serve_on_ray(settings: Settings, address: str | None, replicas: int) -> int:
-    """Start (or join, at ``address``) Ray, run the application until SIGTERM or SIGINT, then shut it down."""
+    """Start (or join, at ``address``) Ray, run the application until SIGTERM or SIGINT, then shut it down.
+    The start runs in a thread so that a signal during it (minutes on a loaded machine) stops at once."""
     configure_logging(settings.log_level)
     give_the_proxy_time(address)
     ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING)
-    stop = threading.Event()
+    stop, started = threading.Event(), threading.Event()
+    failures: list[BaseException] = []
     for handled in (signal.SIGTERM, signal.SIGINT):
         signal.signal(handled, lambda signal_number, frame: stop.set())
+
+    def start() -> None:
+        try:
+            serve.start(http_options={"host": settings.host, "port": settings.port})
+            serve.run(build_application(settings, replicas), name=APPLICATION, route_prefix="/")
+            started.set()
+        except BaseException as error:  # re-raised by the main thread, unless a stop came first
+            failures.append(error)
+
+    starting = threading.Thread(target=start, name="ray-serve-start", daemon=True)
+    starting.start()
     try:
-        serve.start(http_options={"host": settings.host, "port": settings.port})
-        serve.run(build_application(settings, replicas), name=APPLICATION, route_prefix="/")
-        logger.info("serving on Ray Serve at http://%s:%d with %d model replicas", settings.host, settings.port,
-                    replicas)
-        stop.wait()
+        while starting.is_alive() and not stop.wait(0.2):
+            pass
+        if failures and not stop.is_set():
+            raise failures[0]
+        if started.is_set():
+            logger.info("serving on Ray Serve at http://%s:%d with %d model replicas", settings.host,
+                        settings.port, replicas)
+            stop.wait()
+        else:
+            logger.info("stopped before Ray Serve had started")
         logger.info("stopping: Ray Serve drains its replicas")
         serve.shutdown()
     finally:

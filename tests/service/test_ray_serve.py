@@ -186,3 +186,24 @@ def test_an_operators_setting_of_the_proxy_check_wins_and_a_joined_cluster_keeps
     monkeypatch.delenv("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S")
     give_the_proxy_time("ray://head:10001")
     assert "RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S" not in os.environ
+
+
+def test_a_stop_during_the_start_ends_the_fleet_at_once(tiny_checkpoint, tmp_path):
+    # a start takes minutes on a loaded machine; SIGTERM then used to wait for it to finish
+    log = tmp_path / "server.log"
+    command = [sys.executable, "-m", "onlstm", "serve", "--ray", "--replicas", "2", "--host", "127.0.0.1",
+               "--port", str(free_port()), "--checkpoint", str(tiny_checkpoint)]
+    with open(log, "wb") as output:
+        process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONUNBUFFERED": "1", "ONLSTM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 180
+        while b"Started Serve" not in log.read_bytes():  # serve.start is done; the replicas are not yet
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text(errors="replace")[-3000:]
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0
+    finally:
+        process.kill()
+    text = log.read_text(errors="replace")
+    assert "stopped before Ray Serve had started" in text and "serving on Ray Serve" not in text
