@@ -109,3 +109,23 @@ def test_a_language_run_is_named_after_its_language(tmp_path):
     mine = requested_config(build_argparser().parse_args(["--out", "run", "--language", "fr", "--text", str(text),
                                                           "--set", "name=mon-modele"]))
     assert mine.name == "mon-modele"
+
+
+def test_chinese_reads_characters_unless_the_command_says_words(tmp_path):
+    from onlstm.cli.train import build_argparser, requested_config
+    from onlstm.training.config import TrainConfig
+    from onlstm.training.inputs import load_training_text
+
+    text = tmp_path / "zh.txt"
+    text.write_text("北京是中国的首都。GDP增长了3%。\n")
+
+    def config(*extra: str) -> TrainConfig:
+        return requested_config(build_argparser().parse_args(["--out", "run", "--text", str(text), *extra]))
+
+    assert config("--language", "zh").unit == "characters"
+    assert config("--language", "zh", "--unit", "words").unit == "words"
+    assert config("--language", "zh", "--set", "unit=words").unit == "words"
+    assert config("--language", "fr").unit == "words" and config().unit == "words"
+    assert load_training_text(config("--language", "zh")) == [list("北京是中国的首都"),
+                                                            ["GDP", "增", "长", "了", "3", "%"]]
+    assert load_training_text(config("--language", "zh", "--unit", "words"))[0][:4] == ["北京", "是", "中国", "的"]

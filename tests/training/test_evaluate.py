@@ -360,6 +360,12 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         def model_positions(self, tokens, punctuation):
             return list(range(len(tokens)))
 
+        def units_read(self, words):
+            return len(words)
+
+        def knows(self, word):
+            return self.vocab.encode([word]) != [self.vocab.unk_id]
+
         def layer_distances(self, token_lists, batch_size=64, punctuation=None, gate=None):
             seen.append(punctuation)
             assert gate == "forget"  # the model's own, asked for by name

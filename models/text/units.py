@@ -1,0 +1,53 @@
+"""What a release reads of each word: the word itself (``words``, every release before 0.14) or
+its characters (``characters``, the Chinese model since 0.14).
+
+A character reader still gives trees over words: a word's distance is the model's distance as
+the word's first character is read (the master forget gate's reading at the boundary before it),
+so the tree a character reader builds has the same leaves as a word reader's.  Chinese read one
+character at a time has almost no unknown input (the word model met 23% of Sinica's dev words
+outside its vocabulary), and the characters' distances without a prior were the better trees on
+fresh seeds (``training/sweeps/results/preregistration-chinese-characters-no-prior.md``).
+
+    >>> characters("GDP增長3.5%")
+    ['GDP', '增', '長', '3', '.', '5', '%']
+    >>> expand(["北京", "是", "首都"])
+    (['北', '京', '是', '首', '都'], [0, 2, 3])
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+from .vocab import INVISIBLE, is_punctuation
+
+__all__ = ["UNITS", "characters", "expand", "read_units"]
+
+UNITS = ("words", "characters")
+
+# A run of Latin letters or digits (half- or full-width) stays one unit: "GDP" or "1990" read a
+# letter at a time would be units the Chinese text around them never has.
+_UNIT = re.compile(r"[A-Za-z0-9\uff10-\uff19\uff21-\uff3a\uff41-\uff5a]+|\S")
+
+
+def characters(word: str) -> list[str]:
+    """A word's characters (no whitespace, no invisible character); a run of Latin letters or digits stays one."""
+    return [unit for unit in _UNIT.findall(word) if unit not in INVISIBLE]
+
+
+def read_units(word: str) -> list[str]:
+    """What a character reader reads of a word: its characters less punctuation (the training text
+    has none), unless the word is nothing else; never empty (the word itself, read as one unit)."""
+    units = characters(word)
+    return [unit for unit in units if not is_punctuation(unit)] or units or [word]
+
+
+def expand(words: Sequence[str]) -> tuple[list[str], list[int]]:
+    """``(units, starts)``: the units a character reader reads of ``words``, and the index in
+    ``units`` of each word's first unit."""
+    units: list[str] = []
+    starts: list[int] = []
+    for word in words:
+        starts.append(len(units))
+        units.extend(read_units(word))
+    return units, starts
