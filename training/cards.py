@@ -21,8 +21,7 @@ from .choice import RULE
 
 DATA = {
     "zh": ("the train split of the Sinica Treebank 3.0 sample (8,000 clauses of the Academia Sinica Balanced "
-           "Corpus, Traditional characters), its words joined and cut again by jieba on Simplified characters "
-           "(a word reader) or cut into characters (a character reader)",
+           "Corpus, Traditional characters), its words joined and cut again by jieba on Simplified characters",
            "CC BY-NC-SA 2.5 (the Sinica sample's README): **non-commercial use only**, share-alike, attribution "
            "to Academia Sinica; the model inherits these terms"),
     "es": ("the train split of CESS-ESP (488 files of news) and CoNLL-2002 Spanish (EFE news, 2000)",
@@ -105,24 +104,34 @@ def _quality(report: dict) -> list[str]:
                "training on more text of your own (`onlstm train --language ... --init-from`), not a finished parser.")]
 
 
-def _reads(metadata: dict, strength: float) -> str:
-    """What the model reads and how its distances become trees, in words."""
+def _prior(strength: float) -> str:
+    """How the distances meet the prior, in words."""
+    if strength:
+        return f", after a linear prior of strength {strength:+.1f} (`right_branching_bias`; negative leans left)"
+    return ", with no prior (`right_branching_bias` 0: the model's own distances)"
+
+
+def _reads(metadata: dict) -> str:
+    """What a character reader reads, in words (nothing for a word reader)."""
+    if metadata.get("unit") != "characters":
+        return ""
+    return ("It reads each word a character at a time (a run of Latin letters or digits is one unit); a word's "
+            "distance is the one as its first character is read, so the trees are over words and the perplexity is "
+            "per character. ")
+
+
+def _data(language: str, metadata: dict) -> str:
+    data = DATA[language][0]
     if metadata.get("unit") == "characters":
-        reads = ("It reads each word a character at a time (a run of Latin letters or digits is one unit); a word's "
-                 "distance is the one as its first character is read, so the trees are over words and the "
-                 "perplexity is per character. ")
-    else:
-        reads = ""
-    prior = (f"after a linear prior of strength {strength:+.1f} (`right_branching_bias`; negative leans left)"
-             if strength else "with no prior (`right_branching_bias` 0: the model's own distances)")
-    return reads + prior
+        return data.split(", its words joined")[0] + ", each word cut into characters"
+    return data
 
 
 def card(language: str, release_path: Path, report: dict) -> str:
     release = load_release(release_path)
     metadata = release.metadata
     choice = metadata.get("choice", {})
-    data, terms = DATA[language]
+    data, terms = _data(language, metadata), DATA[language][1]
     name = LANGUAGES[language].name
     return "\n".join([
         f"# Model card: `{metadata.get('name')}` (the bundled {name} model)", "",
@@ -131,11 +140,11 @@ def card(language: str, release_path: Path, report: dict) -> str:
         "## Terms", f"{terms}.", "", *_quality(report), "",
         "## What it is",
         f"An ON-LSTM language model trained on {name} plain text without any tree; its layer-{metadata['default_layer']} "
-        f"master-forget-gate distances give binary trees with the greedy top-down rule. "
-        + _reads(metadata, float(metadata["default_right_branching_bias"]))
+        f"master-forget-gate distances give binary trees with the greedy top-down rule"
+        + _prior(float(metadata["default_right_branching_bias"]))
         + (", splitting first where the text has punctuation between two words (`punctuation_first`; "
            "`\"punctuation_first\": false` turns it off). " if metadata.get("default_punctuation_first") else ". ")
-        + f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
+        + _reads(metadata) + f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
         "## Training",
         f"- Data: {data}; {metadata['training_tokens']:,} tokens, punctuation removed, "
         f"{100 * metadata['training_unk_share']:.1f}% outside the vocabulary of "

@@ -51,6 +51,8 @@ def test_a_character_readers_card_says_it_reads_characters_without_a_prior():
     text = "\n".join(cards._figures(readers))
     assert "(layer 1, no prior (a character reader), punctuation first;" in text
     assert "| 1 | +0.0, punctuation first | 25.6 |" in text
-    reads = cards._reads({"unit": "characters"}, 0.0)
-    assert reads.startswith("It reads each word a character at a time") and "with no prior" in reads
-    assert cards._reads({}, 0.4) == "after a linear prior of strength +0.4 (`right_branching_bias`; negative leans left)"
+    assert cards._reads({"unit": "characters"}).startswith("It reads each word a character at a time")
+    assert cards._reads({}) == "" and cards._prior(0.0).startswith(", with no prior")
+    assert cards._prior(0.4) == ", after a linear prior of strength +0.4 (`right_branching_bias`; negative leans left)"
+    assert cards._data("zh", {"unit": "characters"}).endswith("Traditional characters), each word cut into characters")
+    assert "jieba" in cards._data("zh", {})
