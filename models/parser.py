@@ -61,7 +61,7 @@ from .languages import (
 from .network.recurrence import narrow_inference_weights
 from .options import Decoder, Gate, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
-from .text.units import UNITS, expand, read_units
+from .text.units import MAX_WORD_UNITS, UNITS, characters, expand, read_units
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
 from .trees.decoders import (
@@ -566,8 +566,15 @@ class Parser:
         return all(normalize(unit, self.language) in self.vocab for unit in read_units(word))
 
     def _result_warnings(self, sentence: Sentence, words: Sequence[str], unknown: int) -> list[str]:
-        """``_warnings``, and for a release trained on tokens as given, one for text tokenized here."""
+        """``_warnings``; for a character reader, one for tokens longer than it reads; for a release trained
+        on tokens as given, one for text tokenized here."""
         warnings = _warnings(words, unknown, self.language)
+        if self.unit == "characters":
+            long_words = [word for word in words if len(characters(word)) > MAX_WORD_UNITS]
+            if long_words:
+                warnings.append(f"{len(long_words)} token(s) of more than {MAX_WORD_UNITS} characters (the first begins "
+                                f"{long_words[0][:12]!r}); the model read the first {MAX_WORD_UNITS} characters of each: "
+                                "give text, or tokens cut into words")
         if self.tokens_as_given and sentence.offsets is not None:  # text, tokenized here
             warnings.append(f"the model {self.name!r} was trained on tokens cut by its trainer's own segmenter, and "
                             "this text was tokenized by the package's rules: give the sentence as tokens cut the "

@@ -21,9 +21,13 @@ from collections.abc import Sequence
 
 from .vocab import INVISIBLE, is_punctuation
 
-__all__ = ["UNITS", "characters", "expand", "read_units"]
+__all__ = ["MAX_WORD_UNITS", "UNITS", "characters", "expand", "read_units"]
 
 UNITS = ("words", "characters")
+# A character reader reads at most this many units of one word: jieba's words have at most a dozen
+# characters, and a token of a thousand (a request may send one; the service allows 250 tokens of up
+# to 1,000 characters a sentence) would otherwise make one sentence a quarter of a million steps.
+MAX_WORD_UNITS = 32
 
 # A run of Latin letters or digits (half- or full-width) stays one unit: "GDP" or "1990" read a
 # letter at a time would be units the Chinese text around them never has.
@@ -37,9 +41,10 @@ def characters(word: str) -> list[str]:
 
 def read_units(word: str) -> list[str]:
     """What a character reader reads of a word: its characters less punctuation (the training text
-    has none), unless the word is nothing else; never empty (the word itself, read as one unit)."""
+    has none), unless the word is nothing else; never empty (the word itself, read as one unit);
+    at most ``MAX_WORD_UNITS`` (the first ones)."""
     units = characters(word)
-    return [unit for unit in units if not is_punctuation(unit)] or units or [word]
+    return ([unit for unit in units if not is_punctuation(unit)] or units or [word])[:MAX_WORD_UNITS]
 
 
 def expand(words: Sequence[str]) -> tuple[list[str], list[int]]:

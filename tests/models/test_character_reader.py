@@ -11,7 +11,7 @@ import torch
 
 from onlstm.models.checkpoint import CheckpointError, save_release
 from onlstm.models.parser import Parser
-from onlstm.models.text.units import characters, expand, read_units
+from onlstm.models.text.units import MAX_WORD_UNITS, characters, expand, read_units
 from onlstm.training.evaluate import read_perplexity
 
 from ..helpers import make_tiny_model
@@ -100,3 +100,18 @@ def test_a_release_of_units_this_version_does_not_know_is_refused(tmp_path):
     with pytest.raises(CheckpointError) as raised:
         Parser.load(path)
     assert raised.value.code == "unknown_unit" and "upgrade onlstm" in str(raised.value)
+
+
+def test_a_token_longer_than_any_word_is_read_in_part_and_said(readers):
+    character_reader, word_reader = readers
+    giant = "北京" * 500  # a token of 1,000 characters: one sentence of 250 would be 250,000 steps
+    assert read_units(giant) == ["北", "京"] * (MAX_WORD_UNITS // 2)
+    result = character_reader.parse(["是", giant, "首都"])
+    assert character_reader.units_read(["是", giant, "首都"]) == 1 + MAX_WORD_UNITS + 2
+    assert result.tree.leaves() == ["是", giant, "首都"]
+    [warning] = result.warnings
+    assert warning.startswith(f"1 token(s) of more than {MAX_WORD_UNITS} characters (the first begins '北京北京")
+    latin = character_reader.parse(["北京", "是", "GDP" * 100])  # a run of Latin letters is one unit (<unk> here)
+    assert character_reader.units_read(latin.tokens) == 4 and "characters" not in " ".join(latin.warnings)
+    # a word reader reads it as one word (unknown): no word of it is cut
+    assert "characters" not in " ".join(word_reader.parse(["是", giant]).warnings)
