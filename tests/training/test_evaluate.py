@@ -352,6 +352,7 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
 
         language = "en"
+        unit = "words"
 
         @classmethod
         def load(cls, path, language=None):
