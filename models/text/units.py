@@ -1,12 +1,12 @@
-"""What a release reads of each word: the word itself (``words``, every release before 0.14) or
-its characters (``characters``, the Chinese model since 0.14).
+"""What a release reads of each word: the word itself (``words``, every bundled model) or its
+characters (``characters``, ``onlstm train --unit characters``; experimental).
 
 A character reader still gives trees over words: a word's distance is the model's distance as
 the word's first character is read (the master forget gate's reading at the boundary before it),
-so the tree a character reader builds has the same leaves as a word reader's.  Chinese read one
-character at a time has almost no unknown input (the word model met 23% of Sinica's dev words
-outside its vocabulary), and the characters' distances without a prior were the better trees on
-fresh seeds (``training/sweeps/results/preregistration-chinese-characters-no-prior.md``).
+so the tree a character reader builds has the same leaves as a word reader's.  Read a character
+at a time, Chinese has almost no unknown input (the word model meets 23% of Sinica's dev words
+outside its vocabulary); on clean Sinica text such a model still scored below the word model
+(``training/sweeps/results/preregistration-chinese-characters-no-prior.md``), so none ships.
 
     >>> characters("GDP增長3.5%")
     ['GDP', '增', '長', '3', '.', '5', '%']
