@@ -1,5 +1,6 @@
 """Marks the pre-registered character-level Chinese runs as the character readers they are, and
-chooses their defaults by the rule the product ships for one.
+chooses their defaults by the tree-free rule (run in session 20 with its no-prior case for character
+readers, since withdrawn: the runs' text carried annotation fragments).
 
 The runs (``training/sweeps/results/preregistration-chinese-characters-no-prior.md``) were trained
 on Sinica ``raw.train`` cut into characters and given as tokens (``--tokens``), before ``onlstm
