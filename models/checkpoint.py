@@ -45,7 +45,8 @@ class CheckpointError(RuntimeError):
     stable for programs: ``not_found``, ``unreadable`` (not the file format, truncated),
     ``not_a_release`` / ``not_a_training_checkpoint``, ``damaged`` (its header), ``unverifiable``
     (no digest), ``corrupted`` (the weights are not those digested), ``inconsistent`` (weights,
-    vocabulary and config do not fit), ``refused`` (pickled objects), ``language_mismatch``."""
+    vocabulary and config do not fit), ``refused`` (pickled objects), ``language_mismatch``,
+    ``unknown_unit`` (it reads units this version does not know)."""
 
     def __init__(self, message: str, code: str):
         super().__init__(message)

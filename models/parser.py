@@ -26,6 +26,11 @@ where a treebank puts it (``models.trees.punctuation``); restricted to the words
 exactly the words-only tree.  The distance reported for a mark is the next word's plus a
 hair (for display; the tree does not come from it).  ``punctuation="model"`` feeds every
 token to the model, for models trained with punctuation in their vocabulary.
+
+Units: a release reads words (every bundled model) or, where its metadata says ``"unit":
+"characters"`` (``onlstm train --unit characters``), each word's characters (``models.text.units``): the word's
+distance is then the one computed as its first character is read, the tree is still over the
+words, and the perplexity is per character read.
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from typing import Any, cast
 import torch
 from nltk import Tree
 
-from .checkpoint import Release, load_release
+from .checkpoint import CheckpointError, Release, load_release
 from .languages import (
     DEFAULT_LANGUAGE,
     TOKENS_GIVEN,
@@ -56,6 +61,7 @@ from .languages import (
 from .network.recurrence import narrow_inference_weights
 from .options import Decoder, Gate, OptionError, ParseOptions, Punctuation
 from .text.sentences import Sentence, split_text
+from .text.units import MAX_WORD_UNITS, UNITS, characters, expand, read_units
 from .text.vocab import UNK, is_punctuation, normalize
 from .trees import punctuation as marks
 from .trees.decoders import (
@@ -131,7 +137,7 @@ class ParseResult:
     """
 
     tokens: list[str]
-    perplexity: float  # exp(mean NLL of the model's words and <eos>), from a fresh state
+    perplexity: float  # exp(mean NLL of the units read (words, or characters) and <eos>), from a fresh state
     distances: list[float]  # one per token, of the layer that built the tree
     spans: list[tuple[int, int]]  # [start, end) of every constituent of >= 2 tokens, whole sentence included
     tree: Tree  # binary over the words, leaves are ``tokens``
@@ -225,6 +231,11 @@ class Parser:
         # trained on tokens cut by its trainer's own segmenter (onlstm train --tokens): the rules that
         # tokenize text here cut them otherwise (Japanese text, one character at a time)
         self.tokens_as_given = self.metadata.get("tokens") == TOKENS_GIVEN
+        # what the model reads of a word: the word, or its characters (models.text.units)
+        self.unit = str(self.metadata.get("unit", "words"))
+        if self.unit not in UNITS:
+            raise CheckpointError(f"{self.path}: the release reads {self.unit!r} units; this version of onlstm "
+                                  f"reads {' or '.join(UNITS)}: upgrade onlstm to load it", "unknown_unit")
 
     @classmethod
     def load(cls, path: str | Path | None = None, device: str | torch.device = "cpu",
@@ -340,10 +351,25 @@ class Parser:
             return list(range(len(tokens)))
         return [index for index, token in enumerate(tokens) if not is_punctuation(token)]
 
-    @torch.inference_mode()
+    def units_read(self, words: Sequence[str]) -> int:
+        """How many units the model reads of ``words`` (the count its perplexity is a mean over, less ``<eos>``)."""
+        return len(words) if self.unit == "words" else sum(len(read_units(word)) for word in words)
+
     def _run(self, token_lists: list[list[str]], batch_size: int, with_perplexity: bool,
              gate: str = "forget") -> list[tuple[list, float]]:
-        """Per sentence: ``gate``'s distances [layer][word] over the given tokens, and perplexity."""
+        """Per sentence: ``gate``'s distances [layer][word] over the given tokens, and perplexity;
+        a character reader's word distance is the one at the word's first character."""
+        if self.unit == "words":
+            return self._run_units(token_lists, batch_size, with_perplexity, gate)
+        expanded = [expand(tokens) for tokens in token_lists]
+        runs = self._run_units([units for units, _ in expanded], batch_size, with_perplexity, gate)
+        return [([[layer[start] for start in starts] for layer in per_layer], perplexity)
+                for (per_layer, perplexity), (_, starts) in zip(runs, expanded)]
+
+    @torch.inference_mode()
+    def _run_units(self, token_lists: list[list[str]], batch_size: int, with_perplexity: bool,
+                   gate: str = "forget") -> list[tuple[list, float]]:
+        """Per sentence: ``gate``'s distances [layer][unit] over the units given, and perplexity."""
         results: list[tuple[list, float]] = [([], math.nan)] * len(token_lists)
         # longest first: batches hold sentences of similar length (little padding), and rows
         # already sorted longest first let the recurrence skip finished rows without reordering
@@ -524,7 +550,7 @@ class Parser:
         layer_spans = LayerSpans(len(word_distances), decode)
         per_layer = [_fill(len(tokens), kept, distances) for distances in word_distances]
         words = [tokens[index] for index in kept]
-        unknown = sum(1 for word in words if normalize(word, self.language) not in self.vocab)
+        unknown = sum(1 for word in words if not self.knows(word))
         unk_share = unknown / len(words) if words else 0.0
         return ParseResult(
             tokens=tokens, perplexity=perplexity, distances=per_layer[layer], spans=layer_spans[layer],
@@ -533,9 +559,22 @@ class Parser:
             layer_spans=layer_spans, options=options, language=self.language, model=self.identity,
         )
 
+    def knows(self, word: str) -> bool:
+        """Whether the model reads ``word`` without ``<unk>``: the word, or each of its characters, in the vocabulary."""
+        if self.unit == "words":
+            return normalize(word, self.language) in self.vocab
+        return all(normalize(unit, self.language) in self.vocab for unit in read_units(word))
+
     def _result_warnings(self, sentence: Sentence, words: Sequence[str], unknown: int) -> list[str]:
-        """``_warnings``, and for a release trained on tokens as given, one for text tokenized here."""
+        """``_warnings``; for a character reader, one for tokens longer than it reads; for a release trained
+        on tokens as given, one for text tokenized here."""
         warnings = _warnings(words, unknown, self.language)
+        if self.unit == "characters":
+            long_words = [word for word in words if len(characters(word)) > MAX_WORD_UNITS]
+            if long_words:
+                warnings.append(f"{len(long_words)} token(s) of more than {MAX_WORD_UNITS} characters (the first begins "
+                                f"{long_words[0][:12]!r}); the model read the first {MAX_WORD_UNITS} characters of each: "
+                                "give text, or tokens cut into words")
         if self.tokens_as_given and sentence.offsets is not None:  # text, tokenized here
             warnings.append(f"the model {self.name!r} was trained on tokens cut by its trainer's own segmenter, and "
                             "this text was tokenized by the package's rules: give the sentence as tokens cut the "

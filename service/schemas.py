@@ -134,7 +134,9 @@ class SentenceResult(BaseModel):
         description="[start, end) token offsets of every constituent of two or more tokens, the sentence included."
     )
     distances: list[float] = Field(description="Syntactic distance of each token, from the layer that built the tree.")
-    perplexity: float | None = Field(description="Perplexity of the sentence under the language model.")
+    perplexity: float | None = Field(description="Perplexity of the sentence under the language model, per unit "
+                                     "it reads: per word, or per character for a model of one's own that reads "
+                                     "characters (GET /model's metadata.unit).")
     layer: int = Field(description="0-based layer whose distances built the tree.")
     offsets: list[tuple[int, int]] | None = Field(
         None, description="[start, end) character offsets of each token in the input text or sentence."

@@ -38,8 +38,10 @@ def _figures(report: dict) -> list[str]:
     current = report.get("rule") == RULE
     shipped = _shipped_rows(report)
     first = any(row.get("punctuation_first") for row in report["runs"]) and current
+    characters = current and all(row.get("unit") == "characters" for row in report["runs"])
+    prior = "no prior (a character reader)" if characters else "the prior's sign from that layer's lean, strength 0.4"
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
-             "release ships (layer 1, the prior's sign from that layer's lean, strength 0.4"
+             f"release ships (layer 1, {prior}"
              + (", punctuation first" if first else "") + "; model alone: "
              + ("punctuation first, no prior" if first else "no prior") + "): "
              + ", ".join(f"{Path(row['run']).name} {row['f1']:.1f} (model alone {row['model_alone_f1']:.1f})"
@@ -102,10 +104,34 @@ def _quality(report: dict) -> list[str]:
                "training on more text of your own (`onlstm train --language ... --init-from`), not a finished parser.")]
 
 
+def _prior(strength: float) -> str:
+    """How the distances meet the prior, in words."""
+    if strength:
+        return f", after a linear prior of strength {strength:+.1f} (`right_branching_bias`; negative leans left)"
+    return ", with no prior (`right_branching_bias` 0: the model's own distances)"
+
+
+def _reads(metadata: dict) -> str:
+    """What a character reader reads, in words (nothing for a word reader)."""
+    if metadata.get("unit") != "characters":
+        return ""
+    return ("It reads each word a character at a time (a run of Latin letters or digits is one unit); a word's "
+            "distance is the one as its first character is read, so the trees are over words and the perplexity is "
+            "per character. ")
+
+
+def _data(language: str, metadata: dict) -> str:
+    data = DATA[language][0]
+    if metadata.get("unit") == "characters":
+        return data.split(", its words joined")[0] + ", each word cut into characters"
+    return data
+
+
 def card(language: str, release_path: Path, report: dict) -> str:
-    metadata = load_release(release_path).metadata
+    release = load_release(release_path)
+    metadata = release.metadata
     choice = metadata.get("choice", {})
-    data, terms = DATA[language]
+    data, terms = _data(language, metadata), DATA[language][1]
     name = LANGUAGES[language].name
     return "\n".join([
         f"# Model card: `{metadata.get('name')}` (the bundled {name} model)", "",
@@ -114,15 +140,16 @@ def card(language: str, release_path: Path, report: dict) -> str:
         "## Terms", f"{terms}.", "", *_quality(report), "",
         "## What it is",
         f"An ON-LSTM language model trained on {name} plain text without any tree; its layer-{metadata['default_layer']} "
-        f"master-forget-gate distances give binary trees with the greedy top-down rule, after a linear prior of "
-        f"strength {metadata['default_right_branching_bias']:+.1f} (`right_branching_bias`; negative leans left)"
+        f"master-forget-gate distances give binary trees with the greedy top-down rule"
+        + _prior(float(metadata["default_right_branching_bias"]))
         + (", splitting first where the text has punctuation between two words (`punctuation_first`; "
            "`\"punctuation_first\": false` turns it off). " if metadata.get("default_punctuation_first") else ". ")
-        + f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
+        + _reads(metadata) + f"Text: {metadata.get('tokenizer')}; normalisation: {metadata.get('normalization')}.", "",
         "## Training",
         f"- Data: {data}; {metadata['training_tokens']:,} tokens, punctuation removed, "
         f"{100 * metadata['training_unk_share']:.1f}% outside the vocabulary of "
-        f"{metadata['train_config']['model']['vocab_size']:,}. Dev and test never read.",
+        f"{len(release.vocab) - 2:,} {'characters' if metadata.get('unit') == 'characters' else 'words'}. "
+        "Dev and test never read.",
         f"- Recipe: the `language` preset (3 layers of {metadata['train_config']['model']['hidden_size']}, "
         f"embedding 200, Adam, an average of the weights), {metadata['steps']} steps, seed {metadata.get('seed')}, "
         f"{metadata['training_minutes']} minutes on {metadata['device']} (one thread, beside other runs).",

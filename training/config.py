@@ -71,6 +71,9 @@ class TrainConfig(BaseModel):
     heldout_sentences: NonNegativeInt = 0
     dev_max_sentences: NonNegativeInt = 0  # evaluate on the first N dev sentences only (0 = all)
     punctuation: Literal["drop", "keep"] = "drop"  # "drop": words only (the reference protocol); "keep": punctuation too
+    # what the model reads of each word: the word, or its characters (models.text.units; trees stay over
+    # words, each word's distance the one at its first character); recorded in every release
+    unit: Literal["words", "characters"] = "words"
     min_count: PositiveInt = 1  # rarer tokens become <unk>
     # a release (.safetensors) to start from: its vocabulary, layer sizes and punctuation treatment
     # replace the fields here, its weights the random initialisation; the optimizer starts fresh

@@ -26,7 +26,8 @@ def evaluate_dev(model: ONLSTMLanguageModel, vocab: Vocab, config: TrainConfig, 
     was_training = model.training
     punctuation = "attach" if config.punctuation == "drop" else "model"
     parser = Parser(
-        Release(model=model, vocab=vocab, metadata={"punctuation": punctuation, "language": config.language}),
+        Release(model=model, vocab=vocab, metadata={"punctuation": punctuation, "language": config.language,
+                                                  "unit": config.unit}),
         model.embedding.weight.device,
     )
     try:

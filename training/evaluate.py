@@ -527,18 +527,21 @@ def parser_distances(parser, golds: Sequence[GoldSentence], mode: str, batch_siz
 def read_perplexity(parser, sentences: Sequence[Sequence[str]], punctuation: str, batch_size: int = 64) -> dict:
     """The model's perplexity over ``sentences`` as it reads them under ``punctuation``: a fresh
     state per sentence, exp of the mean NLL over every token read and each sentence's ``<eos>``;
-    ``{"perplexity", "loss" (mean NLL), "unk_share" (of the tokens read), "tokens" (read, <eos> included)}``."""
+    ``{"perplexity", "loss" (mean NLL), "unk_share" (of the words read), "tokens" (units read, <eos> included)}``;
+    a character reader's perplexity is per character."""
     results = parser.parse([list(sentence) for sentence in sentences], layer=0, punctuation=punctuation,
                            batch_size=batch_size)
     total_nll = total_tokens = total_unknown = 0.0
     for sentence, result in zip(sentences, results):
-        n_words = len(parser.model_positions(sentence, punctuation))
-        total_nll += math.log(result.perplexity) * (n_words + 1)  # the words read, and <eos>
-        total_tokens += n_words + 1
+        positions = parser.model_positions(sentence, punctuation)
+        n_words, n_units = len(positions), parser.units_read([sentence[index] for index in positions])
+        total_nll += math.log(result.perplexity) * (n_units + 1)  # the units read (words or characters), and <eos>
+        total_tokens += n_units + 1
         total_unknown += result.unk_share * n_words
+    n_read = sum(len(parser.model_positions(sentence, punctuation)) for sentence in sentences)
     loss = total_nll / max(total_tokens, 1)
     return {"perplexity": math.exp(loss), "loss": loss, "tokens": int(total_tokens),
-            "unk_share": total_unknown / max(total_tokens - len(sentences), 1)}
+            "unk_share": total_unknown / max(n_read, 1)}
 
 
 def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:
@@ -549,8 +552,7 @@ def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:
     for gold in golds:
         tokens = model_input(gold, mode)
         read.extend(tokens[index] for index in parser.model_positions(tokens, punctuation))
-    ids = parser.vocab.encode(read)
-    return sum(token_id == parser.vocab.unk_id for token_id in ids) / len(ids) if ids else None
+    return sum(not parser.knows(token) for token in read) / len(read) if read else None
 
 
 # --- EVALB ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import logging
 from pathlib import Path
 
 from ..models.checkpoint import Release, load_release
+from ..models.text.units import characters
 from ..models.text.vocab import is_punctuation
 from .config import TrainConfig
 from .corpora import CorpusError, ptb_split_files, read_corpus, read_treebank
@@ -18,7 +19,8 @@ logger = logging.getLogger("onlstm.training")
 
 
 def load_training_text(config: TrainConfig) -> list[list[str]]:
-    """All training sentences, with punctuation removed when the config says so."""
+    """All training sentences, cut into characters for a character reader (``unit``), with punctuation
+    removed when the config says so."""
     sentences = []
     data_dir = Path(config.data_dir) if config.data_dir else None
     for name in config.corpora:
@@ -27,6 +29,8 @@ def load_training_text(config: TrainConfig) -> list[list[str]]:
             raise CorpusError(f"corpus {name!r} has no sentences; check the file")
         sentences.extend(corpus)
         logger.info("corpus %s: %d sentences, %d tokens", name, len(corpus), sum(map(len, corpus)))
+    if config.unit == "characters":  # cut as a character reader reads parse input (models.text.units)
+        sentences = [[unit for token in sentence for unit in characters(token)] for sentence in sentences]
     if config.punctuation == "drop":
         sentences = [[token for token in sentence if not is_punctuation(token)] for sentence in sentences]
     sentences = [sentence for sentence in sentences if sentence]
@@ -77,8 +81,8 @@ SHAPE_FIELDS = ("vocab_size", "embedding_size", "hidden_size", "n_layers", "chun
 
 
 def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
-    """Load ``config.init_from`` and return it with the config's vocabulary size, layer sizes
-    and punctuation treatment set to the release's (dropout and everything else stay as
+    """Load ``config.init_from`` and return it with the config's vocabulary size, layer sizes,
+    unit and punctuation treatment set to the release's (dropout and everything else stay as
     configured): a words-only vocabulary has no punctuation to keep, and the reverse."""
     release = load_release(Path(config.init_from))
     shape = release.model.config
@@ -86,12 +90,14 @@ def start_from_release(config: TrainConfig) -> tuple[Release, TrainConfig]:
     if punctuation != config.punctuation:
         logger.info("punctuation=%s, as the release was trained (it was %s)", punctuation, config.punctuation)
     changes: dict = {"model": {name: getattr(shape, name) for name in SHAPE_FIELDS}, "punctuation": punctuation,
-                     "language": release.metadata.get("language", "en")}
+                     "language": release.metadata.get("language", "en"), "unit": release.metadata.get("unit", "words")}
     inherited = float(release.metadata.get("default_right_branching_bias", 0.0))
     if inherited and not config.right_branching_bias:
         # a fine-tuned model keeps the prior its trees were chosen with, unless the run re-chooses it
         logger.info("right_branching_bias=%g, the release's default", inherited)
         changes["right_branching_bias"] = inherited
+    if changes["unit"] != config.unit:  # its vocabulary holds the one or the other
+        logger.info("unit=%s, as the release was trained (it was %s)", changes["unit"], config.unit)
     if changes["language"] != config.language:
         logger.info("language=%s, as the release was trained (it was %s)", changes["language"], config.language)
     config = config.updated(changes)

@@ -569,7 +569,7 @@ class Trainer:
             "training_minutes": round(progress.elapsed_seconds / 60, 1),
             "device": str(self.device) + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "language": config.language,
-            **text_front_door(config.language, config.corpora),
+            **text_front_door(config.language, config.corpora, config.unit),
             "default_layer": evaluation.get("best_layer", config.model.n_layers // 2),
             "default_decoder": "greedy",
             "default_right_branching_bias": config.right_branching_bias,
@@ -603,25 +603,33 @@ class Trainer:
             )
 
 
-def text_front_door(language: str, corpora: Sequence[str] = ()) -> dict[str, str]:
-    """How the run's text was cut and normalised, recorded in its releases: ``tokenizer``, ``normalization``."""
+def text_front_door(language: str, corpora: Sequence[str] = (), unit: str = "words") -> dict[str, str]:
+    """How the run's text was cut and normalised, recorded in its releases: ``tokenizer``,
+    ``normalization`` and ``unit`` (and ``tokens``: ``TOKENS_GIVEN`` for words cut by the user's own segmenter)."""
     from ..models.languages import TOKENS_GIVEN
     from .corpora import TOKENS_PREFIX
 
+    normalization = ("NFKC, Traditional to Simplified (OpenCC t2s), lowercase, digit runs to N" if language == "zh"
+                     else "lowercase, digit runs to N")
     if corpora and all(name.startswith(TOKENS_PREFIX) for name in corpora):
-        return {"tokenizer": "the user's own: tokens as given (parse its text tokenized the same way, "
-                             "--input-format tokens or \"tokens\" over HTTP)",
-                "tokens": TOKENS_GIVEN,  # read by Parser.tokens_as_given: text it tokenizes gets a warning
-                "normalization": "lowercase, digit runs to N"}
-    if language == "zh":
+        front = {"tokenizer": "the user's own: tokens as given (parse its text tokenized the same way, "
+                              "--input-format tokens or \"tokens\" over HTTP)",
+                 "tokens": TOKENS_GIVEN}  # read by Parser.tokens_as_given: text it tokenizes gets a warning
+    elif language == "zh":
         import jieba
 
-        return {"tokenizer": f"jieba {jieba.__version__} words of Simplified characters",
-                "normalization": "NFKC, Traditional to Simplified (OpenCC t2s), lowercase, digit runs to N"}
-    from ..models.text.front_doors import FRONT_DOORS
+        front = {"tokenizer": f"jieba {jieba.__version__} words of Simplified characters"}
+    else:
+        from ..models.text.front_doors import FRONT_DOORS
 
-    rules = language if language in FRONT_DOORS else f"{language}: the rules of languages without rules of their own"
-    return {"tokenizer": f"onlstm.models.text ({rules})", "normalization": "lowercase, digit runs to N"}
+        rules = language if language in FRONT_DOORS else f"{language}: the rules of languages without rules of their own"
+        front = {"tokenizer": f"onlstm.models.text ({rules})"}
+    if unit == "characters":
+        # the characters are the same however the words were cut: no warning for text tokenized here
+        front.pop("tokens", None)
+        front["tokenizer"] = (f"characters of the words ({front['tokenizer']}); a run of Latin letters or digits "
+                              "is one unit")
+    return {**front, "normalization": normalization, "unit": unit}
 
 
 def _by_layer(values: list[float]) -> str:

@@ -126,6 +126,7 @@ def score_model(parser, golds: list, mode: str, decoders: list[str], batch_size:
     # as a parse reads them (a words-only model drops the marks): what the service's perplexity means
     read = read_perplexity(parser, [model_input(gold, mode) for gold in golds], parser.default_punctuation, batch_size)
     report["perplexity"], report["perplexity_tokens"] = read["perplexity"], read["tokens"]
+    report["unit"] = parser.unit  # what a perplexity is a mean over: words or characters
     if evalb is not None:
         layer = parser.default_layer
         decoder = decoders[0] if len(decoders) == 1 else parser.default_decoder
@@ -169,11 +170,15 @@ def print_report(output: dict, modes: list[str], baselines_only: bool) -> None:
         report = output["reports"][mode]
         print()
         print(format_table(report))
+        characters = report.get("unit") == "characters"
         if report.get("unk_share") is not None:
-            print(f"<unk>: {100 * report['unk_share']:.1f}% of the tokens the model read are outside its vocabulary")
+            print(f"<unk>: {100 * report['unk_share']:.1f}% of the "
+                  f"{'words the model read have a character' if characters else 'tokens the model read are'} "
+                  "outside its vocabulary")
         if report.get("perplexity") is not None:
-            print(f"perplexity: {report['perplexity']:.1f} over the {report['perplexity_tokens']:,} tokens the model "
-                  "read (<eos> included), a fresh state per sentence")
+            print(f"perplexity: {report['perplexity']:.1f} over the {report['perplexity_tokens']:,} "
+                  f"{'characters' if characters else 'tokens'} the model read (<eos> included), a fresh state per "
+                  "sentence")
         if "evalb" in report:
             evalb = report["evalb"]
             print(

@@ -3,6 +3,7 @@
     onlstm train --preset cpu --out runs/cpu
     onlstm train --language es --text mi_texto.txt --out runs/es    # your own text, any language, no tree
     onlstm train --language ja --tokens words.txt --out runs/ja     # tokenized already: one sentence a line
+    onlstm train --language zh --text 中文.txt --out runs/zh --unit characters  # read a character at a time
     onlstm train --out runs/cpu --resume --max-steps 2000
     torchrun --standalone --nproc-per-node=2 -m onlstm train --preset cpu --out runs/ddp
 
@@ -63,6 +64,10 @@ def build_argparser() -> argparse.ArgumentParser:
     parser.add_argument("--language", help="the text's language, any ISO 639-1 code (default en); en, zh, es, pt, nl have rules "
                         "of their own for splitting and tokenizing, every other language those shared by languages "
                         "written with spaces between words")
+    parser.add_argument("--unit", choices=("words", "characters"),
+                        help="what the model reads of each word (default words): characters reads each word's "
+                        "characters (a run of Latin letters or digits is one), and the trees stay over words "
+                        "(experimental: on clean Chinese text it scored below the word model; training/README.md)")
     parser.add_argument("--dev", metavar="TREEBANK", help="gold trees scored beside the tree-free choice (oracle rows): "
                         "ptb-dev, a .mrg file or folder, or the language's treebank folder")
     parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")
@@ -86,6 +91,7 @@ def named_flags(args: argparse.Namespace) -> dict:
         "seed": args.seed,
         "corpora": _corpora(args),
         "language": args.language,
+        "unit": args.unit,
         "dev_corpus": args.dev,
         "data_dir": args.data,
         "device": args.device,

@@ -43,3 +43,16 @@ def test_a_report_whose_rule_splits_at_punctuation_first_says_so_in_the_sentence
     assert "| 1 | +0.4, punctuation first | 25.6 |" in text
     plain = "\n".join(cards._figures(report(RULE)))
     assert "punctuation first" not in plain and "model alone: no prior" in plain
+
+
+def test_a_character_readers_card_says_it_reads_characters_without_a_prior():
+    readers = report(RULE)
+    readers["runs"][0].update(unit="characters", right_branching_bias=0.0, punctuation_first=True)
+    text = "\n".join(cards._figures(readers))
+    assert "(layer 1, no prior (a character reader), punctuation first;" in text
+    assert "| 1 | +0.0, punctuation first | 25.6 |" in text
+    assert cards._reads({"unit": "characters"}).startswith("It reads each word a character at a time")
+    assert cards._reads({}) == "" and cards._prior(0.0).startswith(", with no prior")
+    assert cards._prior(0.4) == ", after a linear prior of strength +0.4 (`right_branching_bias`; negative leans left)"
+    assert cards._data("zh", {"unit": "characters"}).endswith("Traditional characters), each word cut into characters")
+    assert "jieba" in cards._data("zh", {})

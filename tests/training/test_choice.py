@@ -175,3 +175,30 @@ def test_text_tokenized_by_ones_own_segmenter_trains_and_records_it(tmp_path):
     assert parser.tokens_as_given and not result.warnings
     cut_here = parser.parse("猫が庭で寝ている。")  # text: the package's rules cut it a character at a time
     assert "give the sentence as tokens cut the same way" in cut_here.warnings[-1]
+
+
+@pytest.mark.slow
+def test_a_character_reader_trains_on_plain_chinese_text_and_parses_words(tmp_path):
+    from onlstm.cli.train import main
+    from onlstm.models.parser import Parser
+    from onlstm.models.text.units import characters
+
+    text = tmp_path / "zh.txt"
+    text.write_text("北京是中国的首都。我们在学校学习中文，GDP增长了3%。\n苹果和香蕉的颜色都是什么？\n" * 300,
+                    encoding="utf-8")
+    out = tmp_path / "run"
+    assert main(["--preset", "tiny", "--language", "zh", "--unit", "characters", "--text", str(text),
+                 "--out", str(out), "--set", "threads=1", "--set", "max_steps=20"]) == 0
+    metadata = load_release(out / "best.safetensors").metadata
+    assert metadata["unit"] == "characters" and metadata["tokenizer"].startswith("characters of the words (jieba")
+    assert "tokens" not in metadata and metadata["training_unk_share"] == 0.0
+    choice = json.loads((out / "choice.json").read_text())
+    assert choice["unit"] == "characters" and abs(choice["right_branching_bias"]) == PRIOR_STRENGTH  # one rule
+    assert choice["right_branching_bias"] == metadata["default_right_branching_bias"]
+    parser = Parser.load(out / "best.safetensors", language="zh")
+    vocabulary = set(parser.vocab.itos)
+    assert {"gdp", "北", "京"} <= vocabulary and "北京" not in vocabulary and "。" not in vocabulary
+    [result] = parser.parse_text("北京是中国的首都。")
+    assert result.tokens == ["北京", "是", "中国", "的", "首都", "。"]  # jieba's words: the tree is over words
+    assert result.tree.leaves() == result.tokens and result.unk_share == 0.0 and not result.warnings
+    assert parser.units_read(result.tokens[:-1]) == len([c for word in result.tokens[:-1] for c in characters(word)])

@@ -109,3 +109,22 @@ def test_a_language_run_is_named_after_its_language(tmp_path):
     mine = requested_config(build_argparser().parse_args(["--out", "run", "--language", "fr", "--text", str(text),
                                                           "--set", "name=mon-modele"]))
     assert mine.name == "mon-modele"
+
+
+def test_a_run_reads_characters_only_when_the_command_says_so(tmp_path):
+    from onlstm.cli.train import build_argparser, requested_config
+    from onlstm.training.config import TrainConfig
+    from onlstm.training.inputs import load_training_text
+
+    text = tmp_path / "zh.txt"
+    text.write_text("北京是中国的首都。GDP增长了3%。\n")
+
+    def config(*extra: str) -> TrainConfig:
+        return requested_config(build_argparser().parse_args(["--out", "run", "--text", str(text), *extra]))
+
+    assert config("--language", "zh").unit == "words" and config().unit == "words"
+    assert config("--language", "zh", "--unit", "characters").unit == "characters"
+    assert config("--language", "zh", "--set", "unit=characters").unit == "characters"
+    assert load_training_text(config("--language", "zh", "--unit", "characters")) == [
+        list("北京是中国的首都"), ["GDP", "增", "长", "了", "3", "%"]]
+    assert load_training_text(config("--language", "zh"))[0][:4] == ["北京", "是", "中国", "的"]

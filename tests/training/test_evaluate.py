@@ -352,6 +352,7 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
         vocab = Vocab(["<eos>", "<unk>", "the", "cat", "sat", "on"])
 
         language = "en"
+        unit = "words"
 
         @classmethod
         def load(cls, path, language=None):
@@ -359,6 +360,12 @@ def test_cli_with_a_fake_parser(tmp_path, capsys, monkeypatch):
 
         def model_positions(self, tokens, punctuation):
             return list(range(len(tokens)))
+
+        def units_read(self, words):
+            return len(words)
+
+        def knows(self, word):
+            return self.vocab.encode([word]) != [self.vocab.unk_id]
 
         def layer_distances(self, token_lists, batch_size=64, punctuation=None, gate=None):
             seen.append(punctuation)

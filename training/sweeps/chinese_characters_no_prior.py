@@ -64,6 +64,7 @@ def score_run(run: Path, golds: list) -> dict[str, Any]:
 def main() -> None:
     arguments = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     arguments.add_argument("runs", nargs=3, type=Path)
+    arguments.add_argument("--out", type=Path, default=OUT, help=f"the JSON written (default {OUT})")
     args = arguments.parse_args()
     data = Path(os.environ.get("ONLSTM_DATA", "../shared/data"))
     golds = list(read_gold("zh", str(data / "multilingual/zh-sinica"), "dev"))
@@ -92,7 +93,7 @@ def main() -> None:
         "over_balanced": mean - baselines["balanced"],
         "plus_three_over_balanced": mean - baselines["balanced"] >= 3.0,
     }
-    OUT.write_text(json.dumps(result, indent=1) + "\n")
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
     print(f"mean {mean:.1f} (spread {result['spread']:.1f}); balanced {baselines['balanced']:.1f}; criteria {criteria}")
 
 
