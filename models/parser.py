@@ -27,8 +27,8 @@ exactly the words-only tree.  The distance reported for a mark is the next word'
 hair (for display; the tree does not come from it).  ``punctuation="model"`` feeds every
 token to the model, for models trained with punctuation in their vocabulary.
 
-Units: a release reads words (every bundled model) or, where its metadata says ``"unit":
-"characters"`` (``onlstm train --unit characters``), each word's characters (``models.text.units``): the word's
+Units: a release reads words or, where its metadata says ``"unit": "characters"`` (the Chinese
+model since 0.14.0, ``onlstm train --unit characters``), each word's characters (``models.text.units``): the word's
 distance is then the one computed as its first character is read, the tree is still over the
 words, and the perplexity is per character read.
 """

@@ -135,8 +135,8 @@ class SentenceResult(BaseModel):
     )
     distances: list[float] = Field(description="Syntactic distance of each token, from the layer that built the tree.")
     perplexity: float | None = Field(description="Perplexity of the sentence under the language model, per unit "
-                                     "it reads: per word, or per character for a model of one's own that reads "
-                                     "characters (GET /model's metadata.unit).")
+                                     "it reads: per word, or per character for a model that reads characters "
+                                     "(the bundled zh model since 0.14.0; GET /model's metadata.unit).")
     layer: int = Field(description="0-based layer whose distances built the tree.")
     offsets: list[tuple[int, int]] | None = Field(
         None, description="[start, end) character offsets of each token in the input text or sentence."

@@ -39,9 +39,10 @@ def _figures(report: dict) -> list[str]:
     shipped = _shipped_rows(report)
     first = any(row.get("punctuation_first") for row in report["runs"]) and current
     characters = current and all(row.get("unit") == "characters" for row in report["runs"])
-    prior = "no prior (a character reader)" if characters else "the prior's sign from that layer's lean, strength 0.4"
+    where = ("the top layer, no prior (a character reader)" if characters
+             else "layer 1, the prior's sign from that layer's lean, strength 0.4")
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
-             f"release ships (layer 1, {prior}"
+             f"release ships ({where}"
              + (", punctuation first" if first else "") + "; model alone: "
              + ("punctuation first, no prior" if first else "no prior") + "): "
              + ", ".join(f"{Path(row['run']).name} {row['f1']:.1f} (model alone {row['model_alone_f1']:.1f})"
@@ -162,7 +163,9 @@ def card(language: str, release_path: Path, report: dict) -> str:
         f"agreement per layer {choice.get('agreement_per_layer')} (with step {choice.get('compared_with_step')}), "
         f"lean per layer {choice.get('lean_per_layer')}. No gold tree was read for any of these. The agreement "
         "chose the layer under the first rule (v1); it chose the top layer on English too, 25.4 dev F1 where "
-        "layer 1 gives 54.1, so the layer is now English's middle one.", "",
+        "layer 1 gives 54.1, so the layer is now English's middle one"
+        + ("; a character reader takes its top layer, with no prior." if metadata.get("unit") == "characters" else ".")
+        , "",
         "## Evaluation", *_figures(report), "",
     ])
 

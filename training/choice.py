@@ -5,7 +5,8 @@ A user of a language without a treebank has held-out text and nothing else, so t
 (``choose_without_trees``) reads only the run's releases and held-out sentences:
 
 * **checkpoint**: the lowest held-out perplexity (what the run already selects on);
-* **layer**: the middle layer (``n_layers // 2``: layer 1 of 3), the English model's layer,
+* **layer**: the top layer for a character reader (``unit`` ``characters``; below); else the
+  middle layer (``n_layers // 2``: layer 1 of 3), the English model's layer,
   carried unchanged like the strength.  The first rule chose the layer whose trees on the
   held-out sentences agree most with the same layer's trees at half the step (structure that
   stays while the model learns); it chose the top layer in four languages of five, and on
@@ -15,11 +16,14 @@ A user of a language without a treebank has held-out text and nothing else, so t
 * **prior sign**: the direction the chosen layer's own trees lean: the mean over held-out
   sentences of F1 against the right-branching tree minus F1 against the left-branching one;
 * **prior strength**: ``PRIOR_STRENGTH`` (0.4) whatever the language, the strength chosen on
-  English dev trees for the English model, carried unchanged: no tree of the language is read,
-  and a character reader (``unit`` ``characters``) is no exception.  No prior for character readers
-  passed a test written before its runs existed, on text that turned out to carry fragments of
-  Sinica's annotation; on clean text it fell below the word model, so it was withdrawn
-  (``training/sweeps/results/preregistration-chinese-characters-no-prior.md``);
+  English dev trees for the English model, carried unchanged: no tree of the language is read;
+* **a character reader** (``unit`` ``characters``): its top layer and no prior.  A character reader
+  composes each word over several steps, and on clean Chinese text its word-level structure sat in
+  the top layer; adopted in 0.14.0 by a test written before its runs existed
+  (``training/sweeps/results/preregistration-chinese-characters-top-layer.md``: fresh seeds of the
+  product's own path, ``languages-zh-characters-top-layer-cpu.json``).  An earlier test of no prior
+  at the middle layer passed on text that carried fragments of Sinica's annotation and was withdrawn
+  (``preregistration-chinese-characters-no-prior.md``);
 * **punctuation first** (``ParseOptions.punctuation_first``) for a release that reads words only
   (punctuation ``attach``): the text's marks are split at first, then the distances decide.
   Adopted in 0.13.0 by a test written before its runs existed
@@ -68,7 +72,8 @@ logger = logging.getLogger(__name__)
 PRIOR_STRENGTH = 0.4
 ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.4, 0.8)
 RULE = ("checkpoint: lowest held-out perplexity; layer: the middle one (English's); prior: sign of the layer's own "
-        "lean (right minus left), strength 0.4 (English's); punctuation first where the release reads words only")
+        "lean (right minus left), strength 0.4 (English's); a character reader: the top layer, no prior; punctuation "
+        "first where the release reads words only")
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
 
 
@@ -137,9 +142,11 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
         agreements = [agreement(chosen_trees[layer], reference_trees[layer], lengths) for layer in range(n_layers)]
     else:  # one evaluation: nothing to compare with
         reference, agreements = None, []
-    layer = n_layers // 2
+    characters = chosen_parser.unit == "characters"
+    layer = n_layers - 1 if characters else n_layers // 2
     leans = [lean(chosen_trees[index], lengths) for index in range(n_layers)]
     sign = 1.0 if leans[layer] >= 0 else -1.0
+    strength = 0.0 if characters else PRIOR_STRENGTH
     return {
         "rule": RULE,
         "checkpoint": best.path.name,
@@ -149,7 +156,7 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
         "agreement_per_layer": [round(value, 2) for value in agreements],
         "lean_per_layer": [round(value, 2) for value in leans],
         "layer": layer,
-        "right_branching_bias": sign * PRIOR_STRENGTH,
+        "right_branching_bias": sign * strength if strength else 0.0,
         "punctuation_first": reads_words_only(chosen_parser),
         "unit": chosen_parser.unit,
         "heldout_sentences": len(heldout),

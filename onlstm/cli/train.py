@@ -3,7 +3,7 @@
     onlstm train --preset cpu --out runs/cpu
     onlstm train --language es --text mi_texto.txt --out runs/es    # your own text, any language, no tree
     onlstm train --language ja --tokens words.txt --out runs/ja     # tokenized already: one sentence a line
-    onlstm train --language zh --text 中文.txt --out runs/zh --unit characters  # read a character at a time
+    onlstm train --language zh --text 中文.txt --out runs/zh          # Chinese: read a character at a time
     onlstm train --out runs/cpu --resume --max-steps 2000
     torchrun --standalone --nproc-per-node=2 -m onlstm train --preset cpu --out runs/ddp
 
@@ -35,6 +35,9 @@ from ..training.trainer import TrainingDiverged, saved_config
 logger = logging.getLogger("onlstm.training")
 
 DEFAULT_PRESET = "cpu"
+# What a language's model reads by default: Chinese its characters (0.14.0: the top layer of a character
+# reader on fresh seeds; training/sweeps/results/preregistration-chinese-characters-top-layer.md)
+LANGUAGE_UNITS = {"zh": "characters"}
 LANGUAGE_PRESET = "language"  # the default preset of a language other than English
 LANGUAGE_PRESET_NAME = "onlstm-language"  # its name field, replaced by onlstm-LANG in what it trains
 
@@ -65,9 +68,9 @@ def build_argparser() -> argparse.ArgumentParser:
                         "of their own for splitting and tokenizing, every other language those shared by languages "
                         "written with spaces between words")
     parser.add_argument("--unit", choices=("words", "characters"),
-                        help="what the model reads of each word (default words): characters reads each word's "
-                        "characters (a run of Latin letters or digits is one), and the trees stay over words "
-                        "(experimental: on clean Chinese text it scored below the word model; training/README.md)")
+                        help="what the model reads of each word (default: characters for zh, words for every other "
+                        "language): characters reads each word's characters (a run of Latin letters or digits is one), "
+                        "and the trees stay over words")
     parser.add_argument("--dev", metavar="TREEBANK", help="gold trees scored beside the tree-free choice (oracle rows): "
                         "ptb-dev, a .mrg file or folder, or the language's treebank folder")
     parser.add_argument("--data", help="the shared data folder (default: $ONLSTM_DATA or ../shared/data)")
@@ -130,6 +133,11 @@ def requested_config(args: argparse.Namespace) -> TrainConfig:
         logger.info("--resume: the model, data and optimisation come from the checkpoint; --preset gives the run length")
         base = base.updated({name: getattr(preset, name) for name in RUN_LENGTH_FIELDS})
     config = _own_text_only(base.override(args.set).updated(named_flags(args)), args)
+    if (not args.resume and args.unit is None and not any(item.startswith("unit=") for item in args.set)
+            and config.language in LANGUAGE_UNITS):
+        # the recipe of the language's bundled model, unless the command says otherwise (--unit words)
+        config = config.updated({"unit": LANGUAGE_UNITS[config.language]})
+        logger.info("unit=%s, the default for %s (--unit words to read words)", config.unit, config.language)
     if config.name == LANGUAGE_PRESET_NAME and not any(item.startswith("name=") for item in args.set):
         # the preset's name says how it was trained, not what it parses: each result carries the name
         config = config.updated({"name": f"onlstm-{config.language}"})

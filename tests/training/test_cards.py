@@ -49,7 +49,7 @@ def test_a_character_readers_card_says_it_reads_characters_without_a_prior():
     readers = report(RULE)
     readers["runs"][0].update(unit="characters", right_branching_bias=0.0, punctuation_first=True)
     text = "\n".join(cards._figures(readers))
-    assert "(layer 1, no prior (a character reader), punctuation first;" in text
+    assert "(the top layer, no prior (a character reader), punctuation first;" in text
     assert "| 1 | +0.0, punctuation first | 25.6 |" in text
     assert cards._reads({"unit": "characters"}).startswith("It reads each word a character at a time")
     assert cards._reads({}) == "" and cards._prior(0.0).startswith(", with no prior")

@@ -193,8 +193,8 @@ def test_a_character_reader_trains_on_plain_chinese_text_and_parses_words(tmp_pa
     assert metadata["unit"] == "characters" and metadata["tokenizer"].startswith("characters of the words (jieba")
     assert "tokens" not in metadata and metadata["training_unk_share"] == 0.0
     choice = json.loads((out / "choice.json").read_text())
-    assert choice["unit"] == "characters" and abs(choice["right_branching_bias"]) == PRIOR_STRENGTH  # one rule
-    assert choice["right_branching_bias"] == metadata["default_right_branching_bias"]
+    assert choice["unit"] == "characters" and choice["layer"] == metadata["default_layer"] == 2  # the top one
+    assert choice["right_branching_bias"] == metadata["default_right_branching_bias"] == 0.0  # no prior
     parser = Parser.load(out / "best.safetensors", language="zh")
     vocabulary = set(parser.vocab.itos)
     assert {"gdp", "北", "京"} <= vocabulary and "北京" not in vocabulary and "。" not in vocabulary

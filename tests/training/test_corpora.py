@@ -111,7 +111,7 @@ def test_a_language_run_is_named_after_its_language(tmp_path):
     assert mine.name == "mon-modele"
 
 
-def test_a_run_reads_characters_only_when_the_command_says_so(tmp_path):
+def test_chinese_reads_characters_unless_the_command_says_words(tmp_path):
     from onlstm.cli.train import build_argparser, requested_config
     from onlstm.training.config import TrainConfig
     from onlstm.training.inputs import load_training_text
@@ -122,9 +122,10 @@ def test_a_run_reads_characters_only_when_the_command_says_so(tmp_path):
     def config(*extra: str) -> TrainConfig:
         return requested_config(build_argparser().parse_args(["--out", "run", "--text", str(text), *extra]))
 
-    assert config("--language", "zh").unit == "words" and config().unit == "words"
-    assert config("--language", "zh", "--unit", "characters").unit == "characters"
-    assert config("--language", "zh", "--set", "unit=characters").unit == "characters"
-    assert load_training_text(config("--language", "zh", "--unit", "characters")) == [
+    assert config("--language", "zh").unit == "characters"  # Chinese's default
+    assert config("--language", "zh", "--unit", "words").unit == "words"
+    assert config("--language", "zh", "--set", "unit=words").unit == "words"
+    assert config("--language", "fr").unit == "words" and config().unit == "words"
+    assert load_training_text(config("--language", "zh")) == [
         list("北京是中国的首都"), ["GDP", "增", "长", "了", "3", "%"]]
-    assert load_training_text(config("--language", "zh"))[0][:4] == ["北京", "是", "中国", "的"]
+    assert load_training_text(config("--language", "zh", "--unit", "words"))[0][:4] == ["北京", "是", "中国", "的"]
