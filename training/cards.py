@@ -112,9 +112,13 @@ def _prior(strength: float) -> str:
     return ", with no prior (`right_branching_bias` 0: the model's own distances)"
 
 
+def _reads_characters(metadata: dict) -> bool:
+    return metadata.get("unit") == "characters"
+
+
 def _reads(metadata: dict) -> str:
     """What a character reader reads, in words (nothing for a word reader)."""
-    if metadata.get("unit") != "characters":
+    if not _reads_characters(metadata):
         return ""
     return ("It reads each word a character at a time (a run of Latin letters or digits is one unit); a word's "
             "distance is the one as its first character is read, so the trees are over words and the perplexity is "
@@ -123,7 +127,7 @@ def _reads(metadata: dict) -> str:
 
 def _data(language: str, metadata: dict) -> str:
     data = DATA[language][0]
-    if metadata.get("unit") == "characters":
+    if _reads_characters(metadata):
         return data.split(", its words joined")[0] + ", each word cut into characters"
     return data
 
@@ -149,7 +153,7 @@ def card(language: str, release_path: Path, report: dict) -> str:
         "## Training",
         f"- Data: {data}; {metadata['training_tokens']:,} tokens, punctuation removed, "
         f"{100 * metadata['training_unk_share']:.1f}% outside the vocabulary of "
-        f"{len(release.vocab) - 2:,} {'characters' if metadata.get('unit') == 'characters' else 'words'}. "
+        f"{len(release.vocab) - 2:,} {'characters' if _reads_characters(metadata) else 'words'}. "
         "Dev and test never read.",
         f"- Recipe: the `language` preset (3 layers of {metadata['train_config']['model']['hidden_size']}, "
         f"embedding 200, Adam, an average of the weights), {metadata['steps']} steps, seed {metadata.get('seed')}, "
@@ -164,7 +168,7 @@ def card(language: str, release_path: Path, report: dict) -> str:
         f"lean per layer {choice.get('lean_per_layer')}. No gold tree was read for any of these. The agreement "
         "chose the layer under the first rule (v1); it chose the top layer on English too, 25.4 dev F1 where "
         "layer 1 gives 54.1, so the layer is now English's middle one"
-        + ("; a character reader takes its top layer, with no prior." if metadata.get("unit") == "characters" else ".")
+        + ("; a character reader takes its top layer, with no prior." if _reads_characters(metadata) else ".")
         , "",
         "## Evaluation", *_figures(report), "",
     ])

@@ -532,16 +532,17 @@ def read_perplexity(parser, sentences: Sequence[Sequence[str]], punctuation: str
     results = parser.parse([list(sentence) for sentence in sentences], layer=0, punctuation=punctuation,
                            batch_size=batch_size)
     total_nll = total_tokens = total_unknown = 0.0
+    total_words = 0
     for sentence, result in zip(sentences, results):
         positions = parser.model_positions(sentence, punctuation)
         n_words, n_units = len(positions), parser.units_read([sentence[index] for index in positions])
         total_nll += math.log(result.perplexity) * (n_units + 1)  # the units read (words or characters), and <eos>
         total_tokens += n_units + 1
         total_unknown += result.unk_share * n_words
-    n_read = sum(len(parser.model_positions(sentence, punctuation)) for sentence in sentences)
+        total_words += n_words
     loss = total_nll / max(total_tokens, 1)
     return {"perplexity": math.exp(loss), "loss": loss, "tokens": int(total_tokens),
-            "unk_share": total_unknown / max(n_read, 1)}
+            "unk_share": total_unknown / max(total_words, 1)}
 
 
 def unk_share(parser, golds: Sequence[GoldSentence], mode: str) -> float | None:
