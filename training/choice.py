@@ -5,7 +5,7 @@ A user of a language without a treebank has held-out text and nothing else, so t
 (``choose_without_trees``) reads only the run's releases and held-out sentences:
 
 * **checkpoint**: the lowest held-out perplexity (what the run already selects on);
-* **layer**: the top layer for a character reader (``unit`` ``characters``; below); else the
+* **layer**: the bottom layer for a character reader (``unit`` ``characters``; below); else the
   middle layer (``n_layers // 2``: layer 1 of 3), the English model's layer,
   carried unchanged like the strength.  The first rule chose the layer whose trees on the
   held-out sentences agree most with the same layer's trees at half the step (structure that
