@@ -24,8 +24,8 @@ from onlstm.training.evaluate import score_spans, with_punctuation_first
 from onlstm.training.treebanks import read_gold
 
 OUT = Path("training/sweeps/results/chinese-characters-input-gate-cpu.json")
-RULE = {"gate": "input", "layer": 0, "decoder": "split"}
-SHIPPED = {"gate": "forget", "layer": 2, "decoder": "greedy"}
+RULE = ("input", 0, "split")  # gate, layer, decoder
+SHIPPED = ("forget", 2, "greedy")
 
 
 def f1(path: Path, golds: list, gate: str, layer: int, decoder: str) -> float:
@@ -48,9 +48,9 @@ def main() -> None:
         chosen = run / choice["checkpoint"]
         row = {"run": str(run), "chosen_step": choice["checkpoint_step"],
                "heldout_perplexity": choice["heldout_perplexity"],
-               "rule": f1(chosen, golds, **RULE),
-               "shipped_rule_at_chosen": f1(chosen, golds, **SHIPPED),
-               "shipped_rule_at_step1000": f1(run / "release-step1000.safetensors", golds, **SHIPPED)}
+               "rule": f1(chosen, golds, *RULE),
+               "shipped_rule_at_chosen": f1(chosen, golds, *SHIPPED),
+               "shipped_rule_at_step1000": f1(run / "release-step1000.safetensors", golds, *SHIPPED)}
         rows.append(row)
         print(json.dumps(row), flush=True)
     columns = ["rule", "shipped_rule_at_chosen", "shipped_rule_at_step1000", "heldout_perplexity"]
@@ -58,7 +58,8 @@ def main() -> None:
                         "spread": max(row[column] for row in rows) - min(row[column] for row in rows)}
                for column in columns}
     print(json.dumps(summary))
-    arguments.out.write_text(json.dumps({"rule": RULE, "shipped_rule": SHIPPED, "prior": 0.0,
+    arguments.out.write_text(json.dumps({"rule": dict(zip(("gate", "layer", "decoder"), RULE)),
+                                         "shipped_rule": dict(zip(("gate", "layer", "decoder"), SHIPPED)), "prior": 0.0,
                                          "punctuation_first": True, "runs": rows, "summary": summary}, indent=1) + "\n")
 
 
