@@ -15,7 +15,7 @@ Subpackages, lowest floor first (each imports only from the floors below it):
 
 from __future__ import annotations
 
-__version__ = "0.14.0"
+__version__ = "0.15.0"
 
 __all__ = ["LanguageError", "OptionError", "ParseOptions", "Parser", "ParserPool", "ParseResult", "__version__"]
 

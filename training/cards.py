@@ -17,7 +17,7 @@ from pathlib import Path
 
 from ..models.checkpoint import load_release
 from ..models.languages import LANGUAGES
-from .choice import RULE
+from .choice import RULE, decoding_note
 
 DATA = {
     "zh": ("the train split of the Sinica Treebank 3.0 sample (8,000 clauses of the Academia Sinica Balanced "
@@ -39,7 +39,7 @@ def _figures(report: dict) -> list[str]:
     shipped = _shipped_rows(report)
     first = any(row.get("punctuation_first") for row in report["runs"]) and current
     characters = current and all(row.get("unit") == "characters" for row in report["runs"])
-    where = ("the top layer, no prior (a character reader)" if characters
+    where = ("the input gate's bottom layer, the split decoder, no prior (a character reader)" if characters
              else "layer 1, the prior's sign from that layer's lean, strength 0.4")
     lines = [f"Dev split ({report['dev_sentences']} sentences, words only, sentence-level F1). With the rule the "
              f"release ships ({where}"
@@ -55,7 +55,7 @@ def _figures(report: dict) -> list[str]:
              "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for row in report["runs"]:
         oracle = row.get("oracle", {})
-        lines.append(f"| {Path(row['run']).name} | step {row['checkpoint_step']} | {row['layer']} | "
+        lines.append(f"| {Path(row['run']).name} | step {row['checkpoint_step']} | {row['layer']}{decoding_note(row)} | "
                      f"{row['right_branching_bias']:+.1f}{', punctuation first' if row.get('punctuation_first') else ''} | "
                      f"{row['tree_free_f1']:.1f} | {row['model_alone_f1']:.1f} | "
                      f"{row['oracle_f1']:.1f} (step {oracle.get('checkpoint_step')}, layer {oracle.get('layer')}, "
@@ -145,7 +145,8 @@ def card(language: str, release_path: Path, report: dict) -> str:
         "## Terms", f"{terms}.", "", *_quality(report), "",
         "## What it is",
         f"An ON-LSTM language model trained on {name} plain text without any tree; its layer-{metadata['default_layer']} "
-        f"master-forget-gate distances give binary trees with the greedy top-down rule"
+        f"master-{metadata.get('default_gate', 'forget')}-gate distances give binary trees with the "
+        f"{metadata.get('default_decoder', 'greedy')} top-down rule"
         + _prior(float(metadata["default_right_branching_bias"]))
         + (", splitting first where the text has punctuation between two words (`punctuation_first`; "
            "`\"punctuation_first\": false` turns it off). " if metadata.get("default_punctuation_first") else ". ")
@@ -168,7 +169,8 @@ def card(language: str, release_path: Path, report: dict) -> str:
         f"lean per layer {choice.get('lean_per_layer')}. No gold tree was read for any of these. The agreement "
         "chose the layer under the first rule (v1); it chose the top layer on English too, 25.4 dev F1 where "
         "layer 1 gives 54.1, so the layer is now English's middle one"
-        + ("; a character reader takes its top layer, with no prior." if _reads_characters(metadata) else ".")
+        + ("; a character reader takes its input gate's bottom layer, the split decoder, with no prior."
+           if _reads_characters(metadata) else ".")
         , "",
         "## Evaluation", *_figures(report), "",
     ])

@@ -5,7 +5,7 @@ A user of a language without a treebank has held-out text and nothing else, so t
 (``choose_without_trees``) reads only the run's releases and held-out sentences:
 
 * **checkpoint**: the lowest held-out perplexity (what the run already selects on);
-* **layer**: the top layer for a character reader (``unit`` ``characters``; below); else the
+* **layer**: the bottom layer for a character reader (``unit`` ``characters``; below); else the
   middle layer (``n_layers // 2``: layer 1 of 3), the English model's layer,
   carried unchanged like the strength.  The first rule chose the layer whose trees on the
   held-out sentences agree most with the same layer's trees at half the step (structure that
@@ -17,13 +17,15 @@ A user of a language without a treebank has held-out text and nothing else, so t
   sentences of F1 against the right-branching tree minus F1 against the left-branching one;
 * **prior strength**: ``PRIOR_STRENGTH`` (0.4) whatever the language, the strength chosen on
   English dev trees for the English model, carried unchanged: no tree of the language is read;
-* **a character reader** (``unit`` ``characters``): its top layer and no prior.  A character reader
-  composes each word over several steps, and on clean Chinese text its word-level structure sat in
-  the top layer; adopted in 0.14.0 by a test written before its runs existed
-  (``training/sweeps/results/preregistration-chinese-characters-top-layer.md``: fresh seeds of the
-  product's own path, ``languages-zh-characters-top-layer-cpu.json``).  An earlier test of no prior
-  at the middle layer passed on text that carried fragments of Sinica's annotation and was withdrawn
-  (``preregistration-chinese-characters-no-prior.md``);
+* **a character reader** (``unit`` ``characters``): the distances of its **input** master gate at
+  its **bottom** layer, the **split** decoder, no prior (``CHARACTER_READER``).  Adopted in 0.15.0 by
+  a test written before its runs existed, on a character reader trained 3,000 steps
+  (``training/sweeps/results/preregistration-chinese-characters-input-gate.md``: fresh seeds of the
+  product's own path, ``chinese-characters-input-gate-cpu.json``); it replaced 0.14.0's top layer
+  of the forget gate, greedy (``preregistration-chinese-characters-top-layer.md``), which fell to
+  23.5 on later fresh seeds and to 22.2 trained longer (``preregistration-chinese-characters-longer.md``).
+  An earlier test of no prior at the middle layer passed on text that carried fragments of Sinica's
+  annotation and was withdrawn (``preregistration-chinese-characters-no-prior.md``);
 * **punctuation first** (``ParseOptions.punctuation_first``) for a release that reads words only
   (punctuation ``attach``): the text's marks are split at first, then the distances decide.
   Adopted in 0.13.0 by a test written before its runs existed
@@ -72,8 +74,22 @@ logger = logging.getLogger(__name__)
 PRIOR_STRENGTH = 0.4
 ORACLE_STRENGTHS = (-0.8, -0.4, 0.0, 0.4, 0.8)
 RULE = ("checkpoint: lowest held-out perplexity; layer: the middle one (English's); prior: sign of the layer's own "
-        "lean (right minus left), strength 0.4 (English's); a character reader: the top layer, no prior; punctuation "
-        "first where the release reads words only")
+        "lean (right minus left), strength 0.4 (English's); a character reader: the input gate's bottom layer, the "
+        "split decoder, no prior; punctuation first where the release reads words only")
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """What the rule decodes a release with besides its prior: a master gate's distances, a layer
+    (None: the middle one) and a decoder."""
+
+    gate: str
+    decoder: str
+    layer: int | None
+
+
+CHARACTER_READER = Decoding(gate="input", decoder="split", layer=0)  # a release of unit "characters"
+WORD_READER = Decoding(gate="forget", decoder="greedy", layer=None)  # every other release
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
 
 
@@ -103,10 +119,11 @@ def trees_per_layer(parser: Parser, sentences: Sequence[Sequence[str]], strength
                                 strength)
 
 
-def trees_from_distances(distances: Sequence[Sequence[Sequence[float]]], strength: float = 0.0) -> list[list[list]]:
-    """Greedy spans ``[layer][sentence]`` from distances ``[sentence][layer][word]`` (``Parser.layer_distances``)."""
+def trees_from_distances(distances: Sequence[Sequence[Sequence[float]]], strength: float = 0.0,
+                         decoder: str = "greedy") -> list[list[list]]:
+    """Spans ``[layer][sentence]`` by ``decoder`` from distances ``[sentence][layer][word]`` (``Parser.layer_distances``)."""
     n_layers = len(distances[0]) if distances else 0
-    return [[decode_spans(layers[layer], "greedy", strength) for layers in distances] for layer in range(n_layers)]
+    return [[decode_spans(layers[layer], decoder, strength) for layers in distances] for layer in range(n_layers)]
 
 
 def _pair_f1(first: frozenset, second: frozenset) -> float | None:
@@ -143,7 +160,8 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
     else:  # one evaluation: nothing to compare with
         reference, agreements = None, []
     characters = chosen_parser.unit == "characters"
-    layer = n_layers - 1 if characters else n_layers // 2
+    decoding = CHARACTER_READER if characters else WORD_READER
+    layer = n_layers // 2 if decoding.layer is None else decoding.layer
     leans = [lean(chosen_trees[index], lengths) for index in range(n_layers)]
     sign = 1.0 if leans[layer] >= 0 else -1.0
     strength = 0.0 if characters else PRIOR_STRENGTH
@@ -156,6 +174,8 @@ def choose_without_trees(releases: Sequence[RunRelease], heldout: Sequence[Seque
         "agreement_per_layer": [round(value, 2) for value in agreements],
         "lean_per_layer": [round(value, 2) for value in leans],
         "layer": layer,
+        "gate": decoding.gate,
+        "decoder": decoding.decoder,
         "right_branching_bias": sign * strength if strength else 0.0,
         "punctuation_first": reads_words_only(chosen_parser),
         "unit": chosen_parser.unit,
@@ -174,6 +194,8 @@ def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
     """Rewrite the release at ``path`` (the chosen checkpoint's weights) with the choice as its defaults."""
     release = load_release(path)
     metadata = {**release.metadata, "default_layer": choice["layer"],
+                "default_gate": choice.get("gate", WORD_READER.gate),
+                "default_decoder": choice.get("decoder", WORD_READER.decoder),
                 "default_right_branching_bias": choice["right_branching_bias"],
                 "default_punctuation_first": bool(choice.get("punctuation_first", False)),
                 "choice": {key: value for key, value in choice.items() if key != "oracle_rows"}}
@@ -188,14 +210,14 @@ def dev_distances(parser: Parser, golds: Sequence[GoldSentence], gate: str | Non
 
 
 def dev_scores(parser: Parser, golds: Sequence[GoldSentence], strengths: Sequence[float],
-               distances: list | None = None, punctuation_first: bool = False) -> dict:
+               distances: list | None = None, punctuation_first: bool = False, decoder: str = "greedy") -> dict:
     """Sentence F1 ``{(layer, strength): F1}`` of a release on dev gold trees, words only, from the
-    model's own gate (``distances``: ``dev_distances`` read already), split at the text's marks first
-    with ``punctuation_first``."""
+    model's own gate (``distances``: ``dev_distances`` read already, of any gate), split at the text's
+    marks first with ``punctuation_first``, decoded by ``decoder``."""
     distances = dev_distances(parser, golds) if distances is None else distances
     if punctuation_first:
         distances = with_punctuation_first(distances, golds)
-    trees = {strength: trees_from_distances(distances, strength) for strength in strengths}
+    trees = {strength: trees_from_distances(distances, strength, decoder) for strength in strengths}
     # layer-major order, as the oracle's tie-break (the first maximum) has always read it
     return {(layer, strength): score_spans(golds, trees[strength][layer], "words")["sentence_f1"]
             for layer in range(len(distances[0])) for strength in strengths}
@@ -228,35 +250,44 @@ def every_option_oracle(parser: Parser, golds: Sequence[GoldSentence],
 
 
 def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[GoldSentence]) -> dict:
-    """The choice scored on dev trees, the model alone at it, and the oracle: the best checkpoint,
-    layer and strength on the same trees (greedy, forget gate, punctuation first as chosen), and at
-    the chosen checkpoint the best over every option (``every_option_oracle``)."""
+    """The choice scored on dev trees (its gate and decoder), the model alone at it, and the oracle:
+    the best checkpoint, layer and strength on the same trees (greedy, forget gate, punctuation first
+    as chosen), and at the chosen checkpoint the best over every option (``every_option_oracle``)."""
     # the run deleted the releases it kept for the choice (keep_releases off): best.safetensors holds the chosen weights
     chosen = next((release for release in releases if release.path.name == choice["checkpoint"]), None) \
         or next(release for release in releases if release.step == choice["checkpoint_step"])
     chosen_parser = Parser.load(chosen.path)
-    chosen_distances = dev_distances(chosen_parser, golds)  # read once: the scores and the every-option oracle
+    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    oracle_gate, oracle_decoder = WORD_READER.gate, WORD_READER.decoder
+    read = {name: dev_distances(chosen_parser, golds, name) for name in {gate, oracle_gate}}  # each gate read once
     first = bool(choice.get("punctuation_first", False))
     chosen_scores = dev_scores(chosen_parser, golds, (*ORACLE_STRENGTHS, choice["right_branching_bias"]),
-                               chosen_distances, first)
+                               read[gate], first, decoder)
+    if (gate, decoder) == (oracle_gate, oracle_decoder):
+        oracle_scores_at_chosen = chosen_scores
+    else:
+        oracle_scores_at_chosen = dev_scores(chosen_parser, golds, ORACLE_STRENGTHS, read[oracle_gate], first)
     candidates = []
     for release in releases:
-        scores = chosen_scores if release is chosen else dev_scores(Parser.load(release.path), golds, ORACLE_STRENGTHS,
-                                                                    punctuation_first=first)
+        if release is chosen:
+            scores = oracle_scores_at_chosen
+        else:
+            parser = Parser.load(release.path)
+            scores = dev_scores(parser, golds, ORACLE_STRENGTHS, dev_distances(parser, golds, oracle_gate), first)
         (best_layer, best_strength), value = max(scores.items(), key=lambda item: item[1])
         candidates.append((value, release.step, best_layer, best_strength))
     oracle_f1, oracle_step, oracle_layer, oracle_strength = max(candidates)
     layer = choice["layer"]
-    every_option_f1, every_option = every_option_oracle(chosen_parser, golds,
-                                                        {chosen_parser.default_gate: chosen_distances})
+    every_option_f1, every_option = every_option_oracle(chosen_parser, golds, read)
     return {
         "tree_free_f1": chosen_scores[(layer, choice["right_branching_bias"])],
         "model_alone_f1": chosen_scores[(layer, 0.0)],
+        # the choice's gate and decoder at each layer
         "chosen_checkpoint_per_layer_without_prior": [value for (_, strength), value in chosen_scores.items()
                                                        if strength == 0.0],
         "oracle_f1": oracle_f1,
         "oracle": {"checkpoint_step": oracle_step, "layer": oracle_layer, "right_branching_bias": oracle_strength},
-        "oracle_at_chosen_checkpoint_f1": max(chosen_scores.values()),
+        "oracle_at_chosen_checkpoint_f1": max(oracle_scores_at_chosen.values()),
         # at the chosen checkpoint, the options added since the oracle above was defined too (the split
         # decoder, the input gate)
         "oracle_every_option_f1": every_option_f1,
@@ -297,6 +328,15 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
     return {"rule": RULE, "runs": rows, "summary": summary, "baselines": baselines, "dev_sentences": len(golds)}
 
 
+def choice_f1(parser: Parser, golds: Sequence[GoldSentence], choice: dict) -> float:
+    """Sentence F1 on ``golds`` of one release decoded as ``choice`` says (gate, layer, decoder, prior,
+    punctuation first)."""
+    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    key = (choice["layer"], choice["right_branching_bias"])
+    return dev_scores(parser, golds, (key[1],), dev_distances(parser, golds, gate),
+                      bool(choice.get("punctuation_first", False)), decoder)[key]
+
+
 def simplified_rows(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> list[dict]:
     """Each run's tree-free choice (from its ``choice.json``) scored on the dev trees as written
     (Sinica: Traditional characters) and on the same trees with every word in Simplified ones."""
@@ -310,13 +350,17 @@ def simplified_rows(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> list
     for run in runs:
         choice = json.loads((run / "choice.json").read_text())
         parser = Parser.load(run / "best.safetensors")
-        key = (choice["layer"], choice["right_branching_bias"])
-        first = bool(choice.get("punctuation_first", False))
-        rows.append({"run": str(run), "traditional_f1": dev_scores(parser, golds, (key[1],), None, first)[key],
-                     "simplified_f1": dev_scores(parser, converted, (key[1],), None, first)[key],
+        rows.append({"run": str(run), "traditional_f1": choice_f1(parser, golds, choice),
+                     "simplified_f1": choice_f1(parser, converted, choice),
                      "words_changed": sum(a != b for gold, other in zip(golds, converted)
                                           for a, b in zip(gold.words, other.words))})
     return rows
+
+
+def decoding_note(choice: dict) -> str:
+    """What a choice decodes with besides the layer, where it is not the word reader's (forget gate, greedy)."""
+    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    return "" if (gate, decoder) == (WORD_READER.gate, WORD_READER.decoder) else f" ({gate} gate, {decoder})"
 
 
 def format_report(result: dict) -> str:
@@ -327,7 +371,7 @@ def format_report(result: dict) -> str:
         oracle = row.get("oracle", {})
         every = row.get("oracle_every_option", {})
         lines.append(
-            f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']} | {row['right_branching_bias']:+.1f}"
+            f"| {row['run']} | step {row['checkpoint_step']} | {row['layer']}{decoding_note(row)} | {row['right_branching_bias']:+.1f}"
             f"{', punctuation first' if row.get('punctuation_first') else ''} "
             f"| {row.get('tree_free_f1', float('nan')):.1f} | {row.get('model_alone_f1', float('nan')):.1f} "
             f"| {row.get('oracle_f1', float('nan')):.1f} (step {oracle.get('checkpoint_step')}, layer "

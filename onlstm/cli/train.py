@@ -38,6 +38,10 @@ DEFAULT_PRESET = "cpu"
 # What a language's model reads by default: Chinese its characters (0.14.0: the top layer of a character
 # reader on fresh seeds; training/sweeps/results/preregistration-chinese-characters-top-layer.md)
 LANGUAGE_UNITS = {"zh": "characters"}
+# The language preset's run length for a character reader (0.15.0): it takes 1.6 steps a Sinica word, and the
+# structure its input gate's bottom layer holds (the rule's choice for it) grows after step 1,000
+# (training/sweeps/results/preregistration-chinese-characters-input-gate.md)
+CHARACTER_READER_STEPS = 3000
 LANGUAGE_PRESET = "language"  # the default preset of a language other than English
 LANGUAGE_PRESET_NAME = "onlstm-language"  # its name field, replaced by onlstm-LANG in what it trains
 
@@ -125,22 +129,35 @@ def _own_text_only(config: TrainConfig, args: argparse.Namespace) -> TrainConfig
 def requested_config(args: argparse.Namespace) -> TrainConfig:
     """The preset with ``--set`` and the named flags; on ``--resume``, the checkpoint's config with them."""
     base = saved_config(args.out) if args.resume else None
+    preset = None
     if base is None:
-        default = LANGUAGE_PRESET if args.language not in (None, "en") else DEFAULT_PRESET
-        base = load_preset(args.preset or default)
+        preset = args.preset or (LANGUAGE_PRESET if args.language not in (None, "en") else DEFAULT_PRESET)
+        base = load_preset(preset)
     elif args.preset:
-        preset = load_preset(args.preset)
         logger.info("--resume: the model, data and optimisation come from the checkpoint; --preset gives the run length")
-        base = base.updated({name: getattr(preset, name) for name in RUN_LENGTH_FIELDS})
+        base = base.updated({name: getattr(load_preset(args.preset), name) for name in RUN_LENGTH_FIELDS})
     config = _own_text_only(base.override(args.set).updated(named_flags(args)), args)
-    if (not args.resume and args.unit is None and not any(item.startswith("unit=") for item in args.set)
-            and config.language in LANGUAGE_UNITS):
-        # the recipe of the language's bundled model, unless the command says otherwise (--unit words)
-        config = config.updated({"unit": LANGUAGE_UNITS[config.language]})
-        logger.info("unit=%s, the default for %s (--unit words to read words)", config.unit, config.language)
+    if preset is not None:
+        config = _language_recipe(config, args, preset)
     if config.name == LANGUAGE_PRESET_NAME and not any(item.startswith("name=") for item in args.set):
         # the preset's name says how it was trained, not what it parses: each result carries the name
         config = config.updated({"name": f"onlstm-{config.language}"})
+    return config
+
+
+def _language_recipe(config: TrainConfig, args: argparse.Namespace, preset: str) -> TrainConfig:
+    """A new run's defaults that follow from its language (the recipe of the language's bundled model),
+    each kept only where the command says nothing of that field."""
+    def said(field: str) -> bool:
+        return getattr(args, field) is not None or any(item.startswith(f"{field}=") for item in args.set)
+
+    if not said("unit") and config.language in LANGUAGE_UNITS:
+        config = config.updated({"unit": LANGUAGE_UNITS[config.language]})
+        logger.info("unit=%s, the default for %s (--unit words to read words)", config.unit, config.language)
+    if config.unit == "characters" and preset == LANGUAGE_PRESET and not said("max_steps"):
+        config = config.updated({"max_steps": CHARACTER_READER_STEPS})
+        logger.info("max_steps=%d, the %s preset's for a character reader (--max-steps to set it)",
+                    CHARACTER_READER_STEPS, LANGUAGE_PRESET)
     return config
 
 

@@ -49,8 +49,10 @@ def test_a_character_readers_card_says_it_reads_characters_without_a_prior():
     readers = report(RULE)
     readers["runs"][0].update(unit="characters", right_branching_bias=0.0, punctuation_first=True)
     text = "\n".join(cards._figures(readers))
-    assert "(the top layer, no prior (a character reader), punctuation first;" in text
-    assert "| 1 | +0.0, punctuation first | 25.6 |" in text
+    assert "(the input gate's bottom layer, the split decoder, no prior (a character reader), punctuation first;" in text
+    assert "| 1 | +0.0, punctuation first | 25.6 |" in text  # the rows of a report before the gate was recorded
+    readers["runs"][0].update(gate="input", decoder="split", layer=0)
+    assert "| 0 (input gate, split) | +0.0, punctuation first | 25.6 |" in "\n".join(cards._figures(readers))
     assert cards._reads({"unit": "characters"}).startswith("It reads each word a character at a time")
     assert cards._reads({}) == "" and cards._prior(0.0).startswith(", with no prior")
     assert cards._prior(0.4) == ", after a linear prior of strength +0.4 (`right_branching_bias`; negative leans left)"

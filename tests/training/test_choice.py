@@ -74,6 +74,35 @@ def test_the_every_option_oracle_is_what_the_parser_gives_with_those_options(tin
     assert parsed_f1(parser, golds, **best) == pytest.approx(best_f1)
 
 
+def test_a_choice_of_gate_and_decoder_is_scored_as_the_parser_decodes_with_them(tiny_checkpoint, shared_data,
+                                                                                 tmp_path):
+    """What a character reader's choice is scored with (the input gate, the split decoder) is what the
+    parser gives with those options, and what a release stamped with the choice parses by default."""
+    import torch
+
+    from onlstm.models.checkpoint import save_release
+    from onlstm.models.parser import Parser
+    from onlstm.training.choice import CHARACTER_READER, choice_f1, dev_distances, dev_scores, stamp_choice
+
+    golds = marked_dev_sentences(shared_data)
+    parser = Parser.load(tiny_checkpoint)
+    gate, decoder = CHARACTER_READER.gate, CHARACTER_READER.decoder
+    scores = dev_scores(parser, golds, (0.0, 0.4), dev_distances(parser, golds, gate), True, decoder)
+    assert scores != dev_scores(parser, golds, (0.0, 0.4), punctuation_first=True)
+    for (layer, strength), f1 in scores.items():
+        assert parsed_f1(parser, golds, layer=layer, right_branching_bias=strength, punctuation_first=True,
+                         gate=gate, decoder=decoder) == pytest.approx(f1)
+    choice = {"layer": 0, "gate": gate, "decoder": decoder, "right_branching_bias": 0.0, "punctuation_first": True}
+    assert choice_f1(parser, golds, choice) == pytest.approx(scores[(0, 0.0)])
+    release = load_release(tiny_checkpoint)
+    copy = tmp_path / "stamped.safetensors"
+    save_release(copy, release.model, release.vocab, release.metadata, torch.float32)
+    stamp_choice(copy, choice, torch.float32)
+    stamped = Parser.load(copy)
+    assert (stamped.default_gate, stamped.default_decoder, stamped.default_layer) == (gate, decoder, 0)
+    assert parsed_f1(stamped, golds) == pytest.approx(scores[(0, 0.0)])
+
+
 def test_dev_scores_split_at_the_marks_as_a_parse_does(tiny_checkpoint, shared_data):
     """With punctuation first, the dev scores of the choice and the oracle are what the parser gives
     the sentences with their marks, punctuation first, scored on the words."""
@@ -103,6 +132,8 @@ def test_a_run_on_plain_text_reads_no_tree_and_writes_its_choice(tmp_path, share
     release = load_release(out / "best.safetensors")
     assert release.metadata["language"] == "en" and release.metadata["train_config"]["dev_corpus"] == ""
     assert release.metadata["default_layer"] == choice["layer"] == 1  # the middle of 3
+    assert release.metadata["default_gate"] == choice["gate"] == "forget"
+    assert release.metadata["default_decoder"] == choice["decoder"] == "greedy"
     assert release.metadata["default_right_branching_bias"] == choice["right_branching_bias"]
     # words only (punctuation attach): the text's marks are split at first
     assert release.metadata["default_punctuation_first"] is choice["punctuation_first"] is True
@@ -193,7 +224,9 @@ def test_a_character_reader_trains_on_plain_chinese_text_and_parses_words(tmp_pa
     assert metadata["unit"] == "characters" and metadata["tokenizer"].startswith("characters of the words (jieba")
     assert "tokens" not in metadata and metadata["training_unk_share"] == 0.0
     choice = json.loads((out / "choice.json").read_text())
-    assert choice["unit"] == "characters" and choice["layer"] == metadata["default_layer"] == 2  # the top one
+    assert choice["unit"] == "characters" and choice["layer"] == metadata["default_layer"] == 0  # the bottom one
+    assert choice["gate"] == metadata["default_gate"] == "input"
+    assert choice["decoder"] == metadata["default_decoder"] == "split"
     assert choice["right_branching_bias"] == metadata["default_right_branching_bias"] == 0.0  # no prior
     parser = Parser.load(out / "best.safetensors", language="zh")
     vocabulary = set(parser.vocab.itos)

@@ -129,3 +129,26 @@ def test_chinese_reads_characters_unless_the_command_says_words(tmp_path):
     assert load_training_text(config("--language", "zh")) == [
         list("北京是中国的首都"), ["GDP", "增", "长", "了", "3", "%"]]
     assert load_training_text(config("--language", "zh", "--unit", "words"))[0][:4] == ["北京", "是", "中国", "的"]
+
+
+def test_the_language_preset_trains_a_character_reader_three_times_longer(tmp_path):
+    from onlstm.cli.train import CHARACTER_READER_STEPS, build_argparser, requested_config
+    from onlstm.training.config import TrainConfig, load_preset
+
+    text = tmp_path / "zh.txt"
+    text.write_text("北京是中国的首都。\n")
+
+    def steps(*extra: str) -> int:
+        config: TrainConfig = requested_config(build_argparser().parse_args(["--out", "run", "--text", str(text), *extra]))
+        return config.max_steps
+
+    word_reader = load_preset("language").max_steps
+    assert CHARACTER_READER_STEPS == 3 * word_reader == 3000
+    assert steps("--language", "zh") == CHARACTER_READER_STEPS  # Chinese reads characters by default
+    assert steps("--language", "es", "--unit", "characters") == CHARACTER_READER_STEPS
+    assert steps("--language", "zh", "--unit", "words") == word_reader
+    assert steps("--language", "es") == word_reader
+    # what the command says of the run length wins, and other presets keep theirs
+    assert steps("--language", "zh", "--max-steps", "1200") == 1200
+    assert steps("--language", "zh", "--set", "max_steps=700") == 700
+    assert steps("--language", "zh", "--preset", "tiny") == load_preset("tiny").max_steps
