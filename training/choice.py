@@ -90,6 +90,11 @@ class Decoding:
 
 CHARACTER_READER = Decoding(gate="input", decoder="split", layer=0)  # a release of unit "characters"
 WORD_READER = Decoding(gate="forget", decoder="greedy", layer=None)  # every other release
+
+
+def gate_and_decoder(choice: dict) -> tuple[str, str]:
+    """The gate and decoder a choice decodes with (a choice made before they were recorded: the word reader's)."""
+    return choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
 _STEP = re.compile(r"release-step(\d+)\.safetensors$")
 
 
@@ -193,9 +198,8 @@ def reads_words_only(parser: Parser) -> bool:
 def stamp_choice(path: Path, choice: dict, dtype: torch.dtype) -> None:
     """Rewrite the release at ``path`` (the chosen checkpoint's weights) with the choice as its defaults."""
     release = load_release(path)
-    metadata = {**release.metadata, "default_layer": choice["layer"],
-                "default_gate": choice.get("gate", WORD_READER.gate),
-                "default_decoder": choice.get("decoder", WORD_READER.decoder),
+    gate, decoder = gate_and_decoder(choice)
+    metadata = {**release.metadata, "default_layer": choice["layer"], "default_gate": gate, "default_decoder": decoder,
                 "default_right_branching_bias": choice["right_branching_bias"],
                 "default_punctuation_first": bool(choice.get("punctuation_first", False)),
                 "choice": {key: value for key, value in choice.items() if key != "oracle_rows"}}
@@ -257,7 +261,7 @@ def oracle_rows(releases: Sequence[RunRelease], choice: dict, golds: Sequence[Go
     chosen = next((release for release in releases if release.path.name == choice["checkpoint"]), None) \
         or next(release for release in releases if release.step == choice["checkpoint_step"])
     chosen_parser = Parser.load(chosen.path)
-    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    gate, decoder = gate_and_decoder(choice)
     oracle_gate, oracle_decoder = WORD_READER.gate, WORD_READER.decoder
     read = {name: dev_distances(chosen_parser, golds, name) for name in {gate, oracle_gate}}  # each gate read once
     first = bool(choice.get("punctuation_first", False))
@@ -331,7 +335,7 @@ def report(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> dict:
 def choice_f1(parser: Parser, golds: Sequence[GoldSentence], choice: dict) -> float:
     """Sentence F1 on ``golds`` of one release decoded as ``choice`` says (gate, layer, decoder, prior,
     punctuation first)."""
-    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    gate, decoder = gate_and_decoder(choice)
     key = (choice["layer"], choice["right_branching_bias"])
     return dev_scores(parser, golds, (key[1],), dev_distances(parser, golds, gate),
                       bool(choice.get("punctuation_first", False)), decoder)[key]
@@ -359,7 +363,7 @@ def simplified_rows(runs: Sequence[Path], golds: Sequence[GoldSentence]) -> list
 
 def decoding_note(choice: dict) -> str:
     """What a choice decodes with besides the layer, where it is not the word reader's (forget gate, greedy)."""
-    gate, decoder = choice.get("gate", WORD_READER.gate), choice.get("decoder", WORD_READER.decoder)
+    gate, decoder = gate_and_decoder(choice)
     return "" if (gate, decoder) == (WORD_READER.gate, WORD_READER.decoder) else f" ({gate} gate, {decoder})"
 
 
